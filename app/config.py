@@ -1,0 +1,178 @@
+"""Application settings, read from the environment once and validated at start-up.
+
+A bad value stops the process with a message naming the setting; outside `local` there is no
+default JWT secret (see `Settings.check_secrets`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MIN_SECRET_BYTES = 32
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class ConfigurationError(RuntimeError):
+    """Raised at start-up when the configuration cannot work; the message names the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    app_env: Environment = Field(Environment.LOCAL, description="Deployment environment.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # Storage. Without STORAGE_BACKEND the backend follows from what is configured:
+    # MONGODB_URI selects MongoDB, anything else DynamoDB.
+    storage_backend: Literal["dynamodb", "mongo"] | None = None
+    dynamodb_table: str = Field(
+        "subscriber-portal", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    dynamodb_endpoint_url: str | None = None
+    dynamodb_create_table: bool | None = Field(
+        None, description="Create the table if missing; defaults to on in local/test, off in AWS."
+    )
+    aws_region: str = "eu-west-1"
+    mongodb_uri: SecretStr | None = None
+    mongodb_database: str = Field(
+        "subscriber_portal", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$"
+    )
+
+    # Embedded store (local only): moto in-process, snapshotted to this file on shutdown.
+    data_dir: Path = Path(".data")
+
+    # Auth.
+    jwt_secret: SecretStr | None = None
+    jwt_secret_ssm_parameter: str | None = Field(
+        None, description="SSM SecureString parameter holding the JWT secret; read once at run time."
+    )
+    jwt_issuer: str = "subscriber-portal"
+    jwt_audience: str = "subscriber-portal-api"
+    access_token_minutes: int = Field(15, ge=1, le=24 * 60)
+    refresh_token_days: int = Field(7, ge=1, le=90)
+    password_min_length: int = Field(12, ge=8, le=128)
+    password_hash_time_cost: int = Field(3, ge=1, le=10, description="argon2 time cost (iterations).")
+    password_hash_memory_kib: int = Field(65536, ge=8, le=1 << 20, description="argon2 memory cost in KiB.")
+    login_max_failures: int = Field(5, ge=1, le=100)
+    login_lockout_minutes: int = Field(15, ge=1, le=24 * 60)
+    login_rate_per_minute: int = Field(20, ge=1, le=10_000, description="Login attempts per client address.")
+    demo_admin_password: SecretStr | None = Field(
+        None, description="Password of the demo admin seeded in local mode; generated if unset."
+    )
+    seed_demo_data: bool | None = Field(
+        None, description="Seed demo data on an empty store; default: local only."
+    )
+
+    # Files and jobs.
+    uploads_bucket: str | None = None
+    jobs_queue_url: str | None = None
+
+    # HTTP.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_base_path: str = Field("", description="Base path of a custom-domain API mapping, e.g. /portal.")
+    max_request_bytes: int = Field(1_048_576, ge=1024, le=6 * 1024 * 1024)
+    docs_enabled: bool = True
+    audit_retention_days: int = Field(365, ge=1, le=3650)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, origins: list[str]) -> list[str]:
+        # Credentials (the Authorization header) are allowed, so `*` would be unsafe and browsers reject it.
+        if "*" in origins:
+            raise ValueError("'*' is not allowed; list the portal's origins explicitly")
+        return origins
+
+    @field_validator("api_base_path")
+    @classmethod
+    def _normalise_base_path(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.startswith("/"):
+            value = "/" + value
+        return value
+
+    @model_validator(mode="after")
+    def check_secrets(self) -> Settings:
+        if self.is_local_like:
+            return self
+        if self.jwt_secret is None and not self.jwt_secret_ssm_parameter:
+            raise ValueError(
+                f"JWT_SECRET (or JWT_SECRET_SSM_PARAMETER) is required when APP_ENV={self.app_env.value}"
+            )
+        if (
+            self.jwt_secret is not None
+            and len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES
+        ):
+            raise ValueError(
+                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes when APP_ENV={self.app_env.value}"
+            )
+        if self.demo_admin_password is not None or self.seed_demo_data:
+            raise ValueError("DEMO_ADMIN_PASSWORD / SEED_DEMO_DATA are only allowed when APP_ENV=local")
+        return self
+
+    @property
+    def is_local_like(self) -> bool:
+        return self.app_env in (Environment.LOCAL, Environment.TEST)
+
+    @property
+    def backend(self) -> Literal["dynamodb", "mongo"]:
+        if self.storage_backend:
+            return self.storage_backend
+        return "mongo" if self.mongodb_uri else "dynamodb"
+
+    @property
+    def uses_embedded_store(self) -> bool:
+        """Local mode with nothing configured runs on an in-process DynamoDB (moto)."""
+        return self.backend == "dynamodb" and self.dynamodb_endpoint_url is None and self.is_local_like
+
+    @property
+    def should_create_table(self) -> bool:
+        if self.dynamodb_create_table is not None:
+            return self.dynamodb_create_table
+        return self.is_local_like
+
+    @property
+    def should_seed_demo_data(self) -> bool:
+        if self.seed_demo_data is not None:
+            return self.seed_demo_data
+        return self.app_env is Environment.LOCAL
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per bad setting, naming it as the environment variable."""
+    lines = []
+    for item in error.errors():
+        name = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        lines.append(f"{name}: {item['msg']}")
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

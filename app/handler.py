@@ -1,0 +1,126 @@
+"""AWS Lambda entry point (`app.handler.handler`).
+
+HTTP events (API Gateway HTTP API v2, REST v1, ALB) go to the FastAPI app through Mangum;
+SQS, S3 and scheduled events go to the workers registered in `app.events`. Anything else is
+logged and rejected. The app and its store are built at import, i.e. in Lambda's init phase,
+and reused by every invocation of the execution environment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import unquote_plus
+
+from mangum import Mangum
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app import events
+from app.main import create_app
+from app.runtime import Runtime
+
+logger = logging.getLogger("app.handler")
+
+
+class UnsupportedEvent(ValueError):
+    pass
+
+
+class ApiGatewayRootPath:
+    """Sets the ASGI `root_path` from the API Gateway stage and a custom-domain base path.
+
+    Behind a named stage (`/dev/...`) or an API mapping (`/portal/...`) routes still match, and
+    `/docs` loads `/dev/openapi.json` rather than a URL that does not exist.
+    """
+
+    def __init__(self, app: ASGIApp, base_path: str) -> None:
+        self.app = app
+        self.base_path = base_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope = dict(scope)
+            root, path = _root_and_path(scope.get("aws.event") or {}, scope["path"], self.base_path)
+            scope["root_path"], scope["path"] = root, path
+            scope["raw_path"] = path.encode()
+        await self.app(scope, receive, send)
+
+
+def _root_and_path(event: dict[str, Any], path: str, base_path: str) -> tuple[str, str]:
+    context = event.get("requestContext") or {}
+    stage = context.get("stage")
+    root = ""
+    if event.get("version") == "2.0":
+        if stage and stage != "$default" and (path == f"/{stage}" or path.startswith(f"/{stage}/")):
+            root = f"/{stage}"
+    elif stage and isinstance(context.get("path"), str) and context["path"].endswith(path):
+        # REST API v1: `path` has no stage, `requestContext.path` has the full one.
+        root = context["path"][: len(context["path"]) - len(path)].rstrip("/")
+        path = root + path
+    if base_path and path[len(root) :].startswith(base_path):
+        root += base_path
+    return root, path
+
+
+app = create_app()
+runtime: Runtime = app.state.runtime
+_http = Mangum(ApiGatewayRootPath(app, runtime.settings.api_base_path), lifespan="off")
+_ = runtime.store  # init phase: create the store client (and check the configuration) once
+
+
+def handler(event: dict[str, Any], context: Any) -> Any:
+    if not isinstance(event, dict):
+        raise UnsupportedEvent(f"expected a JSON object event, got {type(event).__name__}")
+    if "requestContext" in event:
+        return _http(event, context)
+    records = event.get("Records")
+    if isinstance(records, list) and records:
+        source = records[0].get("eventSource") or records[0].get("EventSource")
+        if source == "aws:sqs":
+            return handle_sqs(records)
+        if source == "aws:s3":
+            return handle_s3(records)
+    if "task" in event:
+        return handle_scheduled(str(event["task"]))
+    logger.error("unsupported event", extra={"event_keys": sorted(event)[:20]})
+    raise UnsupportedEvent(f"unsupported event with keys {sorted(event)[:20]}")
+
+
+def handle_sqs(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Partial batch response: only the failed messages are retried (ReportBatchItemFailures)."""
+    failures = []
+    for record in records:
+        message_id = record.get("messageId", "?")
+        try:
+            body = json.loads(record.get("body") or "")
+            kind = body.get("kind") if isinstance(body, dict) else None
+            worker = events.message_workers.get(str(kind))
+            if worker is None:
+                raise UnsupportedEvent(f"no worker for message kind {kind!r}")
+            worker(body, runtime)
+        except Exception:
+            logger.exception("SQS message failed", extra={"message_id": message_id})
+            failures.append({"itemIdentifier": message_id})
+    return {"batchItemFailures": failures}
+
+
+def handle_s3(records: list[dict[str, Any]]) -> dict[str, Any]:
+    handled = []
+    for record in records:
+        bucket = record["s3"]["bucket"]["name"]
+        key = unquote_plus(record["s3"]["object"]["key"])  # S3 event keys are URL-encoded
+        worker = events.worker_for_key(key)
+        if worker is None:
+            logger.warning("no worker for S3 object", extra={"bucket": bucket, "key": key})
+            continue
+        worker(bucket, key, runtime)
+        handled.append(key)
+    return {"handled": handled}
+
+
+def handle_scheduled(task_name: str) -> dict[str, Any]:
+    task = events.scheduled_tasks.get(task_name)
+    if task is None:
+        raise UnsupportedEvent(f"no scheduled task named {task_name!r}")
+    return {"task": task_name, "result": task(runtime)}

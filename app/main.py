@@ -1,0 +1,74 @@
+"""The FastAPI application: every router, error handler and middleware, built by `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import __version__
+from app.config import Settings, get_settings
+from app.errors import install_error_handlers
+from app.observability import RequestContextMiddleware, configure_logging
+from app.ops.router import router as ops_router
+from app.runtime import Runtime
+from app.storage.base import Store
+
+DESCRIPTION = """
+Backend of the telecom subscriber portal: subscribers, service bookings and bulk migration jobs.
+
+* Authenticate with **Authorize** (OAuth2 password flow) or `POST /auth/login`; send the access
+  token as `Authorization: Bearer <token>`.
+* Errors are RFC 9457 `application/problem+json`; validation errors list each bad field.
+* Lists are cursor-paginated: pass `next_cursor` back as `cursor`.
+"""
+
+TAGS = [
+    {"name": "health", "description": "Liveness and readiness probes."},
+]
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+    runtime = Runtime(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # uvicorn: build the store (and seed local demo data) before the first request.
+        # Lambda runs Mangum with lifespan="off"; app.handler builds the store at import instead.
+        app.state.runtime.store  # noqa: B018 - built for its side effect
+        yield
+        runtime.close()
+
+    app = FastAPI(
+        title="Subscriber Portal API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(ops_router)
+
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+        )
+    # Added last, so it is outermost: it sees every request, including CORS preflights and errors.
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    return app
+
+
+app = create_app()

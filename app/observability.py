@@ -1,0 +1,167 @@
+"""Structured JSON logs, request ids and the per-request log line.
+
+`RequestContextMiddleware` is a plain ASGI middleware (no BaseHTTPMiddleware, so streaming bodies
+pass through untouched). It assigns the request id, enforces the body size limit, turns any
+unexpected exception into a problem+json 500 carrying the request id (never a stack trace), and
+writes one JSON log line per request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:=+/-]{1,128}$")
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+access_logger = logging.getLogger("app.access")
+logger = logging.getLogger("app")
+
+_STANDARD_RECORD_FIELDS = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        entry.update(
+            {key: value for key, value in vars(record).items() if key not in _STANDARD_RECORD_FIELDS}
+        )
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not any(isinstance(handler.formatter, JsonFormatter) for handler in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        # Lambda's runtime installs its own plain-text handler; one JSON line per record is enough.
+        root.handlers = [handler]
+    root.setLevel(level)
+    # Our access line (with request id and actor) replaces uvicorn's; client libraries stay quiet.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("botocore", "boto3", "urllib3", "httpx", "pymongo"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _request_id_from(scope: Scope) -> str:
+    event = scope.get("aws.event") or {}
+    api_gateway_id = (event.get("requestContext") or {}).get("requestId")
+    if isinstance(api_gateway_id, str) and _VALID_REQUEST_ID.match(api_gateway_id):
+        return str(api_gateway_id)
+    for name, value in scope.get("headers", []):
+        if name == b"x-request-id":
+            candidate: str = value.decode("latin-1")
+            if _VALID_REQUEST_ID.match(candidate):
+                return candidate
+    return str(uuid.uuid4())
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from app.errors import http_problem, problem_response
+
+        request_id = _request_id_from(scope)
+        token = request_id_var.set(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(self.max_body_bytes)
+            return message
+
+        from starlette.requests import Request
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                raise _BodyTooLarge(self.max_body_bytes)
+            await self.app(scope, limited_receive, send_with_id)
+        except _BodyTooLarge as exc:
+            if not response_started:
+                await http_problem(Request(scope), exc.status_code, exc.detail)(scope, receive, send_with_id)
+        except Exception:
+            logger.exception("unhandled error", extra={"path": scope.get("path")})
+            if not response_started:
+                response = problem_response(
+                    Request(scope),
+                    status=500,
+                    slug="internal-error",
+                    title="Internal server error",
+                    detail="An unexpected error occurred; quote the request id when reporting it.",
+                )
+                await response(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            access_logger.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "route": getattr(route, "path", None),
+                    "status": status,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "actor": scope["state"].get("actor"),
+                },
+            )
+            request_id_var.reset(token)
+
+
+class _BodyTooLarge(HTTPException):
+    """An HTTPException so FastAPI's body parsing re-raises it instead of answering 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes")
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

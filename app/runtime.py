@@ -1,0 +1,52 @@
+"""Process-wide state: settings, the signing secret and the store, each created once.
+
+Lambda reuses the process across invocations, so the store (and its client) is built on first
+use and then kept; uvicorn builds it at start-up through the lifespan. Nothing request-scoped
+lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from app.config import Settings
+from app.secrets import resolve_signing_secret
+from app.storage.base import Store
+
+logger = logging.getLogger("app.runtime")
+StoreReadyHook = Callable[["Runtime"], None]
+
+
+class Runtime:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self._store = store
+        self._secret: bytes | None = None
+        self._lock = threading.Lock()
+        self.on_store_ready: list[StoreReadyHook] = []
+
+    @property
+    def signing_secret(self) -> bytes:
+        if self._secret is None:
+            self._secret = resolve_signing_secret(self.settings)
+        return self._secret
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            with self._lock:
+                if self._store is None:
+                    from app.storage.factory import create_store
+
+                    store = create_store(self.settings, self.signing_secret)
+                    self._store = store
+                    for hook in self.on_store_ready:
+                        hook(self)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,48 @@
+"""The signing secret (JWT, cursors): from the environment, from SSM at run time, or local-only generated."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from app.config import MIN_SECRET_BYTES, ConfigurationError, Settings
+
+logger = logging.getLogger("app.secrets")
+
+
+def resolve_signing_secret(settings: Settings) -> bytes:
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value().encode()
+    if settings.jwt_secret_ssm_parameter:
+        return _from_ssm(settings)
+    if settings.is_local_like:
+        return _local_secret(settings.data_dir)
+    raise ConfigurationError("JWT_SECRET: not set")  # unreachable: Settings already refuses this
+
+
+def _from_ssm(settings: Settings) -> bytes:
+    # Imported here: only deployments that keep the secret in SSM pay for the client.
+    import boto3
+
+    client = boto3.client("ssm", region_name=settings.aws_region)
+    parameter = client.get_parameter(Name=settings.jwt_secret_ssm_parameter, WithDecryption=True)
+    value = str(parameter["Parameter"]["Value"]).encode()
+    if len(value) < MIN_SECRET_BYTES and not settings.is_local_like:
+        raise ConfigurationError(
+            f"JWT_SECRET_SSM_PARAMETER: secret must be at least {MIN_SECRET_BYTES} bytes"
+        )
+    return value
+
+
+def _local_secret(data_dir: Path) -> bytes:
+    """Local mode: a random secret kept beside the local data, so tokens survive a restart."""
+    path = data_dir / "signing-secret"
+    if path.exists():
+        return path.read_bytes().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48).encode()
+    path.write_bytes(value)
+    path.chmod(0o600)
+    logger.info("generated a local signing secret", extra={"path": str(path)})
+    return value

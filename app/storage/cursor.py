@@ -1,0 +1,54 @@
+"""Opaque, signed pagination cursors.
+
+A cursor is `base64url(json(position)) + "." + base64url(hmac)`. The HMAC covers the query's
+scope too, so a cursor can't be forged, edited, or replayed against a different query; any such
+cursor is a 400 naming `cursor`, never a 500 or a silently wrong page.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from app.storage.base import InvalidCursor
+
+MAX_CURSOR_LENGTH = 2048
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class CursorCodec:
+    def __init__(self, key: bytes) -> None:
+        self._key = hashlib.sha256(b"cursor:" + key).digest()
+
+    def _sign(self, scope: str, payload: bytes) -> bytes:
+        return hmac.new(self._key, scope.encode() + b"\0" + payload, hashlib.sha256).digest()[:16]
+
+    def encode(self, scope: str, position: dict[str, Any]) -> str:
+        payload = json.dumps(position, separators=(",", ":"), sort_keys=True).encode()
+        return f"{_b64(payload)}.{_b64(self._sign(scope, payload))}"
+
+    def decode(self, scope: str, cursor: str) -> dict[str, Any]:
+        if len(cursor) > MAX_CURSOR_LENGTH or cursor.count(".") != 1:
+            raise InvalidCursor()
+        encoded_payload, encoded_signature = cursor.split(".")
+        try:
+            payload = _unb64(encoded_payload)
+            signature = _unb64(encoded_signature)
+        except ValueError:
+            raise InvalidCursor() from None
+        if not hmac.compare_digest(signature, self._sign(scope, payload)):
+            raise InvalidCursor()
+        position = json.loads(payload)
+        if not isinstance(position, dict):
+            raise InvalidCursor()
+        return position

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from typing import Any
+
+from app.storage.base import Readiness
+from app.storage.cursor import CursorCodec
+from app.storage.dynamodb.audit import DynamoAuditRepository
+from app.storage.dynamodb.counters import DynamoCounterRepository
+from app.storage.dynamodb.table import DynamoTable
+from app.storage.dynamodb.throttle import DynamoThrottleRepository
+
+
+class DynamoStore:
+    backend = "dynamodb"
+
+    def __init__(
+        self, client: Any, table_name: str, cursors: CursorCodec, *, serialize_calls: bool = False
+    ) -> None:
+        self.table = DynamoTable(client, table_name, cursors, serialize_calls=serialize_calls)
+        self.audit = DynamoAuditRepository(self.table)
+        self.counters = DynamoCounterRepository(self.table)
+        self.throttle = DynamoThrottleRepository(self.table)
+
+    def readiness(self) -> Readiness:
+        return self.table.readiness()
+
+    def close(self) -> None:
+        """boto3 clients hold no resources that need closing."""

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from typing import Any
+
+from app.storage.base import AuditEntry, Page
+from app.storage.cursor import CursorCodec
+from app.storage.mongo.paging import find_page
+from app.timeutil import as_utc, sortable
+
+
+def audit_document(entry: AuditEntry) -> dict[str, Any]:
+    document = entry.model_dump()
+    document["_id"] = document.pop("id")
+    document["order"] = f"{sortable(entry.at)}#{entry.id}"
+    return document
+
+
+def to_entry(document: dict[str, Any]) -> AuditEntry:
+    data = {name: document.get(name) for name in AuditEntry.model_fields if name != "id"}
+    data["at"] = as_utc(document["at"])
+    if document.get("expires_at"):
+        data["expires_at"] = as_utc(document["expires_at"])
+    return AuditEntry(id=document["_id"], **data)
+
+
+class MongoAuditRepository:
+    def __init__(self, db: Any, cursors: CursorCodec) -> None:
+        self.collection = db["audit"]
+        self.cursors = cursors
+
+    def append(self, entry: AuditEntry) -> None:
+        self.collection.insert_one(audit_document(entry))
+
+    def list_for_entity(
+        self, entity_type: str, entity_id: str, *, limit: int, cursor: str | None = None
+    ) -> Page[AuditEntry]:
+        documents, next_cursor = find_page(
+            self.collection,
+            {"entity_type": entity_type, "entity_id": entity_id},
+            order_field="order",
+            descending=True,
+            limit=limit,
+            cursor=cursor,
+            scope=f"AUDIT#{entity_type}#{entity_id}",
+            cursors=self.cursors,
+        )
+        return Page([to_entry(document) for document in documents], next_cursor)

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+
+class MongoCounterRepository:
+    def __init__(self, db: Any) -> None:
+        self.collection = db["counters"]
+
+    def increment(self, scope: str, deltas: dict[str, int]) -> None:
+        for name, delta in sorted(deltas.items()):
+            if delta:
+                self.collection.update_one(
+                    {"_id": f"{scope}:{name}"},
+                    {"$inc": {"n": delta}, "$set": {"scope": scope, "key": name}},
+                    upsert=True,
+                )
+
+    def get(self, scope: str) -> dict[str, int]:
+        return {document["key"]: int(document["n"]) for document in self.collection.find({"scope": scope})}
+
+    def replace(self, scope: str, values: dict[str, int]) -> None:
+        for name, value in values.items():
+            self.collection.replace_one(
+                {"_id": f"{scope}:{name}"}, {"scope": scope, "key": name, "n": value}, upsert=True
+            )
+        self.collection.delete_many({"scope": scope, "key": {"$nin": list(values)}})

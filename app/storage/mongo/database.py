@@ -1,0 +1,47 @@
+"""MongoDB connection, collections and indexes (created idempotently at start)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import PyMongoError
+
+from app.storage.base import CheckResult, Readiness
+
+# collection -> indexes. Unique indexes give the same atomic guarantees as DynamoDB's claim items.
+INDEXES: dict[str, list[IndexModel]] = {
+    "audit": [
+        IndexModel(
+            [("entity_type", ASCENDING), ("entity_id", ASCENDING), ("order", DESCENDING)], name="by_entity"
+        ),
+        IndexModel([("actor", ASCENDING), ("order", DESCENDING)], name="by_actor"),
+        IndexModel([("order", DESCENDING)], name="by_time"),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
+    "counters": [IndexModel([("scope", ASCENDING), ("key", ASCENDING)], name="by_scope", unique=True)],
+    "throttle": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+}
+
+
+def ensure_indexes(db: Any) -> None:
+    for collection, indexes in INDEXES.items():
+        db[collection].create_indexes(indexes)
+
+
+def readiness(db: Any) -> Readiness:
+    result = Readiness(backend="mongo")
+    try:
+        db.command("ping")
+        result.checks["server"] = CheckResult(True, "ping ok")
+        for collection, indexes in INDEXES.items():
+            present = set(db[collection].index_information())
+            missing = sorted(
+                index.document["name"] for index in indexes if index.document["name"] not in present
+            )
+            result.checks[f"indexes:{collection}"] = CheckResult(
+                not missing, f"missing {missing}" if missing else "ok"
+            )
+    except PyMongoError as exc:
+        result.checks["server"] = CheckResult(False, f"unreachable: {type(exc).__name__}")
+    return result

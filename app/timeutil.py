@@ -1,0 +1,28 @@
+"""UTC time helpers: the API and the stores only ever see timezone-aware UTC datetimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    """Now, to the millisecond: MongoDB keeps milliseconds, so both stores round-trip it exactly."""
+    return truncate_ms(datetime.now(UTC))
+
+
+def truncate_ms(value: datetime) -> datetime:
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware datetimes are converted; naive ones (e.g. from MongoDB) are taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sortable(value: datetime) -> str:
+    """Fixed-width UTC ISO-8601 text, so string order equals time order in sort keys."""
+    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def epoch_seconds(value: datetime) -> int:
+    return int(as_utc(value).timestamp())

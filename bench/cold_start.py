@@ -1,0 +1,97 @@
+"""Cold start: time from process start to the Lambda handler's answer to a v2 `GET /health` event.
+
+Each sample is a fresh Python process (as a new Lambda execution environment would be). The
+baseline, measured in the same run and interleaved with the portal, is a bare FastAPI + Mangum
+app that imports boto3 and creates a DynamoDB client. Prints both medians and their ratio.
+
+    python bench/cold_start.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.lambda_events import http_v2  # noqa: E402
+
+EVENT = json.dumps(http_v2("GET", "/health"))
+
+PORTAL = """
+import json, sys
+from app.handler import handler
+response = handler(json.loads(sys.argv[1]), None)
+assert response["statusCode"] == 200, response
+print("ok", flush=True)
+"""
+
+BASELINE = """
+import json, sys
+import boto3
+from fastapi import FastAPI
+from mangum import Mangum
+app = FastAPI()
+client = boto3.client("dynamodb", region_name="eu-west-1")
+@app.get("/health")
+def health():
+    return {"status": "ok"}
+handler = Mangum(app, lifespan="off")
+response = handler(json.loads(sys.argv[1]), None)
+assert response["statusCode"] == 200, response
+print("ok", flush=True)
+"""
+
+# As deployed: not local, so no embedded store, no table creation and no demo data.
+ENV = {
+    **os.environ,
+    "APP_ENV": "dev",
+    "JWT_SECRET": "bench-secret-bench-secret-bench-secret-0123",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_REGION": "eu-west-1",
+    "LOG_LEVEL": "WARNING",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+def sample(code: str) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", code, EVENT], cwd=ROOT, env=ENV, capture_output=True, text=True, check=False
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0 or "ok" not in result.stdout:
+        raise SystemExit(f"sample failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    sample(PORTAL), sample(BASELINE)  # warm the OS file cache for both, as a warm Lambda host would be
+    portal, baseline = [], []
+    for _ in range(args.runs):
+        portal.append(sample(PORTAL))
+        baseline.append(sample(BASELINE))
+    portal_median, baseline_median = statistics.median(portal), statistics.median(baseline)
+    print(f"runs per variant:       {args.runs}")
+    print(f"baseline median:        {baseline_median:7.1f} ms  (FastAPI + Mangum + boto3 DynamoDB client)")
+    print(f"portal median:          {portal_median:7.1f} ms  (app.handler, GET /health, v2 event)")
+    print(
+        f"portal p90 / baseline p90: {sorted(portal)[int(0.9 * len(portal))]:.1f} / "
+        f"{sorted(baseline)[int(0.9 * len(baseline))]:.1f} ms"
+    )
+    print(f"ratio portal/baseline:  {portal_median / baseline_median:7.2f}  (goal <= 1.30)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Shared fixtures: settings for tests, both storage backends, and an API client over each.
+
+`store` is parametrised over DynamoDB (moto in-process) and MongoDB (mongomock), plus a real
+MongoDB when MONGODB_URI is set, so every test that takes it runs once per backend.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.storage.base import Store
+from app.storage.cursor import CursorCodec
+from tests.support import TEST_SECRET, make_settings
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+BACKENDS = ["dynamodb", "mongo"] + (["mongo-real"] if os.environ.get("MONGODB_URI") else [])
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def cursors() -> CursorCodec:
+    return CursorCodec(TEST_SECRET.encode())
+
+
+def dynamo_store(cursors: CursorCodec) -> Iterator[Store]:
+    import boto3
+    from moto import mock_aws
+
+    from app.storage.dynamodb.store import DynamoStore
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-1")
+        store = DynamoStore(client, f"test-{uuid.uuid4().hex[:8]}", cursors, serialize_calls=True)
+        store.table.ensure_table()
+        yield store
+
+
+def mongo_store(cursors: CursorCodec, *, real: bool) -> Iterator[Store]:
+    from app.storage.mongo.store import MongoStore
+
+    if real:
+        from pymongo import MongoClient
+
+        client: object = MongoClient(os.environ["MONGODB_URI"], tz_aware=True, serverSelectionTimeoutMS=5000)
+    else:
+        import mongomock
+
+        client = mongomock.MongoClient(tz_aware=True)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    store = MongoStore(client, name, cursors)
+    try:
+        yield store
+    finally:
+        if real:
+            client.drop_database(name)  # type: ignore[attr-defined]
+        store.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[Store]:
+    if request.param == "dynamodb":
+        yield from dynamo_store(cursors)
+    else:
+        yield from mongo_store(cursors, real=request.param == "mongo-real")
+
+
+@pytest.fixture
+def app(settings: Settings, store: Store) -> FastAPI:
+    from app.main import create_app
+
+    return create_app(settings, store)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client

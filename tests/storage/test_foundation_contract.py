@@ -1,0 +1,96 @@
+"""Contract tests for the shared repositories (audit, counters, throttle, readiness) on every backend."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from app.storage.base import AuditEntry, InvalidCursor, Store
+from app.timeutil import utcnow
+
+
+def _entry(n: int, entity_id: str = "u1", **overrides: object) -> AuditEntry:
+    values: dict[str, object] = {
+        "id": f"a{n:04d}",
+        "at": utcnow() + timedelta(seconds=n),
+        "actor": "alice",
+        "action": "subscriber.update",
+        "entity_type": "subscriber",
+        "entity_id": entity_id,
+        "request_id": f"req-{n}",
+        "before": {"status": "ACTIVE", "n": n},
+        "after": {"status": "SUSPENDED", "nested": {"x": 1.5}},
+    }
+    values.update(overrides)
+    return AuditEntry.model_validate(values)
+
+
+def test_readiness_reports_every_check_ok(store: Store) -> None:
+    readiness = store.readiness()
+    assert readiness.ok, readiness.checks
+    assert readiness.backend == store.backend
+    assert len(readiness.checks) >= 2
+
+
+def test_audit_round_trips_and_lists_newest_first_with_cursor(store: Store) -> None:
+    entries = [_entry(n) for n in range(7)]
+    for entry in entries:
+        store.audit.append(entry)
+    store.audit.append(_entry(99, entity_id="other"))
+
+    first = store.audit.list_for_entity("subscriber", "u1", limit=3)
+    assert [e.id for e in first.items] == ["a0006", "a0005", "a0004"]
+    assert first.items[0] == entries[6]
+    assert first.next_cursor
+    second = store.audit.list_for_entity("subscriber", "u1", limit=3, cursor=first.next_cursor)
+    third = store.audit.list_for_entity("subscriber", "u1", limit=3, cursor=second.next_cursor)
+    assert [e.id for e in second.items + third.items] == ["a0003", "a0002", "a0001", "a0000"]
+    assert third.next_cursor is None
+
+
+def test_audit_page_that_ends_exactly_has_no_cursor(store: Store) -> None:
+    for n in range(3):
+        store.audit.append(_entry(n))
+    page = store.audit.list_for_entity("subscriber", "u1", limit=3)
+    assert len(page.items) == 3
+    assert page.next_cursor is None
+
+
+@pytest.mark.parametrize(
+    "mangle", [lambda c: c[:-2] + "AA", lambda c: "x" + c, lambda c: "garbage", lambda c: "a.b.c"]
+)
+def test_tampered_cursor_is_rejected(store: Store, mangle: object) -> None:
+    for n in range(3):
+        store.audit.append(_entry(n))
+    cursor = store.audit.list_for_entity("subscriber", "u1", limit=1).next_cursor
+    assert cursor
+    with pytest.raises(InvalidCursor):
+        store.audit.list_for_entity("subscriber", "u1", limit=1, cursor=mangle(cursor))  # type: ignore[operator]
+
+
+def test_cursor_of_another_query_is_rejected(store: Store) -> None:
+    for n in range(3):
+        store.audit.append(_entry(n))
+        store.audit.append(_entry(n + 10, entity_id="u2"))
+    cursor = store.audit.list_for_entity("subscriber", "u1", limit=1).next_cursor
+    with pytest.raises(InvalidCursor):
+        store.audit.list_for_entity("subscriber", "u2", limit=1, cursor=cursor)
+
+
+def test_counters_increment_get_and_replace(store: Store) -> None:
+    assert store.counters.get("subscribers.status") == {}
+    store.counters.increment("subscribers.status", {"ACTIVE": 2, "SUSPENDED": 1})
+    store.counters.increment("subscribers.status", {"ACTIVE": -1, "TERMINATED": 0})
+    store.counters.increment("subscribers.plan", {"GOLD": 5})
+    assert store.counters.get("subscribers.status") == {"ACTIVE": 1, "SUSPENDED": 1}
+    store.counters.replace("subscribers.status", {"ACTIVE": 10, "INACTIVE": 3})
+    assert store.counters.get("subscribers.status") == {"ACTIVE": 10, "INACTIVE": 3}
+    assert store.counters.get("subscribers.plan") == {"GOLD": 5}
+
+
+def test_throttle_counts_per_key_and_window(store: Store) -> None:
+    now = utcnow().replace(second=10)
+    assert [store.throttle.hit("login:1.2.3.4", 60, now=now) for _ in range(3)] == [1, 2, 3]
+    assert store.throttle.hit("login:5.6.7.8", 60, now=now) == 1
+    assert store.throttle.hit("login:1.2.3.4", 60, now=now + timedelta(seconds=60)) == 1
