@@ -38,18 +38,14 @@ class Settings(BaseSettings):
     # Storage. Without STORAGE_BACKEND the backend follows from what is configured:
     # MONGODB_URI selects MongoDB, anything else DynamoDB.
     storage_backend: Literal["dynamodb", "mongo"] | None = None
-    dynamodb_table: str = Field(
-        "subscriber-portal", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$"
-    )
+    dynamodb_table: str = Field("subscriber-portal", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
     dynamodb_endpoint_url: str | None = None
     dynamodb_create_table: bool | None = Field(
         None, description="Create the table if missing; defaults to on in local/test, off in AWS."
     )
     aws_region: str = "eu-west-1"
     mongodb_uri: SecretStr | None = None
-    mongodb_database: str = Field(
-        "subscriber_portal", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$"
-    )
+    mongodb_database: str = Field("subscriber_portal", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")
 
     # Embedded store (local only): moto in-process, snapshotted to this file on shutdown.
     data_dir: Path = Path(".data")
@@ -72,9 +68,7 @@ class Settings(BaseSettings):
     demo_admin_password: SecretStr | None = Field(
         None, description="Password of the demo admin seeded in local mode; generated if unset."
     )
-    seed_demo_data: bool | None = Field(
-        None, description="Seed demo data on an empty store; default: local only."
-    )
+    seed_demo_data: bool | None = Field(None, description="Seed demo data on an empty store; default: local only.")
 
     # Files and jobs.
     uploads_bucket: str | None = None
@@ -115,16 +109,9 @@ class Settings(BaseSettings):
         if self.is_local_like:
             return self
         if self.jwt_secret is None and not self.jwt_secret_ssm_parameter:
-            raise ValueError(
-                f"JWT_SECRET (or JWT_SECRET_SSM_PARAMETER) is required when APP_ENV={self.app_env.value}"
-            )
-        if (
-            self.jwt_secret is not None
-            and len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES
-        ):
-            raise ValueError(
-                f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes when APP_ENV={self.app_env.value}"
-            )
+            raise ValueError(f"JWT_SECRET (or JWT_SECRET_SSM_PARAMETER) is required when APP_ENV={self.app_env.value}")
+        if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes when APP_ENV={self.app_env.value}")
         if self.demo_admin_password is not None or self.seed_demo_data:
             raise ValueError("DEMO_ADMIN_PASSWORD / SEED_DEMO_DATA are only allowed when APP_ENV=local")
         return self

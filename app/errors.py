@@ -178,9 +178,7 @@ def validation_field_errors(error: RequestValidationError) -> list[FieldError]:
         message = str(item.get("msg", "invalid"))
         # pydantic prefixes custom validator messages with "Value error, "; the reason reads better without.
         message = message.removeprefix("Value error, ")
-        result.append(
-            FieldError(field=_field_path(item.get("loc", ())), message=message, code=str(item["type"]))
-        )
+        result.append(FieldError(field=_field_path(item.get("loc", ())), message=message, code=str(item["type"])))
     return result
 
 
@@ -216,9 +214,7 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [FieldError(field=exc.field, message=str(exc), code=slug)] if exc.field else None
         if status >= 500:
             logger.error("storage error", exc_info=exc)
-        return problem_response(
-            request, status=status, slug=slug, title=title, detail=str(exc), errors=errors
-        )
+        return problem_response(request, status=status, slug=slug, title=title, detail=str(exc), errors=errors)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

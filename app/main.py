@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
+from app.auth.router import router as auth_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.observability import RequestContextMiddleware, configure_logging
@@ -26,6 +27,7 @@ Backend of the telecom subscriber portal: subscribers, service bookings and bulk
 """
 
 TAGS = [
+    {"name": "auth", "description": "Sign in, tokens, your account, and user management (admin)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -34,6 +36,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     settings = settings or get_settings()
     configure_logging(settings.log_level)
     runtime = Runtime(settings, store)
+    if settings.should_seed_demo_data:
+        from app.demo import seed_demo_data
+
+        runtime.on_store_ready.append(seed_demo_data)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -55,6 +61,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.include_router(auth_router)
     app.include_router(ops_router)
 
     if settings.cors_origins:

@@ -41,9 +41,7 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
-        entry.update(
-            {key: value for key, value in vars(record).items() if key not in _STANDARD_RECORD_FIELDS}
-        )
+        entry.update({key: value for key, value in vars(record).items() if key not in _STANDARD_RECORD_FIELDS})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

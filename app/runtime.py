@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 from app.config import Settings
 from app.secrets import resolve_signing_secret
@@ -17,6 +18,7 @@ from app.storage.base import Store
 
 logger = logging.getLogger("app.runtime")
 StoreReadyHook = Callable[["Runtime"], None]
+T = TypeVar("T")
 
 
 class Runtime:
@@ -24,8 +26,9 @@ class Runtime:
         self.settings = settings
         self._store = store
         self._secret: bytes | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.on_store_ready: list[StoreReadyHook] = []
+        self._memo: dict[str, Any] = {}
 
     @property
     def signing_secret(self) -> bytes:
@@ -45,6 +48,15 @@ class Runtime:
                     for hook in self.on_store_ready:
                         hook(self)
         return self._store
+
+    def memo(self, name: str, factory: Callable[[], T]) -> T:
+        """A per-process singleton (e.g. the password hasher), built on first use."""
+        if name not in self._memo:
+            with self._lock:
+                if name not in self._memo:
+                    self._memo[name] = factory()
+        value: T = self._memo[name]
+        return value
 
     def close(self) -> None:
         if self._store is not None:

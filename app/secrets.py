@@ -29,9 +29,7 @@ def _from_ssm(settings: Settings) -> bytes:
     parameter = client.get_parameter(Name=settings.jwt_secret_ssm_parameter, WithDecryption=True)
     value = str(parameter["Parameter"]["Value"]).encode()
     if len(value) < MIN_SECRET_BYTES and not settings.is_local_like:
-        raise ConfigurationError(
-            f"JWT_SECRET_SSM_PARAMETER: secret must be at least {MIN_SECRET_BYTES} bytes"
-        )
+        raise ConfigurationError(f"JWT_SECRET_SSM_PARAMETER: secret must be at least {MIN_SECRET_BYTES} bytes")
     return value
 
 

@@ -86,3 +86,23 @@ def app(settings: Settings, store: Store) -> FastAPI:
 def client(app: FastAPI) -> Iterator[TestClient]:
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+ROLE_PASSWORD = "role-password-0123"
+
+
+@pytest.fixture
+def role_headers(app: FastAPI, client: TestClient) -> dict[str, dict[str, str]]:
+    """Authorization headers of one signed-in user per role: {'admin': {...}, 'operator': ..., 'viewer': ...}."""
+    from app.auth.deps import auth_service_of
+    from app.auth.schemas import UserCreate
+    from app.storage.records import Role
+
+    service = auth_service_of(app.state.runtime)
+    headers = {}
+    for role in Role:
+        service.create_user("test", UserCreate(username=f"{role.value}-user", password=ROLE_PASSWORD, role=role))
+        response = client.post("/auth/login", json={"username": f"{role.value}-user", "password": ROLE_PASSWORD})
+        assert response.status_code == 200, response.text
+        headers[role.value] = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    return headers

@@ -45,9 +45,7 @@ def conflict() -> None:
 
 @router.get("/storage/{kind}")
 def storage(kind: str) -> None:
-    raise (
-        NotFound("subscriber 'x' not found") if kind == "missing" else PreconditionFailed("version is stale")
-    )
+    raise (NotFound("subscriber 'x' not found") if kind == "missing" else PreconditionFailed("version is stale"))
 
 
 @pytest.fixture
@@ -84,14 +82,10 @@ def test_malformed_json_is_422_not_500(client: TestClient) -> None:
 def test_domain_error_names_field(client: TestClient) -> None:
     problem = client.get("/domain").json()
     assert problem["status"] == 422
-    assert problem["errors"] == [
-        {"field": "body.msisdn", "message": "not a valid phone number", "code": "msisdn"}
-    ]
+    assert problem["errors"] == [{"field": "body.msisdn", "message": "not a valid phone number", "code": "msisdn"}]
 
 
-@pytest.mark.parametrize(
-    ("path", "status"), [("/conflict", 409), ("/storage/missing", 404), ("/storage/stale", 412)]
-)
+@pytest.mark.parametrize(("path", "status"), [("/conflict", 409), ("/storage/missing", 404), ("/storage/stale", 412)])
 def test_domain_and_storage_errors_map_to_status(client: TestClient, path: str, status: int) -> None:
     response = client.get(path)
     assert response.status_code == status

@@ -95,9 +95,7 @@ def test_post_json_body_reaches_validation(handler_module: ModuleType) -> None:
 
 
 def test_base64_body_and_cookies_are_decoded(handler_module: ModuleType) -> None:
-    event = http_v2(
-        "POST", "/health", body=b"\x00\x01binary", base64_body=True, cookies=["session=abc", "theme=dark"]
-    )
+    event = http_v2("POST", "/health", body=b"\x00\x01binary", base64_body=True, cookies=["session=abc", "theme=dark"])
     response = invoke(handler_module, event)
     assert response["statusCode"] == 405
     assert body_of(response)["status"] == 405
@@ -162,9 +160,7 @@ def test_s3_event_goes_to_worker_by_prefix_with_decoded_key(
     handler_module: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, str]] = []
-    monkeypatch.setitem(
-        events.object_workers, "uploads/", lambda bucket, key, runtime: seen.append((bucket, key))
-    )
+    monkeypatch.setitem(events.object_workers, "uploads/", lambda bucket, key, runtime: seen.append((bucket, key)))
     result = invoke(handler_module, s3_put("portal-uploads", "uploads/job-1/my+fil%C3%A9.csv"))
     assert seen == [("portal-uploads", "uploads/job-1/my filé.csv")]
     assert result == {"handled": ["uploads/job-1/my filé.csv"]}
@@ -177,9 +173,7 @@ def test_scheduled_task(handler_module: ModuleType, monkeypatch: pytest.MonkeyPa
         invoke(handler_module, {"task": "nope"})
 
 
-@pytest.mark.parametrize(
-    "event", [{}, {"detail-type": "Something"}, {"Records": [{"eventSource": "aws:kinesis"}]}]
-)
+@pytest.mark.parametrize("event", [{}, {"detail-type": "Something"}, {"Records": [{"eventSource": "aws:kinesis"}]}])
 def test_unknown_event_is_rejected_clearly(handler_module: ModuleType, event: dict[str, Any]) -> None:
     with pytest.raises(handler_module.UnsupportedEvent, match="unsupported event"):
         invoke(handler_module, event)

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from app import __version__
+from app.auth.deps import PUBLIC
 from app.deps import RuntimeDep, SettingsDep
 from app.ops.schemas import Check, Liveness, ReadinessReport
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
 
 
 @router.get(

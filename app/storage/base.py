@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from app.storage.records import AuditEntry, RefreshTokenRecord, TokenFamilyRecord, UserRecord
 
 T = TypeVar("T")
 
@@ -49,26 +49,7 @@ class StoreUnavailable(StorageError):
     pass
 
 
-# --- shared records -----------------------------------------------------------------------------------
-
-
-class Record(BaseModel):
-    """Base of stored records: strict about unknown fields, so a typo never silently persists."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class AuditEntry(Record):
-    id: str
-    at: datetime
-    actor: str
-    action: str = Field(description="e.g. subscriber.create, user.update, auth.login_failed")
-    entity_type: str
-    entity_id: str
-    request_id: str | None = None
-    before: dict[str, Any] | None = None
-    after: dict[str, Any] | None = None
-    expires_at: datetime | None = Field(None, description="Removed by the store's TTL after this time.")
+# --- results ------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -122,6 +103,71 @@ class ThrottleRepository(Protocol):
         ...
 
 
+class UserRepository(Protocol):
+    """Users, keyed by username. Every change is written together with its audit entry.
+
+    The number of active admins is kept as a counter updated in the same atomic step as the user,
+    so "the last active admin can't be removed" holds under concurrency.
+    """
+
+    def create(self, user: UserRecord, audit: AuditEntry) -> None:
+        """Conflict(field='username') if the username exists."""
+        ...
+
+    def get(self, username: str) -> UserRecord | None: ...
+
+    def list(self, *, limit: int, cursor: str | None = None) -> Page[UserRecord]:
+        """Ordered by username."""
+        ...
+
+    def replace(self, current: UserRecord, updated: UserRecord, audit: AuditEntry) -> None:
+        """Write `updated` (version = current.version + 1) if the stored version is still `current.version`.
+
+        PreconditionFailed if it changed; Conflict if it would leave no active admin.
+        """
+        ...
+
+    def delete(self, current: UserRecord, audit: AuditEntry) -> None:
+        """Same guards as `replace`; NotFound if already gone."""
+        ...
+
+    def record_login_failure(self, username: str, *, max_failures: int, lock_until: datetime) -> UserRecord | None:
+        """Atomically count a failed login; lock the account when the count reaches `max_failures`."""
+        ...
+
+    def record_login_success(self, username: str, *, new_password_hash: str | None) -> None:
+        """Reset the failure count (and store an upgraded hash, if given)."""
+        ...
+
+    def count_active_admins(self) -> int: ...
+
+
+class SessionRepository(Protocol):
+    """Refresh-token families (one per login), rotated refresh tokens and revoked access tokens."""
+
+    def start(self, family: TokenFamilyRecord, token: RefreshTokenRecord) -> None: ...
+
+    def rotate(self, used_token_hash: str, new_token: RefreshTokenRecord, *, now: datetime) -> TokenFamilyRecord:
+        """Mark the presented token used and store its successor, atomically.
+
+        NotFound if the token is unknown or expired. Conflict if it was already used (replay): the
+        whole family is revoked before raising. Conflict too if the family was revoked.
+        """
+        ...
+
+    def find_token(self, token_hash: str) -> RefreshTokenRecord | None: ...
+
+    def get_family(self, family_id: str) -> TokenFamilyRecord | None: ...
+
+    def revoke_family(self, family_id: str) -> None: ...
+
+    def deny_access_token(self, jti: str, expires_at: datetime) -> None:
+        """Deny-list an access token until it would have expired anyway (then the TTL removes it)."""
+        ...
+
+    def is_access_token_denied(self, jti: str) -> bool: ...
+
+
 SortOrder = Literal["asc", "desc"]
 Clock = Callable[[], datetime]
 
@@ -139,6 +185,12 @@ class Store(Protocol):
 
     @property
     def throttle(self) -> ThrottleRepository: ...
+
+    @property
+    def users(self) -> UserRepository: ...
+
+    @property
+    def sessions(self) -> SessionRepository: ...
 
     def readiness(self) -> Readiness: ...
 

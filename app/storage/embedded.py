@@ -25,9 +25,7 @@ SNAPSHOT_FORMAT = 1
 
 
 class EmbeddedDynamoStore(DynamoStore):
-    def __init__(
-        self, table_name: str, region: str, cursors: CursorCodec, snapshot_path: Path | None
-    ) -> None:
+    def __init__(self, table_name: str, region: str, cursors: CursorCodec, snapshot_path: Path | None) -> None:
         self._mock = mock_aws()
         self._mock.start()
         client = boto3.client("dynamodb", region_name=region)
@@ -74,7 +72,5 @@ class EmbeddedDynamoStore(DynamoStore):
 
     def close(self) -> None:
         saved = self.save_snapshot()
-        logger.info(
-            "embedded DynamoDB snapshot saved", extra={"items": saved, "path": str(self.snapshot_path)}
-        )
+        logger.info("embedded DynamoDB snapshot saved", extra={"items": saved, "path": str(self.snapshot_path)})
         self._mock.stop()

@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from app.storage.base import AuditEntry, InvalidCursor, Store
+from app.storage.base import InvalidCursor, Store
+from app.storage.records import AuditEntry
 from app.timeutil import utcnow
 
 
@@ -57,9 +58,7 @@ def test_audit_page_that_ends_exactly_has_no_cursor(store: Store) -> None:
     assert page.next_cursor is None
 
 
-@pytest.mark.parametrize(
-    "mangle", [lambda c: c[:-2] + "AA", lambda c: "x" + c, lambda c: "garbage", lambda c: "a.b.c"]
-)
+@pytest.mark.parametrize("mangle", [lambda c: c[:-2] + "AA", lambda c: "x" + c, lambda c: "garbage", lambda c: "a.b.c"])
 def test_tampered_cursor_is_rejected(store: Store, mangle: object) -> None:
     for n in range(3):
         store.audit.append(_entry(n))

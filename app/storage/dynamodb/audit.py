@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.storage.base import AuditEntry, Page
+from app.storage.base import Page
 from app.storage.dynamodb.table import DynamoTable, serialize
+from app.storage.records import AuditEntry
 from app.timeutil import epoch_seconds, sortable
 
 

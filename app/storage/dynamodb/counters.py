@@ -36,20 +36,13 @@ class DynamoCounterRepository:
             update = actions[0]["Update"]
             self.table.call("update_item", TableName=self.table.name, **update)
         elif actions:
-            self.table.transact(
-                actions, on_cancel=lambda codes: StoreUnavailable(f"counter update cancelled: {codes}")
-            )
+            self.table.transact(actions, on_cancel=lambda codes: StoreUnavailable(f"counter update cancelled: {codes}"))
 
     def get(self, scope: str) -> dict[str, int]:
-        return {
-            item["SK"]: int(item.get("n", 0)) for item in self.table.query_all(partition=f"COUNTER#{scope}")
-        }
+        return {item["SK"]: int(item.get("n", 0)) for item in self.table.query_all(partition=f"COUNTER#{scope}")}
 
     def replace(self, scope: str, values: dict[str, int]) -> None:
         current = self.get(scope)
-        puts = [
-            {"PK": f"COUNTER#{scope}", "SK": name, "n": value, "type": "counter"}
-            for name, value in values.items()
-        ]
+        puts = [{"PK": f"COUNTER#{scope}", "SK": name, "n": value, "type": "counter"} for name, value in values.items()]
         deletes = [(f"COUNTER#{scope}", name) for name in current if name not in values]
         self.table.batch_write(puts, deletes)

@@ -6,20 +6,22 @@ from app.storage.base import Readiness
 from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.audit import DynamoAuditRepository
 from app.storage.dynamodb.counters import DynamoCounterRepository
+from app.storage.dynamodb.sessions import DynamoSessionRepository
 from app.storage.dynamodb.table import DynamoTable
 from app.storage.dynamodb.throttle import DynamoThrottleRepository
+from app.storage.dynamodb.users import DynamoUserRepository
 
 
 class DynamoStore:
     backend = "dynamodb"
 
-    def __init__(
-        self, client: Any, table_name: str, cursors: CursorCodec, *, serialize_calls: bool = False
-    ) -> None:
+    def __init__(self, client: Any, table_name: str, cursors: CursorCodec, *, serialize_calls: bool = False) -> None:
         self.table = DynamoTable(client, table_name, cursors, serialize_calls=serialize_calls)
         self.audit = DynamoAuditRepository(self.table)
         self.counters = DynamoCounterRepository(self.table)
         self.throttle = DynamoThrottleRepository(self.table)
+        self.users = DynamoUserRepository(self.table)
+        self.sessions = DynamoSessionRepository(self.table)
 
     def readiness(self) -> Readiness:
         return self.table.readiness()

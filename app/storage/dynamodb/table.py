@@ -80,9 +80,7 @@ def cancellation_codes(error: ClientError) -> list[str]:
 
 
 class DynamoTable:
-    def __init__(
-        self, client: Any, name: str, cursors: CursorCodec, *, serialize_calls: bool = False
-    ) -> None:
+    def __init__(self, client: Any, name: str, cursors: CursorCodec, *, serialize_calls: bool = False) -> None:
         self.client = client
         self.name = name
         self.cursors = cursors
@@ -196,9 +194,7 @@ class DynamoTable:
         old = response.get("Attributes")
         return deserialize(old) if old else None
 
-    def transact(
-        self, actions: list[dict[str, Any]], *, on_cancel: Callable[[list[str]], StorageError]
-    ) -> None:
+    def transact(self, actions: list[dict[str, Any]], *, on_cancel: Callable[[list[str]], StorageError]) -> None:
         """TransactWriteItems; a cancelled transaction becomes the caller's storage error.
 
         `on_cancel` gets one reason code per action (e.g. ['None', 'ConditionalCheckFailed']) so the
@@ -298,9 +294,7 @@ class DynamoTable:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
-    def scan_all(
-        self, *, segment_filter: str | None = None, values: Mapping[str, Any] | None = None
-    ) -> Iterator[Item]:
+    def scan_all(self, *, segment_filter: str | None = None, values: Mapping[str, Any] | None = None) -> Iterator[Item]:
         """Full scan: only for maintenance (snapshots, reconciliation, store-to-store copy)."""
         kwargs: dict[str, Any] = {"TableName": self.name}
         if segment_filter:
@@ -315,9 +309,7 @@ class DynamoTable:
 
     # --- batches -----------------------------------------------------------------------------------
 
-    def batch_write(
-        self, puts: Iterable[Mapping[str, Any]] = (), deletes: Iterable[tuple[str, str]] = ()
-    ) -> int:
+    def batch_write(self, puts: Iterable[Mapping[str, Any]] = (), deletes: Iterable[tuple[str, str]] = ()) -> int:
         """BatchWriteItem in chunks of 25 with unprocessed items retried; returns the requests made.
 
         DynamoDB rejects two writes to one key in a batch, so later writes to a key replace earlier ones.
@@ -376,20 +368,14 @@ class DynamoTable:
             table["TableStatus"] == "ACTIVE", f"{self.name}: {table['TableStatus']}"
         )
         indexes = {
-            index["IndexName"]: index.get("IndexStatus", "ACTIVE")
-            for index in table.get("GlobalSecondaryIndexes", [])
+            index["IndexName"]: index.get("IndexStatus", "ACTIVE") for index in table.get("GlobalSecondaryIndexes", [])
         }
         for name in INDEXES:
             status = indexes.get(name, "MISSING")
             readiness.checks[f"index:{name}"] = CheckResult(status == "ACTIVE", status)
         ttl = self.call("describe_time_to_live", TableName=self.name)["TimeToLiveDescription"]
-        ttl_ok = (
-            ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING")
-            and ttl.get("AttributeName") == TTL_ATTRIBUTE
-        )
-        readiness.checks["ttl"] = CheckResult(
-            ttl_ok, f"{ttl.get('AttributeName')}: {ttl.get('TimeToLiveStatus')}"
-        )
+        ttl_ok = ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName") == TTL_ATTRIBUTE
+        readiness.checks["ttl"] = CheckResult(ttl_ok, f"{ttl.get('AttributeName')}: {ttl.get('TimeToLiveStatus')}")
         return readiness
 
 

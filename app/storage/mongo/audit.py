@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.storage.base import AuditEntry, Page
+from app.storage.base import Page
 from app.storage.cursor import CursorCodec
 from app.storage.mongo.paging import find_page
+from app.storage.records import AuditEntry
 from app.timeutil import as_utc, sortable
 
 

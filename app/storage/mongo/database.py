@@ -12,16 +12,26 @@ from app.storage.base import CheckResult, Readiness
 # collection -> indexes. Unique indexes give the same atomic guarantees as DynamoDB's claim items.
 INDEXES: dict[str, list[IndexModel]] = {
     "audit": [
-        IndexModel(
-            [("entity_type", ASCENDING), ("entity_id", ASCENDING), ("order", DESCENDING)], name="by_entity"
-        ),
+        IndexModel([("entity_type", ASCENDING), ("entity_id", ASCENDING), ("order", DESCENDING)], name="by_entity"),
         IndexModel([("actor", ASCENDING), ("order", DESCENDING)], name="by_actor"),
         IndexModel([("order", DESCENDING)], name="by_time"),
         IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
     ],
     "counters": [IndexModel([("scope", ASCENDING), ("key", ASCENDING)], name="by_scope", unique=True)],
     "throttle": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "users": [
+        IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
+        IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
+    ],
+    "refresh_tokens": [
+        IndexModel([("family_id", ASCENDING)], name="by_family"),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
+    "token_families": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "denied_tokens": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
 }
+# Collections whose writes go through the audit outbox (see outbox.py).
+AUDITED_COLLECTIONS = ("users",)
 
 
 def ensure_indexes(db: Any) -> None:
@@ -36,12 +46,8 @@ def readiness(db: Any) -> Readiness:
         result.checks["server"] = CheckResult(True, "ping ok")
         for collection, indexes in INDEXES.items():
             present = set(db[collection].index_information())
-            missing = sorted(
-                index.document["name"] for index in indexes if index.document["name"] not in present
-            )
-            result.checks[f"indexes:{collection}"] = CheckResult(
-                not missing, f"missing {missing}" if missing else "ok"
-            )
+            missing = sorted(index.document["name"] for index in indexes if index.document["name"] not in present)
+            result.checks[f"indexes:{collection}"] = CheckResult(not missing, f"missing {missing}" if missing else "ok")
     except PyMongoError as exc:
         result.checks["server"] = CheckResult(False, f"unreachable: {type(exc).__name__}")
     return result

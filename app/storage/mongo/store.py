@@ -4,10 +4,12 @@ from typing import Any
 
 from app.storage.base import Readiness
 from app.storage.cursor import CursorCodec
-from app.storage.mongo import database
+from app.storage.mongo import database, outbox
 from app.storage.mongo.audit import MongoAuditRepository
 from app.storage.mongo.counters import MongoCounterRepository
+from app.storage.mongo.sessions import MongoSessionRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
+from app.storage.mongo.users import MongoUserRepository
 
 
 class MongoStore:
@@ -20,6 +22,13 @@ class MongoStore:
         self.audit = MongoAuditRepository(self.db, cursors)
         self.counters = MongoCounterRepository(self.db)
         self.throttle = MongoThrottleRepository(self.db)
+        self.users = MongoUserRepository(self.db, cursors)
+        self.sessions = MongoSessionRepository(self.db)
+        self.recover()
+
+    def recover(self) -> int:
+        """Finish writes interrupted between a change and the copy of its audit entry."""
+        return sum(outbox.recover(self.db, name) for name in database.AUDITED_COLLECTIONS)
 
     def readiness(self) -> Readiness:
         return database.readiness(self.db)

@@ -1,0 +1,93 @@
+"""Authentication and authorisation dependencies: one `Policy` per route, checked by one test.
+
+Every route declares a policy: `Depends(PUBLIC)`, `Depends(AUTHENTICATED)` or
+`Depends(require(Capability.X))`. `tests/auth/test_route_policies.py` enumerates the app's routes
+and fails for any route without one.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from app.auth.policy import Capability
+from app.auth.security import PasswordHasher, TokenSigner
+from app.auth.service import AuthService, Principal
+from app.deps import RuntimeDep
+from app.errors import Forbidden, Unauthorized
+from app.runtime import Runtime
+
+# Relative tokenUrl: Swagger UI resolves it against the docs page, so it also works behind a stage prefix.
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="auth/login", auto_error=False)
+
+
+def auth_service_of(runtime: Runtime) -> AuthService:
+    hasher = runtime.memo("password_hasher", lambda: PasswordHasher(runtime.settings))
+    signer = runtime.memo("token_signer", lambda: TokenSigner(runtime.settings, runtime.signing_secret))
+    return AuthService(runtime.store, runtime.settings, hasher, signer)
+
+
+def get_auth_service(runtime: RuntimeDep) -> AuthService:
+    return auth_service_of(runtime)
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+class Policy:
+    """A route's access rule. `capability=None` with `public=False` means any signed-in user."""
+
+    def __init__(self, capability: Capability | None = None, *, public: bool = False) -> None:
+        self.capability = capability
+        self.public = public
+
+    def __repr__(self) -> str:
+        return "Policy(public)" if self.public else f"Policy({self.capability or 'authenticated'})"
+
+    def __call__(
+        self,
+        request: Request,
+        service: AuthServiceDep,
+        token: Annotated[str | None, Depends(bearer_scheme)],
+    ) -> Principal:
+        if not token:
+            raise Unauthorized("sign in first: send 'Authorization: Bearer <access token>'")
+        principal = service.authenticate(token)
+        request.scope.setdefault("state", {})["actor"] = principal.username
+        if self.capability and not principal.can(self.capability):
+            raise Forbidden(f"role {principal.role.value!r} may not do this (needs {self.capability.value})")
+        return principal
+
+
+class PublicPolicy(Policy):
+    """Open to anyone; depends on nothing, so public routes such as /health never touch the store."""
+
+    def __init__(self) -> None:
+        super().__init__(public=True)
+
+    def __call__(self) -> None:  # type: ignore[override]
+        return None
+
+
+PUBLIC = PublicPolicy()
+AUTHENTICATED = Policy()
+_POLICIES: dict[Capability, Policy] = {capability: Policy(capability) for capability in Capability}
+
+
+def require(capability: Capability) -> Policy:
+    return _POLICIES[capability]
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address as API Gateway saw it (X-Forwarded-For is client-controlled, so not used)."""
+    event = request.scope.get("aws.event") or {}
+    context = event.get("requestContext") or {}
+    source = (context.get("http") or {}).get("sourceIp") or (context.get("identity") or {}).get("sourceIp")
+    if isinstance(source, str) and source:
+        return source
+    return request.client.host if request.client else "unknown"
+
+
+CurrentUser = Annotated[Principal, Depends(AUTHENTICATED)]

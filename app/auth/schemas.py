@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from app.storage.records import Role, UserRecord
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
+
+
+def normalise_username(value: str) -> str:
+    """Usernames are case-insensitive: stored and compared in lower case."""
+    value = value.strip().lower()
+    if not USERNAME_PATTERN.fullmatch(value):
+        raise ValueError("3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return value
+
+
+Username = Annotated[str, StringConstraints(max_length=64), AfterValidator(normalise_username)]
+# Policy (minimum length, not the username) is checked by the service, which knows the settings.
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginRequest(StrictModel):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Password
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"username": "admin", "password": "correct horse battery"}},
+    )
+
+
+class RefreshRequest(StrictModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=256)]
+
+
+class LogoutRequest(StrictModel):
+    refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = Field(
+        None, description="Also end the session of this refresh token (if it differs from the current one)."
+    )
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    refresh_token: str
+    refresh_expires_in: int = Field(description="Seconds until the refresh token expires (if not rotated).")
+
+
+class PasswordChange(StrictModel):
+    current_password: Password
+    new_password: Password
+
+
+class PasswordReset(StrictModel):
+    new_password: Password
+
+
+class UserCreate(StrictModel):
+    username: Username
+    password: Password
+    role: Role = Role.VIEWER
+    email: EmailStr | None = None
+    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "username": "jdoe",
+                "password": "a long passphrase 42",
+                "role": "operator",
+                "email": "jdoe@operator.example",
+                "full_name": "Jane Doe",
+            }
+        },
+    )
+
+
+class UserUpdate(StrictModel):
+    email: EmailStr | None = None
+    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = None
+    role: Role | None = None
+    active: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"role": "viewer", "active": False}})
+
+
+class UserOut(BaseModel):
+    username: str
+    email: str | None
+    full_name: str | None
+    role: Role
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    password_changed_at: datetime
+    locked_until: datetime | None
+    version: int
+
+    @classmethod
+    def of(cls, user: UserRecord) -> UserOut:
+        return cls.model_validate(user.model_dump(exclude={"password_hash", "failed_logins", "token_generation"}))
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None

@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app.storage.base import Conflict, NotFound, StorageError
+from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
+from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
+from app.timeutil import epoch_seconds
+
+
+def _family_key(family_id: str) -> tuple[str, str]:
+    return f"RFAMILY#{family_id}", "RFAMILY"
+
+
+def _token_key(token_hash: str) -> tuple[str, str]:
+    return f"RTOKEN#{token_hash}", "RTOKEN"
+
+
+def _family_item(family: TokenFamilyRecord) -> dict[str, Any]:
+    pk, sk = _family_key(family.family_id)
+    return {
+        "PK": pk,
+        "SK": sk,
+        "type": "token_family",
+        "ttl": epoch_seconds(family.expires_at),
+        **family.model_dump(mode="json"),
+    }
+
+
+def _token_item(token: RefreshTokenRecord) -> dict[str, Any]:
+    pk, sk = _token_key(token.token_hash)
+    return {
+        "PK": pk,
+        "SK": sk,
+        "type": "refresh_token",
+        "ttl": epoch_seconds(token.expires_at),
+        **token.model_dump(mode="json"),
+    }
+
+
+def _fields(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], item: dict[str, Any]) -> dict[str, Any]:
+    return {name: item[name] for name in model.model_fields if name in item}
+
+
+class DynamoSessionRepository:
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+
+    def start(self, family: TokenFamilyRecord, token: RefreshTokenRecord) -> None:
+        self.table.transact(
+            [
+                {
+                    "Put": {
+                        "Item": serialize(_family_item(family)),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+                {
+                    "Put": {
+                        "Item": serialize(_token_item(token)),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+            ],
+            on_cancel=lambda codes: Conflict("session id collision"),
+        )
+
+    def rotate(self, used_token_hash: str, new_token: RefreshTokenRecord, *, now: datetime) -> TokenFamilyRecord:
+        family_pk, family_sk = _family_key(new_token.family_id)
+        actions = [
+            {
+                "Update": {
+                    "Key": key(*_token_key(used_token_hash)),
+                    "UpdateExpression": "SET used_at = :now",
+                    "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(used_at) "
+                    "AND family_id = :family AND #ttl > :epoch",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": serialize_values(
+                        {
+                            ":now": now.isoformat(),
+                            ":family": new_token.family_id,
+                            ":epoch": epoch_seconds(now),
+                        }
+                    ),
+                }
+            },
+            {
+                "Put": {
+                    "Item": serialize(_token_item(new_token)),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            {
+                "Update": {
+                    "Key": key(family_pk, family_sk),
+                    "UpdateExpression": "SET expires_at = :expires, #ttl = :ttl",
+                    "ConditionExpression": "attribute_exists(PK) AND revoked = :false",
+                    "ExpressionAttributeNames": {"#ttl": "ttl"},
+                    "ExpressionAttributeValues": serialize_values(
+                        {
+                            ":expires": new_token.expires_at.isoformat(),
+                            ":ttl": epoch_seconds(new_token.expires_at),
+                            ":false": False,
+                        }
+                    ),
+                }
+            },
+        ]
+
+        def cancelled(codes: list[str]) -> StorageError:
+            if codes and codes[0] == "ConditionalCheckFailed":
+                used = self.table.get(*_token_key(used_token_hash))
+                if used and used.get("used_at") and used.get("family_id") == new_token.family_id:
+                    self.revoke_family(new_token.family_id)
+                    return Conflict("refresh token was already used; the session has been revoked")
+                return NotFound("refresh token is unknown or expired")
+            return Conflict("the session has been revoked")
+
+        self.table.transact(actions, on_cancel=cancelled)
+        family = self.get_family(new_token.family_id)
+        if family is None:  # expired by TTL between the transaction and this read
+            raise NotFound("session expired")
+        return family
+
+    def find_token(self, token_hash: str) -> RefreshTokenRecord | None:
+        item = self.table.get(*_token_key(token_hash))
+        return RefreshTokenRecord.model_validate(_fields(RefreshTokenRecord, item)) if item else None
+
+    def get_family(self, family_id: str) -> TokenFamilyRecord | None:
+        item = self.table.get(*_family_key(family_id))
+        return TokenFamilyRecord.model_validate(_fields(TokenFamilyRecord, item)) if item else None
+
+    def revoke_family(self, family_id: str) -> None:
+        try:
+            self.table.update(
+                *_family_key(family_id),
+                "SET revoked = :true",
+                condition="attribute_exists(PK)",
+                values={":true": True},
+            )
+        except Conflict:
+            pass  # already expired: nothing left to revoke
+
+    def deny_access_token(self, jti: str, expires_at: datetime) -> None:
+        self.table.put({"PK": f"DENY#{jti}", "SK": "DENY", "type": "denied_token", "ttl": epoch_seconds(expires_at)})
+
+    def is_access_token_denied(self, jti: str) -> bool:
+        return self.table.get(f"DENY#{jti}", "DENY") is not None

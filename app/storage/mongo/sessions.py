@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from app.storage.base import Conflict, NotFound
+from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
+from app.timeutil import as_utc
+
+_TIMES = ("issued_at", "expires_at", "used_at", "created_at")
+
+
+def _document(record: RefreshTokenRecord | TokenFamilyRecord, id_field: str) -> dict[str, Any]:
+    document = record.model_dump()
+    document["_id"] = document.pop(id_field)
+    return document
+
+
+def _fields(document: dict[str, Any], id_field: str) -> dict[str, Any]:
+    data = {key: value for key, value in document.items() if key != "_id"}
+    data[id_field] = document["_id"]
+    for name in _TIMES:
+        if data.get(name) is not None:
+            data[name] = as_utc(data[name])
+    return data
+
+
+class MongoSessionRepository:
+    def __init__(self, db: Any) -> None:
+        self.tokens = db["refresh_tokens"]
+        self.families = db["token_families"]
+        self.denied = db["denied_tokens"]
+
+    def start(self, family: TokenFamilyRecord, token: RefreshTokenRecord) -> None:
+        self.families.insert_one(_document(family, "family_id"))
+        self.tokens.insert_one(_document(token, "token_hash"))
+
+    def rotate(self, used_token_hash: str, new_token: RefreshTokenRecord, *, now: datetime) -> TokenFamilyRecord:
+        used = self.tokens.find_one_and_update(
+            {
+                "_id": used_token_hash,
+                "used_at": None,
+                "family_id": new_token.family_id,
+                "expires_at": {"$gt": now},
+            },
+            {"$set": {"used_at": now}},
+        )
+        if used is None:
+            existing = self.tokens.find_one({"_id": used_token_hash, "family_id": new_token.family_id})
+            if existing and existing.get("used_at"):
+                self.revoke_family(new_token.family_id)
+                raise Conflict("refresh token was already used; the session has been revoked")
+            raise NotFound("refresh token is unknown or expired")
+        family = self.families.find_one_and_update(
+            {"_id": new_token.family_id, "revoked": False},
+            {"$set": {"expires_at": new_token.expires_at}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if family is None:
+            raise Conflict("the session has been revoked")
+        self.tokens.insert_one(_document(new_token, "token_hash"))
+        return TokenFamilyRecord.model_validate(_fields(family, "family_id"))
+
+    def find_token(self, token_hash: str) -> RefreshTokenRecord | None:
+        document = self.tokens.find_one({"_id": token_hash})
+        return RefreshTokenRecord.model_validate(_fields(document, "token_hash")) if document else None
+
+    def get_family(self, family_id: str) -> TokenFamilyRecord | None:
+        document = self.families.find_one({"_id": family_id})
+        return TokenFamilyRecord.model_validate(_fields(document, "family_id")) if document else None
+
+    def revoke_family(self, family_id: str) -> None:
+        self.families.update_one({"_id": family_id}, {"$set": {"revoked": True}})
+
+    def deny_access_token(self, jti: str, expires_at: datetime) -> None:
+        self.denied.update_one({"_id": jti}, {"$set": {"expires_at": expires_at}}, upsert=True)
+
+    def is_access_token_denied(self, jti: str) -> bool:
+        return self.denied.find_one({"_id": jti}, {"_id": 1}) is not None
