@@ -1,0 +1,229 @@
+"""Contract tests for users and sessions, on every backend."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from app.audit import audit_entry
+from app.storage.base import Conflict, NotFound, PreconditionFailed, Store
+from app.storage.records import RefreshTokenRecord, Role, TokenFamilyRecord, UserRecord
+from app.timeutil import utcnow
+
+
+def make_user(username: str, role: Role = Role.OPERATOR, **overrides: object) -> UserRecord:
+    now = utcnow()
+    values: dict[str, object] = {
+        "username": username,
+        "role": role,
+        "password_hash": "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+        "created_at": now,
+        "updated_at": now,
+        "password_changed_at": now,
+        "email": f"{username}@example.com",
+    }
+    values.update(overrides)
+    return UserRecord.model_validate(values)
+
+
+def audit_for(user: UserRecord, action: str = "user.update") -> object:
+    return audit_entry(
+        actor="tester", action=action, entity_type="user", entity_id=user.username, at=utcnow(), retention_days=30
+    )
+
+
+def test_create_get_round_trip_and_duplicate(store: Store) -> None:
+    user = make_user("alice")
+    store.users.create(user, audit_for(user, "user.create"))  # type: ignore[arg-type]
+    assert store.users.get("alice") == user
+    assert store.users.get("nobody") is None
+    with pytest.raises(Conflict) as caught:
+        store.users.create(make_user("alice"), audit_for(user, "user.create"))  # type: ignore[arg-type]
+    assert caught.value.field == "body.username"
+    history = store.audit.list_for_entity("user", "alice", limit=10).items
+    assert [entry.action for entry in history] == ["user.create"]
+
+
+def test_list_is_ordered_by_username_and_paginated(store: Store) -> None:
+    for name in ["carol", "alice", "dave", "bob", "erin"]:
+        user = make_user(name)
+        store.users.create(user, audit_for(user))  # type: ignore[arg-type]
+    first = store.users.list(limit=2)
+    second = store.users.list(limit=2, cursor=first.next_cursor)
+    third = store.users.list(limit=2, cursor=second.next_cursor)
+    assert [u.username for u in first.items + second.items + third.items] == ["alice", "bob", "carol", "dave", "erin"]
+    assert third.next_cursor is None
+
+
+def test_replace_checks_version_and_writes_audit(store: Store) -> None:
+    user = make_user("alice")
+    store.users.create(user, audit_for(user))  # type: ignore[arg-type]
+    updated = user.model_copy(update={"full_name": "Alice A."})
+    store.users.replace(user, updated, audit_for(user))  # type: ignore[arg-type]
+    stored = store.users.get("alice")
+    assert stored is not None
+    assert stored.full_name == "Alice A."
+    assert stored.version == 2
+    with pytest.raises(PreconditionFailed):
+        store.users.replace(user, user.model_copy(update={"full_name": "stale"}), audit_for(user))  # type: ignore[arg-type]
+    assert store.users.get("alice").full_name == "Alice A."  # type: ignore[union-attr]
+    assert len(store.audit.list_for_entity("user", "alice", limit=10).items) == 2
+
+
+def test_delete_and_missing(store: Store) -> None:
+    user = make_user("alice")
+    store.users.create(user, audit_for(user))  # type: ignore[arg-type]
+    store.users.delete(user, audit_for(user, "user.delete"))  # type: ignore[arg-type]
+    assert store.users.get("alice") is None
+    with pytest.raises(NotFound):
+        store.users.delete(user, audit_for(user, "user.delete"))  # type: ignore[arg-type]
+    assert store.users.list(limit=10).items == []
+    actions = [entry.action for entry in store.audit.list_for_entity("user", "alice", limit=10).items]
+    assert actions == ["user.delete", "user.update"]
+
+
+def test_last_active_admin_cannot_be_demoted_disabled_or_deleted(store: Store) -> None:
+    admin = make_user("root", Role.ADMIN)
+    store.users.create(admin, audit_for(admin))  # type: ignore[arg-type]
+    assert store.users.count_active_admins() == 1
+    for change in ({"role": Role.OPERATOR}, {"active": False}):
+        with pytest.raises(Conflict):
+            store.users.replace(admin, admin.model_copy(update=change), audit_for(admin))  # type: ignore[arg-type]
+    with pytest.raises(Conflict):
+        store.users.delete(admin, audit_for(admin))  # type: ignore[arg-type]
+    assert store.users.get("root") == admin
+    assert store.users.count_active_admins() == 1
+
+    second = make_user("second", Role.ADMIN)
+    store.users.create(second, audit_for(second))  # type: ignore[arg-type]
+    assert store.users.count_active_admins() == 2
+    store.users.replace(admin, admin.model_copy(update={"active": False}), audit_for(admin))  # type: ignore[arg-type]
+    assert store.users.count_active_admins() == 1
+
+
+def test_concurrent_demotions_leave_one_admin(store: Store) -> None:
+    admins = [make_user(f"admin{i}", Role.ADMIN) for i in range(4)]
+    for admin in admins:
+        store.users.create(admin, audit_for(admin))  # type: ignore[arg-type]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(admins))
+
+    def demote(admin: UserRecord) -> None:
+        barrier.wait()
+        try:
+            store.users.replace(admin, admin.model_copy(update={"role": Role.VIEWER}), audit_for(admin))  # type: ignore[arg-type]
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=demote, args=(admin,)) for admin in admins]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["conflict", "ok", "ok", "ok"]
+    remaining = [u for u in store.users.list(limit=10).items if u.is_active_admin]
+    assert len(remaining) == 1
+    assert store.users.count_active_admins() == 1
+
+
+def test_login_failures_lock_and_success_resets(store: Store) -> None:
+    user = make_user("alice")
+    store.users.create(user, audit_for(user))  # type: ignore[arg-type]
+    lock_until = utcnow() + timedelta(minutes=15)
+    for expected in (1, 2):
+        after = store.users.record_login_failure("alice", max_failures=3, lock_until=lock_until)
+        assert after is not None
+        assert after.failed_logins == expected
+        assert after.locked_until is None
+    locked = store.users.record_login_failure("alice", max_failures=3, lock_until=lock_until)
+    assert locked is not None
+    assert locked.locked_until == lock_until
+    assert store.users.record_login_failure("ghost", max_failures=3, lock_until=lock_until) is None
+    store.users.record_login_success("alice", new_password_hash="$argon2id$new")
+    stored = store.users.get("alice")
+    assert stored is not None
+    assert (stored.failed_logins, stored.locked_until, stored.password_hash) == (0, None, "$argon2id$new")
+    assert stored.version == user.version  # bookkeeping does not change the version (ETag)
+
+
+def _session(
+    store: Store, family_id: str = "fam1", token_hash: str = "h1"
+) -> tuple[TokenFamilyRecord, RefreshTokenRecord]:
+    now = utcnow()
+    family = TokenFamilyRecord(
+        family_id=family_id, username="alice", token_generation=0, created_at=now, expires_at=now + timedelta(days=7)
+    )
+    token = RefreshTokenRecord(
+        token_hash=token_hash, family_id=family_id, username="alice", issued_at=now, expires_at=now + timedelta(days=7)
+    )
+    store.sessions.start(family, token)
+    return family, token
+
+
+def _successor(token: RefreshTokenRecord, token_hash: str) -> RefreshTokenRecord:
+    return token.model_copy(update={"token_hash": token_hash, "issued_at": utcnow()})
+
+
+def test_refresh_rotation_and_reuse_detection(store: Store) -> None:
+    family, token = _session(store)
+    assert store.sessions.find_token("h1") == token
+    assert store.sessions.get_family("fam1") == family
+    rotated_family = store.sessions.rotate("h1", _successor(token, "h2"), now=utcnow())
+    assert rotated_family.revoked is False
+    assert store.sessions.find_token("h1").used_at is not None  # type: ignore[union-attr]
+    # Replaying the used token revokes the whole family, including the fresh successor's.
+    with pytest.raises(Conflict):
+        store.sessions.rotate("h1", _successor(token, "h3"), now=utcnow())
+    assert store.sessions.get_family("fam1").revoked is True  # type: ignore[union-attr]
+    with pytest.raises(Conflict):
+        store.sessions.rotate("h2", _successor(token, "h4"), now=utcnow())
+    assert store.sessions.find_token("h3") is None
+    assert store.sessions.find_token("h4") is None
+
+
+def test_rotate_unknown_or_expired_token(store: Store) -> None:
+    _, token = _session(store)
+    with pytest.raises(NotFound):
+        store.sessions.rotate("nope", _successor(token, "h2"), now=utcnow())
+    with pytest.raises(NotFound):
+        store.sessions.rotate("h1", _successor(token, "h2"), now=utcnow() + timedelta(days=8))
+
+
+def test_concurrent_rotation_of_one_token_has_one_winner(store: Store) -> None:
+    _, token = _session(store)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def rotate(index: int) -> None:
+        barrier.wait()
+        try:
+            store.sessions.rotate("h1", _successor(token, f"next{index}"), now=utcnow())
+            outcomes.append("ok")
+        except (Conflict, NotFound):
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=rotate, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ok") == 1
+
+
+def test_revoked_family_refuses_rotation(store: Store) -> None:
+    _, token = _session(store)
+    store.sessions.revoke_family("fam1")
+    with pytest.raises(Conflict):
+        store.sessions.rotate("h1", _successor(token, "h2"), now=utcnow())
+    store.sessions.revoke_family("unknown-family")  # no error
+
+
+def test_access_token_deny_list(store: Store) -> None:
+    assert store.sessions.is_access_token_denied("jti1") is False
+    store.sessions.deny_access_token("jti1", utcnow() + timedelta(minutes=15))
+    store.sessions.deny_access_token("jti1", utcnow() + timedelta(minutes=15))  # idempotent
+    assert store.sessions.is_access_token_denied("jti1") is True
+    assert store.sessions.is_access_token_denied("jti2") is False
