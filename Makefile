@@ -37,10 +37,11 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 
-# Re-resolve the pinned dependency sets (needs `uv`: pip install uv).
-lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements/dev.txt
-	uv pip compile pyproject.toml --extra mongo --python-version 3.12 --python-platform x86_64-manylinux2014 -o requirements/lambda.txt
+# Re-resolve the pinned dependency sets (uv resolves for another Python and platform than this one).
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements/dev.txt
+	$(BIN)/uv pip compile pyproject.toml --extra mongo --python-version 3.12 --python-platform x86_64-manylinux2014 -o requirements/lambda.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .serverless

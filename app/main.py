@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.auth.router import router as auth_router
@@ -49,16 +51,20 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         yield
         runtime.close()
 
-    app = FastAPI(
-        title="Subscriber Portal API",
-        version=__version__,
-        description=DESCRIPTION,
-        openapi_tags=TAGS,
-        docs_url="/docs" if settings.docs_enabled else None,
-        redoc_url="/redoc" if settings.docs_enabled else None,
-        openapi_url="/openapi.json" if settings.docs_enabled else None,
-        lifespan=lifespan,
-    )
+    options: dict[str, Any] = {
+        "title": "Subscriber Portal API",
+        "version": __version__,
+        "description": DESCRIPTION,
+        "openapi_tags": TAGS,
+        "lifespan": lifespan,
+        "swagger_ui_parameters": {"persistAuthorization": True, "displayRequestDuration": True},
+    }
+    if settings.docs_enabled:
+        # Swagger UI and ReDoc assets are served by the app itself (no CDN): the portal may run
+        # on a locked-down network, and the pages still work behind a stage prefix.
+        app = FastAPIOffline(docs_url="/docs", redoc_url="/redoc", static_url="/docs/assets", **options)
+    else:
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **options)
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(auth_router)

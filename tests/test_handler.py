@@ -114,6 +114,10 @@ def test_stage_prefixed_path_routes_and_docs_point_inside_the_stage(handler_modu
     docs = invoke(handler_module, http_v2("GET", "/docs", stage="dev"))
     assert docs["statusCode"] == 200
     assert "/dev/openapi.json" in docs["body"]
+    assert "/dev/docs/assets/swagger-ui-bundle.js" in docs["body"]
+    asset = invoke(handler_module, http_v2("GET", "/docs/assets/swagger-ui-bundle.js", stage="dev"))
+    assert asset["statusCode"] == 200
+    assert asset["headers"]["content-type"].startswith(("text/javascript", "application/javascript"))
     spec = invoke(handler_module, http_v2("GET", "/openapi.json", stage="dev"))
     assert body_of(spec)["servers"] == [{"url": "/dev"}]
 
