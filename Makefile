@@ -34,8 +34,15 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
-bench: $(STAMP)
-	$(BIN)/python bench/cold_start.py
+# Benchmarks measure the deployed dependency set: a venv holding exactly requirements/lambda.txt.
+LAMBDA_VENV := .venv-lambda
+$(LAMBDA_VENV)/.installed: requirements/lambda.txt
+	@test -x $(LAMBDA_VENV)/bin/python || $(PYTHON) -m venv $(LAMBDA_VENV)
+	$(LAMBDA_VENV)/bin/python -m pip install --quiet -r requirements/lambda.txt
+	@touch $@
+
+bench: $(STAMP) $(LAMBDA_VENV)/.installed
+	$(BIN)/python bench/cold_start.py --python $(LAMBDA_VENV)/bin/python
 
 # Re-resolve the pinned dependency sets (uv resolves for another Python and platform than this one).
 lock: $(STAMP)
@@ -44,4 +51,4 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra mongo --python-version 3.12 --python-platform x86_64-manylinux2014 -o requirements/lambda.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .serverless
+	rm -rf $(VENV) $(LAMBDA_VENV) .pytest_cache .mypy_cache .ruff_cache .serverless

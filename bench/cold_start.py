@@ -4,7 +4,11 @@ Each sample is a fresh Python process (as a new Lambda execution environment wou
 baseline, measured in the same run and interleaved with the portal, is a bare FastAPI + Mangum
 app that imports boto3 and creates a DynamoDB client. Prints both medians and their ratio.
 
-    python bench/cold_start.py [--runs 15]
+    python bench/cold_start.py [--runs 15] [--python PATH]
+
+`make bench` runs it with an interpreter whose environment holds exactly `requirements/lambda.txt`
+(what the Lambda package ships), not the development venv: dev-only packages such as cryptography
+(pulled in by moto) change which backends libraries like python-jose load.
 """
 
 from __future__ import annotations
@@ -62,11 +66,9 @@ ENV = {
 }
 
 
-def sample(code: str) -> float:
+def sample(python: str, code: str) -> float:
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", code, EVENT], cwd=ROOT, env=ENV, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run([python, "-c", code, EVENT], cwd=ROOT, env=ENV, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
     if result.returncode != 0 or "ok" not in result.stdout:
         raise SystemExit(f"sample failed:\n{result.stdout}\n{result.stderr}")
@@ -76,13 +78,15 @@ def sample(code: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--python", default=sys.executable, help="interpreter of the environment to measure")
     args = parser.parse_args()
-    sample(PORTAL), sample(BASELINE)  # warm the OS file cache for both, as a warm Lambda host would be
+    sample(args.python, PORTAL), sample(args.python, BASELINE)  # warm the OS file cache for both
     portal, baseline = [], []
     for _ in range(args.runs):
-        portal.append(sample(PORTAL))
-        baseline.append(sample(BASELINE))
+        portal.append(sample(args.python, PORTAL))
+        baseline.append(sample(args.python, BASELINE))
     portal_median, baseline_median = statistics.median(portal), statistics.median(baseline)
+    print(f"interpreter:            {args.python}")
     print(f"runs per variant:       {args.runs}")
     print(f"baseline median:        {baseline_median:7.1f} ms  (FastAPI + Mangum + boto3 DynamoDB client)")
     print(f"portal median:          {portal_median:7.1f} ms  (app.handler, GET /health, v2 event)")

@@ -24,7 +24,9 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="auth/login", auto_error=False)
 
 
 def auth_service_of(runtime: Runtime) -> AuthService:
-    hasher = runtime.memo("password_hasher", lambda: PasswordHasher(runtime.settings))
+    def hasher() -> PasswordHasher:
+        return runtime.memo("password_hasher", lambda: PasswordHasher(runtime.settings))
+
     signer = runtime.memo("token_signer", lambda: TokenSigner(runtime.settings, runtime.signing_secret))
     return AuthService(runtime.store, runtime.settings, hasher, signer)
 

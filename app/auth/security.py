@@ -19,7 +19,6 @@ from functools import cached_property
 from typing import Any
 
 from jose import JWTError, jwt
-from passlib.context import CryptContext
 
 from app.config import Settings
 from app.storage.records import Role
@@ -48,6 +47,10 @@ class AccessClaims:
 
 class PasswordHasher:
     def __init__(self, settings: Settings) -> None:
+        # Imported here: only logins and password changes hash, so requests that merely carry a
+        # token never load passlib/argon2 (part of the Lambda cold-start budget).
+        from passlib.context import CryptContext
+
         self.context = CryptContext(
             schemes=["argon2", "bcrypt", "django_pbkdf2_sha256"],
             deprecated="auto",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -48,11 +49,18 @@ class Principal:
 
 
 class AuthService:
-    def __init__(self, store: Store, settings: Settings, hasher: PasswordHasher, signer: TokenSigner) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, hasher: Callable[[], PasswordHasher], signer: TokenSigner
+    ) -> None:
         self.store = store
         self.settings = settings
-        self.hasher = hasher
+        self._hasher = hasher
         self.signer = signer
+
+    @property
+    def hasher(self) -> PasswordHasher:
+        """Built on first use: most requests only verify a token and never hash."""
+        return self._hasher()
 
     # --- login, tokens ------------------------------------------------------------------------------
 
