@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import mongomock
 import pytest
 
@@ -18,15 +20,17 @@ def mongo(cursors: CursorCodec) -> MongoStore:
     return MongoStore(mongomock.MongoClient(tz_aware=True), "outbox_test", cursors)
 
 
-def _entry(username: str, action: str) -> object:
-    return audit_entry(actor="t", action=action, entity_type="user", entity_id=username, at=utcnow(), retention_days=1)
+def _entry(username: str, action: str, delay_ms: int = 0) -> object:
+    # Entries within one millisecond have no defined order; the tests that compare order space them.
+    at = utcnow() + timedelta(milliseconds=delay_ms)
+    return audit_entry(actor="t", action=action, entity_type="user", entity_id=username, at=at, retention_days=1)
 
 
 def test_interrupted_update_is_completed_by_recovery(mongo: MongoStore, cursors: CursorCodec) -> None:
     user = make_user("alice")
     mongo.users.create(user, _entry("alice", "user.create"))  # type: ignore[arg-type]
     # Simulate a crash right after the atomic update: the entry sits in the document, not yet copied.
-    pending = outbox.pending(_entry("alice", "user.update"))  # type: ignore[arg-type]
+    pending = outbox.pending(_entry("alice", "user.update", delay_ms=5))  # type: ignore[arg-type]
     mongo.db["users"].update_one({"_id": "alice"}, {"$set": {"full_name": "A"}, "$push": {outbox.PENDING: pending}})
     assert len(mongo.audit.list_for_entity("user", "alice", limit=10).items) == 1
 
@@ -40,7 +44,7 @@ def test_interrupted_update_is_completed_by_recovery(mongo: MongoStore, cursors:
 def test_interrupted_delete_is_completed_by_recovery(mongo: MongoStore) -> None:
     user = make_user("alice")
     mongo.users.create(user, _entry("alice", "user.create"))  # type: ignore[arg-type]
-    pending = outbox.pending(_entry("alice", "user.delete"))  # type: ignore[arg-type]
+    pending = outbox.pending(_entry("alice", "user.delete", delay_ms=5))  # type: ignore[arg-type]
     mongo.db["users"].update_one({"_id": "alice"}, {"$set": {outbox.DELETED: True}, "$push": {outbox.PENDING: pending}})
     assert mongo.users.get("alice") is None  # readers already ignore it
     assert mongo.recover() == 2
