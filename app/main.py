@@ -80,7 +80,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
     # Added last, so it is outermost: it sees every request, including CORS preflights and errors.
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, hsts=not settings.is_local_like
+    )
     return app
 
 

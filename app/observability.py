@@ -75,9 +75,26 @@ def _request_id_from(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool, service: str = "subscriber-portal") -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.hsts = hsts
+        self.service = service
+
+    def _with_standard_headers(
+        self, headers: list[tuple[bytes, bytes]], request_id: str, path: str
+    ) -> list[tuple[bytes, bytes]]:
+        present = {name.lower() for name, _ in headers}
+        added = [(b"x-request-id", request_id.encode()), (b"x-content-type-options", b"nosniff")]
+        added += [(b"x-frame-options", b"DENY"), (b"referrer-policy", b"no-referrer")]
+        if self.hsts:
+            added.append((b"strict-transport-security", b"max-age=63072000; includeSubDomains"))
+        if b"cache-control" not in present:
+            # API answers carry subscriber data: no shared or browser cache keeps them. The docs'
+            # static assets are versioned with the app and may be cached.
+            cacheable = "/docs/assets/" in path
+            added.append((b"cache-control", b"public, max-age=86400" if cacheable else b"no-store"))
+        return [*headers, *(header for header in added if header[0] not in present)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -97,7 +114,9 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                message["headers"] = self._with_standard_headers(
+                    message.get("headers", []), request_id, scope.get("path", "")
+                )
             await send(message)
 
         received = 0
@@ -133,19 +152,53 @@ class RequestContextMiddleware:
                 )
                 await response(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            latency_ms = round((time.perf_counter() - started) * 1000, 2)
             access_logger.info(
                 "request",
                 extra={
+                    "request_id": request_id,
                     "method": scope.get("method"),
                     "path": scope.get("path"),
-                    "route": getattr(route, "path", None),
+                    "route": route,
                     "status": status,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "latency_ms": latency_ms,
                     "actor": scope["state"].get("actor"),
+                    **request_metrics(self.service, route, status, latency_ms),
                 },
             )
             request_id_var.reset(token)
+
+
+def request_metrics(service: str, route: str, status: int, latency_ms: float) -> dict[str, Any]:
+    """CloudWatch embedded metric format, inside the access log line itself.
+
+    CloudWatch Logs extracts Requests, Errors (5xx), ClientErrors (4xx) and Latency per service and
+    per route template from the one line already written for every request: no extra call, no agent.
+    """
+    return {
+        "_aws": {
+            "Timestamp": int(time.time() * 1000),
+            "CloudWatchMetrics": [
+                {
+                    "Namespace": "SubscriberPortal",
+                    "Dimensions": [["Service"], ["Service", "Route"]],
+                    "Metrics": [
+                        {"Name": "Requests", "Unit": "Count"},
+                        {"Name": "Errors", "Unit": "Count"},
+                        {"Name": "ClientErrors", "Unit": "Count"},
+                        {"Name": "Latency", "Unit": "Milliseconds"},
+                    ],
+                }
+            ],
+        },
+        "Service": service,
+        "Route": route,
+        "Requests": 1,
+        "Errors": int(status >= 500),
+        "ClientErrors": int(400 <= status < 500),
+        "Latency": latency_ms,
+    }
 
 
 class _BodyTooLarge(HTTPException):
