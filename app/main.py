@@ -15,6 +15,7 @@ from app.auth.router import router as auth_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.observability import RequestContextMiddleware, configure_logging
+from app.ops.router import audit_router
 from app.ops.router import router as ops_router
 from app.runtime import Runtime
 from app.storage.base import Store
@@ -30,6 +31,7 @@ Backend of the telecom subscriber portal: subscribers, service bookings and bulk
 
 TAGS = [
     {"name": "auth", "description": "Sign in, tokens, your account, and user management (admin)."},
+    {"name": "audit", "description": "Who changed what, when (admin)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(auth_router)
+    app.include_router(audit_router)
     app.include_router(ops_router)
 
     if settings.cors_origins:

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
 
 from app import __version__
-from app.auth.deps import PUBLIC
-from app.deps import RuntimeDep, SettingsDep
-from app.ops.schemas import Check, Liveness, ReadinessReport
+from app.auth.deps import PUBLIC, require
+from app.auth.policy import Capability
+from app.auth.service import Principal
+from app.deps import RuntimeDep, SettingsDep, StoreDep
+from app.openapi import error_responses
+from app.ops.schemas import AuditEntryOut, AuditPage, Check, Liveness, ReadinessReport
+from app.ops.service import search_audit
 
 router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
 
@@ -36,3 +43,43 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
         checks={name: Check(ok=check.ok, detail=check.detail) for name, check in readiness.checks.items()},
     )
     return JSONResponse(report.model_dump(), status_code=200 if readiness.ok else 503)
+
+
+audit_router = APIRouter(prefix="/audit", tags=["audit"])
+AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
+
+
+@audit_router.get(
+    "",
+    operation_id="audit_search",
+    summary="Search the audit log (admin), newest first",
+    description="Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; "
+    "default: the last 7 days). Entries expire after AUDIT_RETENTION_DAYS.",
+    response_model=AuditPage,
+    responses=error_responses(400, 401, 403, 422),
+)
+def search(
+    _: AuditReader,
+    store: StoreDep,
+    entity_type: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
+    entity_id: Annotated[str | None, Query(max_length=128)] = None,
+    actor: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    until: Annotated[AwareDatetime | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> AuditPage:
+    page = search_audit(
+        store,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        actor=actor,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
+    return AuditPage(
+        items=[AuditEntryOut.model_validate(entry.model_dump(exclude={"expires_at"})) for entry in page.items],
+        next_cursor=page.next_cursor,
+    )

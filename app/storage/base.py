@@ -77,12 +77,34 @@ class Readiness:
 # --- repositories -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AuditQuery:
+    """Filters of the audit log; `entity_id` needs `entity_type`. Times are inclusive bounds."""
+
+    since: datetime
+    until: datetime
+    entity_type: str | None = None
+    entity_id: str | None = None
+    actor: str | None = None
+    window: str = ""  # the window as the caller gave it; empty for a default window
+
+    @property
+    def scope(self) -> str:
+        """Binds a cursor to the caller's filters. A default window ('the last 7 days') moves with the
+        clock between pages, so it is not part of the binding; the keyset position keeps pages disjoint."""
+        return f"audit|{self.entity_type}|{self.entity_id}|{self.actor}|{self.window}"
+
+
 class AuditRepository(Protocol):
     def append(self, entry: AuditEntry) -> None: ...
 
     def list_for_entity(
         self, entity_type: str, entity_id: str, *, limit: int, cursor: str | None = None
     ) -> Page[AuditEntry]: ...
+
+    def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
+        """Newest first. Served by the entity partition, the actor index, or day partitions."""
+        ...
 
 
 class CounterRepository(Protocol):

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from app.storage.base import Page
+from app.storage.base import AuditQuery, InvalidCursor, Page
 from app.storage.dynamodb.table import DynamoTable, serialize
 from app.storage.records import AuditEntry
 from app.timeutil import epoch_seconds, sortable
+
+# Sorts after every "<time>#<id>" with the same time prefix: makes `until` an inclusive bound.
+_AFTER_ANY_ID = "#~"
 
 
 def audit_item(entry: AuditEntry) -> dict[str, Any]:
@@ -47,3 +51,79 @@ class DynamoAuditRepository:
             scope=partition, partition=partition, limit=limit, cursor=cursor, forward=False
         )
         return Page([to_entry(item) for item in items], next_cursor)
+
+    def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
+        time_range = {":from": sortable(query.since), ":to": sortable(query.until) + _AFTER_ANY_ID}
+        between = "#sk BETWEEN :from AND :to"
+        if query.entity_type and query.entity_id:
+            actor_filter = {":actor": query.actor} if query.actor else {}
+            items, next_cursor = self.table.query_page(
+                scope=query.scope,
+                partition=f"AUDIT#{query.entity_type}#{query.entity_id}",
+                sort_condition=between,
+                values={**time_range, **actor_filter},
+                limit=limit,
+                cursor=cursor,
+                forward=False,
+                filter_expression="#actor = :actor" if query.actor else None,
+                filter_names={"#actor": "actor"} if query.actor else None,
+            )
+            return Page([to_entry(item) for item in items], next_cursor)
+        type_filter = {":type": query.entity_type} if query.entity_type else {}
+        type_filter_args: dict[str, Any] = (
+            {"filter_expression": "#et = :type", "filter_names": {"#et": "entity_type"}} if query.entity_type else {}
+        )
+        if query.actor:
+            items, next_cursor = self.table.query_page(
+                scope=query.scope,
+                partition=f"AUDITACTOR#{query.actor}",
+                index="GSI1",
+                sort_condition=between,
+                values={**time_range, **type_filter},
+                limit=limit,
+                cursor=cursor,
+                forward=False,
+                **type_filter_args,
+            )
+            return Page([to_entry(item) for item in items], next_cursor)
+        return self._search_by_day(query, time_range, type_filter, type_filter_args, limit, cursor)
+
+    def _search_by_day(
+        self,
+        query: AuditQuery,
+        time_range: dict[str, str],
+        type_filter: dict[str, str],
+        type_filter_args: dict[str, Any],
+        limit: int,
+        cursor: str | None,
+    ) -> Page[AuditEntry]:
+        """Walks day partitions newest first; the cursor holds the day and the position inside it."""
+        day, inner = query.until.date(), None
+        if cursor:
+            position = self.table.cursors.decode(query.scope, cursor)
+            try:
+                day, inner = type(day).fromisoformat(position["day"]), position.get("inner")
+            except (KeyError, TypeError, ValueError):
+                raise InvalidCursor() from None
+        entries: list[AuditEntry] = []
+        while day >= query.since.date():
+            items, inner = self.table.query_page(
+                scope=f"{query.scope}|{day}",
+                partition=f"AUDITDAY#{day.isoformat()}",
+                index="GSI2",
+                sort_condition="#sk BETWEEN :from AND :to",
+                values={**time_range, **type_filter},
+                limit=limit - len(entries),
+                cursor=inner,
+                forward=False,
+                **type_filter_args,
+            )
+            entries.extend(to_entry(item) for item in items)
+            if inner:  # this day has more: the page is full
+                return Page(entries, self.table.cursors.encode(query.scope, {"day": day.isoformat(), "inner": inner}))
+            day -= timedelta(days=1)
+            if len(entries) == limit:
+                more = day >= query.since.date()
+                next_cursor = self.table.cursors.encode(query.scope, {"day": day.isoformat()}) if more else None
+                return Page(entries, next_cursor)
+        return Page(entries, None)

@@ -231,10 +231,14 @@ class DynamoTable:
         sort_condition: str | None = None,
         values: Mapping[str, Any] | None = None,
         forward: bool = True,
+        filter_expression: str | None = None,
+        filter_names: Mapping[str, str] | None = None,
     ) -> tuple[list[Item], str | None]:
         """One page of a partition, in sort-key order, with an opaque cursor for the next page.
 
-        Asks for `limit + 1` items so that a cursor is only returned when another item exists.
+        Asks for `limit + 1` items so that a cursor is only returned when another item exists. A
+        filter narrows one partition's items (never a table scan); pages are then filled by
+        reading on until `limit + 1` items passed it or the partition ends.
         """
         hash_key, range_key = index_keys(index)
         condition = "#pk = :pk" + (f" AND {sort_condition}" if sort_condition else "")
@@ -248,6 +252,9 @@ class DynamoTable:
         }
         if index:
             kwargs["IndexName"] = index
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+            kwargs["ExpressionAttributeNames"].update(filter_names or {})
         if cursor:
             position = self.cursors.decode(scope, cursor)
             kwargs["ExclusiveStartKey"] = serialize_values(position)

@@ -2,11 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.storage.base import Page
+from app.storage.base import AuditQuery, Page
 from app.storage.cursor import CursorCodec
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry
 from app.timeutil import as_utc, sortable
+
+_AFTER_ANY_ID = "#~"
 
 
 def audit_document(entry: AuditEntry) -> dict[str, Any]:
@@ -43,6 +45,25 @@ class MongoAuditRepository:
             limit=limit,
             cursor=cursor,
             scope=f"AUDIT#{entity_type}#{entity_id}",
+            cursors=self.cursors,
+        )
+        return Page([to_entry(document) for document in documents], next_cursor)
+
+    def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
+        criteria: dict[str, Any] = {
+            "order": {"$gte": sortable(query.since), "$lte": sortable(query.until) + _AFTER_ANY_ID}
+        }
+        for field in ("entity_type", "entity_id", "actor"):
+            if getattr(query, field):
+                criteria[field] = getattr(query, field)
+        documents, next_cursor = find_page(
+            self.collection,
+            criteria,
+            order_field="order",
+            descending=True,
+            limit=limit,
+            cursor=cursor,
+            scope=query.scope,
             cursors=self.cursors,
         )
         return Page([to_entry(document) for document in documents], next_cursor)

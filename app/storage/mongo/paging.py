@@ -24,7 +24,8 @@ def find_page(
         after = cursors.decode(scope, cursor).get("after")
         if not isinstance(after, str):
             raise InvalidCursor()
-        criteria[order_field] = {"$lt" if descending else "$gt": after}
+        bounds = criteria.get(order_field)
+        criteria[order_field] = {**(bounds if isinstance(bounds, dict) else {}), "$lt" if descending else "$gt": after}
     documents = list(collection.find(criteria).sort(order_field, -1 if descending else 1).limit(limit + 1))
     if len(documents) <= limit:
         return documents, None

@@ -1,0 +1,44 @@
+"""Operational reads: the audit log (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from app.errors import InvalidInput
+from app.storage.base import AuditQuery, Page, Store
+from app.storage.records import AuditEntry
+from app.timeutil import as_utc, utcnow
+
+DEFAULT_AUDIT_WINDOW = timedelta(days=7)
+# Without an entity or actor the search walks one day partition per day: bound the walk.
+MAX_UNFILTERED_WINDOW = timedelta(days=93)
+
+
+def search_audit(
+    store: Store,
+    *,
+    entity_type: str | None,
+    entity_id: str | None,
+    actor: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[AuditEntry]:
+    window = f"{since.isoformat() if since else ''}/{until.isoformat() if until else ''}"
+    until = as_utc(until) if until else utcnow()
+    since = as_utc(since) if since else until - DEFAULT_AUDIT_WINDOW
+    if since > until:
+        raise InvalidInput("query.since", "must not be after `until`", code="range_inverted")
+    if entity_id and not entity_type:
+        raise InvalidInput("query.entity_type", "is required with `entity_id`", code="missing")
+    if not (entity_id or actor) and until - since > MAX_UNFILTERED_WINDOW:
+        raise InvalidInput(
+            "query.since",
+            f"without entity_id or actor the window is at most {MAX_UNFILTERED_WINDOW.days} days",
+            code="range_too_large",
+        )
+    query = AuditQuery(
+        since=since, until=until, entity_type=entity_type, entity_id=entity_id, actor=actor, window=window
+    )
+    return store.audit.search(query, limit=limit, cursor=cursor)
