@@ -8,7 +8,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench lock clean
+.PHONY: run test lint typecheck pytest bench lock clean openapi fuzz
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ $(LAMBDA_VENV)/.installed: requirements/lambda.txt
 
 bench: $(STAMP) $(LAMBDA_VENV)/.installed
 	$(BIN)/python bench/cold_start.py --python $(LAMBDA_VENV)/bin/python
+
+# Regenerate the committed OpenAPI document (a test fails while it is stale).
+openapi: $(STAMP)
+	$(BIN)/python -m app.openapi > docs/openapi.json
+
+# A longer schemathesis run than the bounded one inside `make test`.
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=200 $(BIN)/python -m pytest tests/test_fuzz.py -q
 
 # Re-resolve the pinned dependency sets (uv resolves for another Python and platform than this one).
 lock: $(STAMP)

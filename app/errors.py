@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.storage.base import (
     Conflict,
@@ -232,7 +233,34 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None
-        return http_problem(request, exc.status_code, detail, headers=exc.headers)
+        if exc.status_code == 400 and detail == FASTAPI_BODY_PARSE_ERROR:
+            # A body that is not even text (e.g. invalid UTF-8): the same answer as malformed JSON.
+            error = FieldError(field="body", message="the body is not valid UTF-8 JSON", code="json_invalid")
+            return problem_response(
+                request,
+                status=422,
+                slug="validation-error",
+                title="Request validation failed",
+                detail="1 field is invalid",
+                errors=[error],
+            )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return http_problem(request, exc.status_code, detail, headers=headers)
+
+
+# The message FastAPI raises (as a 400) when it cannot decode a request body at all.
+FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method of every route at this path: Starlette's 405 names only the first route's."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if route.matches(request.scope)[0] is not Match.NONE:  # PARTIAL: the path matches, the method not
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def http_problem(

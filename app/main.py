@@ -15,6 +15,7 @@ from app.auth.router import router as auth_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.observability import RequestContextMiddleware, configure_logging
+from app.openapi import install_openapi
 from app.ops.router import audit_router
 from app.ops.router import router as ops_router
 from app.runtime import Runtime
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **options)
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(auth_router)
     app.include_router(audit_router)
     app.include_router(ops_router)

@@ -1,10 +1,19 @@
-"""OpenAPI helpers: documented error responses share the one problem+json schema."""
+"""The OpenAPI document a frontend developer generates a client from.
+
+Routes declare their error statuses with `error_responses(...)`; `build_openapi` then gives every
+error response the one problem+json schema (replacing FastAPI's default validation-error model),
+and adds 401/403 to every route whose policy needs a token or a capability.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from app.errors import Problem
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+
+from app.errors import FieldError, Problem
 
 _DESCRIPTIONS = {
     400: "Bad request (e.g. an invalid cursor)",
@@ -18,15 +27,85 @@ _DESCRIPTIONS = {
     422: "Validation failed; `errors` names each field",
     428: "If-Match is required",
     429: "Too many requests; see Retry-After",
+    503: "The store is unavailable",
 }
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {
-            "model": Problem,
-            "description": _DESCRIPTIONS[status],
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    return {status: {"description": _DESCRIPTIONS[status]} for status in statuses}
+
+
+def _problem_content() -> dict[str, Any]:
+    return {"application/problem+json": {"schema": _PROBLEM_REF}}
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    from app.auth.deps import Policy
+    from app.auth.schemas import LoginRequest
+
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    problem.pop("$defs", None)
+    schemas["Problem"] = problem
+    schemas["FieldError"] = FieldError.model_json_schema(ref_template="#/components/schemas/{model}")
+    # The login body is read by hand (form or JSON), so FastAPI does not collect its model.
+    schemas["LoginRequest"] = LoginRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+
+    policies = {}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            found = [dep.call for dep in route.dependant.dependencies if isinstance(dep.call, Policy)]
+            policies[route.unique_id if route.operation_id is None else route.operation_id] = (
+                found[0] if found else None
+            )
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            policy = policies.get(operation.get("operationId", ""))
+            if "requestBody" in operation:
+                responses.setdefault("413", {"description": _DESCRIPTIONS[413]})
+            if policy is not None and not policy.public:
+                responses.setdefault("401", {"description": _DESCRIPTIONS[401]})
+                if policy.capability is not None:
+                    responses.setdefault("403", {"description": _DESCRIPTIONS[403]})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = _problem_content()
+                    response.setdefault("description", _DESCRIPTIONS.get(int(status), "Error"))
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def render(app: FastAPI) -> str:
+    """The committed `docs/openapi.json`: stable text, so a stale copy shows up as a diff."""
+    import json
+
+    return json.dumps(build_openapi(app), indent=2, ensure_ascii=False) + "\n"
+
+
+if __name__ == "__main__":
+    import sys
+
+    from app.config import Settings
+    from app.main import create_app
+
+    # Default settings, no store: the document depends on the code only.
+    sys.stdout.write(render(create_app(Settings(_env_file=None))))

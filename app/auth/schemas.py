@@ -34,18 +34,24 @@ class LoginRequest(StrictModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"example": {"username": "admin", "password": "correct horse battery"}},
+        json_schema_extra={"example": {"username": "jdoe", "password": "correct horse battery"}},
     )
 
 
 class RefreshRequest(StrictModel):
     refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=256)]
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"refresh_token": "kq3x0Ah8bq2TfK1m5b6rS0yQn7d0wJ9ePZr4u2vC1s8"}}
+    )
+
 
 class LogoutRequest(StrictModel):
     refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=256)] | None = Field(
         None, description="Also end the session of this refresh token (if it differs from the current one)."
     )
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {}})
 
 
 class TokenPair(BaseModel):
@@ -60,9 +66,20 @@ class PasswordChange(StrictModel):
     current_password: Password
     new_password: Password
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {"current_password": "my old passphrase", "new_password": "a new long passphrase"}
+        },
+    )
+
 
 class PasswordReset(StrictModel):
     new_password: Password
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"example": {"new_password": "a temporary passphrase 7"}}
+    )
 
 
 class UserCreate(StrictModel):

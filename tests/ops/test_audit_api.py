@@ -44,6 +44,8 @@ def test_audit_pages(client: TestClient, role_headers: dict[str, dict[str, str]]
         ({"entity_id": "x"}, "query.entity_type"),
         ({"since": "2025-01-01T00:00:00+00:00", "until": "2026-01-01T00:00:00+00:00"}, "query.since"),
         ({"since": "2026-01-01T00:00:00"}, "query.since"),
+        ({"until": "0.5"}, "query.until"),
+        ({"until": "1700000000"}, "query.until"),
         ({"limit": 0}, "query.limit"),
         ({"limit": 201}, "query.limit"),
         ({"entity_type": "Not Valid"}, "query.entity_type"),
