@@ -41,6 +41,7 @@ bench: $(STAMP)
 lock:
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements/dev.txt
 	uv pip compile pyproject.toml --extra mongo --python-version 3.12 --python-platform x86_64-manylinux2014 -o requirements/lambda.txt
+	uv pip compile pyproject.toml --extra mongo --extra server --python-version 3.12 --python-platform x86_64-unknown-linux-gnu -o requirements/server.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .serverless
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .serverless .serverless-offline node_modules
