@@ -8,7 +8,16 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench lock clean
+.PHONY: run test lint typecheck pytest bench lock clean install npm-install package lint-infra
+
+# Delivery: Node tooling (osls, serverless-python-requirements, serverless-offline) and the
+# packaged stack. osls is always called by name (DESIGN.md); it and the requirements plugin run
+# `python3`, which must be this venv's (it has pip; the plugin fetches Lambda wheels with it).
+NPM_STAMP      := node_modules/.installed
+TEMPLATE       := .serverless/cloudformation-template-update-stack.json
+PACKAGE_INPUTS := serverless.yml package-lock.json requirements/lambda.txt $(wildcard infra/*.yml) \
+                  $(shell find app -name '*.py')
+OSLS           := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" npx --no osls
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +27,28 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(NPM_STAMP): package.json package-lock.json .npmrc
+	npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+npm-install: $(NPM_STAMP)
+
+# `make package`: always re-packages stage dev into .serverless/ (template + zip), offline, with
+# no AWS credentials. `make test` re-packages only when an input changed.
+package: $(STAMP) $(NPM_STAMP)
+	$(OSLS) package --stage dev
+
+$(TEMPLATE): $(STAMP) $(NPM_STAMP) $(PACKAGE_INPUTS)
+	$(OSLS) package --stage dev
+	@touch $(TEMPLATE)
+
+# The packaged template (rules and justified exceptions in .cfnlintrc), the Dockerfile and the
+# GitHub workflows.
+lint-infra: $(STAMP) $(TEMPLATE)
+	$(BIN)/cfn-lint
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint
 
 run: $(STAMP)
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
@@ -29,10 +60,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NPM_STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck lint-infra pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
