@@ -54,15 +54,23 @@ def require_node() -> None:
         pytest.skip(f"Node.js tooling not installed ({', '.join(missing)}): serverless checks need it")
 
 
+# Machine set-up the tools need (package indexes, proxies, CA bundles), never app settings.
+PASSED_THROUGH = {
+    "HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "TERM", "SLS_DEBUG",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+}  # fmt: skip
+PASSED_THROUGH_PREFIXES = ("PIP_", "NPM_CONFIG_", "UV_", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+
+
 def tool_env(**extra: str) -> dict[str, str]:
     """A small, explicit environment: the virtualenv's python3 first on PATH (serverless-python-
     requirements and serverless-offline both run `python3`), nothing inherited that could change
     what the app does (MONGODB_URI, JWT_SECRET, AWS profiles...)."""
     venv_bin = str(Path(sys.executable).parent)
     env = {
-        name: os.environ[name]
-        for name in ("HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "TERM", "SLS_DEBUG")
-        if name in os.environ
+        name: value
+        for name, value in os.environ.items()
+        if name in PASSED_THROUGH or name.upper().startswith(PASSED_THROUGH_PREFIXES)
     }
     env["PATH"] = os.pathsep.join([venv_bin, os.environ.get("PATH", "")])
     if sys.prefix != sys.base_prefix:
