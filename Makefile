@@ -1,5 +1,6 @@
 # Two commands matter: `make run` (API on http://127.0.0.1:8000/docs, embedded store, demo data)
-# and `make test` (lint, type-check and the whole test suite). Everything else supports them.
+# and `make test` (lint, type-check, package and lint the AWS stack, and the whole test suite).
+# Everything else supports them.
 
 PYTHON ?= python3
 VENV   ?= .venv
