@@ -1,5 +1,6 @@
 # Two commands matter: `make run` (API on http://127.0.0.1:8000/docs, embedded store, demo data)
-# and `make test` (lint, type-check and the whole test suite). Everything else supports them.
+# and `make test` (lint, type-check, package and lint the AWS stack, and the whole test suite).
+# Everything else supports them.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,16 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench lock clean openapi fuzz
+.PHONY: run test lint typecheck pytest bench lock clean install npm-install package lint-infra openapi fuzz
+
+# Delivery: Node tooling (osls, serverless-python-requirements, serverless-offline) and the
+# packaged stack. osls is always called by name (DESIGN.md); it and the requirements plugin run
+# `python3`, which must be this venv's (it has pip; the plugin fetches Lambda wheels with it).
+NPM_STAMP      := node_modules/.installed
+TEMPLATE       := .serverless/cloudformation-template-update-stack.json
+PACKAGE_INPUTS := serverless.yml package-lock.json requirements/lambda.txt $(wildcard infra/*.yml) \
+                  $(shell find app -name '*.py')
+OSLS           := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" npx --no osls
 
 $(STAMP): requirements/dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +28,28 @@ $(STAMP): requirements/dev.txt pyproject.toml
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+$(NPM_STAMP): package.json package-lock.json .npmrc
+	npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+npm-install: $(NPM_STAMP)
+
+# `make package`: always re-packages stage dev into .serverless/ (template + zip), offline, with
+# no AWS credentials. `make test` re-packages only when an input changed.
+package: $(STAMP) $(NPM_STAMP)
+	$(OSLS) package --stage dev
+
+$(TEMPLATE): $(STAMP) $(NPM_STAMP) $(PACKAGE_INPUTS)
+	$(OSLS) package --stage dev
+	@touch $(TEMPLATE)
+
+# The packaged template (rules and justified exceptions in .cfnlintrc), the Dockerfile and the
+# GitHub workflows.
+lint-infra: $(STAMP) $(TEMPLATE)
+	$(BIN)/cfn-lint
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/actionlint
 
 run: $(STAMP)
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
@@ -29,10 +61,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(NPM_STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest
 
-test: lint typecheck pytest
+test: lint typecheck lint-infra pytest
 
 # Benchmarks measure the deployed dependency set: a venv holding exactly requirements/lambda.txt.
 LAMBDA_VENV := .venv-lambda
@@ -57,6 +89,7 @@ lock: $(STAMP)
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements/dev.txt
 	$(BIN)/uv pip compile pyproject.toml --extra mongo --python-version 3.12 --python-platform x86_64-manylinux2014 -o requirements/lambda.txt
+	$(BIN)/uv pip compile pyproject.toml --extra mongo --extra server --python-version 3.12 --python-platform x86_64-unknown-linux-gnu -o requirements/server.txt
 
 clean:
-	rm -rf $(VENV) $(LAMBDA_VENV) .pytest_cache .mypy_cache .ruff_cache .serverless
+	rm -rf $(VENV) $(LAMBDA_VENV) .pytest_cache .mypy_cache .ruff_cache .serverless .serverless-offline node_modules
