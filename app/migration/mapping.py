@@ -1,0 +1,171 @@
+"""Column mapping and simple transforms, from a source row to the target record's fields.
+
+A mapping is declared per job (JSON), validated when the job is created, and applied row by row:
+
+    {
+      "columns":    {"MSISDN": "msisdn", "First Name": "first_name", "Tariff": "plan"},
+      "transforms": {"status": ["trim", "upper", {"map": {"A": "ACTIVE", "S": "SUSPENDED"}}]},
+      "defaults":   {"status": "ACTIVE"},
+      "unmapped":   "attributes"
+    }
+
+Columns not named in `columns` map to the field of the same name (case-insensitive). Empty
+cells count as missing, so `defaults` apply to them. Columns that match no field go to
+`attributes`, are rejected (the default: a misspelt header should not silently become an
+attribute) or are ignored, as `unmapped` says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+Scalar = str | int | float | bool
+ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+FieldName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class MapValues(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    map: dict[Annotated[str, StringConstraints(max_length=128)], Scalar] = Field(max_length=500)
+    case_sensitive: bool = False
+
+
+TransformStep = Literal["trim", "upper", "lower", "digits_only"] | MapValues
+
+
+class MappingSpec(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "columns": {"MSISDN": "msisdn", "First Name": "first_name", "Tariff": "plan"},
+                "transforms": {"status": ["trim", "upper", {"map": {"A": "ACTIVE", "S": "SUSPENDED"}}]},
+                "defaults": {"status": "ACTIVE"},
+                "unmapped": "attributes",
+            }
+        },
+    )
+
+    columns: dict[ColumnName, FieldName] = Field(default_factory=dict, max_length=200)
+    transforms: dict[FieldName, list[TransformStep]] = Field(default_factory=dict, max_length=100)
+    defaults: dict[FieldName, Scalar] = Field(default_factory=dict, max_length=100)
+    unmapped: Literal["attributes", "reject", "ignore"] = "reject"
+
+    @field_validator("transforms")
+    @classmethod
+    def _bounded_steps(cls, transforms: dict[str, list[TransformStep]]) -> dict[str, list[TransformStep]]:
+        for field, steps in transforms.items():
+            if len(steps) > 10:
+                raise ValueError(f"{field}: at most 10 steps")
+        return transforms
+
+    @model_validator(mode="after")
+    def _one_column_per_field(self) -> MappingSpec:
+        targets = list(self.columns.values())
+        duplicated = sorted({target for target in targets if targets.count(target) > 1})
+        if duplicated:
+            raise ValueError(f"several columns map to the same field: {', '.join(duplicated)}")
+        return self
+
+
+@dataclass(frozen=True)
+class MappingProblem:
+    field: str
+    code: str
+    message: str
+    value: Any = None
+
+
+class RowMapper:
+    """Applies one `MappingSpec` to rows whose fields must be among `fields` (plus `attributes`)."""
+
+    def __init__(self, spec: MappingSpec, fields: Iterable[str]) -> None:
+        self.spec = spec
+        self.fields = frozenset(fields)
+        self._by_lower = {name.lower(): name for name in self.fields}
+        self._resolved: dict[str, str | None] = {}
+        self._explicit = {column.lower(): field for column, field in spec.columns.items()}
+        self._transforms = {field: [_compile(step) for step in steps] for field, steps in spec.transforms.items()}
+
+    def check_spec(self) -> list[MappingProblem]:
+        """Problems of the mapping itself against the target fields (reported when the job is created)."""
+        problems = []
+        for column, field in self.spec.columns.items():
+            if field not in self.fields:
+                problems.append(MappingProblem(f"mapping.columns.{column}", "unknown_field", f"no field {field!r}"))
+        for section in ("transforms", "defaults"):
+            for field in getattr(self.spec, section):
+                if field not in self.fields:
+                    problems.append(
+                        MappingProblem(f"mapping.{section}.{field}", "unknown_field", f"no field {field!r}")
+                    )
+        return problems
+
+    def target_of(self, column: str) -> str | None:
+        if column not in self._resolved:
+            lowered = column.strip().lower()
+            self._resolved[column] = self._explicit.get(lowered) or self._by_lower.get(lowered)
+        return self._resolved[column]
+
+    def unmapped_columns(self, columns: Iterable[str]) -> list[str]:
+        return [column for column in columns if self.target_of(column) is None]
+
+    def apply(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[MappingProblem]]:
+        record: dict[str, Any] = {}
+        attributes: dict[str, Any] = {}
+        problems: list[MappingProblem] = []
+        for column, raw in values.items():
+            field = self.target_of(column)
+            if field is None:
+                if self.spec.unmapped == "attributes" and not _is_empty(raw):
+                    attributes[column] = raw
+                elif self.spec.unmapped == "reject":
+                    problems.append(MappingProblem(column, "unmapped_column", "column is not mapped to a field", raw))
+                continue
+            record[field] = raw
+        for field, steps in self._transforms.items():
+            if field in record and not _is_empty(record[field]):
+                value = record[field]
+                for step in steps:
+                    value = step(value)
+                record[field] = value
+        for field, value in list(record.items()):
+            if _is_empty(value):
+                del record[field]  # an empty cell is a missing value
+        for field, default in self.spec.defaults.items():
+            record.setdefault(field, default)
+        if attributes:
+            given = record.get("attributes")
+            record["attributes"] = {**attributes, **given} if isinstance(given, dict) else attributes
+        return record, problems
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _digits_only(text: str) -> str:
+    return "".join(char for char in text if char.isdigit())
+
+
+def _compile(step: TransformStep) -> Callable[[Any], Any]:
+    """One step as a function, built once per job rather than once per row."""
+    if isinstance(step, MapValues):
+        if step.case_sensitive:
+            exact = dict(step.map)
+            return lambda value: exact.get(str(value), value)
+        folded = {key.lower(): mapped for key, mapped in step.map.items()}
+        return lambda value: folded.get(str(value).lower(), value)
+    text_steps: dict[str, Callable[[str], str]] = {
+        "trim": str.strip,
+        "upper": str.upper,
+        "lower": str.lower,
+        "digits_only": _digits_only,
+    }
+    text_step = text_steps[step]
+    # Text steps leave numbers and booleans (from JSON files) alone.
+    return lambda value: text_step(value) if isinstance(value, str) else value
