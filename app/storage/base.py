@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Literal, Protocol, TypeVar
 
-from app.storage.records import AuditEntry, RefreshTokenRecord, TokenFamilyRecord, UserRecord
+from app.storage.records import (
+    AuditEntry,
+    JobRecord,
+    JobRowError,
+    JobStatus,
+    JobType,
+    RefreshTokenRecord,
+    TokenFamilyRecord,
+    UserRecord,
+)
 
 T = TypeVar("T")
 
@@ -190,6 +199,47 @@ class SessionRepository(Protocol):
     def is_access_token_denied(self, jti: str) -> bool: ...
 
 
+class JobRepository(Protocol):
+    """Bulk jobs and their row errors. Job writes are optimistic (version); a lease keeps two
+    workers (an SQS redelivery, the sweeper) from running one job at the same time."""
+
+    def create(self, job: JobRecord) -> None: ...
+
+    def get(self, job_id: str) -> JobRecord | None: ...
+
+    def list_newest(
+        self, *, status: JobStatus | None, job_type: JobType | None, limit: int, cursor: str | None = None
+    ) -> Page[JobRecord]:
+        """Newest first; by status from an index, never a scan."""
+        ...
+
+    def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
+        """Write `updated` as version current.version + 1; PreconditionFailed if the job changed."""
+        ...
+
+    def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
+        """Take (or renew) the job's lease if it is free, expired or already ours and the job is not
+        finished; None otherwise. Does not change the version."""
+        ...
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Flag an unfinished job for cancellation (the worker stops at its next batch boundary).
+        NotFound, or Conflict if it already finished. Does not change the version."""
+        ...
+
+    def add_errors(self, errors: list[JobRowError]) -> None:
+        """Idempotent per (job, row, field): a batch processed again after a crash writes no duplicate."""
+        ...
+
+    def list_errors(self, job_id: str, *, limit: int, cursor: str | None = None) -> Page[JobRowError]:
+        """In row order."""
+        ...
+
+    def list_unfinished(self, *, limit: int) -> list[JobRecord]:
+        """PENDING, VALIDATING and RUNNING jobs (for the sweeper), from the status index."""
+        ...
+
+
 SortOrder = Literal["asc", "desc"]
 Clock = Callable[[], datetime]
 
@@ -213,6 +263,9 @@ class Store(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def jobs(self) -> JobRepository: ...
 
     def readiness(self) -> Readiness: ...
 

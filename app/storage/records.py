@@ -77,3 +77,86 @@ class TokenFamilyRecord(Record):
     created_at: datetime
     expires_at: datetime
     revoked: bool = False
+
+
+class JobType(StrEnum):
+    IMPORT = "import"
+    EXPORT = "export"
+    DELETE = "delete"
+    ROLLBACK = "rollback"
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    VALIDATING = "VALIDATING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_ERRORS, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class JobCounts(Record):
+    total: int | None = None
+    processed: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+    def plus(self, other: JobCounts) -> JobCounts:
+        return JobCounts(
+            total=self.total,
+            processed=self.processed + other.processed,
+            created=self.created + other.created,
+            updated=self.updated + other.updated,
+            skipped=self.skipped + other.skipped,
+            failed=self.failed + other.failed,
+        )
+
+
+class JobRecord(Record):
+    """A bulk job. Its row errors are separate records (`JobRowError`), never a list in here."""
+
+    id: str
+    type: JobType
+    status: JobStatus = JobStatus.PENDING
+    options: dict[str, Any] = Field(default_factory=dict)
+    input_key: str | None = None
+    output_key: str | None = None
+    counts: JobCounts = Field(default_factory=JobCounts)
+    checkpoint: dict[str, Any] = Field(
+        default_factory=dict, description="Where to resume: e.g. the last committed row, or a store cursor."
+    )
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    error_summary: str | None = None
+    cancel_requested: bool = False
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    related_job_id: str | None = Field(None, description="For a rollback: the import it undoes.")
+    version: int = 1
+
+    @property
+    def percent(self) -> float | None:
+        if self.status.finished and self.status is not JobStatus.FAILED:
+            return 100.0
+        if not self.counts.total:
+            return None
+        return round(min(100.0, 100.0 * self.counts.processed / self.counts.total), 1)
+
+
+class JobRowError(Record):
+    job_id: str
+    row: int
+    field: str
+    code: str
+    message: str
+    value: str | None = Field(None, description="The raw value as read (truncated), for the report.")

@@ -6,6 +6,7 @@ from app.storage.base import Readiness
 from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.audit import DynamoAuditRepository
 from app.storage.dynamodb.counters import DynamoCounterRepository
+from app.storage.dynamodb.jobs import DynamoJobRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
 from app.storage.dynamodb.table import DynamoTable
 from app.storage.dynamodb.throttle import DynamoThrottleRepository
@@ -22,6 +23,7 @@ class DynamoStore:
         self.throttle = DynamoThrottleRepository(self.table)
         self.users = DynamoUserRepository(self.table)
         self.sessions = DynamoSessionRepository(self.table)
+        self.jobs = DynamoJobRepository(self.table)
 
     def readiness(self) -> Readiness:
         return self.table.readiness()

@@ -29,6 +29,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "token_families": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
     "denied_tokens": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "jobs": [
+        IndexModel([("status", ASCENDING), ("order", DESCENDING)], name="by_status"),
+        IndexModel([("order", DESCENDING)], name="newest_first"),
+    ],
+    "job_errors": [IndexModel([("job_id", ASCENDING), ("_id", ASCENDING)], name="by_job")],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
 AUDITED_COLLECTIONS = ("users",)

@@ -7,6 +7,7 @@ from app.storage.cursor import CursorCodec
 from app.storage.mongo import database, outbox
 from app.storage.mongo.audit import MongoAuditRepository
 from app.storage.mongo.counters import MongoCounterRepository
+from app.storage.mongo.jobs import MongoJobRepository
 from app.storage.mongo.sessions import MongoSessionRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
 from app.storage.mongo.users import MongoUserRepository
@@ -24,6 +25,7 @@ class MongoStore:
         self.throttle = MongoThrottleRepository(self.db)
         self.users = MongoUserRepository(self.db, cursors)
         self.sessions = MongoSessionRepository(self.db)
+        self.jobs = MongoJobRepository(self.db, cursors)
         self.recover()
 
     def recover(self) -> int:

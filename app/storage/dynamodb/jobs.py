@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from app.storage.base import Conflict, NotFound, Page, PreconditionFailed
+from app.storage.dynamodb.table import DynamoTable
+from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
+from app.timeutil import sortable
+
+UNFINISHED = (JobStatus.PENDING, JobStatus.VALIDATING, JobStatus.RUNNING)
+FINISHED_VALUES = {f":finished{n}": status.value for n, status in enumerate(JobStatus) if status.finished}
+NOT_FINISHED = f"NOT #status IN ({', '.join(FINISHED_VALUES)})"
+# Written only by `claim` and `request_cancel`, which leave the version alone; `replace` keeps them.
+_SIDE_FIELDS = ("lease_owner", "lease_until", "cancel_requested")
+
+
+def _job_key(job_id: str) -> tuple[str, str]:
+    return f"JOB#{job_id}", "JOB"
+
+
+def _job_fields(job: JobRecord) -> dict[str, Any]:
+    order = f"{sortable(job.created_at)}#{job.id}"
+    fields = job.model_dump(mode="json", exclude=set(_SIDE_FIELDS))
+    # Jobs are few (a handful a day): one partition per status, and one for all, newest first.
+    fields.update({"GSI1PK": f"JOBSTATUS#{job.status.value}", "GSI1SK": order, "GSI2PK": "JOBS", "GSI2SK": order})
+    return fields
+
+
+def to_job(item: dict[str, Any]) -> JobRecord:
+    return JobRecord.model_validate({name: item[name] for name in JobRecord.model_fields if name in item})
+
+
+def _error_item(error: JobRowError) -> dict[str, Any]:
+    return {
+        "PK": f"JOB#{error.job_id}",
+        "SK": f"ERR#{error.row:012d}#{error.field}",
+        "type": "job_error",
+        **error.model_dump(mode="json"),
+    }
+
+
+class DynamoJobRepository:
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+
+    def create(self, job: JobRecord) -> None:
+        pk, sk = _job_key(job.id)
+        self.table.put(
+            {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": False, **_job_fields(job)},
+            condition="attribute_not_exists(PK)",
+            on_condition_failed=lambda: Conflict(f"job {job.id!r} already exists"),
+        )
+
+    def get(self, job_id: str) -> JobRecord | None:
+        item = self.table.get(*_job_key(job_id))
+        return to_job(item) if item else None
+
+    def list_newest(
+        self, *, status: JobStatus | None, job_type: JobType | None, limit: int, cursor: str | None = None
+    ) -> Page[JobRecord]:
+        filter_args: dict[str, Any] = {}
+        values: dict[str, Any] = {}
+        if job_type:
+            filter_args = {"filter_expression": "#type = :type", "filter_names": {"#type": "type"}}
+            values = {":type": job_type.value}
+        items, next_cursor = self.table.query_page(
+            scope=f"jobs|{status}|{job_type}",
+            partition=f"JOBSTATUS#{status.value}" if status else "JOBS",
+            index="GSI1" if status else "GSI2",
+            limit=limit,
+            cursor=cursor,
+            forward=False,
+            values=values,
+            **filter_args,
+        )
+        return Page([to_job(item) for item in items], next_cursor)
+
+    def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
+        written = updated.model_copy(update={"version": current.version + 1})
+        fields = _job_fields(written)
+        names = {f"#f{n}": name for n, name in enumerate(fields)}
+        values = {f":f{n}": value for n, value in enumerate(fields.values())}
+        assignments = ", ".join(f"#f{n} = :f{n}" for n in range(len(fields)))
+        pk, sk = _job_key(current.id)
+        item = self.table.update(
+            pk,
+            sk,
+            f"SET {assignments}",
+            condition="attribute_exists(PK) AND #version = :expected",
+            names={**names, "#version": "version"},
+            values={**values, ":expected": current.version},
+            on_condition_failed=lambda: PreconditionFailed(f"job {current.id!r} changed meanwhile"),
+        )
+        return to_job(item)
+
+    def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
+        pk, sk = _job_key(job_id)
+        try:
+            item = self.table.update(
+                pk,
+                sk,
+                "SET lease_owner = :owner, lease_until = :until",
+                condition=f"attribute_exists(PK) AND {NOT_FINISHED} AND "
+                "(attribute_not_exists(lease_until) OR lease_until < :now OR lease_owner = :owner)",
+                names={"#status": "status"},
+                values={":owner": owner, ":until": sortable(lease_until), ":now": sortable(now), **FINISHED_VALUES},
+            )
+        except Conflict:
+            return None
+        return to_job(item)
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        pk, sk = _job_key(job_id)
+        try:
+            item = self.table.update(
+                pk,
+                sk,
+                "SET cancel_requested = :true",
+                condition=f"attribute_exists(PK) AND {NOT_FINISHED}",
+                names={"#status": "status"},
+                values={":true": True, **FINISHED_VALUES},
+            )
+        except Conflict:
+            if self.get(job_id) is None:
+                raise NotFound(f"job {job_id!r} not found") from None
+            raise Conflict(f"job {job_id!r} has already finished") from None
+        return to_job(item)
+
+    def add_errors(self, errors: list[JobRowError]) -> None:
+        if errors:
+            self.table.batch_write(_error_item(error) for error in errors)
+
+    def list_errors(self, job_id: str, *, limit: int, cursor: str | None = None) -> Page[JobRowError]:
+        items, next_cursor = self.table.query_page(
+            scope=f"job-errors|{job_id}",
+            partition=f"JOB#{job_id}",
+            sort_condition="begins_with(#sk, :prefix)",
+            values={":prefix": "ERR#"},
+            limit=limit,
+            cursor=cursor,
+        )
+        fields = JobRowError.model_fields
+        return Page(
+            [JobRowError.model_validate({k: v for k, v in item.items() if k in fields}) for item in items], next_cursor
+        )
+
+    def list_unfinished(self, *, limit: int) -> list[JobRecord]:
+        jobs: list[JobRecord] = []
+        for status in UNFINISHED:
+            for item in self.table.query_all(partition=f"JOBSTATUS#{status.value}", index="GSI1"):
+                jobs.append(to_job(item))
+                if len(jobs) >= limit:
+                    return jobs
+        return jobs

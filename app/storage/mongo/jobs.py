@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from app.storage.base import Conflict, NotFound, Page, PreconditionFailed
+from app.storage.cursor import CursorCodec
+from app.storage.mongo.paging import find_page
+from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
+from app.timeutil import as_utc, sortable
+
+FINISHED = [status.value for status in JobStatus if status.finished]
+UNFINISHED = [status.value for status in JobStatus if not status.finished]
+_SIDE_FIELDS = ("lease_owner", "lease_until", "cancel_requested")
+_TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at", "lease_until")
+
+
+def _document(job: JobRecord) -> dict[str, Any]:
+    document = job.model_dump(mode="python", exclude=set(_SIDE_FIELDS))
+    document["_id"] = document.pop("id")
+    document["order"] = f"{sortable(job.created_at)}#{job.id}"
+    return document
+
+
+def to_job(document: dict[str, Any]) -> JobRecord:
+    data = {key: value for key, value in document.items() if key in JobRecord.model_fields}
+    data["id"] = document["_id"]
+    for name in _TIMES:
+        if data.get(name) is not None:
+            data[name] = as_utc(data[name])
+    return JobRecord.model_validate(data)
+
+
+class MongoJobRepository:
+    def __init__(self, db: Any, cursors: CursorCodec) -> None:
+        self.jobs = db["jobs"]
+        self.errors = db["job_errors"]
+        self.cursors = cursors
+
+    def create(self, job: JobRecord) -> None:
+        try:
+            self.jobs.insert_one(
+                {**_document(job), "cancel_requested": False, "lease_owner": None, "lease_until": None}
+            )
+        except DuplicateKeyError:
+            raise Conflict(f"job {job.id!r} already exists") from None
+
+    def get(self, job_id: str) -> JobRecord | None:
+        document = self.jobs.find_one({"_id": job_id})
+        return to_job(document) if document else None
+
+    def list_newest(
+        self, *, status: JobStatus | None, job_type: JobType | None, limit: int, cursor: str | None = None
+    ) -> Page[JobRecord]:
+        query: dict[str, Any] = {}
+        if status:
+            query["status"] = status.value
+        if job_type:
+            query["type"] = job_type.value
+        documents, next_cursor = find_page(
+            self.jobs,
+            query,
+            order_field="order",
+            descending=True,
+            limit=limit,
+            cursor=cursor,
+            scope=f"jobs|{status}|{job_type}",
+            cursors=self.cursors,
+        )
+        return Page([to_job(document) for document in documents], next_cursor)
+
+    def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
+        written = updated.model_copy(update={"version": current.version + 1})
+        fields = _document(written)
+        fields.pop("_id")
+        document = self.jobs.find_one_and_update(
+            {"_id": current.id, "version": current.version},
+            {"$set": fields},
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            raise PreconditionFailed(f"job {current.id!r} changed meanwhile")
+        return to_job(document)
+
+    def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
+        document = self.jobs.find_one_and_update(
+            {
+                "_id": job_id,
+                "status": {"$nin": FINISHED},
+                "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}, {"lease_owner": owner}],
+            },
+            {"$set": {"lease_owner": owner, "lease_until": lease_until}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return to_job(document) if document else None
+
+    def request_cancel(self, job_id: str) -> JobRecord:
+        document = self.jobs.find_one_and_update(
+            {"_id": job_id, "status": {"$nin": FINISHED}},
+            {"$set": {"cancel_requested": True}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            if self.get(job_id) is None:
+                raise NotFound(f"job {job_id!r} not found")
+            raise Conflict(f"job {job_id!r} has already finished")
+        return to_job(document)
+
+    def add_errors(self, errors: list[JobRowError]) -> None:
+        # One upsert per error, keyed by (job, row, field): replaying a batch writes no duplicate.
+        # (Bulk UpdateOne is avoided: mongomock mishandles it with current pymongo.)
+        for error in errors:
+            key = f"{error.job_id}:{error.row:012d}:{error.field}"
+            self.errors.replace_one({"_id": key}, {"_id": key, **error.model_dump()}, upsert=True)
+
+    def list_errors(self, job_id: str, *, limit: int, cursor: str | None = None) -> Page[JobRowError]:
+        documents, next_cursor = find_page(
+            self.errors,
+            {"job_id": job_id},
+            order_field="_id",
+            descending=False,
+            limit=limit,
+            cursor=cursor,
+            scope=f"job-errors|{job_id}",
+            cursors=self.cursors,
+        )
+        fields = JobRowError.model_fields
+        return Page(
+            [JobRowError.model_validate({k: v for k, v in d.items() if k in fields}) for d in documents], next_cursor
+        )
+
+    def list_unfinished(self, *, limit: int) -> list[JobRecord]:
+        return [to_job(document) for document in self.jobs.find({"status": {"$in": UNFINISHED}}).limit(limit)]
