@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Files and jobs.
     uploads_bucket: str | None = None
     jobs_queue_url: str | None = None
+    max_upload_bytes: int = Field(
+        100 * 1024 * 1024, ge=1024, le=5 * 1024**3, description="Largest job input file (the API and presigned PUTs)."
+    )
 
     # HTTP.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

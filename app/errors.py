@@ -130,6 +130,10 @@ class UnsupportedMediaType(DomainError):
     status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
 
 
+class PayloadTooLargeError(DomainError):
+    status, slug, title = 413, "request-entity-too-large", "Request Entity Too Large"
+
+
 class TooManyRequests(DomainError):
     status, slug, title = 429, "too-many-requests", "Too many requests"
 

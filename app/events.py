@@ -11,7 +11,9 @@ from typing import Any
 
 from app.runtime import Runtime
 
-MessageWorker = Callable[[dict[str, Any], Runtime], None]
+# (message body, runtime, deadline): the deadline is a time.monotonic() value by which the worker
+# must have stopped (Lambda's time limit less a margin), or None when there is no limit.
+MessageWorker = Callable[[dict[str, Any], Runtime, float | None], None]
 ObjectWorker = Callable[[str, str, Runtime], None]
 ScheduledTask = Callable[[Runtime], dict[str, Any] | None]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -21,6 +22,7 @@ from app.main import create_app
 from app.runtime import Runtime
 
 logger = logging.getLogger("app.handler")
+DEADLINE_MARGIN_SECONDS = 10
 
 
 class UnsupportedEvent(ValueError):
@@ -78,7 +80,7 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     if isinstance(records, list) and records:
         source = records[0].get("eventSource") or records[0].get("EventSource")
         if source == "aws:sqs":
-            return handle_sqs(records)
+            return handle_sqs(records, context)
         if source == "aws:s3":
             return handle_s3(records)
     if "task" in event:
@@ -87,9 +89,19 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     raise UnsupportedEvent(f"unsupported event with keys {sorted(event)[:20]}")
 
 
-def handle_sqs(records: list[dict[str, Any]]) -> dict[str, Any]:
+def lambda_deadline(context: Any) -> float | None:
+    """When work must stop: the invocation's remaining time less a margin to checkpoint and reply."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    seconds_left = float(remaining()) / 1000
+    return time.monotonic() + max(0.0, seconds_left - DEADLINE_MARGIN_SECONDS)
+
+
+def handle_sqs(records: list[dict[str, Any]], context: Any = None) -> dict[str, Any]:
     """Partial batch response: only the failed messages are retried (ReportBatchItemFailures)."""
     failures = []
+    deadline = lambda_deadline(context)
     for record in records:
         message_id = record.get("messageId", "?")
         try:
@@ -98,7 +110,7 @@ def handle_sqs(records: list[dict[str, Any]]) -> dict[str, Any]:
             worker = events.message_workers.get(str(kind))
             if worker is None:
                 raise UnsupportedEvent(f"no worker for message kind {kind!r}")
-            worker(body, runtime)
+            worker(body, runtime, deadline)
         except Exception:
             logger.exception("SQS message failed", extra={"message_id": message_id})
             failures.append({"itemIdentifier": message_id})

@@ -14,6 +14,8 @@ from app import __version__
 from app.auth.router import router as auth_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
+from app.migration.router import UPLOAD_PATHS
+from app.migration.router import router as migration_router
 from app.observability import RequestContextMiddleware, configure_logging
 from app.openapi import install_openapi
 from app.ops.router import audit_router
@@ -32,6 +34,7 @@ Backend of the telecom subscriber portal: subscribers, service bookings and bulk
 
 TAGS = [
     {"name": "auth", "description": "Sign in, tokens, your account, and user management (admin)."},
+    {"name": "migration", "description": "Bulk import, export and delete jobs with progress and error reports."},
     {"name": "audit", "description": "Who changed what, when (admin)."},
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(auth_router)
+    app.include_router(migration_router)
     app.include_router(audit_router)
     app.include_router(ops_router)
 
@@ -86,7 +90,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         )
     # Added last, so it is outermost: it sees every request, including CORS preflights and errors.
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_request_bytes, hsts=not settings.is_local_like
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        hsts=not settings.is_local_like,
+        # Job input files have their own, larger limit, enforced while they stream in.
+        large_body_paths=UPLOAD_PATHS,
     )
     return app
 

@@ -75,9 +75,18 @@ def _request_id_from(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool, service: str = "subscriber-portal") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hsts: bool,
+        service: str = "subscriber-portal",
+        large_body_paths: re.Pattern[str] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.large_body_paths = large_body_paths
         self.hsts = hsts
         self.service = service
 
@@ -133,6 +142,9 @@ class RequestContextMiddleware:
         from starlette.requests import Request
 
         try:
+            if self.large_body_paths and self.large_body_paths.search(scope.get("path", "")):
+                await self.app(scope, receive, send_with_id)  # the route streams and limits the file itself
+                return
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
                 raise _BodyTooLarge(self.max_body_bytes)

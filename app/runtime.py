@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from app.config import Settings
 from app.secrets import resolve_signing_secret
 from app.storage.base import Store
+
+if TYPE_CHECKING:
+    from app.storage.blobs import BlobStore
 
 logger = logging.getLogger("app.runtime")
 StoreReadyHook = Callable[["Runtime"], None]
@@ -58,7 +61,30 @@ class Runtime:
         value: T = self._memo[name]
         return value
 
+    def provide(self, name: str, value: Any) -> None:
+        """Set a per-process singleton up front (tests choose e.g. an inline job dispatcher)."""
+        with self._lock:
+            self._memo[name] = value
+
+    @property
+    def blobs(self) -> BlobStore:
+        """Job files: S3 when UPLOADS_BUCKET is set, else a folder under DATA_DIR."""
+        return self.memo("blobs", self._create_blobs)
+
+    def _create_blobs(self) -> BlobStore:
+        from app.storage.blobs import LocalBlobStore, S3BlobStore
+
+        if self.settings.uploads_bucket:
+            import boto3
+
+            client = boto3.client("s3", region_name=self.settings.aws_region)
+            return S3BlobStore(client, self.settings.uploads_bucket, serialize_calls=self.settings.is_local_like)
+        return LocalBlobStore(self.settings.data_dir / "files")
+
     def close(self) -> None:
+        for closeable in list(self._memo.values()):
+            if hasattr(closeable, "shutdown"):
+                closeable.shutdown()
         if self._store is not None:
             self._store.close()
             self._store = None

@@ -140,10 +140,11 @@ def test_sqs_event_goes_to_registered_worker_and_reports_failures(
 ) -> None:
     seen: list[dict[str, Any]] = []
 
-    def worker(body: dict[str, Any], runtime: Any) -> None:
+    def worker(body: dict[str, Any], runtime: Any, deadline: float | None) -> None:
         if body.get("explode"):
             raise RuntimeError("boom")
         assert runtime is handler_module.runtime
+        assert deadline is not None  # from the Lambda context's remaining time
         seen.append(body)
 
     monkeypatch.setitem(events.message_workers, "test.job", worker)

@@ -126,9 +126,21 @@ class UserOut(BaseModel):
 
     @classmethod
     def of(cls, user: UserRecord) -> UserOut:
-        return cls.model_validate(user.model_dump(exclude={"password_hash", "failed_logins", "token_generation"}))
+        hidden = {"password_hash", "failed_logins", "token_generation", "import_job_id"}
+        return cls.model_validate(user.model_dump(exclude=hidden))
 
 
 class UserPage(BaseModel):
     items: list[UserOut]
     next_cursor: str | None
+
+
+class UserImport(StrictModel):
+    """One user of a legacy system: its password hash is kept, so the user signs in as before."""
+
+    username: Username
+    password_hash: Annotated[str, StringConstraints(min_length=10, max_length=512)]
+    role: Role = Role.VIEWER
+    email: EmailStr | None = None
+    full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = None
+    active: bool = True

@@ -251,7 +251,9 @@ class AuthService:
             raise NotFoundError(f"user {username!r} not found")
         return user
 
-    def create_user(self, actor: str, request: UserCreate, *, password_hash: str | None = None) -> UserRecord:
+    def create_user(
+        self, actor: str, request: UserCreate, *, password_hash: str | None = None, import_job_id: str | None = None
+    ) -> UserRecord:
         """Creates a user from a password (policy-checked) or, for imports, an existing legacy hash."""
         if password_hash is None:
             self.check_password_policy(request.password, request.username)
@@ -268,6 +270,7 @@ class AuthService:
             created_at=now,
             updated_at=now,
             password_changed_at=now,
+            import_job_id=import_job_id,
         )
         self.store.users.create(user, self._audit(actor, "user.create", None, user))
         return user

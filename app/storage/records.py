@@ -52,6 +52,7 @@ class UserRecord(Record):
         0,
         description="Bumped on password change, disable and reset: tokens of older generations are refused.",
     )
+    import_job_id: str | None = Field(None, description="The import job that created the user, if any.")
     version: int = 1
 
     @property
@@ -127,6 +128,7 @@ class JobRecord(Record):
     status: JobStatus = JobStatus.PENDING
     options: dict[str, Any] = Field(default_factory=dict)
     input_key: str | None = None
+    input_received_at: datetime | None = None
     output_key: str | None = None
     counts: JobCounts = Field(default_factory=JobCounts)
     checkpoint: dict[str, Any] = Field(

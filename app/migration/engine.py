@@ -1,0 +1,174 @@
+"""Runs bulk jobs: validate, then batches with a checkpoint after each, resumable anywhere.
+
+The same code runs in Lambda (an SQS message per run; the run stops before the function's time
+limit and a new message continues it) and locally (a background thread in the uvicorn process).
+
+Guarantees:
+- one worker at a time per job (a lease in the store, renewed after every batch);
+- a checkpoint (position + counts) is written after each committed batch; a worker that dies
+  between a batch and its checkpoint leaves that batch to be processed again, and the job kinds
+  make that harmless (rows already written by this job are recognised, errors are keyed by row);
+- cancellation is honoured at the next batch boundary;
+- one audit entry per job, when it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from app.audit import audit_entry
+from app.runtime import Runtime
+from app.storage.base import PreconditionFailed
+from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus
+from app.timeutil import utcnow
+
+logger = logging.getLogger("app.migration")
+LEASE = timedelta(minutes=2)
+STALE_AFTER = timedelta(minutes=5)
+MAX_RESUMES = 5
+
+
+class JobFailed(Exception):
+    """The job can't go on (e.g. its file is not what it claims); the message is the job's error summary."""
+
+
+@dataclass
+class BatchResult:
+    counts: JobCounts
+    errors: list[JobRowError] = field(default_factory=list)
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+
+
+class JobKind(Protocol):
+    """What one kind of job does. The engine owns status, checkpoints, leases and cancellation."""
+
+    def validate(self, job: JobRecord, runtime: Runtime) -> int | None:
+        """Check the input before anything is written; returns the number of items if known.
+        Raises JobFailed (or readers.FileFormatError) with a reason for the user."""
+        ...
+
+    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
+        """Do the work from `job.checkpoint` on, yielding after each committed batch."""
+        ...
+
+    def finish(self, job: JobRecord, runtime: Runtime) -> dict[str, Any]:
+        """Last step after the final batch (e.g. publish an export file); returns job fields to set."""
+        ...
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class JobEngine:
+    def __init__(self, runtime: Runtime, kinds: dict[str, JobKind], *, owner: str | None = None) -> None:
+        self.runtime = runtime
+        self.kinds = kinds
+        self.owner = owner or worker_id()
+
+    @property
+    def jobs(self) -> Any:
+        return self.runtime.store.jobs
+
+    def run(self, job_id: str, *, deadline: float | None = None) -> JobRecord | None:
+        """Run the job until it ends or the deadline passes. Returns the job as left, or None when
+        another worker holds it (or it already ended). `job.status.finished` says whether to continue."""
+        now = utcnow()
+        job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + LEASE)
+        if job is None:
+            return None
+        kind = self.kinds.get(kind_key(job))
+        if kind is None:
+            return self._end(job, JobStatus.FAILED, summary=f"no worker for jobs of kind {kind_key(job)!r}")
+        try:
+            if job.cancel_requested:
+                return self._end(job, JobStatus.CANCELLED, summary="cancelled before it started")
+            if job.status is JobStatus.PENDING:
+                job = self._save(job, status=JobStatus.VALIDATING, started_at=utcnow(), heartbeat_at=utcnow())
+            if job.status is JobStatus.VALIDATING:
+                total = kind.validate(job, self.runtime)
+                counts = job.counts.model_copy(update={"total": total})
+                job = self._save(job, status=JobStatus.RUNNING, counts=counts, heartbeat_at=utcnow())
+            for result in kind.batches(job, self.runtime):
+                job = self._commit(job, result)
+                fresh = self.jobs.get(job.id)
+                if fresh is not None and fresh.cancel_requested:
+                    return self._end(fresh, JobStatus.CANCELLED, summary="cancelled by request")
+                if deadline is not None and time.monotonic() >= deadline:
+                    # Free the lease at once: the continuation may run in another execution environment.
+                    now = utcnow()
+                    self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now)
+                    logger.info("job paused at the deadline", extra={"job_id": job.id, "checkpoint": job.checkpoint})
+                    return job
+            extra = kind.finish(job, self.runtime)
+            status = JobStatus.COMPLETED_WITH_ERRORS if job.counts.failed else JobStatus.COMPLETED
+            return self._end(job, status, **extra)
+        except JobFailed as exc:
+            return self._end(self._reload(job), JobStatus.FAILED, summary=str(exc))
+        except ValueError as exc:  # readers.FileFormatError and other input problems found while running
+            return self._end(self._reload(job), JobStatus.FAILED, summary=str(exc))
+
+    def _reload(self, job: JobRecord) -> JobRecord:
+        return self.jobs.get(job.id) or job
+
+    def _save(self, job: JobRecord, **changes: Any) -> JobRecord:
+        saved: JobRecord = self.jobs.replace(job, job.model_copy(update=changes))
+        return saved
+
+    def _commit(self, job: JobRecord, result: BatchResult) -> JobRecord:
+        self.jobs.add_errors(result.errors)
+        now = utcnow()
+        job = self._save(job, counts=job.counts.plus(result.counts), checkpoint=result.checkpoint, heartbeat_at=now)
+        renewed = self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now + LEASE)
+        if renewed is None:
+            raise PreconditionFailed(f"job {job.id} lost its lease")
+        return job
+
+    def _end(self, job: JobRecord, status: JobStatus, *, summary: str | None = None, **changes: Any) -> JobRecord:
+        now = utcnow()
+        ended = self._save(
+            job, status=status, finished_at=now, heartbeat_at=now, error_summary=summary, lease_owner=None, **changes
+        )
+        self.runtime.store.audit.append(
+            audit_entry(
+                actor=job.created_by,
+                action=f"job.{job.type.value}.{status.value.lower()}",
+                entity_type="job",
+                entity_id=job.id,
+                at=now,
+                retention_days=self.runtime.settings.audit_retention_days,
+                after={"status": status.value, "counts": ended.counts.model_dump(), "options": job.options},
+                diff=False,
+            )
+        )
+        logger.info("job ended", extra={"job_id": job.id, "status": status.value, "counts": ended.counts.model_dump()})
+        return ended
+
+
+def kind_key(job: JobRecord) -> str:
+    """Jobs are dispatched by type and, for imports, target (`import:subscribers`, `export`...)."""
+    target = job.options.get("target")
+    return f"{job.type.value}:{target}" if target else job.type.value
+
+
+def stale_jobs(
+    runtime: Runtime, *, stale_after: timedelta = STALE_AFTER, now: datetime | None = None
+) -> tuple[list[JobRecord], list[JobRecord]]:
+    """(jobs to resume, jobs to fail) among unfinished jobs whose worker went silent."""
+    now = now or utcnow()
+    resume: list[JobRecord] = []
+    fail: list[JobRecord] = []
+    for job in runtime.store.jobs.list_unfinished(limit=100):
+        last_sign = job.heartbeat_at or job.created_at
+        lease_free = job.lease_until is None or job.lease_until < now
+        if lease_free and now - last_sign > stale_after:
+            (fail if int(job.checkpoint.get("resumes", 0)) >= MAX_RESUMES else resume).append(job)
+    return resume, fail

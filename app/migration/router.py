@@ -1,0 +1,244 @@
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import IO, Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi.responses import RedirectResponse, StreamingResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from app.auth.deps import require
+from app.auth.policy import Capability
+from app.auth.service import Principal
+from app.deps import RuntimeDep
+from app.errors import InvalidInput, PayloadTooLargeError
+from app.migration import service
+from app.migration.readers import kind_from_name
+from app.migration.schemas import JobCreate, JobCreated, JobErrorOut, JobErrorPage, JobOut, JobPage
+from app.openapi import error_responses
+from app.storage.blobs import BlobTooLarge
+from app.storage.records import JobStatus, JobType
+
+router = APIRouter(prefix="/migration", tags=["migration"])
+Reader = Annotated[Principal, Depends(require(Capability.JOBS_READ))]
+Runner = Annotated[Principal, Depends(require(Capability.JOBS_RUN))]
+Admin = Annotated[Principal, Depends(require(Capability.JOBS_ADMIN))]
+SPOOL_IN_MEMORY = 1024 * 1024
+# Routes whose bodies are files, limited by MAX_UPLOAD_BYTES instead of MAX_REQUEST_BYTES.
+UPLOAD_PATHS = re.compile(r"/migration/(jobs/[^/]+/input|upload)$")
+
+
+@router.post(
+    "/jobs",
+    operation_id="jobs_create",
+    summary="Create a job; imports and deletes then take their file at `upload.url`",
+    description="Exports start at once. For an import or a delete, PUT the file to `upload.url` (a presigned "
+    "S3 URL in AWS, or this API's `jobs/{id}/input` elsewhere); the job starts when the file arrives.",
+    response_model=JobCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 422),
+)
+def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, response: Response) -> JobCreated:
+    job, upload = service.create_job(runtime, principal, body)
+    response.headers["Location"] = f"jobs/{job.id}"
+    return JobCreated(job=JobOut.of(job), upload=upload)
+
+
+@router.put(
+    "/jobs/{job_id}/input",
+    operation_id="jobs_put_input",
+    summary="Send the job's input file (streamed; up to MAX_UPLOAD_BYTES) and start the job",
+    response_model=JobOut,
+    responses=error_responses(401, 403, 404, 409, 413),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in ("text/csv", "application/json", "application/x-ndjson", "application/octet-stream")
+            },
+        }
+    },
+)
+async def put_input(job_id: str, request: Request, _: Runner, runtime: RuntimeDep) -> JobOut:
+    limit = runtime.settings.max_upload_bytes
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLargeError(f"the file exceeds {limit} bytes")
+            spool.write(chunk)
+        if received == 0:
+            raise InvalidInput("body", "the file is empty", code="empty")
+        spool.seek(0)
+        job = await run_in_threadpool(service.receive_input, runtime, job_id, spool)
+    return JobOut.of(job)
+
+
+@router.post(
+    "/upload",
+    operation_id="jobs_upload",
+    summary="Create and start an import from a small multipart upload in one call",
+    response_model=JobOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 409, 413, 422),
+)
+def upload(
+    principal: Runner,
+    runtime: RuntimeDep,
+    file: Annotated[UploadFile, File(description="CSV, JSON array or NDJSON; the format follows the file name.")],
+    options: Annotated[
+        str | None, Form(description="JSON object with the fields of JobCreate (type defaults to import).")
+    ] = None,
+) -> JobOut:
+    try:
+        fields = JobCreate.model_validate_json(options) if options else None
+        base = fields.model_dump(exclude_unset=True) if fields else {}
+        kind = base.get("format") or kind_from_name(file.filename or "")
+        request = JobCreate.model_validate({"type": "import", **base, "format": kind})
+    except ValidationError as exc:
+        raise InvalidInput("form.options", exc.errors(include_url=False)[0]["msg"], code="invalid") from None
+    if request.type == "export":
+        raise InvalidInput("form.options", "an upload creates an import or a delete job", code="invalid")
+    job, _ = service.create_job(runtime, principal, request)
+    try:
+        return JobOut.of(service.receive_input(runtime, job.id, file.file))
+    except BlobTooLarge as exc:
+        raise PayloadTooLargeError(str(exc)) from None
+
+
+@router.get(
+    "/jobs",
+    operation_id="jobs_list",
+    summary="Jobs, newest first",
+    response_model=JobPage,
+    responses=error_responses(400, 401, 422),
+)
+def list_jobs(
+    _: Reader,
+    runtime: RuntimeDep,
+    status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
+    job_type: Annotated[JobType | None, Query(alias="type")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> JobPage:
+    page = service.list_jobs(runtime, status=status_filter, job_type=job_type, limit=limit, cursor=cursor)
+    return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    operation_id="jobs_get",
+    summary="One job with its live progress",
+    response_model=JobOut,
+    responses=error_responses(401, 404),
+)
+def get(job_id: str, _: Reader, runtime: RuntimeDep) -> JobOut:
+    return JobOut.of(service.get_job(runtime, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    operation_id="jobs_cancel",
+    summary="Cancel a job; it stops at its next batch boundary",
+    response_model=JobOut,
+    responses=error_responses(401, 403, 404, 409),
+)
+def cancel(job_id: str, _: Runner, runtime: RuntimeDep) -> JobOut:
+    return JobOut.of(service.cancel(runtime, job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/errors",
+    operation_id="jobs_errors",
+    summary="The job's rejected rows: JSON pages, or the whole report as CSV with format=csv",
+    response_model=JobErrorPage,
+    responses={
+        **error_responses(400, 401, 404, 422),
+        200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The rejected rows"},
+    },
+)
+def errors(
+    job_id: str,
+    _: Reader,
+    runtime: RuntimeDep,
+    output: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+) -> Response | JobErrorPage:
+    if output == "csv":
+        service.get_job(runtime, job_id)
+        return StreamingResponse(
+            _errors_csv(runtime, job_id),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="job-{job_id}-errors.csv"'},
+        )
+    page = service.errors_page(runtime, job_id, limit=limit, cursor=cursor)
+    return JobErrorPage(items=[JobErrorOut.of(error) for error in page.items], next_cursor=page.next_cursor)
+
+
+def _errors_csv(runtime: RuntimeDep, job_id: str) -> Iterator[str]:
+    """The report streamed page by page: constant memory however many rows were rejected."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["row", "field", "code", "message", "value"])
+    cursor = None
+    while True:
+        page = service.errors_page(runtime, job_id, limit=500, cursor=cursor)
+        for error in page.items:
+            writer.writerow([error.row, error.field, error.code, error.message, error.value or ""])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+@router.get(
+    "/jobs/{job_id}/output",
+    operation_id="jobs_output",
+    summary="Download an export: a redirect to a presigned S3 URL in AWS, the file itself elsewhere",
+    response_class=StreamingResponse,
+    responses={
+        **error_responses(401, 404, 409),
+        200: {"content": {"text/csv": {}, "application/x-ndjson": {}}, "description": "The exported file"},
+        307: {"description": "Redirect to the file in S3"},
+    },
+)
+def output(job_id: str, _: Reader, runtime: RuntimeDep) -> Response:
+    job, url = service.output_of(runtime, job_id)
+    if url:
+        return RedirectResponse(url, status_code=307)
+    assert job.output_key is not None
+    name = job.output_key.rsplit("/", 1)[-1]
+    media = "application/x-ndjson" if name.endswith(".ndjson") else "text/csv"
+    return StreamingResponse(
+        _chunks(runtime.blobs.open(job.output_key)),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+async def _chunks(stream: IO[bytes]) -> AsyncIterator[bytes]:
+    with stream:
+        while chunk := await run_in_threadpool(stream.read, 256 * 1024):
+            yield chunk
+
+
+@router.post(
+    "/jobs/{job_id}/rollback",
+    operation_id="jobs_rollback",
+    summary="Undo a subscriber import (admin): deletes what it created and nobody changed since",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(401, 403, 404, 409),
+)
+def rollback(job_id: str, admin: Admin, runtime: RuntimeDep) -> JobOut:
+    return JobOut.of(service.rollback(runtime, admin, job_id))

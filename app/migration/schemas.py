@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.migration.mapping import MappingSpec
+from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
+
+ImportTarget = Literal["subscribers", "users"]
+InputFormat = Literal["csv", "json", "ndjson"]
+
+
+class ExportFilters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["ACTIVE", "INACTIVE", "SUSPENDED", "TERMINATED"] | None = None
+    plan: str | None = Field(None, min_length=1, max_length=32)
+
+
+class JobCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "type": "import",
+                "target": "subscribers",
+                "format": "csv",
+                "mode": "upsert",
+                "dry_run": False,
+                "mapping": {
+                    "columns": {"MSISDN": "msisdn", "Tariff": "plan"},
+                    "transforms": {"status": ["trim", "upper", {"map": {"A": "ACTIVE"}}]},
+                    "unmapped": "attributes",
+                },
+            }
+        },
+    )
+
+    type: Literal["import", "export", "delete"]
+    target: ImportTarget = Field("subscribers", description="What an import creates.")
+    format: Literal["csv", "json", "ndjson"] | None = Field(
+        None, description="Input format (import, delete: required) or export file format (csv or ndjson)."
+    )
+    delimiter: Literal[",", ";", "\t"] | None = Field(None, description="CSV delimiter; detected when omitted.")
+    mode: Literal["create", "upsert", "update"] = Field(
+        "create", description="Imports: create only, create or replace, or update existing only."
+    )
+    dry_run: bool = Field(False, description="Validate and check against the store; write nothing.")
+    mapping: MappingSpec | None = None
+    filters: ExportFilters | None = Field(None, description="Export: which subscribers.")
+    mask: bool = Field(False, description="Export: mask IMSI, ICCID and email as viewers see them.")
+    file_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/\\]+$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> JobCreate:
+        if self.type in ("import", "delete") and self.format is None:
+            raise ValueError("format is required for import and delete jobs")
+        if self.type == "export" and self.format not in (None, "csv", "ndjson"):
+            raise ValueError("an export is written as csv or ndjson")
+        if self.type != "import" and (self.mapping is not None or self.mode != "create" or self.dry_run):
+            raise ValueError("mapping, mode and dry_run apply to imports only")
+        if self.type != "export" and (self.filters is not None or self.mask):
+            raise ValueError("filters and mask apply to exports only")
+        if self.type == "delete" and self.target != "subscribers":
+            raise ValueError("delete jobs delete subscribers")
+        return self
+
+
+class JobOut(BaseModel):
+    id: str
+    type: JobType
+    status: JobStatus
+    options: dict[str, Any]
+    counts: JobCounts
+    percent: float | None = Field(description="Processed share of the total, when the total is known.")
+    created_by: str
+    created_at: datetime
+    input_received_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    error_summary: str | None
+    cancel_requested: bool
+    related_job_id: str | None
+    has_output: bool
+
+    @classmethod
+    def of(cls, job: JobRecord) -> JobOut:
+        return cls(
+            **job.model_dump(
+                include={
+                    "id",
+                    "type",
+                    "status",
+                    "options",
+                    "counts",
+                    "created_by",
+                    "created_at",
+                    "input_received_at",
+                    "started_at",
+                    "finished_at",
+                    "heartbeat_at",
+                    "error_summary",
+                    "cancel_requested",
+                    "related_job_id",
+                }
+            ),
+            percent=job.percent,
+            has_output=job.output_key is not None and job.status.finished,
+        )
+
+
+class UploadInstructions(BaseModel):
+    method: Literal["PUT"] = "PUT"
+    url: str = Field(description="Absolute presigned S3 URL in AWS; otherwise this API's input path (relative).")
+    headers: dict[str, str]
+    max_bytes: int
+    expires_at: datetime | None
+
+
+class JobCreated(BaseModel):
+    job: JobOut
+    upload: UploadInstructions | None = Field(description="Where to send the input file (imports and deletes).")
+
+
+class JobPage(BaseModel):
+    items: list[JobOut]
+    next_cursor: str | None
+
+
+class JobErrorOut(BaseModel):
+    row: int
+    field: str
+    code: str
+    message: str
+    value: str | None
+
+    @classmethod
+    def of(cls, error: JobRowError) -> JobErrorOut:
+        return cls.model_validate(error.model_dump(exclude={"job_id"}))
+
+
+class JobErrorPage(BaseModel):
+    items: list[JobErrorOut]
+    next_cursor: str | None

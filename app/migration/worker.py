@@ -1,0 +1,156 @@
+"""Where jobs run: an SQS queue in AWS, a background thread locally. Same engine in both.
+
+- `submit(runtime, job_id)` hands a job to the configured dispatcher.
+- In Lambda, the `migration.job` SQS message runs the job until Lambda's deadline and, if it is
+  not finished, sends itself a new message to continue from the checkpoint.
+- The `sweep-jobs` scheduled task resumes jobs whose worker went silent (a crash, a timeout) and
+  fails those that keep stalling.
+- Locally, a single background thread runs jobs and sweeps every 30 seconds, so a job of a process
+  that was killed resumes when the server starts again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, Protocol
+
+from app import events
+from app.migration.engine import LEASE, STALE_AFTER, JobEngine, JobKind, stale_jobs
+from app.runtime import Runtime
+from app.storage.records import JobStatus
+
+logger = logging.getLogger("app.migration")
+MESSAGE_KIND = "migration.job"
+SWEEP_TASK = "sweep-jobs"
+LOCAL_SWEEP_SECONDS = 30.0
+
+# Job kinds register a factory here (see app.migration.kinds); key: "import:subscribers", "export", ...
+KIND_FACTORIES: dict[str, Callable[[], JobKind]] = {}
+
+
+def register_kind(key: str) -> Callable[[Callable[[], JobKind]], Callable[[], JobKind]]:
+    def register(factory: Callable[[], JobKind]) -> Callable[[], JobKind]:
+        KIND_FACTORIES[key] = factory
+        return factory
+
+    return register
+
+
+def engine(runtime: Runtime) -> JobEngine:
+    def build() -> JobEngine:
+        import app.migration.kinds  # noqa: F401 - registers the job kinds
+
+        return JobEngine(runtime, {key: factory() for key, factory in KIND_FACTORIES.items()})
+
+    return runtime.memo("job_engine", build)
+
+
+class Dispatcher(Protocol):
+    def submit(self, job_id: str) -> None: ...
+
+
+class SqsDispatcher:
+    def __init__(self, runtime: Runtime, queue_url: str) -> None:
+        import boto3
+
+        self.client = boto3.client("sqs", region_name=runtime.settings.aws_region)
+        self.queue_url = queue_url
+
+    def submit(self, job_id: str) -> None:
+        self.client.send_message(
+            QueueUrl=self.queue_url, MessageBody=json.dumps({"kind": MESSAGE_KIND, "job_id": job_id})
+        )
+
+
+class LocalDispatcher:
+    """One background thread: jobs run one after another, as they would from a queue."""
+
+    def __init__(self, runtime: Runtime, *, sweep_seconds: float = LOCAL_SWEEP_SECONDS) -> None:
+        self.runtime = runtime
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs")
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_forever, args=(sweep_seconds,), daemon=True)
+        self._sweeper.start()
+
+    def submit(self, job_id: str) -> None:
+        self.executor.submit(self._run, job_id)
+
+    def _run(self, job_id: str) -> None:
+        try:
+            engine(self.runtime).run(job_id)
+        except Exception:
+            logger.exception("job run failed; the sweeper will resume it", extra={"job_id": job_id})
+
+    def _sweep_forever(self, interval: float) -> None:
+        while True:
+            try:
+                # Locally a job is stalled as soon as its lease lapsed: this process is its only worker.
+                sweep(self.runtime, self, stale_after=LEASE)
+            except Exception:
+                logger.exception("job sweep failed")
+            if self._stop.wait(interval):
+                return
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+class InlineDispatcher:
+    """Runs the job to its end in the caller's thread (tests, the CLI)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def submit(self, job_id: str) -> None:
+        engine(self.runtime).run(job_id)
+
+
+def dispatcher(runtime: Runtime) -> Dispatcher:
+    def build() -> Dispatcher:
+        if runtime.settings.jobs_queue_url:
+            return SqsDispatcher(runtime, runtime.settings.jobs_queue_url)
+        return LocalDispatcher(runtime)
+
+    return runtime.memo("job_dispatcher", build)
+
+
+def submit(runtime: Runtime, job_id: str) -> None:
+    dispatcher(runtime).submit(job_id)
+
+
+def sweep(
+    runtime: Runtime, target: Dispatcher | None = None, *, stale_after: timedelta = STALE_AFTER
+) -> dict[str, Any]:
+    resume, fail = stale_jobs(runtime, stale_after=stale_after)
+    jobs = runtime.store.jobs
+    for job in fail:
+        failed = job.model_copy(
+            update={"status": JobStatus.FAILED, "error_summary": "the job's worker stopped repeatedly; giving up"}
+        )
+        jobs.replace(job, failed)
+    for job in resume:
+        checkpoint = {**job.checkpoint, "resumes": int(job.checkpoint.get("resumes", 0)) + 1}
+        jobs.replace(job, job.model_copy(update={"checkpoint": checkpoint}))
+        (target or dispatcher(runtime)).submit(job.id)
+    if resume or fail:
+        logger.warning("swept stalled jobs", extra={"resumed": [j.id for j in resume], "failed": [j.id for j in fail]})
+    return {"resumed": [job.id for job in resume], "failed": [job.id for job in fail]}
+
+
+@events.message_worker(MESSAGE_KIND)
+def run_from_queue(body: dict[str, Any], runtime: Runtime, deadline: float | None) -> None:
+    job_id = str(body["job_id"])
+    job = engine(runtime).run(job_id, deadline=deadline)
+    if job is not None and not job.status.finished:
+        submit(runtime, job_id)  # continue from the checkpoint in a fresh invocation
+
+
+@events.scheduled_task(SWEEP_TASK)
+def sweep_task(runtime: Runtime) -> dict[str, Any]:
+    return sweep(runtime)
