@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.auth.router import router as auth_router
+from app.bookings.router import bookings_router, resources_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.observability import RequestContextMiddleware, configure_logging
@@ -31,6 +32,14 @@ Backend of the telecom subscriber portal: subscribers, service bookings and bulk
 TAGS = [
     {"name": "auth", "description": "Sign in, tokens, your account, and user management (admin)."},
     {"name": "health", "description": "Liveness and readiness probes."},
+    {
+        "name": "resources",
+        "description": "Bookable resources (stores, technicians, agent desks, rooms): schedules and availability.",
+    },
+    {
+        "name": "bookings",
+        "description": "Service appointments of subscribers: create (idempotent), cancel, reschedule, outcomes.",
+    },
 ]
 
 
@@ -69,6 +78,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
     app.include_router(auth_router)
     app.include_router(ops_router)
+    # Resources first: `/bookings/resources` must not be taken for a booking id.
+    app.include_router(resources_router)
+    app.include_router(bookings_router)
 
     if settings.cors_origins:
         app.add_middleware(

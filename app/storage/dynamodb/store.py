@@ -5,6 +5,7 @@ from typing import Any
 from app.storage.base import Readiness
 from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.audit import DynamoAuditRepository
+from app.storage.dynamodb.bookings import DynamoBookingRepository, DynamoResourceRepository
 from app.storage.dynamodb.counters import DynamoCounterRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
 from app.storage.dynamodb.table import DynamoTable
@@ -22,6 +23,8 @@ class DynamoStore:
         self.throttle = DynamoThrottleRepository(self.table)
         self.users = DynamoUserRepository(self.table)
         self.sessions = DynamoSessionRepository(self.table)
+        self.resources = DynamoResourceRepository(self.table)
+        self.bookings = DynamoBookingRepository(self.table)
 
     def readiness(self) -> Readiness:
         return self.table.readiness()
