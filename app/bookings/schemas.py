@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date as Day
+from datetime import datetime
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -74,7 +75,7 @@ DayHours = Annotated[list[OpeningHoursIn], Field(max_length=12), AfterValidator(
 
 
 class ScheduleExceptionIn(StrictModel):
-    date: date = Field(description="Local date of the resource.")
+    date: Day = Field(description="Local date of the resource.")
     closed: bool = Field(False, description="Closed all day.")
     hours: DayHours = Field(default_factory=list, description="Special hours replacing the weekly ones.")
 
@@ -86,7 +87,7 @@ class ScheduleExceptionIn(StrictModel):
 
 
 def _unique_dates(exceptions: list[ScheduleExceptionIn]) -> list[ScheduleExceptionIn]:
-    seen: set[date] = set()
+    seen: set[Day] = set()
     for exception in exceptions:
         if exception.date in seen:
             raise ValueError(f"date {exception.date} is listed twice")
@@ -154,7 +155,7 @@ class OpeningHoursOut(BaseModel):
 
 
 class ScheduleExceptionOut(BaseModel):
-    date: date
+    date: Day
     closed: bool
     hours: list[OpeningHoursOut]
 
@@ -302,7 +303,7 @@ class BookingPage(BaseModel):
 
 
 class DayCount(BaseModel):
-    date: date
+    date: Day
     bookings: int = Field(description="Bookings not cancelled, by the local date of their slot.")
 
 

@@ -139,8 +139,9 @@ class _LedgerMoved(StorageError):
 class _Transaction:
     """Actions tagged by what their condition protects, so a cancellation names the reason."""
 
-    # When several conditions fail at once, the first reason in this order is reported.
-    PRIORITY = ("idempotency", "booking", "resource", "slot", "ledger", "release")
+    # When several conditions fail at once, the first reason in this order is reported. An overlap is
+    # found before the seat on both backends, so a subscriber's double booking always reads as overlap.
+    PRIORITY = ("idempotency", "booking", "resource", "ledger", "slot", "release")
 
     def __init__(self, errors: dict[str, Callable[[], StorageError]]) -> None:
         self.actions: list[dict[str, Any]] = []
@@ -431,7 +432,8 @@ class DynamoBookingRepository:
         def build() -> _Transaction:
             transaction = _Transaction(errors)
             transaction.add(_versioned_put(booking_item(updated), current.version), "booking")
-            transaction.add({"Delete": {"Key": key(*status_key(current))}})
+            if status_key(current) != status_key(updated):
+                transaction.add({"Delete": {"Key": key(*status_key(current))}})
             transaction.add(_put(status_item(updated)))
             if current.status is BookingStatus.CONFIRMED and updated.status is not BookingStatus.CONFIRMED:
                 for write in self._ledger_writes(current.subscriber_uid, remove=current):

@@ -284,14 +284,14 @@ class MongoBookingRepository:
         refusal: StorageError | None = None
         if not self._guard_resource(resource):
             refusal = PreconditionFailed(f"resource {resource.id!r} changed meanwhile", field="resource")
-        elif not self._take_seat(booking, resource.capacity):
-            refusal = SlotFull("no seat left in this slot", field="body.start")
         elif not self._claim_time(booking):
-            self._free_seat(booking.id, booking.resource_id, booking.start)
             refusal = OverlappingBooking(
                 f"subscriber {booking.subscriber_uid!r} already holds a confirmed booking overlapping this time",
                 field="body.subscriber_uid",
             )
+        elif not self._take_seat(booking, resource.capacity):
+            self._release_time(booking.subscriber_uid, booking.id, booking.start, booking.end)
+            refusal = SlotFull("no seat left in this slot", field="body.start")
         if refusal:
             self.collection.delete_one({"_id": booking.id, CLAIMING: {"$exists": True}})
             raise refusal
@@ -390,14 +390,14 @@ class MongoBookingRepository:
         refusal: StorageError | None = None
         if not self._guard_resource(resource):
             refusal = PreconditionFailed(f"resource {resource.id!r} changed meanwhile", field="resource")
-        elif not self._take_seat(updated, resource.capacity):
-            refusal = SlotFull("no seat left in the new slot", field="body.start")
         elif not self._claim_time(updated):
-            self._free_seat(updated.id, updated.resource_id, updated.start)
             refusal = OverlappingBooking(
                 f"subscriber {updated.subscriber_uid!r} already holds a confirmed booking overlapping this time",
                 field="body.start",
             )
+        elif not self._take_seat(updated, resource.capacity):
+            self._release_time(updated.subscriber_uid, updated.id, updated.start, updated.end)
+            refusal = SlotFull("no seat left in the new slot", field="body.start")
         if refusal:
             self.collection.update_one({"_id": current.id}, {"$unset": {MOVING: ""}})
             raise refusal
