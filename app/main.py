@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
         )
     # Added last, so it is outermost: it sees every request, including CORS preflights and errors.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
