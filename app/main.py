@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from app import __version__
 from app.auth.router import router as auth_router
+from app.bookings.router import bookings_router, resources_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.migration.router import UPLOAD_PATHS
@@ -37,6 +38,14 @@ TAGS = [
     {"name": "migration", "description": "Bulk import, export and delete jobs with progress and error reports."},
     {"name": "audit", "description": "Who changed what, when (admin)."},
     {"name": "health", "description": "Liveness and readiness probes."},
+    {
+        "name": "resources",
+        "description": "Bookable resources (stores, technicians, agent desks, rooms): schedules and availability.",
+    },
+    {
+        "name": "bookings",
+        "description": "Service appointments of subscribers: create (idempotent), cancel, reschedule, outcomes.",
+    },
 ]
 
 
@@ -78,6 +87,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(migration_router)
     app.include_router(audit_router)
     app.include_router(ops_router)
+    # Resources first: `/bookings/resources` must not be taken for a booking id.
+    app.include_router(resources_router)
+    app.include_router(bookings_router)
 
     if settings.cors_origins:
         app.add_middleware(
@@ -86,7 +98,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             allow_credentials=True,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
         )
     # Added last, so it is outermost: it sees every request, including CORS preflights and errors.
     app.add_middleware(

@@ -14,11 +14,14 @@ from typing import Generic, Literal, Protocol, TypeVar
 
 from app.storage.records import (
     AuditEntry,
+    BookingRecord,
+    BookingStatus,
     JobRecord,
     JobRowError,
     JobStatus,
     JobType,
     RefreshTokenRecord,
+    ResourceRecord,
     TokenFamilyRecord,
     UserRecord,
 )
@@ -47,6 +50,22 @@ class Conflict(StorageError):
 
 class PreconditionFailed(StorageError):
     """The caller's expected version is stale; nothing was written."""
+
+
+class SlotFull(Conflict):
+    """Every seat of the slot is taken."""
+
+
+class OverlappingBooking(Conflict):
+    """The subscriber already holds a confirmed booking overlapping this time."""
+
+
+class BookingsChanged(Conflict):
+    """A booking was made or moved on the resource since it was read; re-check and retry."""
+
+
+class IdempotencyKeyTaken(Conflict):
+    """Another request with this Idempotency-Key was stored first (or is still in flight)."""
 
 
 class InvalidCursor(StorageError):
@@ -125,6 +144,10 @@ class CounterRepository(Protocol):
 
     def replace(self, scope: str, values: dict[str, int]) -> None:
         """Overwrite a scope's counters (used by reconciliation, never on the request path)."""
+        ...
+
+    def get_keys(self, scope: str, keys: list[str]) -> dict[str, int]:
+        """The named counters of `scope` (0 for a counter never written): one read per key, not the scope."""
         ...
 
 
@@ -237,6 +260,127 @@ class JobRepository(Protocol):
 
     def list_unfinished(self, *, limit: int) -> list[JobRecord]:
         """PENDING, VALIDATING and RUNNING jobs (for the sweeper), from the status index."""
+
+
+@dataclass(frozen=True)
+class IdempotencyKey:
+    """An `Idempotency-Key` as stored with the booking it created (scoped by the caller)."""
+
+    key: str
+    request_hash: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredIdempotency:
+    request_hash: str
+    booking_id: str | None = None  # None while the first request is still in flight (MongoDB)
+
+
+class ResourceRepository(Protocol):
+    """Bookable resources and their per-slot seat counts. Every change is written with its audit entry."""
+
+    def create(self, resource: ResourceRecord, audit: AuditEntry) -> None:
+        """Conflict(field='body.id') if the id exists."""
+        ...
+
+    def get(self, resource_id: str) -> ResourceRecord | None: ...
+
+    def list(self, *, limit: int, cursor: str | None = None) -> Page[ResourceRecord]:
+        """Ordered by id."""
+        ...
+
+    def replace(self, current: ResourceRecord, updated: ResourceRecord, audit: AuditEntry) -> None:
+        """Write `updated` (version + 1) if neither `version` nor `bookings_revision` changed since `current`.
+
+        NotFound if gone, PreconditionFailed if the version changed, BookingsChanged if only bookings did.
+        """
+        ...
+
+    def delete(self, current: ResourceRecord, audit: AuditEntry) -> None:
+        """Same guards as `replace`."""
+        ...
+
+    def seats_taken(self, resource_id: str, start: datetime, end: datetime) -> dict[datetime, int]:
+        """Seats taken per slot start in [start, end): reads only the slots inside the window."""
+        ...
+
+
+class BookingRepository(Protocol):
+    """Bookings, with capacity, overlap and idempotency enforced atomically by the store.
+
+    Every write also keeps the slot's seat count, the subscriber's busy intervals, the
+    `bookings.day` / `bookings.resource` counters and the audit log in step with the booking.
+    """
+
+    def create(
+        self,
+        booking: BookingRecord,
+        audit: AuditEntry,
+        *,
+        resource: ResourceRecord,
+        idempotency: IdempotencyKey | None = None,
+    ) -> None:
+        """Store a CONFIRMED booking, taking one seat of its slot (capacity `resource.capacity`).
+
+        SlotFull if no seat is left; OverlappingBooking if the subscriber holds an overlapping confirmed
+        booking; PreconditionFailed if the resource changed (or was deactivated/deleted) since `resource`
+        was read; IdempotencyKeyTaken if the key is already stored. Nothing is written on any of these.
+        """
+        ...
+
+    def get(self, booking_id: str) -> BookingRecord | None: ...
+
+    def find_idempotency(self, key: str, now: datetime) -> StoredIdempotency | None:
+        """The unexpired key, if stored."""
+        ...
+
+    def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
+        """Move a CONFIRMED booking to CANCELLED (frees its seat), COMPLETED or NO_SHOW.
+
+        PreconditionFailed if the booking changed since `current` was read; NotFound if it is gone.
+        """
+        ...
+
+    def reschedule(
+        self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry, *, resource: ResourceRecord
+    ) -> None:
+        """Move a CONFIRMED booking to a new slot of the same resource: the new seat is taken and the old
+        one freed in one step, or nothing changes (SlotFull, OverlappingBooking, PreconditionFailed)."""
+        ...
+
+    def list_for_resource(
+        self,
+        resource_id: str,
+        *,
+        start_from: datetime | None,
+        start_to: datetime | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[BookingRecord]:
+        """By start time, then id."""
+        ...
+
+    def list_for_subscriber(
+        self,
+        subscriber_uid: str,
+        *,
+        start_from: datetime | None,
+        start_to: datetime | None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[BookingRecord]: ...
+
+    def list_by_status(
+        self, status: BookingStatus, *, start_from: datetime, start_to: datetime, limit: int, cursor: str | None = None
+    ) -> Page[BookingRecord]: ...
+
+    def future_confirmed_for_resource(self, resource_id: str, now: datetime) -> list[BookingRecord]:
+        """Confirmed bookings of the resource starting after `now` (for schedule-change checks)."""
+        ...
+
+    def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
+        """Whether the subscriber holds a confirmed booking starting after `now` (subscriber delete guard)."""
         ...
 
 
@@ -266,6 +410,12 @@ class Store(Protocol):
 
     @property
     def jobs(self) -> JobRepository: ...
+
+    @property
+    def resources(self) -> ResourceRepository: ...
+
+    @property
+    def bookings(self) -> BookingRepository: ...
 
     def readiness(self) -> Readiness: ...
 

@@ -162,3 +162,73 @@ class JobRowError(Record):
     code: str
     message: str
     value: str | None = Field(None, description="The raw value as read (truncated), for the report.")
+
+
+# --- bookings -----------------------------------------------------------------------------------------
+
+
+class ResourceKind(StrEnum):
+    STORE = "store"
+    TECHNICIAN = "technician"
+    AGENT = "agent"
+    ROOM = "room"
+
+
+class OpeningHours(Record):
+    """One opening interval of a local day, `HH:MM` wall-clock times; `close` may be `24:00`."""
+
+    open: str
+    close: str
+
+
+class ScheduleException(Record):
+    """A date (local to the resource) that is closed, or has special hours instead of the weekly ones."""
+
+    date: str = Field(description="YYYY-MM-DD, in the resource's time zone.")
+    closed: bool = False
+    hours: list[OpeningHours] = Field(default_factory=list)
+
+
+class ResourceRecord(Record):
+    id: str
+    name: str
+    kind: ResourceKind
+    timezone: str = Field(description="IANA time zone name, e.g. Europe/London.")
+    slot_minutes: int
+    capacity: int
+    weekly_schedule: dict[str, list[OpeningHours]] = Field(description="Keys mon..sun; a missing day is closed.")
+    exceptions: list[ScheduleException] = Field(default_factory=list)
+    active: bool = True
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    bookings_revision: int = Field(
+        0,
+        description="Bumped by every booking made or moved on this resource, in the same atomic step; a schedule "
+        "or capacity change is written only if it is unchanged, so no booking slips in between its check and write.",
+    )
+
+
+class BookingStatus(StrEnum):
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"
+    NO_SHOW = "NO_SHOW"
+
+
+class BookingRecord(Record):
+    id: str
+    resource_id: str
+    subscriber_uid: str
+    start: datetime
+    end: datetime
+    local_date: str = Field(description="Date of the slot in the resource's time zone (YYYY-MM-DD): the counter key.")
+    status: BookingStatus = BookingStatus.CONFIRMED
+    notes: str | None = None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
+    version: int = 1

@@ -46,3 +46,9 @@ class DynamoCounterRepository:
         puts = [{"PK": f"COUNTER#{scope}", "SK": name, "n": value, "type": "counter"} for name, value in values.items()]
         deletes = [(f"COUNTER#{scope}", name) for name in current if name not in values]
         self.table.batch_write(puts, deletes)
+
+    def get_keys(self, scope: str, keys: list[str]) -> dict[str, int]:
+        found = {
+            item["SK"]: int(item.get("n", 0)) for item in self.table.get_many((f"COUNTER#{scope}", k) for k in keys)
+        }
+        return {name: found.get(name, 0) for name in keys}

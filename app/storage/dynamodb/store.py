@@ -5,6 +5,7 @@ from typing import Any
 from app.storage.base import Readiness
 from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.audit import DynamoAuditRepository
+from app.storage.dynamodb.bookings import DynamoBookingRepository, DynamoResourceRepository
 from app.storage.dynamodb.counters import DynamoCounterRepository
 from app.storage.dynamodb.jobs import DynamoJobRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
@@ -24,6 +25,8 @@ class DynamoStore:
         self.users = DynamoUserRepository(self.table)
         self.sessions = DynamoSessionRepository(self.table)
         self.jobs = DynamoJobRepository(self.table)
+        self.resources = DynamoResourceRepository(self.table)
+        self.bookings = DynamoBookingRepository(self.table)
 
     def readiness(self) -> Readiness:
         return self.table.readiness()

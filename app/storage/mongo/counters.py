@@ -25,3 +25,8 @@ class MongoCounterRepository:
                 {"_id": f"{scope}:{name}"}, {"scope": scope, "key": name, "n": value}, upsert=True
             )
         self.collection.delete_many({"scope": scope, "key": {"$nin": list(values)}})
+
+    def get_keys(self, scope: str, keys: list[str]) -> dict[str, int]:
+        documents = self.collection.find({"_id": {"$in": [f"{scope}:{name}" for name in keys]}})
+        found = {document["key"]: int(document["n"]) for document in documents}
+        return {name: found.get(name, 0) for name in keys}

@@ -28,6 +28,24 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
     ],
     "token_families": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "resources": [
+        IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
+        IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
+    ],
+    "bookings": [
+        IndexModel([("resource_id", ASCENDING), ("order", ASCENDING)], name="by_resource"),
+        IndexModel([("subscriber_uid", ASCENDING), ("order", ASCENDING)], name="by_subscriber"),
+        IndexModel([("status", ASCENDING), ("order", ASCENDING)], name="by_status"),
+        # The Idempotency-Key is stored in the booking it created: key and booking are one write.
+        IndexModel([("idempotency.key", ASCENDING)], name="idempotency_key", unique=True, sparse=True),
+        IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
+        IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
+        IndexModel([("_claiming", ASCENDING)], name="claiming", sparse=True),
+        IndexModel([("_moving.at", ASCENDING)], name="moving", sparse=True),
+        IndexModel([("_releasing.start", ASCENDING)], name="releasing", sparse=True),
+    ],
+    "slots": [IndexModel([("resource_id", ASCENDING), ("start", ASCENDING)], name="by_resource_start")],
+    "subscriber_busy": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
     "denied_tokens": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
     "jobs": [
         IndexModel([("status", ASCENDING), ("order", DESCENDING)], name="by_status"),
@@ -36,7 +54,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "job_errors": [IndexModel([("job_id", ASCENDING), ("_id", ASCENDING)], name="by_job")],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
-AUDITED_COLLECTIONS = ("users",)
+AUDITED_COLLECTIONS = ("users", "resources", "bookings")
 
 
 def ensure_indexes(db: Any) -> None:

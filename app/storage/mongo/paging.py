@@ -24,8 +24,10 @@ def find_page(
         after = cursors.decode(scope, cursor).get("after")
         if not isinstance(after, str):
             raise InvalidCursor()
-        bounds = criteria.get(order_field)
-        criteria[order_field] = {**(bounds if isinstance(bounds, dict) else {}), "$lt" if descending else "$gt": after}
+        bound = {"$lt" if descending else "$gt": after}
+        existing = criteria.get(order_field)
+        # Keep a range the query already puts on the order field (e.g. a date window).
+        criteria[order_field] = {**existing, **bound} if isinstance(existing, dict) else bound
     documents = list(collection.find(criteria).sort(order_field, -1 if descending else 1).limit(limit + 1))
     if len(documents) <= limit:
         return documents, None

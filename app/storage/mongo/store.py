@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from app.storage.base import Readiness
 from app.storage.cursor import CursorCodec
 from app.storage.mongo import database, outbox
 from app.storage.mongo.audit import MongoAuditRepository
+from app.storage.mongo.bookings import MongoBookingRepository, MongoResourceRepository
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.mongo.jobs import MongoJobRepository
 from app.storage.mongo.sessions import MongoSessionRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
 from app.storage.mongo.users import MongoUserRepository
+from app.timeutil import utcnow
+
+# Booking writes younger than this may still be running in another process: recovery leaves them alone.
+INTERRUPTED_AFTER = timedelta(seconds=60)
 
 
 class MongoStore:
@@ -26,11 +32,14 @@ class MongoStore:
         self.users = MongoUserRepository(self.db, cursors)
         self.sessions = MongoSessionRepository(self.db)
         self.jobs = MongoJobRepository(self.db, cursors)
+        self.resources = MongoResourceRepository(self.db, cursors)
+        self.bookings = MongoBookingRepository(self.db, cursors)
         self.recover()
 
     def recover(self) -> int:
         """Finish writes interrupted between a change and the copy of its audit entry."""
-        return sum(outbox.recover(self.db, name) for name in database.AUDITED_COLLECTIONS)
+        repaired = self.bookings.recover(older_than=utcnow() - INTERRUPTED_AFTER)
+        return repaired + sum(outbox.recover(self.db, name) for name in database.AUDITED_COLLECTIONS)
 
     def readiness(self) -> Readiness:
         return database.readiness(self.db)

@@ -1,0 +1,134 @@
+"""Slots of a resource: laid out on its local wall clock, turned into real (UTC) instants.
+
+Rules (also in docs/api-conventions.md, "Bookings and time zones"):
+
+* Slots start at each opening time and follow each other every `slot_minutes` on the local wall
+  clock, as long as start + length <= closing time on that clock.
+* A start that does not exist locally (the hour skipped when clocks go forward) is not offered.
+* A start that happens twice (the hour repeated when clocks go back) is offered twice: two slots,
+  each with its own UTC start, UTC offset and seats.
+* A slot lasts exactly `slot_minutes` of real time. It is offered only if it ends no later than
+  the real closing instant (the later one when the closing time is repeated; the moment the clocks
+  jump when it is skipped) and does not overlap the slot before it.
+
+So the resource is open exactly while its local clock shows a time inside an opening interval,
+and no two slots of one interval ever overlap in real time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.storage.records import OpeningHours, ResourceRecord
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MINUTES_PER_DAY = 24 * 60
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime  # UTC
+    end: datetime  # UTC
+    local_start: datetime  # in the resource's zone, with its offset
+    local_end: datetime
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone; ValueError for an unknown or malformed name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+
+
+def minutes_of(text: str) -> int:
+    """'HH:MM' as minutes after midnight; '24:00' is the end of the day."""
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def hours_on(resource: ResourceRecord, day: date) -> list[OpeningHours]:
+    """Opening hours of one local date: an exception for that date replaces the weekly schedule."""
+    for exception in resource.exceptions:
+        if exception.date == day.isoformat():
+            return [] if exception.closed else exception.hours
+    return resource.weekly_schedule.get(WEEKDAYS[day.weekday()], [])
+
+
+def _wall(day: date, minutes: int) -> datetime:
+    return datetime.combine(day, time()) + timedelta(minutes=minutes)
+
+
+def _instants(wall: datetime, tz: ZoneInfo) -> list[datetime]:
+    """The real instants at which the local clock shows `wall`: none (skipped), one, or two (repeated)."""
+    found = []
+    for fold in (0, 1):
+        local = wall.replace(tzinfo=tz, fold=fold)
+        instant = local.astimezone(UTC)
+        if instant.astimezone(tz).replace(tzinfo=None) == wall and instant not in found:
+            found.append(instant)
+    return found
+
+
+def _closing_instant(wall: datetime, tz: ZoneInfo) -> datetime:
+    """The last real instant up to which the local clock reads earlier than `wall`."""
+    instants = _instants(wall, tz)
+    if instants:
+        return max(instants)
+    # Skipped time: the clocks jump over `wall`, so the interval ends at the jump. zoneinfo resolves a
+    # skipped time with either offset; the jump lies between the two readings: find it to the minute.
+    early = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    late = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    early, late = min(early, late), max(early, late)
+    after_offset = late.astimezone(tz).utcoffset()
+    while late - early > timedelta(minutes=1):
+        middle = early + (late - early) / 2
+        if middle.astimezone(tz).utcoffset() == after_offset:
+            late = middle
+        else:
+            early = middle
+    return late
+
+
+def day_slots(resource: ResourceRecord, day: date) -> list[Slot]:
+    """Every slot of one local date, in time order."""
+    tz = zone(resource.timezone)
+    length = timedelta(minutes=resource.slot_minutes)
+    slots: list[Slot] = []
+    for hours in hours_on(resource, day):
+        opening, closing = minutes_of(hours.open), minutes_of(hours.close)
+        closes_at = _closing_instant(_wall(day, closing), tz)
+        starts = sorted(
+            instant
+            for minute in range(opening, closing - resource.slot_minutes + 1, resource.slot_minutes)
+            for instant in _instants(_wall(day, minute), tz)
+        )
+        previous_end: datetime | None = None
+        for start in starts:
+            end = start + length
+            if end > closes_at or (previous_end is not None and start < previous_end):
+                continue
+            slots.append(Slot(start, end, start.astimezone(tz), end.astimezone(tz)))
+            previous_end = end
+    return sorted(slots, key=lambda slot: slot.start)
+
+
+def slots_between(resource: ResourceRecord, start: datetime, end: datetime) -> list[Slot]:
+    """Slots starting in [start, end), across as many local dates as the window touches."""
+    tz = zone(resource.timezone)
+    first = start.astimezone(tz).date() - timedelta(days=1)
+    last = end.astimezone(tz).date()
+    slots: list[Slot] = []
+    day = first
+    while day <= last:
+        slots.extend(slot for slot in day_slots(resource, day) if start <= slot.start < end)
+        day += timedelta(days=1)
+    return slots
+
+
+def slot_at(resource: ResourceRecord, start: datetime) -> Slot | None:
+    """The slot starting exactly at `start`, if the schedule has one."""
+    local_day = start.astimezone(zone(resource.timezone)).date()
+    return next((slot for slot in day_slots(resource, local_day) if slot.start == start), None)

@@ -1,0 +1,330 @@
+"""HTTP routes of bookable resources and bookings: translation to and from the service, nothing more."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from pydantic import AwareDatetime
+
+from app.auth.deps import require
+from app.auth.policy import Capability
+from app.auth.service import Principal
+from app.bookings.deps import BookingServiceDep
+from app.bookings.schemas import (
+    AffectedBooking,
+    Availability,
+    BookingCancel,
+    BookingCreate,
+    BookingOut,
+    BookingPage,
+    BookingReschedule,
+    DailyCounts,
+    DayCount,
+    ResourceChange,
+    ResourceCreate,
+    ResourceOut,
+    ResourcePage,
+    ResourceUpdate,
+    SlotOut,
+)
+from app.errors import InvalidInput
+from app.openapi import error_responses
+from app.storage.records import BookingStatus
+
+resources_router = APIRouter(prefix="/bookings/resources", tags=["resources"])
+bookings_router = APIRouter(prefix="/bookings", tags=["bookings"])
+
+Reader = Annotated[Principal, Depends(require(Capability.BOOKINGS_READ))]
+Writer = Annotated[Principal, Depends(require(Capability.BOOKINGS_WRITE))]
+ResourceWriter = Annotated[Principal, Depends(require(Capability.RESOURCES_WRITE))]
+ResourceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+BookingId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(max_length=2048)]
+IfMatch = Annotated[
+    str | None,
+    Header(max_length=64, description='The resource\'s ETag (`"<version>"`): the change applies only to that version.'),
+]
+_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _ETAG.match(if_match.strip())
+    if not match:
+        raise InvalidInput("header.if-match", 'expected an ETag such as "3"', code="invalid_etag")
+    return int(match.group(1))
+
+
+# --- resources ----------------------------------------------------------------------------------------
+
+
+@resources_router.post(
+    "",
+    operation_id="resources_create",
+    summary="Create a bookable resource (store, technician, agent desk, room) with its weekly schedule",
+    response_model=ResourceOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 409, 422),
+)
+def create_resource(
+    body: ResourceCreate, principal: ResourceWriter, service: BookingServiceDep, response: Response
+) -> ResourceOut:
+    resource = service.create_resource(principal.username, body)
+    response.headers["Location"] = f"resources/{resource.id}"
+    response.headers["ETag"] = _etag(resource.version)
+    return ResourceOut.of(resource)
+
+
+@resources_router.get(
+    "",
+    operation_id="resources_list",
+    summary="List resources, ordered by id",
+    response_model=ResourcePage,
+    responses=error_responses(400, 401, 403, 422),
+)
+def list_resources(_: Reader, service: BookingServiceDep, limit: Limit = 50, cursor: Cursor = None) -> ResourcePage:
+    page = service.list_resources(limit=limit, cursor=cursor)
+    return ResourcePage(items=[ResourceOut.of(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+@resources_router.get(
+    "/{resource_id}",
+    operation_id="resources_get",
+    summary="One resource; its version is also the ETag",
+    response_model=ResourceOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def get_resource(resource_id: ResourceId, _: Reader, service: BookingServiceDep, response: Response) -> ResourceOut:
+    resource = service.get_resource(resource_id)
+    response.headers["ETag"] = _etag(resource.version)
+    return ResourceOut.of(resource)
+
+
+@resources_router.patch(
+    "/{resource_id}",
+    operation_id="resources_update",
+    summary="Change a resource; refused (409, listing them) if confirmed bookings would fall outside the "
+    "schedule or over capacity, unless force=true, which reports them",
+    response_model=ResourceChange,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+def update_resource(
+    resource_id: ResourceId,
+    body: ResourceUpdate,
+    principal: ResourceWriter,
+    service: BookingServiceDep,
+    response: Response,
+    if_match: IfMatch = None,
+    force: Annotated[bool, Query(description="Apply even if confirmed bookings are left outside.")] = False,
+) -> ResourceChange:
+    result = service.update_resource(
+        principal.username, resource_id, body, force=force, expected_version=_expected_version(if_match)
+    )
+    response.headers["ETag"] = _etag(result.resource.version)
+    return ResourceChange(
+        resource=ResourceOut.of(result.resource),
+        bookings_outside_schedule=[AffectedBooking.model_validate(b.model_dump()) for b in result.outside_schedule],
+        bookings_over_capacity=[AffectedBooking.model_validate(b.model_dump()) for b in result.over_capacity],
+    )
+
+
+@resources_router.delete(
+    "/{resource_id}",
+    operation_id="resources_delete",
+    summary="Delete a resource; refused (409) while it has confirmed future bookings",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+def delete_resource(
+    resource_id: ResourceId, principal: ResourceWriter, service: BookingServiceDep, if_match: IfMatch = None
+) -> Response:
+    service.delete_resource(principal.username, resource_id, expected_version=_expected_version(if_match))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@resources_router.get(
+    "/{resource_id}/availability",
+    operation_id="resources_availability",
+    summary="Every slot in a window (at most 31 days) with UTC and local times and the seats left",
+    response_model=Availability,
+    response_model_by_alias=True,
+    responses=error_responses(401, 403, 404, 422),
+)
+def availability(
+    resource_id: ResourceId,
+    _: Reader,
+    service: BookingServiceDep,
+    window_from: Annotated[AwareDatetime, Query(alias="from", description="Window start, with a UTC offset.")],
+    window_to: Annotated[AwareDatetime, Query(alias="to", description="Window end (exclusive), at most 31 days on.")],
+) -> Availability:
+    resource, slots = service.availability(resource_id, window_from, window_to)
+    return Availability(
+        resource_id=resource.id,
+        timezone=resource.timezone,
+        active=resource.active,
+        window_from=window_from,
+        window_to=window_to,
+        slots=[
+            SlotOut(
+                start=item.slot.start,
+                end=item.slot.end,
+                local_start=item.slot.local_start,
+                local_end=item.slot.local_end,
+                capacity=item.capacity,
+                remaining=item.remaining,
+            )
+            for item in slots
+        ],
+    )
+
+
+# --- bookings -----------------------------------------------------------------------------------------
+
+
+@bookings_router.post(
+    "",
+    operation_id="bookings_create",
+    summary="Book one slot for an ACTIVE subscriber; safe to retry with the same Idempotency-Key",
+    response_model=BookingOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(401, 403, 409, 422),
+)
+def create_booking(
+    body: BookingCreate,
+    principal: Writer,
+    service: BookingServiceDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Client-chosen key (printable ASCII, <= 255). A retry with the same key and body returns "
+            "the same booking for 24 h; the same key with another body is a 422.",
+        ),
+    ] = None,
+) -> BookingOut:
+    booking, replayed = service.create_booking(principal.username, body, idempotency_key)
+    response.headers["Location"] = f"bookings/{booking.id}"
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return BookingOut.of(booking)
+
+
+@bookings_router.get(
+    "",
+    operation_id="bookings_list",
+    summary="Bookings of one resource, one subscriber, or with one status (from/to required), by start time",
+    response_model=BookingPage,
+    responses=error_responses(400, 401, 403, 422),
+)
+def list_bookings(
+    _: Reader,
+    service: BookingServiceDep,
+    resource_id: Annotated[str | None, Query(max_length=64)] = None,
+    subscriber_uid: Annotated[str | None, Query(max_length=64)] = None,
+    booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
+    start_from: Annotated[AwareDatetime | None, Query(alias="from", description="Start at or after.")] = None,
+    start_to: Annotated[AwareDatetime | None, Query(alias="to", description="Start before.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> BookingPage:
+    page = service.list_bookings(
+        resource_id=resource_id,
+        subscriber_uid=subscriber_uid,
+        status=booking_status,
+        start_from=start_from,
+        start_to=start_to,
+        limit=limit,
+        cursor=cursor,
+    )
+    return BookingPage(items=[BookingOut.of(item) for item in page.items], next_cursor=page.next_cursor)
+
+
+@bookings_router.get(
+    "/daily-counts",
+    operation_id="bookings_daily_counts",
+    summary="Bookings (not cancelled) per local day, from counters: one read per day",
+    response_model=DailyCounts,
+    responses=error_responses(401, 403, 422),
+)
+def daily_counts(
+    _: Reader,
+    service: BookingServiceDep,
+    first_day: Annotated[date, Query(alias="from", description="First day, YYYY-MM-DD.")],
+    days: Annotated[int, Query(description="How many days (1-31).")] = 8,
+    resource_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> DailyCounts:
+    counts = service.daily_counts(first_day, days, resource_id)
+    return DailyCounts(
+        resource_id=resource_id, days=[DayCount(date=day, bookings=count) for day, count in counts.items()]
+    )
+
+
+@bookings_router.get(
+    "/{booking_id}",
+    operation_id="bookings_get",
+    summary="One booking",
+    response_model=BookingOut,
+    responses=error_responses(401, 403, 404, 422),
+)
+def get_booking(booking_id: BookingId, _: Reader, service: BookingServiceDep) -> BookingOut:
+    return BookingOut.of(service.get_booking(booking_id))
+
+
+@bookings_router.post(
+    "/{booking_id}/cancel",
+    operation_id="bookings_cancel",
+    summary="Cancel a CONFIRMED booking; its seat is freed at once",
+    response_model=BookingOut,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+def cancel_booking(
+    booking_id: BookingId, principal: Writer, service: BookingServiceDep, body: BookingCancel | None = None
+) -> BookingOut:
+    return BookingOut.of(service.cancel(principal.username, booking_id, body.reason if body else None))
+
+
+@bookings_router.post(
+    "/{booking_id}/reschedule",
+    operation_id="bookings_reschedule",
+    summary="Move a CONFIRMED booking to another slot of its resource: all or nothing",
+    response_model=BookingOut,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+def reschedule_booking(
+    booking_id: BookingId, body: BookingReschedule, principal: Writer, service: BookingServiceDep
+) -> BookingOut:
+    return BookingOut.of(service.reschedule(principal.username, booking_id, body))
+
+
+@bookings_router.post(
+    "/{booking_id}/complete",
+    operation_id="bookings_complete",
+    summary="Mark a CONFIRMED booking whose slot has started as COMPLETED",
+    response_model=BookingOut,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+def complete_booking(booking_id: BookingId, principal: Writer, service: BookingServiceDep) -> BookingOut:
+    return BookingOut.of(service.mark(principal.username, booking_id, BookingStatus.COMPLETED))
+
+
+@bookings_router.post(
+    "/{booking_id}/no-show",
+    operation_id="bookings_no_show",
+    summary="Mark a CONFIRMED booking whose slot has started as NO_SHOW",
+    response_model=BookingOut,
+    responses=error_responses(401, 403, 404, 409, 412, 422),
+)
+def no_show_booking(booking_id: BookingId, principal: Writer, service: BookingServiceDep) -> BookingOut:
+    return BookingOut.of(service.mark(principal.username, booking_id, BookingStatus.NO_SHOW))

@@ -1,0 +1,316 @@
+"""API models of resources, availability and bookings. Times are UTC ISO-8601 with an offset."""
+
+from __future__ import annotations
+
+from datetime import date as Day
+from datetime import datetime
+from itertools import pairwise
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from app.bookings.availability import MINUTES_PER_DAY, minutes_of, zone
+from app.storage.records import BookingRecord, BookingStatus, OpeningHours, ResourceKind, ResourceRecord
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockTime = Annotated[str, StringConstraints(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+SlotMinutes = Annotated[int, Field(ge=5, le=240, multiple_of=5, description="Slot length in minutes (5-240, by 5).")]
+Capacity = Annotated[int, Field(ge=1, le=1000, description="Seats per slot.")]
+Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+_SCHEDULE_EXAMPLE: dict[str, Any] = {
+    "mon": [{"open": "09:00", "close": "12:30"}, {"open": "13:30", "close": "18:00"}],
+    "tue": [{"open": "09:00", "close": "18:00"}],
+    "sat": [{"open": "10:00", "close": "14:00"}],
+}
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpeningHoursIn(StrictModel):
+    open: ClockTime = Field(description="Local wall-clock time HH:MM, a multiple of 5 minutes.")
+    close: ClockTime = Field(description="Local wall-clock time HH:MM (24:00 = midnight at the end of the day).")
+
+    @field_validator("open", "close")
+    @classmethod
+    def _five_minute_grid(cls, value: str) -> str:
+        # Subscribers' busy time is tracked on a 5-minute grid: every slot starts on it.
+        if minutes_of(value) % 5:
+            raise ValueError("must be a multiple of 5 minutes")
+        if value != "24:00" and minutes_of(value) >= MINUTES_PER_DAY:
+            raise ValueError("must be a time of day")
+        return value
+
+    @model_validator(mode="after")
+    def _close_after_open(self) -> OpeningHoursIn:
+        if minutes_of(self.close) <= minutes_of(self.open):
+            raise ValueError(f"close ({self.close}) must be after open ({self.open})")
+        return self
+
+
+def _no_overlap(hours: list[OpeningHoursIn]) -> list[OpeningHoursIn]:
+    ordered = sorted(hours, key=lambda interval: minutes_of(interval.open))
+    for before, after in pairwise(ordered):
+        if minutes_of(after.open) < minutes_of(before.close):
+            raise ValueError(f"opening intervals overlap: {before.open}-{before.close} and {after.open}-{after.close}")
+    return ordered
+
+
+DayHours = Annotated[list[OpeningHoursIn], Field(max_length=12), AfterValidator(_no_overlap)]
+
+
+class ScheduleExceptionIn(StrictModel):
+    date: Day = Field(description="Local date of the resource.")
+    closed: bool = Field(False, description="Closed all day.")
+    hours: DayHours = Field(default_factory=list, description="Special hours replacing the weekly ones.")
+
+    @model_validator(mode="after")
+    def _closed_or_hours(self) -> ScheduleExceptionIn:
+        if self.closed == bool(self.hours):
+            raise ValueError("give either closed=true or special hours, not both or neither")
+        return self
+
+
+def _unique_dates(exceptions: list[ScheduleExceptionIn]) -> list[ScheduleExceptionIn]:
+    seen: set[Day] = set()
+    for exception in exceptions:
+        if exception.date in seen:
+            raise ValueError(f"date {exception.date} is listed twice")
+        seen.add(exception.date)
+    return sorted(exceptions, key=lambda exception: exception.date)
+
+
+Exceptions = Annotated[list[ScheduleExceptionIn], Field(max_length=366), AfterValidator(_unique_dates)]
+WeeklySchedule = dict[Weekday, DayHours]
+
+
+def _known_zone(name: str) -> str:
+    zone(name)
+    return name
+
+
+KnownTimeZone = Annotated[TimeZoneName, AfterValidator(_known_zone)]
+
+
+class ResourceCreate(StrictModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "name": "Oxford Street store",
+                "kind": "store",
+                "timezone": "Europe/London",
+                "slot_minutes": 30,
+                "capacity": 2,
+                "weekly_schedule": _SCHEDULE_EXAMPLE,
+                "exceptions": [{"date": "2026-12-25", "closed": True}],
+            }
+        },
+    )
+
+    name: Name
+    kind: ResourceKind
+    timezone: KnownTimeZone = Field(description="IANA time zone, e.g. Europe/London.")
+    slot_minutes: SlotMinutes
+    capacity: Capacity
+    weekly_schedule: WeeklySchedule = Field(description="Opening hours per weekday; a missing day is closed.")
+    exceptions: Exceptions = Field(default_factory=list)
+    active: bool = True
+
+
+class ResourceUpdate(StrictModel):
+    """Only the fields sent change. A change that would leave confirmed bookings outside the schedule
+    or over capacity is refused (409) unless `force=true`."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"capacity": 3, "active": True}})
+
+    name: Name | None = None
+    kind: ResourceKind | None = None
+    timezone: KnownTimeZone | None = None
+    slot_minutes: SlotMinutes | None = None
+    capacity: Capacity | None = None
+    weekly_schedule: WeeklySchedule | None = None
+    exceptions: Exceptions | None = None
+    active: bool | None = None
+
+
+class OpeningHoursOut(BaseModel):
+    open: str
+    close: str
+
+
+class ScheduleExceptionOut(BaseModel):
+    date: Day
+    closed: bool
+    hours: list[OpeningHoursOut]
+
+
+class ResourceOut(BaseModel):
+    id: str
+    name: str
+    kind: ResourceKind
+    timezone: str
+    slot_minutes: int
+    capacity: int
+    weekly_schedule: dict[str, list[OpeningHoursOut]]
+    exceptions: list[ScheduleExceptionOut]
+    active: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = Field(description="Also sent as the ETag; send it back in If-Match to update safely.")
+
+    @classmethod
+    def of(cls, resource: ResourceRecord) -> ResourceOut:
+        return cls.model_validate(resource.model_dump(exclude={"bookings_revision"}))
+
+
+class ResourcePage(BaseModel):
+    items: list[ResourceOut]
+    next_cursor: str | None
+
+
+class AffectedBooking(BaseModel):
+    id: str
+    subscriber_uid: str
+    start: datetime
+    end: datetime
+
+
+class ResourceChange(BaseModel):
+    resource: ResourceOut
+    bookings_outside_schedule: list[AffectedBooking] = Field(
+        description="Confirmed future bookings the (forced) change left outside the schedule."
+    )
+    bookings_over_capacity: list[AffectedBooking] = Field(
+        description="Confirmed future bookings in slots that now hold more bookings than the capacity."
+    )
+
+
+class SlotOut(BaseModel):
+    start: datetime = Field(description="UTC.")
+    end: datetime = Field(description="UTC.")
+    local_start: datetime = Field(description="In the resource's time zone, with its offset.")
+    local_end: datetime
+    capacity: int
+    remaining: int = Field(description="Seats left; 0 for a slot that has started or an inactive resource.")
+
+
+class Availability(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "resource_id": "3f1c0c7e0a4b4d8e9f2a1b3c4d5e6f70",
+                "timezone": "Europe/London",
+                "active": True,
+                "from": "2026-10-25T00:00:00Z",
+                "to": "2026-10-26T00:00:00Z",
+                "slots": [
+                    {
+                        "start": "2026-10-25T00:30:00Z",
+                        "end": "2026-10-25T01:00:00Z",
+                        "local_start": "2026-10-25T01:30:00+01:00",
+                        "local_end": "2026-10-25T01:00:00+00:00",
+                        "capacity": 2,
+                        "remaining": 1,
+                    }
+                ],
+            }
+        },
+        populate_by_name=True,
+    )
+
+    resource_id: str
+    timezone: str
+    active: bool
+    window_from: datetime = Field(alias="from")
+    window_to: datetime = Field(alias="to")
+    slots: list[SlotOut]
+
+
+class BookingCreate(StrictModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "resource_id": "3f1c0c7e0a4b4d8e9f2a1b3c4d5e6f70",
+                "subscriber_uid": "sub-000123",
+                "start": "2026-12-01T09:30:00Z",
+                "notes": "SIM swap, bring ID",
+            }
+        },
+    )
+
+    resource_id: Identifier
+    subscriber_uid: Identifier
+    start: AwareDatetime = Field(description="Start of a slot, with a UTC offset.")
+    end: AwareDatetime | None = Field(None, description="Optional; if sent it must be the end of that slot.")
+    notes: Notes | None = None
+
+
+class BookingReschedule(StrictModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"start": "2026-12-02T10:00:00Z"}})
+
+    start: AwareDatetime = Field(description="Start of the new slot of the same resource.")
+    end: AwareDatetime | None = None
+
+
+class BookingCancel(StrictModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"reason": "subscriber called to cancel"}})
+
+    reason: Reason | None = None
+
+
+class BookingOut(BaseModel):
+    id: str
+    resource_id: str
+    subscriber_uid: str
+    start: datetime
+    end: datetime
+    local_date: str = Field(description="Date of the slot in the resource's time zone.")
+    status: BookingStatus
+    notes: str | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    version: int
+
+    @classmethod
+    def of(cls, booking: BookingRecord) -> BookingOut:
+        return cls.model_validate(booking.model_dump())
+
+
+class BookingPage(BaseModel):
+    items: list[BookingOut]
+    next_cursor: str | None
+
+
+class DayCount(BaseModel):
+    date: Day
+    bookings: int = Field(description="Bookings not cancelled, by the local date of their slot.")
+
+
+class DailyCounts(BaseModel):
+    resource_id: str | None
+    days: list[DayCount]
+
+
+def opening_hours(hours: list[OpeningHoursIn]) -> list[OpeningHours]:
+    return [OpeningHours(open=interval.open, close=interval.close) for interval in hours]

@@ -1,0 +1,434 @@
+"""Bookings and resources through the API, on every backend: rules, errors, roles and races."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from app.bookings.schemas import BookingCreate
+from app.bookings.service import BookingService
+from app.storage.base import Store
+from app.storage.records import BookingStatus
+from tests.bookings.conftest import add_subscriber
+
+EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAY = (datetime.now(UTC) + timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+Headers = dict[str, dict[str, str]]
+
+
+def at(hour: float) -> str:
+    return (DAY + timedelta(hours=hour)).isoformat()
+
+
+def resource_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "Main street store",
+        "kind": "store",
+        "timezone": "Etc/UTC",
+        "slot_minutes": 30,
+        "capacity": 2,
+        "weekly_schedule": {day: [{"open": "08:00", "close": "18:00"}] for day in EVERY_DAY},
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def resource_id(client: TestClient, role_headers: Headers, app: FastAPI) -> str:
+    for uid, status in (("sub-1", "ACTIVE"), ("sub-2", "ACTIVE"), ("sub-3", "ACTIVE"), ("sub-s", "SUSPENDED")):
+        add_subscriber(app, uid, status)
+    response = client.post("/bookings/resources", json=resource_body(), headers=role_headers["operator"])
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def book(client: TestClient, headers: dict[str, str], resource: str, **overrides: Any) -> Any:
+    body = {"resource_id": resource, "subscriber_uid": "sub-1", "start": at(10), **overrides}
+    return client.post("/bookings", json=body, headers=headers)
+
+
+def remaining(client: TestClient, headers: dict[str, str], resource_id: str, start: str) -> int:
+    response = client.get(
+        f"/bookings/resources/{resource_id}/availability", params={"from": at(0), "to": at(24)}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    slot = next(
+        s for s in response.json()["slots"] if datetime.fromisoformat(s["start"]) == datetime.fromisoformat(start)
+    )
+    return int(slot["remaining"])
+
+
+def assert_problem(response: Any, status: int, field: str, code: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    errors = response.json().get("errors") or []
+    assert field in [error["field"] for error in errors], errors
+    if code:
+        assert code in [error["code"] for error in errors], errors
+
+
+def bookings_of(client: TestClient, headers: dict[str, str], resource_id: str) -> list[dict[str, Any]]:
+    response = client.get("/bookings", params={"resource_id": resource_id}, headers=headers)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+# --- resources -------------------------------------------------------------------------------------
+
+
+def test_resource_crud_roles_and_etag(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    viewer, operator = role_headers["viewer"], role_headers["operator"]
+    assert client.post("/bookings/resources", json=resource_body(), headers=viewer).status_code == 403
+    got = client.get(f"/bookings/resources/{resource_id}", headers=viewer)
+    assert got.status_code == 200
+    assert got.headers["ETag"] == '"1"'
+    assert got.json()["weekly_schedule"]["mon"] == [{"open": "08:00", "close": "18:00"}]
+    assert client.get("/bookings/resources", headers=viewer).json()["items"][0]["id"] == resource_id
+    assert client.patch(f"/bookings/resources/{resource_id}", json={"name": "x"}, headers=viewer).status_code == 403
+    changed = client.patch(
+        f"/bookings/resources/{resource_id}", json={"name": "Renamed"}, headers={**operator, "If-Match": '"1"'}
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["resource"]["version"] == 2
+    assert changed.headers["ETag"] == '"2"'
+    stale = client.patch(
+        f"/bookings/resources/{resource_id}", json={"name": "Again"}, headers={**operator, "If-Match": '"1"'}
+    )
+    assert stale.status_code == 412
+    assert client.get("/bookings/resources/unknown", headers=viewer).status_code == 404
+    assert client.delete(f"/bookings/resources/{resource_id}", headers=operator).status_code == 204
+    assert client.get(f"/bookings/resources/{resource_id}", headers=viewer).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"timezone": "Mars/Olympus_Mons"}, "body.timezone"),
+        ({"weekly_schedule": {"mon": [{"open": "10:00", "close": "09:00"}]}}, "body.weekly_schedule.mon.0"),
+        (
+            {"weekly_schedule": {"mon": [{"open": "09:00", "close": "12:00"}, {"open": "11:00", "close": "13:00"}]}},
+            "body.weekly_schedule.mon",
+        ),
+        ({"weekly_schedule": {"monday": [{"open": "09:00", "close": "12:00"}]}}, "body.weekly_schedule.monday.[key]"),
+        ({"weekly_schedule": {"mon": [{"open": "09:03", "close": "12:00"}]}}, "body.weekly_schedule.mon.0.open"),
+        ({"weekly_schedule": {"mon": [{"open": "25:00", "close": "26:00"}]}}, "body.weekly_schedule.mon.0.open"),
+        ({"slot_minutes": 241}, "body.slot_minutes"),
+        ({"slot_minutes": 7}, "body.slot_minutes"),
+        ({"capacity": 0}, "body.capacity"),
+        ({"capacity": 1001}, "body.capacity"),
+        ({"kind": "spaceship"}, "body.kind"),
+        ({"colour": "blue"}, "body.colour"),
+        ({"exceptions": [{"date": "2026-12-25"}]}, "body.exceptions.0"),
+        ({"exceptions": [{"date": "2026-12-25", "closed": True}] * 2}, "body.exceptions"),
+    ],
+)
+def test_bad_resources_are_refused_naming_the_field(
+    client: TestClient, role_headers: Headers, overrides: dict[str, Any], field: str
+) -> None:
+    response = client.post("/bookings/resources", json=resource_body(**overrides), headers=role_headers["admin"])
+    assert_problem(response, 422, field)
+    assert client.get("/bookings/resources", headers=role_headers["admin"]).json()["items"] == []
+
+
+# --- availability ------------------------------------------------------------------------------------
+
+
+def test_availability_window_rules(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    viewer = role_headers["viewer"]
+    url = f"/bookings/resources/{resource_id}/availability"
+    day = client.get(url, params={"from": at(0), "to": at(24)}, headers=viewer)
+    assert day.status_code == 200
+    slots = day.json()["slots"]
+    assert len(slots) == 20
+    assert slots[0]["start"].startswith(DAY.date().isoformat() + "T08:00:00")
+    assert datetime.fromisoformat(slots[0]["local_start"]).utcoffset() == timedelta(0)
+    assert {s["remaining"] for s in slots} == {2}
+    assert_problem(client.get(url, params={"from": at(0), "to": at(24 * 32)}, headers=viewer), 422, "query.to")
+    assert_problem(client.get(url, params={"from": at(5), "to": at(1)}, headers=viewer), 422, "query.to")
+    assert_problem(
+        client.get(url, params={"from": "2026-01-01T00:00:00", "to": at(1)}, headers=viewer), 422, "query.from"
+    )
+    assert (
+        client.get(
+            "/bookings/resources/nope/availability", params={"from": at(0), "to": at(1)}, headers=viewer
+        ).status_code
+        == 404
+    )
+
+
+# --- create -------------------------------------------------------------------------------------------
+
+
+def test_create_get_and_seat_accounting(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator, viewer = role_headers["operator"], role_headers["viewer"]
+    assert book(client, viewer, resource_id).status_code == 403
+    created = book(client, operator, resource_id, notes="bring ID")
+    assert created.status_code == 201, created.text
+    booking = created.json()
+    assert booking["status"] == "CONFIRMED"
+    assert datetime.fromisoformat(booking["end"]) - datetime.fromisoformat(booking["start"]) == timedelta(minutes=30)
+    assert booking["created_by"] == "operator-user"
+    assert client.get(f"/bookings/{booking['id']}", headers=viewer).json() == booking
+    assert remaining(client, viewer, resource_id, at(10)) == 1
+    counts = client.get("/bookings/daily-counts", params={"from": DAY.date().isoformat()}, headers=viewer).json()
+    assert counts["days"][0] == {"date": DAY.date().isoformat(), "bookings": 1}
+    assert len(counts["days"]) == 8
+    assert client.get("/bookings/missing", headers=viewer).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("overrides", "status", "field", "code"),
+    [
+        ({"end": at(9.5)}, 422, "body.end", "end_before_start"),
+        ({"end": at(11)}, 422, "body.end", "end_mismatch"),
+        ({"start": at(10.25)}, 422, "body.start", "misaligned_start"),
+        ({"start": at(20)}, 422, "body.start", "outside_schedule"),
+        ({"start": at(-24 * 4 + 10)}, 422, "body.start", "in_past"),
+        ({"start": "2030-01-01T10:00:00"}, 422, "body.start", None),
+        ({"resource_id": "nope"}, 422, "body.resource_id", "unknown_resource"),
+        ({"subscriber_uid": "ghost"}, 422, "body.subscriber_uid", "unknown_subscriber"),
+        ({"subscriber_uid": "sub-s"}, 422, "body.subscriber_uid", "subscriber_not_active"),
+        ({"notes": "x" * 501}, 422, "body.notes", None),
+        ({"room": "3"}, 422, "body.room", None),
+    ],
+)
+def test_bad_bookings_are_refused_and_write_nothing(
+    client: TestClient,
+    role_headers: Headers,
+    resource_id: str,
+    overrides: dict[str, Any],
+    status: int,
+    field: str,
+    code: str | None,
+) -> None:
+    operator = role_headers["operator"]
+    assert_problem(book(client, operator, resource_id, **overrides), status, field, code)
+    assert bookings_of(client, operator, resource_id) == []
+    assert remaining(client, operator, resource_id, at(10)) == 2
+    counts = client.get("/bookings/daily-counts", params={"from": DAY.date().isoformat(), "days": 1}, headers=operator)
+    assert counts.json()["days"][0]["bookings"] == 0
+
+
+def test_full_slot_and_overlap_are_409(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator = role_headers["operator"]
+    assert book(client, operator, resource_id, subscriber_uid="sub-1").status_code == 201
+    assert book(client, operator, resource_id, subscriber_uid="sub-2").status_code == 201
+    assert_problem(book(client, operator, resource_id, subscriber_uid="sub-3"), 409, "body.start", "slot_full")
+    again = book(client, operator, resource_id, subscriber_uid="sub-1", start=at(10))
+    assert_problem(again, 409, "body.subscriber_uid", "overlapping_booking")
+    other = client.post("/bookings/resources", json=resource_body(), headers=operator).json()["id"]
+    assert_problem(
+        book(client, operator, other, subscriber_uid="sub-1"), 409, "body.subscriber_uid", "overlapping_booking"
+    )
+
+
+# --- idempotency -------------------------------------------------------------------------------------
+
+
+def test_idempotent_retry_returns_the_same_booking(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator = {**role_headers["operator"], "Idempotency-Key": "retry-me-1"}
+    first = book(client, operator, resource_id)
+    second = book(client, operator, resource_id)
+    assert first.status_code == second.status_code == 201
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert len(bookings_of(client, operator, resource_id)) == 1
+    assert remaining(client, operator, resource_id, at(10)) == 1
+    reused = book(client, operator, resource_id, start=at(11))
+    assert_problem(reused, 422, "header.idempotency-key", "idempotency_key_reused")
+    # Keys belong to their user: the admin's "retry-me-1" is another key.
+    admin = {**role_headers["admin"], "Idempotency-Key": "retry-me-1"}
+    assert book(client, admin, resource_id, subscriber_uid="sub-2").json()["id"] != first.json()["id"]
+    assert_problem(book(client, {**operator, "Idempotency-Key": "bad key"}, resource_id), 422, "header.idempotency-key")
+
+
+def test_concurrent_retries_with_one_key_make_one_booking(
+    client: TestClient, role_headers: Headers, resource_id: str
+) -> None:
+    headers = {**role_headers["operator"], "Idempotency-Key": "burst-1"}
+    responses = _concurrently(20, lambda _: book(client, headers, resource_id))
+    statuses = [r.status_code for r in responses]
+    assert set(statuses) <= {201, 409}
+    assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
+    assert len(bookings_of(client, headers, resource_id)) == 1
+
+
+# --- the last seat, through the API ------------------------------------------------------------------
+
+
+def _concurrently(count: int, call: Any) -> list[Any]:
+    results: list[Any] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results[index] = call(index)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_twenty_requests_for_the_last_seat(
+    client: TestClient, role_headers: Headers, resource_id: str, app: FastAPI
+) -> None:
+    operator = role_headers["operator"]
+    assert book(client, operator, resource_id, subscriber_uid="sub-1").status_code == 201
+    for index in range(20):
+        add_subscriber(app, f"racer-{index}")
+    responses = _concurrently(20, lambda i: book(client, operator, resource_id, subscriber_uid=f"racer-{i}"))
+    assert sorted(r.status_code for r in responses) == [201] + [409] * 19
+    assert remaining(client, operator, resource_id, at(10)) == 0
+    assert len(bookings_of(client, operator, resource_id)) == 2
+
+
+# --- cancel, reschedule, outcomes -------------------------------------------------------------------
+
+
+def test_cancel_frees_the_seat_once(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator, viewer = role_headers["operator"], role_headers["viewer"]
+    booking = book(client, operator, resource_id).json()
+    assert client.post(f"/bookings/{booking['id']}/cancel", headers=viewer).status_code == 403
+    cancelled = client.post(f"/bookings/{booking['id']}/cancel", json={"reason": "called"}, headers=operator)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert cancelled.json()["cancel_reason"] == "called"
+    assert cancelled.json()["cancelled_at"]
+    assert remaining(client, viewer, resource_id, at(10)) == 2
+    again = client.post(f"/bookings/{booking['id']}/cancel", headers=operator)
+    assert_problem(again, 409, "status", "invalid_transition")
+    assert remaining(client, viewer, resource_id, at(10)) == 2
+    assert client.post("/bookings/nope/cancel", headers=operator).status_code == 404
+
+
+def test_reschedule_is_all_or_nothing(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator = role_headers["operator"]
+    booking = book(client, operator, resource_id).json()
+    moved = client.post(f"/bookings/{booking['id']}/reschedule", json={"start": at(12)}, headers=operator)
+    assert moved.status_code == 200, moved.text
+    assert datetime.fromisoformat(moved.json()["start"]) == datetime.fromisoformat(at(12))
+    assert moved.json()["version"] == 2
+    assert remaining(client, operator, resource_id, at(10)) == 2
+    assert remaining(client, operator, resource_id, at(12)) == 1
+    for uid in ("sub-2", "sub-3"):
+        assert book(client, operator, resource_id, subscriber_uid=uid, start=at(14)).status_code == 201
+    full = client.post(f"/bookings/{booking['id']}/reschedule", json={"start": at(14)}, headers=operator)
+    assert_problem(full, 409, "body.start", "slot_full")
+    misaligned = client.post(f"/bookings/{booking['id']}/reschedule", json={"start": at(12.1)}, headers=operator)
+    assert_problem(misaligned, 422, "body.start", "misaligned_start")
+    unchanged = client.get(f"/bookings/{booking['id']}", headers=operator).json()
+    assert unchanged == moved.json()
+    assert remaining(client, operator, resource_id, at(12)) == 1
+
+
+def test_outcomes_only_after_the_slot_started(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator = role_headers["operator"]
+    booking = book(client, operator, resource_id).json()
+    for path in ("complete", "no-show"):
+        assert_problem(client.post(f"/bookings/{booking['id']}/{path}", headers=operator), 409, "status", "not_started")
+
+
+def test_outcome_transitions_with_a_later_clock(store: Store, settings: Any) -> None:
+    """COMPLETED / NO_SHOW need a started slot, so the service runs here with a clock moved past it."""
+    from app.bookings.schemas import ResourceCreate
+    from app.bookings.service import BookingService as Service
+
+    now = datetime.now(UTC)
+    service = Service(store, settings, {"sub-1": "ACTIVE"}.get, clock=lambda: now)
+    resource = service.create_resource("op", ResourceCreate.model_validate(resource_body()))
+    created, _ = service.create_booking(
+        "op", BookingCreate(resource_id=resource.id, subscriber_uid="sub-1", start=datetime.fromisoformat(at(10))), None
+    )
+    later = Service(store, settings, {"sub-1": "ACTIVE"}.get, clock=lambda: DAY + timedelta(hours=10, minutes=5))
+    done = later.mark("op", created.id, BookingStatus.COMPLETED)
+    assert done.status is BookingStatus.COMPLETED
+    with pytest.raises(Exception, match="only a CONFIRMED booking"):
+        later.mark("op", created.id, BookingStatus.NO_SHOW)
+    with pytest.raises(Exception, match="only a CONFIRMED booking"):
+        later.cancel("op", created.id, None)
+    history = [e.action for e in store.audit.list_for_entity("booking", created.id, limit=5).items]
+    assert history == ["booking.completed", "booking.create"]
+
+
+# --- schedule changes never drop bookings silently ----------------------------------------------------
+
+
+def test_schedule_change_refused_then_forced(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator = role_headers["operator"]
+    booking = book(client, operator, resource_id, start=at(17)).json()
+    url = f"/bookings/resources/{resource_id}"
+    shorter = {"weekly_schedule": {day: [{"open": "08:00", "close": "16:00"}] for day in EVERY_DAY}}
+    refused = client.patch(url, json=shorter, headers=operator)
+    assert refused.status_code == 409, refused.text
+    assert [b["id"] for b in refused.json()["bookings_outside_schedule"]] == [booking["id"]]
+    assert client.get(url, headers=operator).json()["version"] == 1
+    forced = client.patch(url, json=shorter, params={"force": "true"}, headers=operator)
+    assert forced.status_code == 200
+    assert [b["id"] for b in forced.json()["bookings_outside_schedule"]] == [booking["id"]]
+    assert client.get(f"/bookings/{booking['id']}", headers=operator).json()["status"] == "CONFIRMED"
+    # Changes that leave every booking inside the schedule go through without force.
+    assert client.patch(url, json={"slot_minutes": 30, "name": "n"}, headers=operator).status_code == 200
+
+
+def test_capacity_decrease_below_bookings_is_refused(
+    client: TestClient, role_headers: Headers, resource_id: str
+) -> None:
+    operator = role_headers["operator"]
+    ids = [book(client, operator, resource_id, subscriber_uid=uid).json()["id"] for uid in ("sub-1", "sub-2")]
+    url = f"/bookings/resources/{resource_id}"
+    refused = client.patch(url, json={"capacity": 1}, headers=operator)
+    assert refused.status_code == 409
+    assert sorted(b["id"] for b in refused.json()["bookings_over_capacity"]) == sorted(ids)
+    forced = client.patch(url, json={"capacity": 1}, params={"force": "true"}, headers=operator)
+    assert sorted(b["id"] for b in forced.json()["bookings_over_capacity"]) == sorted(ids)
+    assert remaining(client, operator, resource_id, at(10)) == 0
+    assert client.patch(url, json={"capacity": 5}, headers=operator).status_code == 200
+    assert client.delete(url, headers=operator).status_code == 409
+
+
+# --- lists -------------------------------------------------------------------------------------------
+
+
+def test_lists_and_their_filters(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    viewer, operator = role_headers["viewer"], role_headers["operator"]
+    made = [book(client, operator, resource_id, subscriber_uid="sub-1", start=at(h)).json()["id"] for h in (9, 10, 11)]
+    book(client, operator, resource_id, subscriber_uid="sub-2", start=at(9))
+    first = client.get("/bookings", params={"subscriber_uid": "sub-1", "limit": 2}, headers=viewer).json()
+    second = client.get(
+        "/bookings", params={"subscriber_uid": "sub-1", "limit": 2, "cursor": first["next_cursor"]}, headers=viewer
+    ).json()
+    assert [b["id"] for b in first["items"] + second["items"]] == made
+    window = client.get(
+        "/bookings", params={"resource_id": resource_id, "from": at(9.5), "to": at(11)}, headers=viewer
+    ).json()
+    assert [b["id"] for b in window["items"]] == [made[1]]
+    by_status = client.get(
+        "/bookings", params={"status": "CONFIRMED", "from": at(0), "to": at(24)}, headers=viewer
+    ).json()
+    assert len(by_status["items"]) == 4
+    assert_problem(client.get("/bookings", headers=viewer), 422, "query.resource_id", "one_filter")
+    assert_problem(
+        client.get("/bookings", params={"resource_id": resource_id, "status": "CONFIRMED"}, headers=viewer),
+        422,
+        "query.status",
+    )
+    assert_problem(client.get("/bookings", params={"status": "CONFIRMED"}, headers=viewer), 422, "query.from")
+    assert_problem(client.get("/bookings", params={"status": "LOST"}, headers=viewer), 422, "query.status")
+    bad_cursor = client.get(
+        "/bookings", params={"subscriber_uid": "sub-2", "cursor": first["next_cursor"]}, headers=viewer
+    )
+    assert_problem(bad_cursor, 400, "query.cursor")
+
+
+def test_subscriber_delete_guard_is_exposed(store: Store, settings: Any) -> None:
+    service = BookingService(store, settings, {"sub-1": "ACTIVE"}.get)
+    assert service.has_future_confirmed("sub-1") is False
