@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -98,12 +99,16 @@ def upload(
     ] = None,
 ) -> JobOut:
     try:
-        fields = JobCreate.model_validate_json(options) if options else None
-        base = fields.model_dump(exclude_unset=True) if fields else {}
-        kind = base.get("format") or kind_from_name(file.filename or "")
-        request = JobCreate.model_validate({"type": "import", **base, "format": kind})
-    except ValidationError as exc:
-        raise InvalidInput("form.options", exc.errors(include_url=False)[0]["msg"], code="invalid") from None
+        given = json.loads(options) if options else {}
+        if not isinstance(given, dict):
+            raise InvalidInput("form.options", "must be a JSON object", code="invalid")
+        given.setdefault("type", "import")
+        given.setdefault("format", kind_from_name(file.filename or ""))
+        request = JobCreate.model_validate(given)
+    except ValueError as exc:  # malformed JSON, or a ValidationError
+        errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else None
+        message = str(errors[0]["msg"]) if errors else "is not valid JSON"
+        raise InvalidInput("form.options", message.removeprefix("Value error, "), code="invalid") from None
     if request.type == "export":
         raise InvalidInput("form.options", "an upload creates an import or a delete job", code="invalid")
     job, _ = service.create_job(runtime, principal, request)
