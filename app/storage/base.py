@@ -7,12 +7,20 @@ contract suite in `tests/storage`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Literal, Protocol, TypeVar
 
-from app.storage.records import AuditEntry, RefreshTokenRecord, TokenFamilyRecord, UserRecord
+from app.storage.records import (
+    AuditEntry,
+    RefreshTokenRecord,
+    SubscriberRecord,
+    SubscriberStatus,
+    TokenFamilyRecord,
+    UserRecord,
+)
 
 T = TypeVar("T")
 
@@ -62,6 +70,16 @@ class Page(Generic[T]):
 class CheckResult:
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class CounterDrift:
+    """A counter whose stored value differs from the count recomputed from the data."""
+
+    scope: str
+    key: str
+    stored: int
+    actual: int
 
 
 @dataclass
@@ -168,6 +186,70 @@ class SessionRepository(Protocol):
     def is_access_token_denied(self, jti: str) -> bool: ...
 
 
+SUBSCRIBER_STATUS_SCOPE = "subscribers.status"
+SUBSCRIBER_PLAN_SCOPE = "subscribers.plan"
+
+
+class SubscriberRepository(Protocol):
+    """Subscribers, keyed by uid; msisdn and imsi are unique too.
+
+    Every write is one atomic step together with its audit entry and the counters of subscribers
+    by status (`subscribers.status`) and by plan (`subscribers.plan`). Uniqueness is enforced by
+    the store (claim items in DynamoDB, unique indexes in MongoDB), never by reading first.
+    Lists are ordered by uid, except a list filtered by plan alone, which is ordered by status,
+    then uid (see docs/data-model.md).
+    """
+
+    def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
+        """Conflict(field='body.uid' | 'body.msisdn' | 'body.imsi') when taken; nothing is written then."""
+        ...
+
+    def get(self, uid: str) -> SubscriberRecord | None: ...
+
+    def get_by_msisdn(self, msisdn: str) -> SubscriberRecord | None: ...
+
+    def get_by_imsi(self, imsi: str) -> SubscriberRecord | None: ...
+
+    def find_by_email(self, email: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]:
+        """Exact (lower-cased) address; several subscribers may share one. Ordered by uid."""
+        ...
+
+    def find_by_uid_prefix(self, prefix: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]: ...
+
+    def list(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        plan: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[SubscriberRecord]: ...
+
+    def replace(self, current: SubscriberRecord, updated: SubscriberRecord, audit: AuditEntry) -> None:
+        """Write `updated` (its version must be current.version + 1) if the stored version is current.version.
+
+        A changed msisdn or imsi releases the old value and claims the new one in the same step.
+        NotFound if gone, PreconditionFailed if the version moved on, Conflict(field) if a new
+        msisdn or imsi is taken.
+        """
+        ...
+
+    def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
+        """Remove the subscriber (if still at current.version) and release its msisdn and imsi.
+
+        NotFound if gone, PreconditionFailed if the version moved on.
+        """
+        ...
+
+    def reconcile_counters(self, *, fix: bool) -> builtins.list[CounterDrift]:
+        """Recount subscribers by status and plan (a maintenance scan, never on the request path).
+
+        Returns every counter that differs from the data; with `fix`, overwrites them. Counters
+        written concurrently with the recount may be reported as drift: run it in a quiet period.
+        """
+        ...
+
+
 SortOrder = Literal["asc", "desc"]
 Clock = Callable[[], datetime]
 
@@ -191,6 +273,9 @@ class Store(Protocol):
 
     @property
     def sessions(self) -> SessionRepository: ...
+
+    @property
+    def subscribers(self) -> SubscriberRepository: ...
 
     def readiness(self) -> Readiness: ...
 

@@ -7,6 +7,7 @@ from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.audit import DynamoAuditRepository
 from app.storage.dynamodb.counters import DynamoCounterRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
+from app.storage.dynamodb.subscribers import DynamoSubscriberRepository
 from app.storage.dynamodb.table import DynamoTable
 from app.storage.dynamodb.throttle import DynamoThrottleRepository
 from app.storage.dynamodb.users import DynamoUserRepository
@@ -22,6 +23,7 @@ class DynamoStore:
         self.throttle = DynamoThrottleRepository(self.table)
         self.users = DynamoUserRepository(self.table)
         self.sessions = DynamoSessionRepository(self.table)
+        self.subscribers = DynamoSubscriberRepository(self.table)
 
     def readiness(self) -> Readiness:
         return self.table.readiness()

@@ -8,6 +8,7 @@ from app.storage.mongo import database, outbox
 from app.storage.mongo.audit import MongoAuditRepository
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.mongo.sessions import MongoSessionRepository
+from app.storage.mongo.subscribers import MongoSubscriberRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
 from app.storage.mongo.users import MongoUserRepository
 
@@ -24,6 +25,7 @@ class MongoStore:
         self.throttle = MongoThrottleRepository(self.db)
         self.users = MongoUserRepository(self.db, cursors)
         self.sessions = MongoSessionRepository(self.db)
+        self.subscribers = MongoSubscriberRepository(self.db, cursors)
         self.recover()
 
     def recover(self) -> int:
