@@ -16,6 +16,7 @@ from app.observability import RequestContextMiddleware, configure_logging
 from app.ops.router import router as ops_router
 from app.runtime import Runtime
 from app.storage.base import Store
+from app.subscribers.router import router as subscribers_router
 
 DESCRIPTION = """
 Backend of the telecom subscriber portal: subscribers, service bookings and bulk migration jobs.
@@ -28,6 +29,11 @@ Backend of the telecom subscriber portal: subscribers, service bookings and bulk
 
 TAGS = [
     {"name": "auth", "description": "Sign in, tokens, your account, and user management (admin)."},
+    {
+        "name": "subscribers",
+        "description": "Subscriber records: create, read, update with If-Match, delete, list, search and history. "
+        "Viewers see imsi, iccid and email masked.",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
 ]
 
@@ -62,6 +68,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(auth_router)
+    app.include_router(subscribers_router)
     app.include_router(ops_router)
 
     if settings.cors_origins:
