@@ -12,9 +12,9 @@ from pydantic import BaseModel, ValidationError
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep
 from app.errors import UnsupportedMediaType
 from app.openapi import error_responses, json_request_body
+from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import PLAN_PATTERN
@@ -44,7 +44,10 @@ IfMatch = Annotated[
 ]
 
 
-def get_subscriber_service(runtime: RuntimeDep) -> SubscriberService:
+async def get_subscriber_service(request: Request) -> SubscriberService:
+    # async on purpose: a sync dependency costs a thread-pool hop per request, for no blocking work
+    # (the store is built at start-up: uvicorn's lifespan, Lambda's init phase).
+    runtime: Runtime = request.app.state.runtime
     return SubscriberService(runtime.store, runtime.settings)
 
 

@@ -123,6 +123,14 @@ def test_quick_national_path_agrees_with_phonenumbers() -> None:
     assert accepted > 300
 
 
+def test_supported_regions_are_known_without_importing_phonenumbers() -> None:
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    codes = [first + second for first in letters for second in letters]
+    assert [code for code in codes if fields.is_supported_region(code)] == sorted(phonenumbers.SUPPORTED_REGIONS)
+    assert not fields.is_supported_region("001")
+    assert not fields.is_supported_region("gb")
+
+
 # --- identifiers ----------------------------------------------------------------------------------------
 
 
