@@ -12,6 +12,7 @@ key, the last key returned is each shard's position, and that one value is the c
 from __future__ import annotations
 
 import builtins
+import logging
 import math
 import zlib
 from collections import deque
@@ -35,6 +36,7 @@ from app.storage.dynamodb.schema import GSI1, GSI2, GSI3, GSI4, index_keys
 from app.storage.dynamodb.table import DynamoTable, Item, deserialize, key, serialize, serialize_values
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 
+logger = logging.getLogger("app.storage.dynamodb")
 # Fixed: changing it needs every subscriber's index keys rewritten. 8 shards give each status
 # (and each plan) ~8,000 index writes/s before per-partition throttling, above what one table's
 # 40,000 WCU allow for transactional subscriber writes anyway.
@@ -219,9 +221,9 @@ class DynamoSubscriberRepository:
                 return NotFound(f"subscriber {subscriber.uid!r} not found")
             return PreconditionFailed(f"subscriber {subscriber.uid!r} was changed by someone else; reload it")
         if failure == "release":
-            return Conflict(
-                f"the msisdn/imsi claims of subscriber {subscriber.uid!r} are inconsistent; run reconciliation"
-            )
+            # Claims only change together with their subscriber, so this is a bug or a manual edit.
+            logger.error("subscriber claims do not match the subscriber", extra={"uid": subscriber.uid})
+            return Conflict(f"the msisdn/imsi claims of subscriber {subscriber.uid!r} do not match it; nothing changed")
         return _taken(failure, subscriber)
 
     # --- reads -------------------------------------------------------------------------------------
