@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -38,9 +38,24 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1-200.")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
+# Bounded before it reaches the store (DynamoDB refuses keys over 2 KB with an error, not a miss).
+UidPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["sub-000123"])]
+# Declared optional so that a missing header is a 428 (Precondition Required), not a 422.
 IfMatch = Annotated[
     str | None,
-    Header(max_length=512, description='ETag of the version you read, e.g. `"3"`.', examples=['"3"']),
+    Header(
+        max_length=512,
+        description='Required: the ETag of the version you read, e.g. `"3"` (428 without it, 412 if stale).',
+        examples=['"3"'],
+    ),
+]
+IfMatchOptional = Annotated[
+    str | None,
+    Header(
+        max_length=512,
+        description="Optional: the ETag of the version you read; when sent, a stale one is a 412.",
+        examples=['"3"'],
+    ),
 ]
 
 
@@ -178,7 +193,7 @@ def search_subscribers(
     response_model=SubscriberOut,
     responses={200: {"headers": {"ETag": {"schema": {"type": "string"}}}}, **error_responses(401, 403, 404)},
 )
-def get_subscriber(uid: str, principal: Reader, service: ServiceDep, response: Response) -> SubscriberOut:
+def get_subscriber(uid: UidPath, principal: Reader, service: ServiceDep, response: Response) -> SubscriberOut:
     return _answer(response, service.get(uid), principal)
 
 
@@ -191,7 +206,7 @@ def get_subscriber(uid: str, principal: Reader, service: ServiceDep, response: R
     responses=error_responses(401, 403, 404, 409, 412, 413, 415, 422, 428),
 )
 def replace_subscriber(
-    uid: str,
+    uid: UidPath,
     principal: Writer,
     service: ServiceDep,
     body: Annotated[SubscriberReplace, Depends(_replace_body)],
@@ -212,7 +227,7 @@ def replace_subscriber(
     responses=error_responses(401, 403, 404, 409, 412, 413, 415, 422, 428),
 )
 def update_subscriber(
-    uid: str,
+    uid: UidPath,
     principal: Writer,
     service: ServiceDep,
     body: Annotated[SubscriberPatch, Depends(_patch_body)],
@@ -229,7 +244,9 @@ def update_subscriber(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 412, 422, 428),
 )
-def delete_subscriber(uid: str, principal: Writer, service: ServiceDep, if_match: IfMatch = None) -> Response:
+def delete_subscriber(
+    uid: UidPath, principal: Writer, service: ServiceDep, if_match: IfMatchOptional = None
+) -> Response:
     service.delete(principal.username, uid, if_match)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -242,7 +259,7 @@ def delete_subscriber(uid: str, principal: Writer, service: ServiceDep, if_match
     responses=error_responses(400, 401, 403, 422),
 )
 def subscriber_history(
-    uid: str, principal: Reader, service: ServiceDep, limit: Limit = 50, cursor: Cursor = None
+    uid: UidPath, principal: Reader, service: ServiceDep, limit: Limit = 50, cursor: Cursor = None
 ) -> HistoryPage:
     page = service.history(uid, limit=limit, cursor=cursor)
     unmasked = _unmasked(principal)

@@ -218,3 +218,20 @@ def test_writes_to_a_missing_subscriber_are_404(client: TestClient, role_headers
 def test_search_by_imsi_is_exact(client: TestClient, role_headers: Headers, existing: dict[str, Any]) -> None:
     response = client.get("/subscribers/search", params={"imsi": imsi(1)[:-1] + "9"}, headers=role_headers["viewer"])
     assert response.json() == {"items": [], "next_cursor": None}
+
+
+def test_a_malformed_uid_in_the_path_is_422(client: TestClient, role_headers: Headers, store: Store) -> None:
+    before = raw_snapshot(store)
+    headers = {**role_headers["operator"], "If-Match": '"1"'}
+    for uid in ("x" * 3000, "has%20space", "a.b"):
+        for method, path in [
+            ("GET", f"/subscribers/{uid}"),
+            ("GET", f"/subscribers/{uid}/history"),
+            ("PUT", f"/subscribers/{uid}"),
+            ("PATCH", f"/subscribers/{uid}"),
+            ("DELETE", f"/subscribers/{uid}"),
+        ]:
+            payload = body(1, uid=...) if method == "PUT" else {"plan": "X"}
+            response = client.request(method, path, json=payload, headers=headers)
+            _assert_problem(response, 422, "path.uid")
+    assert raw_snapshot(store) == before
