@@ -1,6 +1,7 @@
 """`portal` command line: administration against the configured store.
 
 portal users create-admin USERNAME        # password from a prompt, or stdin with --password-stdin
+portal reconcile-counters [--fix]         # recount subscribers by status and plan; report (and fix) drift
 """
 
 from __future__ import annotations
@@ -78,6 +79,43 @@ def create_admin(
     finally:
         runtime.close()
     console.print(f"[green]created admin {user.username!r}[/green]")
+
+
+@app.command("reconcile-counters")
+def reconcile_counters(
+    fix: Annotated[bool, typer.Option("--fix", help="Overwrite drifted counters with the recounted values.")] = False,
+) -> None:
+    """Recount subscribers by status and plan and compare with the dashboard counters.
+
+    Reads every subscriber: run it when writes are quiet (a write during the recount shows up as drift).
+
+    Without --fix it only reports, and exits with status 1 when it found drift (so a scheduled run can alert).
+    """
+    from rich.table import Table
+
+    from app.storage.base import StorageError
+    from app.subscribers.service import SubscriberService
+
+    runtime = open_runtime()
+    try:
+        drift = SubscriberService(runtime.store, runtime.settings).reconcile_counters(fix=fix)
+    except StorageError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        runtime.close()
+    if not drift:
+        console.print("[green]subscriber counters match the data[/green]")
+        return
+    table = Table("scope", "key", "stored", "actual", title="Counter drift")
+    for item in drift:
+        table.add_row(item.scope, item.key, str(item.stored), str(item.actual))
+    Console().print(table)
+    if fix:
+        console.print(f"[green]fixed {len(drift)} counter(s)[/green]")
+        return
+    console.print(f"[yellow]{len(drift)} counter(s) drifted; run again with --fix to repair them[/yellow]")
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     audit_retention_days: int = Field(365, ge=1, le=3650)
 
+    # Subscribers.
+    default_phone_region: str = Field(
+        "GB",
+        description="ISO 3166 region (e.g. GB, US, DE) whose national format MSISDNs without + are read in.",
+    )
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -105,6 +111,20 @@ class Settings(BaseSettings):
         value = value.strip().rstrip("/")
         if value and not value.startswith("/"):
             value = "/" + value
+        return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _known_phone_region(cls, value: str) -> str:
+        value = value.strip().upper()
+        # Imported here: only settings validation and subscriber validation need phonenumbers.
+        from app.subscribers.fields import is_supported_region
+
+        if not is_supported_region(value):
+            hint = " (the United Kingdom is GB)" if value == "UK" else ""
+            raise ValueError(
+                f"{value!r} is not a region phonenumbers knows{hint}; use an ISO 3166 code such as GB or US"
+            )
         return value
 
     @model_validator(mode="after")

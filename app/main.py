@@ -23,6 +23,7 @@ from app.ops.router import audit_router
 from app.ops.router import router as ops_router
 from app.runtime import Runtime
 from app.storage.base import Store
+from app.subscribers.router import router as subscribers_router
 
 DESCRIPTION = """
 Backend of the telecom subscriber portal: subscribers, service bookings and bulk migration jobs.
@@ -37,6 +38,11 @@ TAGS = [
     {"name": "auth", "description": "Sign in, tokens, your account, and user management (admin)."},
     {"name": "migration", "description": "Bulk import, export and delete jobs with progress and error reports."},
     {"name": "audit", "description": "Who changed what, when (admin)."},
+    {
+        "name": "subscribers",
+        "description": "Subscriber records: create, read, update with If-Match, delete, list, search and history. "
+        "Viewers see imsi, iccid and email masked.",
+    },
     {"name": "health", "description": "Liveness and readiness probes."},
     {
         "name": "resources",
@@ -86,6 +92,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(auth_router)
     app.include_router(migration_router)
     app.include_router(audit_router)
+    app.include_router(subscribers_router)
     app.include_router(ops_router)
     # Resources first: `/bookings/resources` must not be taken for a booking id.
     app.include_router(resources_router)

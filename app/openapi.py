@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from app.errors import FieldError, Problem
 
@@ -38,6 +39,34 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def _problem_content() -> dict[str, Any]:
     return {"application/problem+json": {"schema": _PROBLEM_REF}}
+
+
+def json_request_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
+    """`openapi_extra` documenting a JSON body a route parses itself (e.g. to validate with context).
+
+    The model's schema is inlined (its `$defs` resolved in place), so it needs no entry under
+    `components/schemas`.
+    """
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#/$defs/"):
+                return resolve(
+                    {
+                        **definitions[reference.removeprefix("#/$defs/")],
+                        **{k: v for k, v in node.items() if k != "$ref"},
+                    }
+                )
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    content = {media_type: {"schema": resolve(schema)} for media_type in media_types or ("application/json",)}
+    return {"requestBody": {"required": True, "content": content}}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:

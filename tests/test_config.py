@@ -82,3 +82,12 @@ def test_describe_validation_error_uses_env_names() -> None:
 
 def test_base_path_is_normalised() -> None:
     assert make_settings(api_base_path="portal/").api_base_path == "/portal"
+
+
+def test_default_phone_region_is_checked_and_upper_cased() -> None:
+    assert make_settings().default_phone_region == "GB"
+    assert make_settings(default_phone_region=" us ").default_phone_region == "US"
+    with pytest.raises(ValidationError, match="the United Kingdom is GB"):
+        make_settings(default_phone_region="UK")
+    with pytest.raises(ValidationError, match="not a region"):
+        make_settings(default_phone_region="XX")

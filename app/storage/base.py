@@ -7,6 +7,7 @@ contract suite in `tests/storage`.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +23,8 @@ from app.storage.records import (
     JobType,
     RefreshTokenRecord,
     ResourceRecord,
+    SubscriberRecord,
+    SubscriberStatus,
     TokenFamilyRecord,
     UserRecord,
 )
@@ -90,6 +93,16 @@ class Page(Generic[T]):
 class CheckResult:
     ok: bool
     detail: str
+
+
+@dataclass(frozen=True)
+class CounterDrift:
+    """A counter whose stored value differs from the count recomputed from the data."""
+
+    scope: str
+    key: str
+    stored: int
+    actual: int
 
 
 @dataclass
@@ -381,6 +394,69 @@ class BookingRepository(Protocol):
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
         """Whether the subscriber holds a confirmed booking starting after `now` (subscriber delete guard)."""
+
+
+SUBSCRIBER_STATUS_SCOPE = "subscribers.status"
+SUBSCRIBER_PLAN_SCOPE = "subscribers.plan"
+
+
+class SubscriberRepository(Protocol):
+    """Subscribers, keyed by uid; msisdn and imsi are unique too.
+
+    Every write is one atomic step together with its audit entry and the counters of subscribers
+    by status (`subscribers.status`) and by plan (`subscribers.plan`). Uniqueness is enforced by
+    the store (claim items in DynamoDB, unique indexes in MongoDB), never by reading first.
+    Lists are ordered by uid, except a list filtered by plan alone, which is ordered by status,
+    then uid (see docs/data-model.md).
+    """
+
+    def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
+        """Conflict(field='body.uid' | 'body.msisdn' | 'body.imsi') when taken; nothing is written then."""
+        ...
+
+    def get(self, uid: str) -> SubscriberRecord | None: ...
+
+    def get_by_msisdn(self, msisdn: str) -> SubscriberRecord | None: ...
+
+    def get_by_imsi(self, imsi: str) -> SubscriberRecord | None: ...
+
+    def find_by_email(self, email: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]:
+        """Exact (lower-cased) address; several subscribers may share one. Ordered by uid."""
+        ...
+
+    def find_by_uid_prefix(self, prefix: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]: ...
+
+    def list(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        plan: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[SubscriberRecord]: ...
+
+    def replace(self, current: SubscriberRecord, updated: SubscriberRecord, audit: AuditEntry) -> None:
+        """Write `updated` (its version must be current.version + 1) if the stored version is current.version.
+
+        A changed msisdn or imsi releases the old value and claims the new one in the same step.
+        NotFound if gone, PreconditionFailed if the version moved on, Conflict(field) if a new
+        msisdn or imsi is taken.
+        """
+        ...
+
+    def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
+        """Remove the subscriber (if still at current.version) and release its msisdn and imsi.
+
+        NotFound if gone, PreconditionFailed if the version moved on.
+        """
+        ...
+
+    def reconcile_counters(self, *, fix: bool) -> builtins.list[CounterDrift]:
+        """Recount subscribers by status and plan (a maintenance scan, never on the request path).
+
+        Returns every counter that differs from the data; with `fix`, overwrites them. Counters
+        written concurrently with the recount may be reported as drift: run it in a quiet period.
+        """
         ...
 
 
@@ -416,6 +492,9 @@ class Store(Protocol):
 
     @property
     def bookings(self) -> BookingRepository: ...
+
+    @property
+    def subscribers(self) -> SubscriberRepository: ...
 
     def readiness(self) -> Readiness: ...
 

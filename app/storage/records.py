@@ -80,6 +80,33 @@ class TokenFamilyRecord(Record):
     revoked: bool = False
 
 
+class SubscriberStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    INACTIVE = "INACTIVE"
+    SUSPENDED = "SUSPENDED"
+    TERMINATED = "TERMINATED"
+
+
+class SubscriberRecord(Record):
+    """A subscriber as stored. Values are already normalised (`app.subscribers.fields`)."""
+
+    uid: str
+    msisdn: str = Field(description="E.164, e.g. +447911123456; unique.")
+    imsi: str = Field(description="15 digits; unique.")
+    iccid: str | None = None
+    email: str | None = Field(None, description="Lower-cased.")
+    first_name: str
+    last_name: str
+    status: SubscriberStatus
+    plan: str
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+    created_by: str
+    updated_by: str
+    version: int = 1
+
+
 class JobType(StrEnum):
     IMPORT = "import"
     EXPORT = "export"

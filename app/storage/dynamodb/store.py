@@ -9,6 +9,7 @@ from app.storage.dynamodb.bookings import DynamoBookingRepository, DynamoResourc
 from app.storage.dynamodb.counters import DynamoCounterRepository
 from app.storage.dynamodb.jobs import DynamoJobRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
+from app.storage.dynamodb.subscribers import DynamoSubscriberRepository
 from app.storage.dynamodb.table import DynamoTable
 from app.storage.dynamodb.throttle import DynamoThrottleRepository
 from app.storage.dynamodb.users import DynamoUserRepository
@@ -27,6 +28,7 @@ class DynamoStore:
         self.jobs = DynamoJobRepository(self.table)
         self.resources = DynamoResourceRepository(self.table)
         self.bookings = DynamoBookingRepository(self.table)
+        self.subscribers = DynamoSubscriberRepository(self.table)
 
     def readiness(self) -> Readiness:
         return self.table.readiness()

@@ -21,8 +21,9 @@ class MongoCounterRepository:
 
     def replace(self, scope: str, values: dict[str, int]) -> None:
         for name, value in values.items():
-            self.collection.replace_one(
-                {"_id": f"{scope}:{name}"}, {"scope": scope, "key": name, "n": value}, upsert=True
+            # $set, not a replacement: the ids of applied outbox deltas (see outbox.py) must stay.
+            self.collection.update_one(
+                {"_id": f"{scope}:{name}"}, {"$set": {"scope": scope, "key": name, "n": value}}, upsert=True
             )
         self.collection.delete_many({"scope": scope, "key": {"$nin": list(values)}})
 

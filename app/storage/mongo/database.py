@@ -28,6 +28,15 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
     ],
     "token_families": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "subscribers": [
+        IndexModel([("msisdn", ASCENDING)], name="msisdn_unique", unique=True),
+        IndexModel([("imsi", ASCENDING)], name="imsi_unique", unique=True),
+        IndexModel([("status", ASCENDING), ("_id", ASCENDING)], name="by_status"),
+        IndexModel([("plan", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)], name="by_plan"),
+        IndexModel([("email", ASCENDING), ("_id", ASCENDING)], name="by_email"),
+        IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
+        IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
+    ],
     "resources": [
         IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
         IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
@@ -54,7 +63,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     "job_errors": [IndexModel([("job_id", ASCENDING), ("_id", ASCENDING)], name="by_job")],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
-AUDITED_COLLECTIONS = ("users", "resources", "bookings")
+AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings")
 
 
 def ensure_indexes(db: Any) -> None:

@@ -7,32 +7,81 @@ later (at start-up and from the sweeper), so no change is ever left without its 
 
 Deletes first mark the document `_deleted` together with the pending entry, then copy the entry,
 then remove the document; readers ignore `_deleted` documents and `recover` completes the delete.
+
+A pending entry may also carry counter deltas (`pending(entry, counter_deltas)`): the counters
+then move with the change, exactly once, although they live in other documents. Each counter
+update is conditional on the entry's id not being among the ids recorded in that counter
+document, and records it in the same single-document update; so a flush interrupted anywhere,
+repeated by `recover`, or racing another flush of the same document never applies a delta twice
+and never loses one. A counter document keeps its last `APPLIED_IDS_KEPT` entry ids: a flush
+would have to stall while that many later changes of the same counter completed before it could
+apply a delta twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
+from app.storage.base import StoreUnavailable
 from app.storage.mongo.audit import audit_document
 from app.storage.records import AuditEntry
 
 PENDING = "_pending_audit"
 DELETED = "_deleted"
 LIVE: dict[str, Any] = {DELETED: {"$exists": False}}
+COUNTER_DELTAS = "_counter_deltas"
+APPLIED_IDS = "applied"
+APPLIED_IDS_KEPT = 1000
 
 
-def pending(entry: AuditEntry) -> dict[str, Any]:
-    return audit_document(entry)
+def pending(entry: AuditEntry, counter_deltas: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
+    document = audit_document(entry)
+    deltas = [
+        {"scope": scope, "key": name, "delta": delta}
+        for scope, changes in sorted((counter_deltas or {}).items())
+        for name, delta in sorted(changes.items())
+        if delta
+    ]
+    if deltas:
+        # A list, not {scope: {key: delta}}: scopes and keys may contain dots, which field names must not.
+        document[COUNTER_DELTAS] = deltas
+    return document
+
+
+def apply_counter_delta(db: Any, entry_id: str, scope: str, name: str, delta: int) -> None:
+    """Add `delta` to the counter unless this entry's delta was already added to it."""
+    counter_id = f"{scope}:{name}"
+    for _ in range(3):
+        try:
+            db["counters"].update_one(
+                {"_id": counter_id, APPLIED_IDS: {"$ne": entry_id}},
+                {
+                    "$inc": {"n": delta},
+                    "$set": {"scope": scope, "key": name},
+                    "$push": {APPLIED_IDS: {"$each": [entry_id], "$slice": -APPLIED_IDS_KEPT}},
+                },
+                upsert=True,
+            )
+            return
+        except DuplicateKeyError:
+            # Either the delta is already in (the filter excluded the document, so the upsert
+            # collided with it), or another writer created the counter at the same moment.
+            if db["counters"].find_one({"_id": counter_id, APPLIED_IDS: entry_id}, {"_id": 1}):
+                return
+    raise StoreUnavailable(f"could not update counter {counter_id!r}")
 
 
 def flush(db: Any, collection: str, document_id: str) -> None:
     document = db[collection].find_one({"_id": document_id}, {PENDING: 1})
     entries = (document or {}).get(PENDING) or []
     for entry in entries:
+        for change in entry.get(COUNTER_DELTAS) or ():
+            apply_counter_delta(db, entry["_id"], change["scope"], change["key"], change["delta"])
         try:
-            db["audit"].insert_one(entry)
+            db["audit"].insert_one({name: value for name, value in entry.items() if name != COUNTER_DELTAS})
         except DuplicateKeyError:
             pass  # copied by an earlier, interrupted flush
     if entries:

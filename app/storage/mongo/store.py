@@ -11,6 +11,7 @@ from app.storage.mongo.bookings import MongoBookingRepository, MongoResourceRepo
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.mongo.jobs import MongoJobRepository
 from app.storage.mongo.sessions import MongoSessionRepository
+from app.storage.mongo.subscribers import MongoSubscriberRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
 from app.storage.mongo.users import MongoUserRepository
 from app.timeutil import utcnow
@@ -34,6 +35,7 @@ class MongoStore:
         self.jobs = MongoJobRepository(self.db, cursors)
         self.resources = MongoResourceRepository(self.db, cursors)
         self.bookings = MongoBookingRepository(self.db, cursors)
+        self.subscribers = MongoSubscriberRepository(self.db, cursors)
         self.recover()
 
     def recover(self) -> int:

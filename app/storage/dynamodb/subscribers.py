@@ -1,0 +1,388 @@
+"""Subscribers in the single table: one item per subscriber, one claim item per msisdn and imsi.
+
+Every write is one TransactWriteItems holding the subscriber item, the claim puts/deletes, the
+audit entry and the counter ADDs, so uniqueness, history and counts can't disagree.
+
+Lists read sharded GSI partitions: every subscriber lands in one of `SHARDS` partitions per key
+(by a stable hash of its uid), so no partition key takes every write of a bulk import. A page
+queries each shard in sort-key order and merges them; because every shard is sorted by the same
+key, the last key returned is each shard's position, and that one value is the cursor.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+import math
+import zlib
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.storage.base import (
+    Conflict,
+    CounterDrift,
+    InvalidCursor,
+    NotFound,
+    Page,
+    PreconditionFailed,
+    StorageError,
+)
+from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
+from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.counters import DynamoCounterRepository, counter_updates
+from app.storage.dynamodb.schema import GSI1, GSI2, GSI3, GSI4, index_keys
+from app.storage.dynamodb.table import DynamoTable, Item, deserialize, key, serialize, serialize_values
+from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
+
+logger = logging.getLogger("app.storage.dynamodb")
+# Fixed: changing it needs every subscriber's index keys rewritten. 8 shards give each status
+# (and each plan) ~8,000 index writes/s before per-partition throttling, above what one table's
+# 40,000 WCU allow for transactional subscriber writes anyway.
+SHARDS = 8
+SUBSCRIBER_SK = "SUBSCRIBER"
+CLAIM_SK = "CLAIM"
+# uids are [A-Za-z0-9_-]: every uid sorts between these two characters, which lets a key range
+# express "after the cursor and still within the prefix" in one key condition.
+_BELOW_UID_CHARS, _ABOVE_UID_CHARS = "!", "~"
+
+
+def shard_of(uid: str) -> int:
+    """Stable across processes (unlike `hash`), so a subscriber's index keys never move."""
+    return zlib.crc32(uid.encode()) % SHARDS
+
+
+def subscriber_key(uid: str) -> tuple[str, str]:
+    return f"SUB#{uid}", SUBSCRIBER_SK
+
+
+def msisdn_claim_key(msisdn: str) -> tuple[str, str]:
+    return f"MSISDN#{msisdn}", CLAIM_SK
+
+
+def imsi_claim_key(imsi: str) -> tuple[str, str]:
+    return f"IMSI#{imsi}", CLAIM_SK
+
+
+def subscriber_item(subscriber: SubscriberRecord) -> dict[str, Any]:
+    uid, shard, status = subscriber.uid, shard_of(subscriber.uid), subscriber.status.value
+    pk, sk = subscriber_key(uid)
+    return {
+        "PK": pk,
+        "SK": sk,
+        "type": "subscriber",
+        "GSI1PK": f"SUBS#{shard}",
+        "GSI1SK": uid,
+        "GSI2PK": f"SUBSTATUS#{status}#{shard}",
+        "GSI2SK": uid,
+        "GSI3PK": f"SUBPLAN#{subscriber.plan}#{shard}",
+        "GSI3SK": f"{status}#{uid}",
+        "GSI4PK": f"SUBEMAIL#{subscriber.email}" if subscriber.email else None,
+        "GSI4SK": uid if subscriber.email else None,
+        **subscriber.model_dump(mode="json"),
+    }
+
+
+def to_subscriber(item: Mapping[str, Any]) -> SubscriberRecord:
+    return SubscriberRecord.model_validate({name: item[name] for name in SubscriberRecord.model_fields if name in item})
+
+
+def _claim_put(claim_key: tuple[str, str], uid: str) -> dict[str, Any]:
+    pk, sk = claim_key
+    return {
+        "Put": {
+            "Item": serialize({"PK": pk, "SK": sk, "type": "claim", "uid": uid}),
+            "ConditionExpression": "attribute_not_exists(PK)",
+        }
+    }
+
+
+def _claim_release(claim_key: tuple[str, str], uid: str) -> dict[str, Any]:
+    """Only the owner releases a claim; a failed check means the claims are inconsistent."""
+    return {
+        "Delete": {
+            "Key": key(*claim_key),
+            "ConditionExpression": "#uid = :uid",
+            "ExpressionAttributeNames": {"#uid": "uid"},
+            "ExpressionAttributeValues": serialize_values({":uid": uid}),
+        }
+    }
+
+
+def _version_condition(version: int) -> dict[str, Any]:
+    return {
+        "ConditionExpression": "#v = :v",
+        "ExpressionAttributeNames": {"#v": "version"},
+        "ExpressionAttributeValues": serialize_values({":v": version}),
+    }
+
+
+def _counter_actions(before: SubscriberRecord | None, after: SubscriberRecord | None) -> list[dict[str, Any]]:
+    return [
+        action
+        for scope, deltas in subscriber_counter_deltas(before, after).items()
+        for action in counter_updates(scope, deltas)
+    ]
+
+
+@dataclass
+class _Transaction:
+    """Transaction actions, each with what its failed condition means to the caller."""
+
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    meanings: list[str] = field(default_factory=list)
+
+    def add(self, action: dict[str, Any], meaning: str = "") -> None:
+        self.actions.append(action)
+        self.meanings.append(meaning)
+
+    def first_failure(self, codes: list[str]) -> str:
+        for code, meaning in zip(codes, self.meanings, strict=False):
+            if code == "ConditionalCheckFailed":
+                return meaning
+        return ""
+
+
+@dataclass
+class _Shard:
+    partition: str
+    buffer: deque[Item] = field(default_factory=deque)
+    start_key: dict[str, Any] | None = None
+    exhausted: bool = False
+
+
+class DynamoSubscriberRepository:
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+        self.counters = DynamoCounterRepository(table)
+
+    # --- writes ------------------------------------------------------------------------------------
+
+    def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
+        transaction = _Transaction()
+        transaction.add(
+            {
+                "Put": {
+                    "Item": serialize(subscriber_item(subscriber)),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            "uid",
+        )
+        transaction.add(_claim_put(msisdn_claim_key(subscriber.msisdn), subscriber.uid), "msisdn")
+        transaction.add(_claim_put(imsi_claim_key(subscriber.imsi), subscriber.uid), "imsi")
+        transaction.add(audit_put(audit))
+        for action in _counter_actions(None, subscriber):
+            transaction.add(action)
+
+        def cancelled(codes: list[str]) -> StorageError:
+            return _taken(transaction.first_failure(codes) or "uid", subscriber)
+
+        self.table.transact(transaction.actions, on_cancel=cancelled)
+
+    def replace(self, current: SubscriberRecord, updated: SubscriberRecord, audit: AuditEntry) -> None:
+        _check_successor(current, updated)
+        transaction = _Transaction()
+        transaction.add(
+            {"Put": {"Item": serialize(subscriber_item(updated)), **_version_condition(current.version)}}, "version"
+        )
+        if updated.msisdn != current.msisdn:
+            transaction.add(_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release")
+            transaction.add(_claim_put(msisdn_claim_key(updated.msisdn), current.uid), "msisdn")
+        if updated.imsi != current.imsi:
+            transaction.add(_claim_release(imsi_claim_key(current.imsi), current.uid), "release")
+            transaction.add(_claim_put(imsi_claim_key(updated.imsi), current.uid), "imsi")
+        transaction.add(audit_put(audit))
+        for action in _counter_actions(current, updated):
+            transaction.add(action)
+        self.table.transact(
+            transaction.actions, on_cancel=lambda codes: self._write_failed(transaction, codes, updated)
+        )
+
+    def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
+        transaction = _Transaction()
+        transaction.add(
+            {"Delete": {"Key": key(*subscriber_key(current.uid)), **_version_condition(current.version)}}, "version"
+        )
+        transaction.add(_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release")
+        transaction.add(_claim_release(imsi_claim_key(current.imsi), current.uid), "release")
+        transaction.add(audit_put(audit))
+        for action in _counter_actions(current, None):
+            transaction.add(action)
+        self.table.transact(
+            transaction.actions, on_cancel=lambda codes: self._write_failed(transaction, codes, current)
+        )
+
+    def _write_failed(self, transaction: _Transaction, codes: list[str], subscriber: SubscriberRecord) -> StorageError:
+        failure = transaction.first_failure(codes)
+        if failure == "version" or not failure:
+            if self.get(subscriber.uid) is None:
+                return NotFound(f"subscriber {subscriber.uid!r} not found")
+            return PreconditionFailed(f"subscriber {subscriber.uid!r} was changed by someone else; reload it")
+        if failure == "release":
+            # Claims only change together with their subscriber, so this is a bug or a manual edit.
+            logger.error("subscriber claims do not match the subscriber", extra={"uid": subscriber.uid})
+            return Conflict(f"the msisdn/imsi claims of subscriber {subscriber.uid!r} do not match it; nothing changed")
+        return _taken(failure, subscriber)
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def get(self, uid: str) -> SubscriberRecord | None:
+        item = self.table.get(*subscriber_key(uid))
+        return to_subscriber(item) if item else None
+
+    def _get_claimed(self, claim_key: tuple[str, str]) -> SubscriberRecord | None:
+        claim = self.table.get(*claim_key)
+        return self.get(claim["uid"]) if claim else None
+
+    def get_by_msisdn(self, msisdn: str) -> SubscriberRecord | None:
+        return self._get_claimed(msisdn_claim_key(msisdn))
+
+    def get_by_imsi(self, imsi: str) -> SubscriberRecord | None:
+        return self._get_claimed(imsi_claim_key(imsi))
+
+    def find_by_email(self, email: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]:
+        return self._merged_page(
+            scope=f"subscribers:email:{email}",
+            index=GSI4,
+            partitions=[f"SUBEMAIL#{email}"],
+            prefix=None,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def find_by_uid_prefix(self, prefix: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]:
+        return self._merged_page(
+            scope=f"subscribers:uid-prefix:{prefix}",
+            index=GSI1,
+            partitions=[f"SUBS#{shard}" for shard in range(SHARDS)],
+            prefix=prefix,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def list(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        plan: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[SubscriberRecord]:
+        scope = f"subscribers:list:{status.value if status else ''}:{plan or ''}"
+        shards = range(SHARDS)
+        if plan is not None:
+            # Sorted by status#uid: with a status too, that status's key range is ordered by uid.
+            return self._merged_page(
+                scope=scope,
+                index=GSI3,
+                partitions=[f"SUBPLAN#{plan}#{shard}" for shard in shards],
+                prefix=f"{status.value}#" if status else None,
+                limit=limit,
+                cursor=cursor,
+            )
+        if status is not None:
+            partitions = [f"SUBSTATUS#{status.value}#{shard}" for shard in shards]
+            return self._merged_page(
+                scope=scope, index=GSI2, partitions=partitions, prefix=None, limit=limit, cursor=cursor
+            )
+        partitions = [f"SUBS#{shard}" for shard in shards]
+        return self._merged_page(
+            scope=scope, index=GSI1, partitions=partitions, prefix=None, limit=limit, cursor=cursor
+        )
+
+    def _merged_page(
+        self,
+        *,
+        scope: str,
+        index: str,
+        partitions: Sequence[str],
+        prefix: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[SubscriberRecord]:
+        """Up to `limit` items in sort-key order across `partitions` (each sorted by that key).
+
+        Each shard is read a few items at a time and topped up only when the merge needs its next
+        item, so a page costs about `limit` items read, not `limit` per shard.
+        """
+        after = self._cursor_position(scope, cursor, prefix)
+        range_key = index_keys(index)[1]
+        chunk = max(4, math.ceil(1.5 * (limit + 1) / len(partitions)) + 1)
+        shards = [_Shard(partition) for partition in partitions]
+        merged: builtins.list[Item] = []
+        while len(merged) <= limit:
+            for shard in shards:
+                while not shard.buffer and not shard.exhausted:
+                    self._read_more(shard, index, prefix, after, chunk)
+            ready = [shard for shard in shards if shard.buffer]
+            if not ready:
+                break
+            merged.append(min(ready, key=lambda shard: shard.buffer[0][range_key]).buffer.popleft())
+        page = merged[:limit]
+        next_cursor = None
+        if len(merged) > limit:
+            next_cursor = self.table.cursors.encode(scope, {"after": page[-1][range_key]})
+        return Page([to_subscriber(item) for item in page], next_cursor)
+
+    def _cursor_position(self, scope: str, cursor: str | None, prefix: str | None) -> str | None:
+        if not cursor:
+            return None
+        after = self.table.cursors.decode(scope, cursor).get("after")
+        if not isinstance(after, str) or (prefix and not after.startswith(prefix)):
+            raise InvalidCursor()
+        return after
+
+    def _read_more(self, shard: _Shard, index: str, prefix: str | None, after: str | None, chunk: int) -> None:
+        hash_key, range_key = index_keys(index)
+        values: dict[str, Any] = {":pk": shard.partition}
+        condition = "#pk = :pk"
+        if prefix is not None and after is not None:
+            condition += " AND #sk BETWEEN :low AND :high"
+            values.update({":low": after + _BELOW_UID_CHARS, ":high": prefix + _ABOVE_UID_CHARS})
+        elif prefix is not None:
+            condition += " AND begins_with(#sk, :prefix)"
+            values[":prefix"] = prefix
+        elif after is not None:
+            condition += " AND #sk > :after"
+            values[":after"] = after
+        names = {"#pk": hash_key} | ({"#sk": range_key} if len(values) > 1 else {})
+        kwargs: dict[str, Any] = {
+            "TableName": self.table.name,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize_values(values),
+            "Limit": chunk,
+        }
+        if shard.start_key:
+            kwargs["ExclusiveStartKey"] = shard.start_key
+        response = self.table.call("query", **kwargs)
+        shard.buffer.extend(deserialize(raw) for raw in response.get("Items", []))
+        shard.start_key = response.get("LastEvaluatedKey")
+        shard.exhausted = shard.start_key is None
+
+    # --- maintenance -------------------------------------------------------------------------------
+
+    def _all_subscriber_items(self) -> Iterator[Item]:
+        for shard in range(SHARDS):
+            yield from self.table.query_all(partition=f"SUBS#{shard}", index=GSI1)
+
+    def reconcile_counters(self, *, fix: bool) -> builtins.list[CounterDrift]:
+        counts = SubscriberCounts()
+        for item in self._all_subscriber_items():
+            counts.add(item["status"], item["plan"])
+        return reconcile(self.counters, counts, fix=fix)
+
+
+def _check_successor(current: SubscriberRecord, updated: SubscriberRecord) -> None:
+    if updated.uid != current.uid or updated.version != current.version + 1:
+        raise ValueError("the updated subscriber must keep the uid and have version = current.version + 1")
+
+
+def _taken(field_name: str, subscriber: SubscriberRecord) -> Conflict:
+    if field_name == "uid":
+        return Conflict(f"subscriber {subscriber.uid!r} already exists", field="body.uid")
+    value = getattr(subscriber, field_name)
+    return Conflict(f"{field_name} {value!r} is already in use by another subscriber", field=f"body.{field_name}")

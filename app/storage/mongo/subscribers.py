@@ -1,0 +1,197 @@
+"""Subscribers in MongoDB: one document per subscriber (`_id` = uid).
+
+Unique indexes on `msisdn` and `imsi` make every insert or update that would take a used value
+fail as a whole, so uniqueness needs no claim documents. Each write is one single-document
+operation carrying its audit entry and its counter deltas in the outbox (see outbox.py), which
+then copies the entry and moves the counters exactly once, without multi-document transactions.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from app.storage.base import Conflict, CounterDrift, InvalidCursor, NotFound, Page, PreconditionFailed
+from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
+from app.storage.cursor import CursorCodec
+from app.storage.mongo import outbox
+from app.storage.mongo.counters import MongoCounterRepository
+from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
+from app.timeutil import as_utc
+
+COLLECTION = "subscribers"
+# Above every character a uid may contain ([A-Za-z0-9_-]): `prefix <= uid < prefix + "~"` is a prefix match.
+_ABOVE_UID_CHARS = "~"
+_INDEX_FIELDS = {"_id": "uid", "msisdn": "msisdn", "imsi": "imsi"}
+
+
+def subscriber_document(subscriber: SubscriberRecord) -> dict[str, Any]:
+    document = subscriber.model_dump()
+    document["_id"] = document.pop("uid")
+    document["status"] = subscriber.status.value
+    return document
+
+
+def to_subscriber(document: Mapping[str, Any]) -> SubscriberRecord:
+    data = {name: document[name] for name in SubscriberRecord.model_fields if name in document}
+    data["uid"] = document["_id"]
+    data["created_at"] = as_utc(document["created_at"])
+    data["updated_at"] = as_utc(document["updated_at"])
+    return SubscriberRecord.model_validate(data)
+
+
+class MongoSubscriberRepository:
+    def __init__(self, db: Any, cursors: CursorCodec) -> None:
+        self.db = db
+        self.collection = db[COLLECTION]
+        self.counters = MongoCounterRepository(db)
+        self.cursors = cursors
+
+    # --- writes ------------------------------------------------------------------------------------
+
+    def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
+        document = subscriber_document(subscriber)
+        document[outbox.PENDING] = [outbox.pending(audit, subscriber_counter_deltas(None, subscriber))]
+        try:
+            self.collection.insert_one(document)
+        except DuplicateKeyError as exc:
+            raise self._taken(exc, subscriber, ("uid", "msisdn", "imsi")) from None
+        outbox.flush(self.db, COLLECTION, subscriber.uid)
+
+    def replace(self, current: SubscriberRecord, updated: SubscriberRecord, audit: AuditEntry) -> None:
+        if updated.uid != current.uid or updated.version != current.version + 1:
+            raise ValueError("the updated subscriber must keep the uid and have version = current.version + 1")
+        changes = subscriber_document(updated)
+        changes.pop("_id")
+        entry = outbox.pending(audit, subscriber_counter_deltas(current, updated))
+        try:
+            result = self.collection.update_one(
+                {"_id": current.uid, "version": current.version, **outbox.LIVE},
+                {"$set": changes, "$push": {outbox.PENDING: entry}},
+            )
+        except DuplicateKeyError as exc:
+            moved = tuple(name for name in ("msisdn", "imsi") if getattr(updated, name) != getattr(current, name))
+            raise self._taken(exc, updated, moved) from None
+        if result.matched_count == 0:
+            raise self._missing_or_stale(current.uid)
+        outbox.flush(self.db, COLLECTION, current.uid)
+
+    def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
+        entry = outbox.pending(audit, subscriber_counter_deltas(current, None))
+        result = self.collection.update_one(
+            {"_id": current.uid, "version": current.version, **outbox.LIVE},
+            {"$set": {outbox.DELETED: True}, "$push": {outbox.PENDING: entry}},
+        )
+        if result.matched_count == 0:
+            raise self._missing_or_stale(current.uid)
+        outbox.finish_delete(self.db, COLLECTION, current.uid)
+
+    def _missing_or_stale(self, uid: str) -> NotFound | PreconditionFailed:
+        if self.get(uid) is None:
+            return NotFound(f"subscriber {uid!r} not found")
+        return PreconditionFailed(f"subscriber {uid!r} was changed by someone else; reload it")
+
+    def _taken(self, error: DuplicateKeyError, subscriber: SubscriberRecord, candidates: tuple[str, ...]) -> Conflict:
+        """Which unique value collided: the server says so; mongomock doesn't, so then ask the index."""
+        pattern = (error.details or {}).get("keyPattern") or {}
+        name = next((_INDEX_FIELDS[key] for key in pattern if key in _INDEX_FIELDS), None)
+        if name is None:
+            name = next(
+                (
+                    candidate
+                    for candidate in candidates
+                    if self.collection.find_one(
+                        {"_id" if candidate == "uid" else candidate: getattr(subscriber, candidate)}, {"_id": 1}
+                    )
+                ),
+                candidates[0] if candidates else "uid",
+            )
+        if name == "uid":
+            return Conflict(f"subscriber {subscriber.uid!r} already exists", field="body.uid")
+        value = getattr(subscriber, name)
+        return Conflict(f"{name} {value!r} is already in use by another subscriber", field=f"body.{name}")
+
+    # --- reads -------------------------------------------------------------------------------------
+
+    def get(self, uid: str) -> SubscriberRecord | None:
+        document = self.collection.find_one({"_id": uid, **outbox.LIVE})
+        return to_subscriber(document) if document else None
+
+    def get_by_msisdn(self, msisdn: str) -> SubscriberRecord | None:
+        document = self.collection.find_one({"msisdn": msisdn, **outbox.LIVE})
+        return to_subscriber(document) if document else None
+
+    def get_by_imsi(self, imsi: str) -> SubscriberRecord | None:
+        document = self.collection.find_one({"imsi": imsi, **outbox.LIVE})
+        return to_subscriber(document) if document else None
+
+    def find_by_email(self, email: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]:
+        return self._page({"email": email}, ("_id",), f"subscribers:email:{email}", limit, cursor)
+
+    def find_by_uid_prefix(self, prefix: str, *, limit: int, cursor: str | None = None) -> Page[SubscriberRecord]:
+        query = {"_id": {"$gte": prefix, "$lt": prefix + _ABOVE_UID_CHARS}}
+        return self._page(query, ("_id",), f"subscribers:uid-prefix:{prefix}", limit, cursor)
+
+    def list(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        plan: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> Page[SubscriberRecord]:
+        scope = f"subscribers:list:{status.value if status else ''}:{plan or ''}"
+        query: dict[str, Any] = {}
+        if status is not None:
+            query["status"] = status.value
+        if plan is not None:
+            query["plan"] = plan
+        # Same order as DynamoDB's plan index (status, then uid) when only the plan is given.
+        order = ("status", "_id") if plan is not None and status is None else ("_id",)
+        return self._page(query, order, scope, limit, cursor)
+
+    def _page(
+        self, query: dict[str, Any], order: tuple[str, ...], scope: str, limit: int, cursor: str | None
+    ) -> Page[SubscriberRecord]:
+        """Keyset pagination on `order` (ending in the unique `_id`): no skip, so every page is O(limit)."""
+        criteria: dict[str, Any] = {**query, **outbox.LIVE}
+        if cursor:
+            after = self.cursors.decode(scope, cursor).get("after")
+            if not isinstance(after, list) or len(after) != len(order) or not all(isinstance(v, str) for v in after):
+                raise InvalidCursor()
+            criteria = {"$and": [criteria, _after(order, after)]}
+        found = self.collection.find(criteria).sort([(name, 1) for name in order]).limit(limit + 1)
+        documents = list(found)
+        next_cursor = None
+        if len(documents) > limit:
+            documents = documents[:limit]
+            next_cursor = self.cursors.encode(scope, {"after": [documents[-1][name] for name in order]})
+        return Page([to_subscriber(document) for document in documents], next_cursor)
+
+    # --- maintenance -------------------------------------------------------------------------------
+
+    def reconcile_counters(self, *, fix: bool) -> builtins.list[CounterDrift]:
+        # Interrupted writes first: their deltas are owed to the counters and would be applied after a fix.
+        outbox.recover(self.db, COLLECTION)
+        counts = SubscriberCounts()
+        groups = self.collection.aggregate(
+            [
+                {"$match": outbox.LIVE},
+                {"$group": {"_id": {"status": "$status", "plan": "$plan"}, "n": {"$sum": 1}}},
+            ]
+        )
+        for group in groups:
+            counts.add(group["_id"]["status"], group["_id"]["plan"], int(group["n"]))
+        return reconcile(self.counters, counts, fix=fix)
+
+
+def _after(order: tuple[str, ...], values: list[str]) -> dict[str, Any]:
+    """Documents sorting after `values` in `order`: (a > x) or (a = x and b > y) ..."""
+    alternatives = []
+    for position, name in enumerate(order):
+        equal = {order[index]: values[index] for index in range(position)}
+        alternatives.append({**equal, name: {"$gt": values[position]}})
+    return alternatives[0] if len(alternatives) == 1 else {"$or": alternatives}

@@ -1,0 +1,1 @@
+"""Subscribers: validated records, uniqueness, search, versions and history."""

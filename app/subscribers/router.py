@@ -1,0 +1,268 @@
+"""Subscriber routes: HTTP in and out (bodies, ETag/If-Match, masking); the rules are in the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from app.auth.deps import require
+from app.auth.policy import Capability
+from app.auth.service import Principal
+from app.errors import UnsupportedMediaType
+from app.openapi import error_responses, json_request_body
+from app.runtime import Runtime
+from app.storage.base import Page
+from app.storage.records import SubscriberRecord, SubscriberStatus
+from app.subscribers.fields import PLAN_PATTERN
+from app.subscribers.schemas import (
+    HistoryEntryOut,
+    HistoryPage,
+    SubscriberIn,
+    SubscriberOut,
+    SubscriberPage,
+    SubscriberPatch,
+    SubscriberReplace,
+)
+from app.subscribers.service import SearchField, SubscriberService, etag
+
+router = APIRouter(prefix="/subscribers", tags=["subscribers"])
+Reader = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_READ))]
+Writer = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_WRITE))]
+Model = TypeVar("Model", bound=BaseModel)
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1-200.")]
+Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
+# Bounded before it reaches the store (DynamoDB refuses keys over 2 KB with an error, not a miss).
+UidPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["sub-000123"])]
+# Declared optional so that a missing header is a 428 (Precondition Required), not a 422.
+IfMatch = Annotated[
+    str | None,
+    Header(
+        max_length=512,
+        description='Required: the ETag of the version you read, e.g. `"3"` (428 without it, 412 if stale).',
+        examples=['"3"'],
+    ),
+]
+IfMatchOptional = Annotated[
+    str | None,
+    Header(
+        max_length=512,
+        description="Optional: the ETag of the version you read; when sent, a stale one is a 412.",
+        examples=['"3"'],
+    ),
+]
+
+
+async def get_subscriber_service(request: Request) -> SubscriberService:
+    # async on purpose: a sync dependency costs a thread-pool hop per request, for no blocking work
+    # (the store is built at start-up: uvicorn's lifespan, Lambda's init phase).
+    runtime: Runtime = request.app.state.runtime
+    return SubscriberService(runtime.store, runtime.settings)
+
+
+ServiceDep = Annotated[SubscriberService, Depends(get_subscriber_service)]
+
+
+def _unmasked(principal: Principal) -> bool:
+    return principal.can(Capability.SUBSCRIBERS_UNMASKED)
+
+
+async def _json_body(request: Request, model: type[Model], accepted: tuple[str, ...], context: dict[str, Any]) -> Model:
+    """Parse and validate a JSON body with validation context (FastAPI's own body parsing has none)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in accepted:
+        raise UnsupportedMediaType(f"send the body as {' or '.join(accepted)}")
+    raw = await request.body()
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
+        error = {"type": "json_invalid", "loc": ("body",), "msg": "body is not valid JSON", "input": None}
+        raise RequestValidationError([error]) from None
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
+async def _create_body(request: Request, service: ServiceDep) -> SubscriberIn:
+    return await _json_body(request, SubscriberIn, (JSON,), service.validation_context)
+
+
+async def _replace_body(request: Request, service: ServiceDep) -> SubscriberReplace:
+    return await _json_body(request, SubscriberReplace, (JSON,), service.validation_context)
+
+
+async def _patch_body(request: Request, service: ServiceDep) -> SubscriberPatch:
+    return await _json_body(request, SubscriberPatch, (MERGE_PATCH, JSON), service.validation_context)
+
+
+def _answer(response: Response, subscriber: SubscriberRecord, principal: Principal) -> SubscriberOut:
+    response.headers["ETag"] = etag(subscriber.version)
+    return SubscriberOut.of(subscriber, unmasked=_unmasked(principal))
+
+
+def _page(page: Page[SubscriberRecord], principal: Principal) -> SubscriberPage:
+    unmasked = _unmasked(principal)
+    return SubscriberPage(
+        items=[SubscriberOut.of(item, unmasked=unmasked) for item in page.items], next_cursor=page.next_cursor
+    )
+
+
+# The principal comes before the body in every signature: a caller without the capability gets
+# 401/403 before their body is even read.
+
+
+@router.post(
+    "",
+    operation_id="subscribers_create",
+    summary="Create a subscriber; msisdn, imsi and uid must be unused",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SubscriberOut,
+    openapi_extra=json_request_body(SubscriberIn, JSON),
+    responses={
+        201: {"headers": {"Location": {"schema": {"type": "string"}}, "ETag": {"schema": {"type": "string"}}}},
+        **error_responses(401, 403, 409, 413, 415, 422),
+    },
+)
+def create_subscriber(
+    principal: Writer,
+    service: ServiceDep,
+    body: Annotated[SubscriberIn, Depends(_create_body)],
+    response: Response,
+) -> SubscriberOut:
+    subscriber = service.create(principal.username, body)
+    response.headers["Location"] = f"subscribers/{subscriber.uid}"
+    return _answer(response, subscriber, principal)
+
+
+@router.get(
+    "",
+    operation_id="subscribers_list",
+    summary="List subscribers, filtered by status and/or plan, ordered by uid",
+    description="Ordered by uid; filtered by `plan` alone, ordered by status, then uid. "
+    "Viewers see imsi, iccid and email masked.",
+    response_model=SubscriberPage,
+    responses=error_responses(400, 401, 403, 422),
+)
+def list_subscribers(
+    principal: Reader,
+    service: ServiceDep,
+    status_filter: Annotated[SubscriberStatus | None, Query(alias="status")] = None,
+    plan: Annotated[str | None, Query(max_length=32, pattern=f"^{PLAN_PATTERN.pattern}$")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SubscriberPage:
+    return _page(service.list(status=status_filter, plan=plan, limit=limit, cursor=cursor), principal)
+
+
+@router.get(
+    "/search",
+    operation_id="subscribers_search",
+    summary="Find subscribers by msisdn, imsi, email or uid prefix (give exactly one)",
+    description="Each is an index lookup. msisdn accepts national numbers (read in DEFAULT_PHONE_REGION); "
+    "email matches case-insensitively. Viewers may search by imsi or email too; results are masked.",
+    response_model=SubscriberPage,
+    responses=error_responses(400, 401, 403, 422),
+)
+def search_subscribers(
+    principal: Reader,
+    service: ServiceDep,
+    msisdn: Annotated[str | None, Query(max_length=32, examples=["+447911123456"])] = None,
+    imsi: Annotated[str | None, Query(max_length=32, examples=["234150999999999"])] = None,
+    email: Annotated[str | None, Query(max_length=320, examples=["jane.doe@example.com"])] = None,
+    uid_prefix: Annotated[str | None, Query(max_length=64, examples=["sub-00"])] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> SubscriberPage:
+    criteria: dict[SearchField, str | None] = {"msisdn": msisdn, "imsi": imsi, "email": email, "uid_prefix": uid_prefix}
+    return _page(service.search(criteria, limit=limit, cursor=cursor), principal)
+
+
+@router.get(
+    "/{uid}",
+    operation_id="subscribers_get",
+    summary="One subscriber, with its version as ETag",
+    response_model=SubscriberOut,
+    responses={200: {"headers": {"ETag": {"schema": {"type": "string"}}}}, **error_responses(401, 403, 404)},
+)
+def get_subscriber(uid: UidPath, principal: Reader, service: ServiceDep, response: Response) -> SubscriberOut:
+    return _answer(response, service.get(uid), principal)
+
+
+@router.put(
+    "/{uid}",
+    operation_id="subscribers_replace",
+    summary="Replace every mutable field (If-Match required); omitted optional fields are cleared",
+    response_model=SubscriberOut,
+    openapi_extra=json_request_body(SubscriberReplace, JSON),
+    responses=error_responses(401, 403, 404, 409, 412, 413, 415, 422, 428),
+)
+def replace_subscriber(
+    uid: UidPath,
+    principal: Writer,
+    service: ServiceDep,
+    body: Annotated[SubscriberReplace, Depends(_replace_body)],
+    response: Response,
+    if_match: IfMatch = None,
+) -> SubscriberOut:
+    return _answer(response, service.replace(principal.username, uid, body, if_match), principal)
+
+
+@router.patch(
+    "/{uid}",
+    operation_id="subscribers_update",
+    summary="Change some fields with a JSON merge patch (If-Match required)",
+    description="`application/merge-patch+json` (or `application/json`): present fields replace, `null` clears "
+    "email or iccid, `attributes` is merged key by key and a `null` value removes a key.",
+    response_model=SubscriberOut,
+    openapi_extra=json_request_body(SubscriberPatch, MERGE_PATCH, JSON),
+    responses=error_responses(401, 403, 404, 409, 412, 413, 415, 422, 428),
+)
+def update_subscriber(
+    uid: UidPath,
+    principal: Writer,
+    service: ServiceDep,
+    body: Annotated[SubscriberPatch, Depends(_patch_body)],
+    response: Response,
+    if_match: IfMatch = None,
+) -> SubscriberOut:
+    return _answer(response, service.patch(principal.username, uid, body, if_match), principal)
+
+
+@router.delete(
+    "/{uid}",
+    operation_id="subscribers_delete",
+    summary="Delete a subscriber, freeing its msisdn and imsi (If-Match optional; checked when sent)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(401, 403, 404, 412, 422, 428),
+)
+def delete_subscriber(
+    uid: UidPath, principal: Writer, service: ServiceDep, if_match: IfMatchOptional = None
+) -> Response:
+    service.delete(principal.username, uid, if_match)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{uid}/history",
+    operation_id="subscribers_history",
+    summary="Changes of a subscriber, newest first (still readable after it is deleted)",
+    response_model=HistoryPage,
+    responses=error_responses(400, 401, 403, 422),
+)
+def subscriber_history(
+    uid: UidPath, principal: Reader, service: ServiceDep, limit: Limit = 50, cursor: Cursor = None
+) -> HistoryPage:
+    page = service.history(uid, limit=limit, cursor=cursor)
+    unmasked = _unmasked(principal)
+    return HistoryPage(
+        items=[HistoryEntryOut.of(entry, unmasked=unmasked) for entry in page.items], next_cursor=page.next_cursor
+    )

@@ -1,0 +1,258 @@
+"""Subscriber rules: creation, optimistic-concurrency updates (If-Match), search and history.
+
+Storage calls go through `store.subscribers` and `store.audit`; each write hands the repository
+its audit entry, which the store writes in the same atomic step as the change.
+"""
+
+from __future__ import annotations
+
+import builtins
+import re
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from app.audit import audit_entry
+from app.config import Settings
+from app.errors import (
+    InvalidInput,
+    NotFoundError,
+    PreconditionFailedError,
+    PreconditionRequired,
+)
+from app.storage.base import CounterDrift, Page, PreconditionFailed, Store
+from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
+from app.subscribers.fields import UID_PATTERN, normalise_attributes, normalise_email, normalise_imsi, normalise_msisdn
+from app.subscribers.schemas import SubscriberIn, SubscriberPatch, SubscriberReplace, validation_context
+from app.timeutil import utcnow
+
+ENTITY = "subscriber"
+SearchField = Literal["msisdn", "imsi", "email", "uid_prefix"]
+# Fields a merge patch may not set to null: they have no "absent" state.
+_REQUIRED = ("msisdn", "imsi", "first_name", "last_name", "status", "plan")
+# An unconditional delete re-reads and retries when a concurrent change bumps the version.
+_DELETE_ATTEMPTS = 3
+_ETAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def expected_version(if_match: str | None, *, required: bool) -> set[int] | None:
+    """The versions an If-Match header accepts (a list of strong ETags such as `"3"`).
+
+    Missing: 428 when required. `*` is refused with 428 too: it would skip the very check the
+    header exists for. Weak tags never match (If-Match compares strongly, RFC 9110), nor do tags
+    that are not a version number; both end in 412 like a stale version.
+    """
+    if if_match is None or not if_match.strip():
+        if required:
+            raise PreconditionRequired('send If-Match with the subscriber\'s ETag (e.g. If-Match: "3")')
+        return None
+    if if_match.strip() == "*":
+        raise PreconditionRequired('If-Match: * is not accepted; send the subscriber\'s ETag (e.g. "3")')
+    versions: set[int] = set()
+    for part in _split_etags(if_match):
+        match = _ETAG.fullmatch(part)
+        if match is None:
+            raise InvalidInput("header.if-match", 'expected entity tags such as "3"', code="etag")
+        weak, value = match.groups()
+        if not weak and value.isascii() and value.isdigit() and len(value) <= 12:
+            versions.add(int(value))
+    return versions
+
+
+def _split_etags(header: str) -> list[str]:
+    # Entity tags can't contain '"' and are separated by commas outside quotes.
+    parts, current, quoted = [], "", False
+    for char in header:
+        if char == '"':
+            quoted = not quoted
+        if char == "," and not quoted:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    return parts
+
+
+def _check_version(subscriber: SubscriberRecord, versions: set[int] | None) -> None:
+    if versions is not None and subscriber.version not in versions:
+        raise PreconditionFailedError(
+            f"subscriber {subscriber.uid!r} is at version {subscriber.version}; reload it and retry",
+            headers={"ETag": etag(subscriber.version)},
+        )
+
+
+class SubscriberService:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+
+    @property
+    def validation_context(self) -> dict[str, Any]:
+        return validation_context(self.settings.default_phone_region)
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    def get(self, uid: str) -> SubscriberRecord:
+        subscriber = self.store.subscribers.get(uid)
+        if subscriber is None:
+            raise NotFoundError(f"subscriber {uid!r} not found")
+        return subscriber
+
+    def list(
+        self, *, status: SubscriberStatus | None, plan: str | None, limit: int, cursor: str | None
+    ) -> Page[SubscriberRecord]:
+        return self.store.subscribers.list(status=status, plan=plan, limit=limit, cursor=cursor)
+
+    def search(
+        self, criteria: dict[SearchField, str | None], *, limit: int, cursor: str | None
+    ) -> Page[SubscriberRecord]:
+        """By exactly one of msisdn, imsi, email or uid prefix; each one is an index lookup."""
+        given = {name: value for name, value in criteria.items() if value is not None}
+        if len(given) != 1:
+            raise InvalidInput(
+                "query", "give exactly one of msisdn, imsi, email or uid_prefix", code="one_search_field"
+            )
+        ((name, raw),) = given.items()
+        repository = self.store.subscribers
+        if name == "uid_prefix":
+            if not UID_PATTERN.fullmatch(raw):
+                raise InvalidInput(
+                    "query.uid_prefix", "1-64 characters: letters, digits, '_' or '-'", code="value_error"
+                )
+            return repository.find_by_uid_prefix(raw, limit=limit, cursor=cursor)
+        if name == "email":
+            return repository.find_by_email(_query_value("email", raw, normalise_email), limit=limit, cursor=cursor)
+        if name == "msisdn":
+            region = self.settings.default_phone_region
+            found = repository.get_by_msisdn(_query_value("msisdn", raw, lambda value: normalise_msisdn(value, region)))
+        else:
+            found = repository.get_by_imsi(_query_value("imsi", raw, normalise_imsi))
+        return Page([found] if found else [])
+
+    def history(self, uid: str, *, limit: int, cursor: str | None) -> Page[AuditEntry]:
+        """Newest first; kept after a delete (until the audit retention ends)."""
+        return self.store.audit.list_for_entity(ENTITY, uid, limit=limit, cursor=cursor)
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    def create(self, actor: str, data: SubscriberIn) -> SubscriberRecord:
+        now = utcnow()
+        subscriber = SubscriberRecord(
+            uid=data.uid or uuid.uuid4().hex,
+            **data.stored_fields(),
+            created_at=now,
+            updated_at=now,
+            created_by=actor,
+            updated_by=actor,
+        )
+        self.store.subscribers.create(subscriber, self._audit(actor, "subscriber.create", now, None, subscriber))
+        return subscriber
+
+    def replace(self, actor: str, uid: str, data: SubscriberReplace, if_match: str | None) -> SubscriberRecord:
+        """PUT: every mutable field from `data`."""
+        versions = expected_version(if_match, required=True)
+        _check_uid(uid, data.uid)
+        current = self.get(uid)
+        _check_version(current, versions)
+        return self._update(actor, current, data.stored_fields())
+
+    def patch(self, actor: str, uid: str, patch: SubscriberPatch, if_match: str | None) -> SubscriberRecord:
+        """PATCH with JSON merge patch semantics (RFC 7396)."""
+        versions = expected_version(if_match, required=True)
+        changes = patch.model_dump(exclude_unset=True)
+        _check_uid(uid, changes.pop("uid", None))
+        for name in _REQUIRED:
+            if name in changes and changes[name] is None:
+                raise InvalidInput(f"body.{name}", "may not be null", code="null_not_allowed")
+        current = self.get(uid)
+        _check_version(current, versions)
+        if "attributes" in changes:
+            attribute_changes = changes["attributes"]
+            # `"attributes": null` clears them all; otherwise a null value removes one key.
+            merged = {} if attribute_changes is None else dict(current.attributes)
+            for key, value in (attribute_changes or {}).items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            try:
+                changes["attributes"] = normalise_attributes(merged)
+            except ValueError as exc:
+                raise InvalidInput("body.attributes", str(exc), code="value_error") from None
+        return self._update(actor, current, changes)
+
+    def _update(self, actor: str, current: SubscriberRecord, changes: dict[str, Any]) -> SubscriberRecord:
+        candidate = current.model_copy(update=changes)
+        if candidate == current:
+            return current  # nothing changes: no write, no version bump, no history entry
+        now = _time_after(current)
+        updated = SubscriberRecord.model_validate(
+            {**candidate.model_dump(), "updated_at": now, "updated_by": actor, "version": current.version + 1}
+        )
+        audit = self._audit(actor, "subscriber.update", now, current, updated)
+        self.store.subscribers.replace(current, updated, audit)
+        return updated
+
+    def delete(self, actor: str, uid: str, if_match: str | None) -> None:
+        """Frees the msisdn and imsi. If-Match is optional; when given it must match."""
+        versions = expected_version(if_match, required=False)
+        for attempt in range(_DELETE_ATTEMPTS):
+            current = self.get(uid)
+            _check_version(current, versions)
+            try:
+                audit = self._audit(actor, "subscriber.delete", _time_after(current), current, None)
+                self.store.subscribers.delete(current, audit)
+                return
+            except PreconditionFailed:
+                if versions is not None or attempt == _DELETE_ATTEMPTS - 1:
+                    raise
+
+    def _audit(
+        self,
+        actor: str,
+        action: str,
+        at: datetime,
+        before: SubscriberRecord | None,
+        after: SubscriberRecord | None,
+    ) -> AuditEntry:
+        subject = after or before
+        assert subject is not None
+        return audit_entry(
+            actor=actor,
+            action=action,
+            entity_type=ENTITY,
+            entity_id=subject.uid,
+            at=at,
+            retention_days=self.settings.audit_retention_days,
+            before=before.model_dump(mode="json") if before else None,
+            after=after.model_dump(mode="json") if after else None,
+        )
+
+    # --- maintenance ---------------------------------------------------------------------------------
+
+    def reconcile_counters(self, *, fix: bool) -> builtins.list[CounterDrift]:
+        return self.store.subscribers.reconcile_counters(fix=fix)
+
+
+def _time_after(current: SubscriberRecord) -> datetime:
+    """Now, but at least 1 ms after the subscriber's last change: history is ordered by time, and
+    two changes in one millisecond (or a clock step back) must still come out in order."""
+    return max(utcnow(), current.updated_at + timedelta(milliseconds=1))
+
+
+def _check_uid(path_uid: str, body_uid: str | None) -> None:
+    if body_uid is not None and body_uid != path_uid:
+        raise InvalidInput("body.uid", "the uid can't be changed; it must match the path", code="uid_immutable")
+
+
+def _query_value(name: str, raw: str, normalise: Callable[[str], str]) -> str:
+    try:
+        return normalise(raw)
+    except ValueError as exc:
+        raise InvalidInput(f"query.{name}", str(exc), code="value_error") from None
