@@ -16,6 +16,8 @@ from typing import Any, Literal
 from app.audit import audit_entry
 from app.config import Settings
 from app.errors import (
+    ConflictError,
+    FieldError,
     InvalidInput,
     NotFoundError,
     PreconditionFailedError,
@@ -202,6 +204,11 @@ class SubscriberService:
     def delete(self, actor: str, uid: str, if_match: str | None) -> None:
         """Frees the msisdn and imsi. If-Match is optional; when given it must match."""
         versions = expected_version(if_match, required=False)
+        if self.store.bookings.has_future_confirmed(uid, utcnow()):
+            raise ConflictError(
+                "the subscriber has future confirmed bookings; cancel them first",
+                errors=[FieldError(field="path.uid", message="has future confirmed bookings", code="has_bookings")],
+            )
         for attempt in range(_DELETE_ATTEMPTS):
             current = self.get(uid)
             _check_version(current, versions)

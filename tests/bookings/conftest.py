@@ -1,22 +1,26 @@
-"""Subscribers for booking tests come from ONE helper, `add_subscriber`.
-
-The subscribers domain is built on another branch. Here the helper feeds the bookings seam
-(`app.bookings.deps.get_subscriber_status`) directly; at merge it is re-implemented over the real
-subscribers service, and every booking test keeps working unchanged.
-"""
+"""Subscribers for booking tests come from ONE helper, `add_subscriber`, over the real service."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from app.bookings.deps import get_subscriber_status
+from app.subscribers.schemas import parse_subscriber
+from app.subscribers.service import SubscriberService
 
 
 def add_subscriber(app: FastAPI, uid: str, status: str = "ACTIVE") -> None:
-    directory: dict[str, str] | None = getattr(app.state, "test_subscribers", None)
-    if directory is None:
-        directory = {}
-        app.state.test_subscribers = directory
-        known = directory
-        app.dependency_overrides[get_subscriber_status] = lambda: known.get
-    directory[uid] = status
+    """A valid subscriber with its own msisdn and imsi (numbered per app), stored through the service."""
+    runtime = app.state.runtime
+    number = getattr(app.state, "test_subscriber_count", 0) + 1
+    app.state.test_subscriber_count = number
+    data = {
+        "uid": uid,
+        "msisdn": f"+44791112{number:04d}",
+        "imsi": f"23415{number:010d}",
+        "first_name": "Test",
+        "last_name": f"Subscriber {number}",
+        "status": status,
+        "plan": "BASIC",
+    }
+    subscriber = parse_subscriber(data, phone_region=runtime.settings.default_phone_region)
+    SubscriberService(runtime.store, runtime.settings).create("test", subscriber)

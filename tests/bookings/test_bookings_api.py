@@ -432,3 +432,25 @@ def test_lists_and_their_filters(client: TestClient, role_headers: Headers, reso
 def test_subscriber_delete_guard_is_exposed(store: Store, settings: Any) -> None:
     service = BookingService(store, settings, {"sub-1": "ACTIVE"}.get)
     assert service.has_future_confirmed("sub-1") is False
+
+
+def test_subscriber_with_future_bookings_cannot_be_deleted(
+    client: TestClient, role_headers: Headers, resource_id: str
+) -> None:
+    """The rule between the two domains: cancel a subscriber's future bookings before deleting them."""
+    operator = role_headers["operator"]
+    booking = book(client, operator, resource_id)
+    assert booking.status_code == 201, booking.text
+    refused = client.delete("/subscribers/sub-1", headers=operator)
+    assert refused.status_code == 409
+    assert refused.json()["errors"][0]["code"] == "has_bookings"
+    assert client.get("/subscribers/sub-1", headers=operator).status_code == 200
+    cancelled = client.post(f"/bookings/{booking.json()['id']}/cancel", json={"reason": "moving"}, headers=operator)
+    assert cancelled.status_code == 200, cancelled.text
+    assert client.delete("/subscribers/sub-1", headers=operator).status_code == 204
+
+
+def test_booking_uses_the_real_subscriber_status(client: TestClient, role_headers: Headers, resource_id: str) -> None:
+    operator = role_headers["operator"]
+    assert_problem(book(client, operator, resource_id, subscriber_uid="sub-s"), 422, "body.subscriber_uid")
+    assert_problem(book(client, operator, resource_id, subscriber_uid="nobody"), 422, "body.subscriber_uid")
