@@ -1,0 +1,36 @@
+"""`make run`'s first minute: an empty local store is seeded with demo data, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.support import make_settings
+
+
+def test_local_mode_seeds_demo_data_once(tmp_path: Path) -> None:
+    settings = make_settings(
+        app_env="local", data_dir=str(tmp_path), seed_demo_data=None, demo_admin_password="demo-password-123"
+    )
+    assert settings.uses_embedded_store
+    assert settings.should_seed_demo_data
+    with TestClient(create_app(settings)) as client:
+        token = client.post("/auth/login", json={"username": "admin", "password": "demo-password-123"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        subscribers = client.get("/subscribers", headers=headers).json()["items"]
+        assert len(subscribers) == 5
+        resources = client.get("/bookings/resources", headers=headers).json()["items"]
+        assert [resource["name"] for resource in resources] == ["Demo high-street store"]
+        bookings = client.get("/bookings", params={"resource_id": resources[0]["id"]}, headers=headers)
+        assert len(bookings.json()["items"]) == 3
+        for username in ("operator", "viewer"):
+            assert (
+                client.post("/auth/login", json={"username": username, "password": "demo-password-123"}).status_code
+                == 200
+            )
+    with TestClient(create_app(settings)) as client:  # restart: data kept, nothing seeded twice
+        token = client.post("/auth/login", json={"username": "admin", "password": "demo-password-123"}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        assert len(client.get("/subscribers", headers=headers).json()["items"]) == 5
