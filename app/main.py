@@ -19,7 +19,7 @@ from app.migration.router import UPLOAD_PATHS
 from app.migration.router import router as migration_router
 from app.observability import RequestContextMiddleware, configure_logging
 from app.openapi import install_openapi
-from app.ops.router import audit_router
+from app.ops.router import audit_router, dashboard_router
 from app.ops.router import router as ops_router
 from app.runtime import Runtime
 from app.storage.base import Store
@@ -38,6 +38,7 @@ TAGS = [
     {"name": "auth", "description": "Sign in, tokens, your account, and user management (admin)."},
     {"name": "migration", "description": "Bulk import, export and delete jobs with progress and error reports."},
     {"name": "audit", "description": "Who changed what, when (admin)."},
+    {"name": "dashboard", "description": "Headline figures for the portal's home page."},
     {
         "name": "subscribers",
         "description": "Subscriber records: create, read, update with If-Match, delete, list, search and history. "
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.include_router(auth_router)
     app.include_router(migration_router)
     app.include_router(audit_router)
+    app.include_router(dashboard_router)
     app.include_router(subscribers_router)
     app.include_router(ops_router)
     # Resources first: `/bookings/resources` must not be taken for a booking id.

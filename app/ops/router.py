@@ -12,7 +12,8 @@ from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.deps import RuntimeDep, SettingsDep, StoreDep
 from app.openapi import error_responses
-from app.ops.schemas import AuditEntryOut, AuditPage, Check, Liveness, ReadinessReport
+from app.ops.dashboard import dashboard_stats
+from app.ops.schemas import AuditEntryOut, AuditPage, Check, DashboardStats, Liveness, ReadinessReport
 from app.ops.service import search_audit
 
 router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
@@ -83,3 +84,19 @@ def search(
         items=[AuditEntryOut.model_validate(entry.model_dump(exclude={"expires_at"})) for entry in page.items],
         next_cursor=page.next_cursor,
     )
+
+
+dashboard_router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+
+
+@dashboard_router.get(
+    "/stats",
+    operation_id="dashboard_stats",
+    summary="Subscribers by status and plan, bookings today and the next 7 days, jobs by status and the "
+    "last 24 hours' success rate",
+    description="Read from counters maintained with every write: constant cost, however large the data.",
+    response_model=DashboardStats,
+    responses=error_responses(401, 403),
+)
+def stats(_: Annotated[Principal, Depends(require(Capability.DASHBOARD_READ))], store: StoreDep) -> DashboardStats:
+    return dashboard_stats(store)

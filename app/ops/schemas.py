@@ -38,3 +38,26 @@ class AuditEntryOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntryOut]
     next_cursor: str | None = Field(description="Pass back as `cursor` for the next page; null when done.")
+
+
+class DayCount(BaseModel):
+    date: str = Field(description="YYYY-MM-DD (the resources' local dates).")
+    bookings: int
+
+
+class JobsLast24h(BaseModel):
+    completed: int = Field(description="COMPLETED and COMPLETED_WITH_ERRORS.")
+    failed: int
+    cancelled: int
+    success_rate: float | None = Field(description="completed / (completed + failed); null when none finished.")
+
+
+class DashboardStats(BaseModel):
+    subscribers_by_status: dict[str, int]
+    subscribers_by_plan: dict[str, int]
+    subscribers_total: int
+    bookings_today: int
+    bookings_next_7_days: list[DayCount] = Field(description="Today and the 7 days after it.")
+    jobs_by_status: dict[str, int]
+    jobs_last_24h: JobsLast24h
+    generated_at: datetime

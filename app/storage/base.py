@@ -235,6 +235,17 @@ class SessionRepository(Protocol):
     def is_access_token_denied(self, jti: str) -> bool: ...
 
 
+JOB_STATUS_SCOPE = "jobs.status"
+
+
+def job_outcome_counters(job: JobRecord) -> list[tuple[str, str]]:
+    """(scope, key) counted when a job finishes: `jobs.finished.<day>` / `<hour>|<status>`, which the
+    dashboard reads for the last 24 hours (two small scopes, never the job list)."""
+    if not job.status.finished or job.finished_at is None:
+        return []
+    return [(f"jobs.finished.{job.finished_at.date().isoformat()}", f"{job.finished_at.hour:02d}|{job.status.value}")]
+
+
 class JobRepository(Protocol):
     """Bulk jobs and their row errors. Job writes are optimistic (version); a lease keeps two
     workers (an SQS redelivery, the sweeper) from running one job at the same time."""

@@ -152,3 +152,16 @@ def test_unfinished_jobs_for_the_sweeper(store: Store) -> None:
     assert finished is not None
     store.jobs.replace(finished, finished.model_copy(update={"status": JobStatus.FAILED}))
     assert sorted(job.id for job in store.jobs.list_unfinished(limit=10)) == ["job000", "job002"]
+
+
+def test_status_counters_follow_every_change(store: Store) -> None:
+    for n in range(3):
+        store.jobs.create(make_job(n))
+    job = store.jobs.get("job000")
+    assert job is not None
+    running = store.jobs.replace(job, job.model_copy(update={"status": JobStatus.RUNNING}))
+    store.jobs.replace(running, running.model_copy(update={"status": JobStatus.FAILED, "finished_at": utcnow()}))
+    assert {k: v for k, v in store.counters.get("jobs.status").items() if v} == {"PENDING": 2, "FAILED": 1}
+    with pytest.raises(PreconditionFailed):  # a refused change moves no counter
+        store.jobs.replace(job, job.model_copy(update={"status": JobStatus.COMPLETED}))
+    assert {k: v for k, v in store.counters.get("jobs.status").items() if v} == {"PENDING": 2, "FAILED": 1}

@@ -3,8 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.storage.base import Conflict, NotFound, Page, PreconditionFailed
-from app.storage.dynamodb.table import DynamoTable
+from app.storage.base import (
+    JOB_STATUS_SCOPE,
+    Conflict,
+    NotFound,
+    Page,
+    PreconditionFailed,
+    StorageError,
+    job_outcome_counters,
+)
+from app.storage.dynamodb.counters import counter_updates
+from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
 from app.timeutil import sortable
 
@@ -46,10 +55,11 @@ class DynamoJobRepository:
 
     def create(self, job: JobRecord) -> None:
         pk, sk = _job_key(job.id)
-        self.table.put(
-            {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": False, **_job_fields(job)},
-            condition="attribute_not_exists(PK)",
-            on_condition_failed=lambda: Conflict(f"job {job.id!r} already exists"),
+        item = {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": False, **_job_fields(job)}
+        put = {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}}
+        self.table.transact(
+            [put, *counter_updates(JOB_STATUS_SCOPE, {job.status.value: 1})],
+            on_cancel=lambda codes: Conflict(f"job {job.id!r} already exists"),
         )
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -77,22 +87,34 @@ class DynamoJobRepository:
         return Page([to_job(item) for item in items], next_cursor)
 
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
+        """One transaction: the job and, when its status changes, the job counters (dashboard)."""
         written = updated.model_copy(update={"version": current.version + 1})
         fields = _job_fields(written)
         names = {f"#f{n}": name for n, name in enumerate(fields)}
         values = {f":f{n}": value for n, value in enumerate(fields.values())}
-        assignments = ", ".join(f"#f{n} = :f{n}" for n in range(len(fields)))
-        pk, sk = _job_key(current.id)
-        item = self.table.update(
-            pk,
-            sk,
-            f"SET {assignments}",
-            condition="attribute_exists(PK) AND #version = :expected",
-            names={**names, "#version": "version"},
-            values={**values, ":expected": current.version},
-            on_condition_failed=lambda: PreconditionFailed(f"job {current.id!r} changed meanwhile"),
-        )
-        return to_job(item)
+        update = {
+            "Update": {
+                "Key": key(*_job_key(current.id)),
+                "UpdateExpression": "SET " + ", ".join(f"#f{n} = :f{n}" for n in range(len(fields))),
+                "ConditionExpression": "attribute_exists(PK) AND #version = :expected",
+                "ExpressionAttributeNames": {**names, "#version": "version"},
+                "ExpressionAttributeValues": serialize_values({**values, ":expected": current.version}),
+            }
+        }
+        counters: list[dict[str, Any]] = []
+        if written.status is not current.status:
+            counters = counter_updates(JOB_STATUS_SCOPE, {current.status.value: -1, written.status.value: 1})
+            for scope, name in job_outcome_counters(written):
+                counters += counter_updates(scope, {name: 1})
+
+        def cancelled(codes: list[str]) -> StorageError:
+            return PreconditionFailed(f"job {current.id!r} changed meanwhile")
+
+        self.table.transact([update, *counters], on_cancel=cancelled)
+        stored = self.get(current.id)
+        if stored is None:
+            raise NotFound(f"job {current.id!r} not found")
+        return stored
 
     def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
         pk, sk = _job_key(job_id)

@@ -6,7 +6,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.storage.base import Conflict, NotFound, Page, PreconditionFailed
+from app.storage.base import JOB_STATUS_SCOPE, Conflict, NotFound, Page, PreconditionFailed, job_outcome_counters
 from app.storage.cursor import CursorCodec
 from app.storage.mongo.paging import find_page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
@@ -35,7 +35,8 @@ def to_job(document: dict[str, Any]) -> JobRecord:
 
 
 class MongoJobRepository:
-    def __init__(self, db: Any, cursors: CursorCodec) -> None:
+    def __init__(self, db: Any, cursors: CursorCodec, counters: Any) -> None:
+        self.counters = counters
         self.jobs = db["jobs"]
         self.errors = db["job_errors"]
         self.cursors = cursors
@@ -47,6 +48,7 @@ class MongoJobRepository:
             )
         except DuplicateKeyError:
             raise Conflict(f"job {job.id!r} already exists") from None
+        self.counters.increment(JOB_STATUS_SCOPE, {job.status.value: 1})
 
     def get(self, job_id: str) -> JobRecord | None:
         document = self.jobs.find_one({"_id": job_id})
@@ -83,6 +85,12 @@ class MongoJobRepository:
         )
         if document is None:
             raise PreconditionFailed(f"job {current.id!r} changed meanwhile")
+        if written.status is not current.status:
+            # After the job write (no multi-document transaction): a crash in between leaves the
+            # dashboard's job counters one off, never the job itself.
+            self.counters.increment(JOB_STATUS_SCOPE, {current.status.value: -1, written.status.value: 1})
+            for scope, name in job_outcome_counters(written):
+                self.counters.increment(scope, {name: 1})
         return to_job(document)
 
     def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:

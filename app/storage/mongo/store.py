@@ -32,7 +32,7 @@ class MongoStore:
         self.throttle = MongoThrottleRepository(self.db)
         self.users = MongoUserRepository(self.db, cursors)
         self.sessions = MongoSessionRepository(self.db)
-        self.jobs = MongoJobRepository(self.db, cursors)
+        self.jobs = MongoJobRepository(self.db, cursors, self.counters)
         self.resources = MongoResourceRepository(self.db, cursors)
         self.bookings = MongoBookingRepository(self.db, cursors)
         self.subscribers = MongoSubscriberRepository(self.db, cursors)
