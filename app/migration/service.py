@@ -148,11 +148,6 @@ def errors_page(runtime: Runtime, job_id: str, *, limit: int, cursor: str | None
     return runtime.store.jobs.list_errors(job_id, limit=limit, cursor=cursor)
 
 
-def all_errors(runtime: Runtime, job_id: str) -> Page[JobRowError]:
-    """First page of a streamed walk (the router pages on with the cursor)."""
-    return errors_page(runtime, job_id, limit=500, cursor=None)
-
-
 def output_of(runtime: Runtime, job_id: str) -> tuple[JobRecord, str | None]:
     """(job, presigned URL or None when the file is served by the API)."""
     job = get_job(runtime, job_id)

@@ -154,3 +154,12 @@ def run_from_queue(body: dict[str, Any], runtime: Runtime, deadline: float | Non
 @events.scheduled_task(SWEEP_TASK)
 def sweep_task(runtime: Runtime) -> dict[str, Any]:
     return sweep(runtime)
+
+
+@events.object_worker("uploads/")
+def start_uploaded(bucket: str, key: str, runtime: Runtime) -> None:
+    """A browser PUT the job's file to its presigned URL: S3 tells us, the job starts."""
+    from app.migration.service import start_from_upload
+
+    job = start_from_upload(runtime, key)
+    logger.info("upload received", extra={"key": key, "job_id": job.id if job else None})

@@ -220,6 +220,26 @@ class DynamoTable:
 
     # --- paging ------------------------------------------------------------------------------------
 
+    def _query_kwargs(
+        self,
+        partition: str,
+        index: str | None,
+        sort_condition: str | None,
+        values: Mapping[str, Any] | None,
+        forward: bool,
+    ) -> dict[str, Any]:
+        hash_key, range_key = index_keys(index)
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "KeyConditionExpression": "#pk = :pk" + (f" AND {sort_condition}" if sort_condition else ""),
+            "ExpressionAttributeNames": {"#pk": hash_key, **({"#sk": range_key} if sort_condition else {})},
+            "ExpressionAttributeValues": serialize_values({":pk": partition, **(values or {})}),
+            "ScanIndexForward": forward,
+        }
+        if index:
+            kwargs["IndexName"] = index
+        return kwargs
+
     def query_page(
         self,
         *,
@@ -240,18 +260,8 @@ class DynamoTable:
         filter narrows one partition's items (never a table scan); pages are then filled by
         reading on until `limit + 1` items passed it or the partition ends.
         """
-        hash_key, range_key = index_keys(index)
-        condition = "#pk = :pk" + (f" AND {sort_condition}" if sort_condition else "")
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "KeyConditionExpression": condition,
-            "ExpressionAttributeNames": {"#pk": hash_key, **({"#sk": range_key} if sort_condition else {})},
-            "ExpressionAttributeValues": serialize_values({":pk": partition, **(values or {})}),
-            "ScanIndexForward": forward,
-            "Limit": limit + 1,
-        }
-        if index:
-            kwargs["IndexName"] = index
+        kwargs = self._query_kwargs(partition, index, sort_condition, values, forward)
+        kwargs["Limit"] = limit + 1
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
             kwargs["ExpressionAttributeNames"].update(filter_names or {})
@@ -271,6 +281,7 @@ class DynamoTable:
             return items, None
         page = items[:limit]
         last_item = page[-1]
+        hash_key, range_key = index_keys(index)
         key_names = {PK, SK, hash_key, range_key}
         next_cursor = self.cursors.encode(scope, {name: last_item[name] for name in sorted(key_names)})
         return page, next_cursor
@@ -284,16 +295,7 @@ class DynamoTable:
         values: Mapping[str, Any] | None = None,
         forward: bool = True,
     ) -> Iterator[Item]:
-        hash_key, range_key = index_keys(index)
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "KeyConditionExpression": "#pk = :pk" + (f" AND {sort_condition}" if sort_condition else ""),
-            "ExpressionAttributeNames": {"#pk": hash_key, **({"#sk": range_key} if sort_condition else {})},
-            "ExpressionAttributeValues": serialize_values({":pk": partition, **(values or {})}),
-            "ScanIndexForward": forward,
-        }
-        if index:
-            kwargs["IndexName"] = index
+        kwargs = self._query_kwargs(partition, index, sort_condition, values, forward)
         while True:
             response = self.call("query", **kwargs)
             yield from (deserialize(raw) for raw in response.get("Items", []))
