@@ -105,7 +105,7 @@ class JobEngine:
                 if deadline is not None and time.monotonic() >= deadline:
                     # Free the lease at once: the continuation may run in another execution environment.
                     now = utcnow()
-                    self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now)
+                    self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now - timedelta(seconds=1))
                     logger.info("job paused at the deadline", extra={"job_id": job.id, "checkpoint": job.checkpoint})
                     return job
             extra = kind.finish(job, self.runtime)
