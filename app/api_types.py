@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Annotated
 
 from pydantic import AwareDatetime, BeforeValidator
@@ -19,3 +20,13 @@ def _iso_text_only(value: object) -> object:
 
 # An ISO-8601 date-time with an offset ("Z" or "+01:00"); naive times and epoch numbers are refused.
 IsoDateTime = Annotated[AwareDatetime, BeforeValidator(_iso_text_only)]
+
+
+def _iso_date_text_only(value: object) -> object:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO-8601 date, e.g. 2026-11-23")
+    return value
+
+
+# A calendar date as YYYY-MM-DD; pydantic would otherwise read 0 as 1970-01-01.
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text_only)]

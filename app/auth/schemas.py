@@ -4,7 +4,7 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, StringConstraints
 
 from app.storage.records import Role, UserRecord
 
@@ -107,7 +107,7 @@ class UserUpdate(StrictModel):
     email: EmailStr | None = None
     full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = None
     role: Role | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"role": "viewer", "active": False}})
 

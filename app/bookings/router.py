@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
-from pydantic import AwareDatetime
 
+from app.api_types import IsoDate, IsoDateTime
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -163,8 +162,8 @@ def availability(
     resource_id: ResourceId,
     _: Reader,
     service: BookingServiceDep,
-    window_from: Annotated[AwareDatetime, Query(alias="from", description="Window start, with a UTC offset.")],
-    window_to: Annotated[AwareDatetime, Query(alias="to", description="Window end (exclusive), at most 31 days on.")],
+    window_from: Annotated[IsoDateTime, Query(alias="from", description="Window start, with a UTC offset.")],
+    window_to: Annotated[IsoDateTime, Query(alias="to", description="Window end (exclusive), at most 31 days on.")],
 ) -> Availability:
     resource, slots = service.availability(resource_id, window_from, window_to)
     return Availability(
@@ -234,8 +233,8 @@ def list_bookings(
     resource_id: Annotated[str | None, Query(max_length=64)] = None,
     subscriber_uid: Annotated[str | None, Query(max_length=64)] = None,
     booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
-    start_from: Annotated[AwareDatetime | None, Query(alias="from", description="Start at or after.")] = None,
-    start_to: Annotated[AwareDatetime | None, Query(alias="to", description="Start before.")] = None,
+    start_from: Annotated[IsoDateTime | None, Query(alias="from", description="Start at or after.")] = None,
+    start_to: Annotated[IsoDateTime | None, Query(alias="to", description="Start before.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> BookingPage:
@@ -261,7 +260,7 @@ def list_bookings(
 def daily_counts(
     _: Reader,
     service: BookingServiceDep,
-    first_day: Annotated[date, Query(alias="from", description="First day, YYYY-MM-DD.")],
+    first_day: Annotated[IsoDate, Query(alias="from", description="First day, YYYY-MM-DD.")],
     days: Annotated[int, Query(description="How many days (1-31).")] = 8,
     resource_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DailyCounts:

@@ -9,15 +9,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
+from app.api_types import IsoDate, IsoDateTime
 from app.bookings.availability import MINUTES_PER_DAY, minutes_of, zone
 from app.storage.records import BookingRecord, BookingStatus, OpeningHours, ResourceKind, ResourceRecord
 
@@ -75,8 +76,8 @@ DayHours = Annotated[list[OpeningHoursIn], Field(max_length=12), AfterValidator(
 
 
 class ScheduleExceptionIn(StrictModel):
-    date: Day = Field(description="Local date of the resource.")
-    closed: bool = Field(False, description="Closed all day.")
+    date: IsoDate = Field(description="Local date of the resource.")
+    closed: StrictBool = Field(False, description="Closed all day.")
     hours: DayHours = Field(default_factory=list, description="Special hours replacing the weekly ones.")
 
     @model_validator(mode="after")
@@ -130,7 +131,7 @@ class ResourceCreate(StrictModel):
     capacity: Capacity
     weekly_schedule: WeeklySchedule = Field(description="Opening hours per weekday; a missing day is closed.")
     exceptions: Exceptions = Field(default_factory=list)
-    active: bool = True
+    active: StrictBool = True
 
 
 class ResourceUpdate(StrictModel):
@@ -146,7 +147,7 @@ class ResourceUpdate(StrictModel):
     capacity: Capacity | None = None
     weekly_schedule: WeeklySchedule | None = None
     exceptions: Exceptions | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class OpeningHoursOut(BaseModel):
@@ -258,16 +259,16 @@ class BookingCreate(StrictModel):
 
     resource_id: Identifier
     subscriber_uid: Identifier
-    start: AwareDatetime = Field(description="Start of a slot, with a UTC offset.")
-    end: AwareDatetime | None = Field(None, description="Optional; if sent it must be the end of that slot.")
+    start: IsoDateTime = Field(description="Start of a slot, with a UTC offset.")
+    end: IsoDateTime | None = Field(None, description="Optional; if sent it must be the end of that slot.")
     notes: Notes | None = None
 
 
 class BookingReschedule(StrictModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"start": "2026-12-02T10:00:00Z"}})
 
-    start: AwareDatetime = Field(description="Start of the new slot of the same resource.")
-    end: AwareDatetime | None = None
+    start: IsoDateTime = Field(description="Start of the new slot of the same resource.")
+    end: IsoDateTime | None = None
 
 
 class BookingCancel(StrictModel):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from app.migration.mapping import MappingSpec
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
@@ -46,10 +46,10 @@ class JobCreate(BaseModel):
     mode: Literal["create", "upsert", "update"] = Field(
         "create", description="Imports: create only, create or replace, or update existing only."
     )
-    dry_run: bool = Field(False, description="Validate and check against the store; write nothing.")
+    dry_run: StrictBool = Field(False, description="Validate and check against the store; write nothing.")
     mapping: MappingSpec | None = None
     filters: ExportFilters | None = Field(None, description="Export: which subscribers.")
-    mask: bool = Field(False, description="Export: mask IMSI, ICCID and email as viewers see them.")
+    mask: StrictBool = Field(False, description="Export: mask IMSI, ICCID and email as viewers see them.")
     file_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/\\]+$")
 
     @model_validator(mode="after")

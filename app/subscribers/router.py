@@ -242,7 +242,7 @@ def update_subscriber(
     operation_id="subscribers_delete",
     summary="Delete a subscriber, freeing its msisdn and imsi (If-Match optional; checked when sent)",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 403, 404, 412, 422, 428),
+    responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
 def delete_subscriber(
     uid: UidPath, principal: Writer, service: ServiceDep, if_match: IfMatchOptional = None
