@@ -182,35 +182,45 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-def request_metrics(service: str, route: str, status: int, latency_ms: float) -> dict[str, Any]:
-    """CloudWatch embedded metric format, inside the access log line itself.
+METRICS_NAMESPACE = "SubscriberPortal"
 
-    CloudWatch Logs extracts Requests, Errors (5xx), ClientErrors (4xx) and Latency per service and
-    per route template from the one line already written for every request: no extra call, no agent.
+
+def embedded_metrics(
+    dimensions: dict[str, str], metrics: dict[str, tuple[float, str]], *, rollups: list[list[str]] | None = None
+) -> dict[str, Any]:
+    """CloudWatch embedded metric format fields for a log line: `metrics` maps name -> (value, unit).
+
+    CloudWatch Logs turns such a line into metrics, with no agent and no extra API call.
     """
     return {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
             "CloudWatchMetrics": [
                 {
-                    "Namespace": "SubscriberPortal",
-                    "Dimensions": [["Service"], ["Service", "Route"]],
-                    "Metrics": [
-                        {"Name": "Requests", "Unit": "Count"},
-                        {"Name": "Errors", "Unit": "Count"},
-                        {"Name": "ClientErrors", "Unit": "Count"},
-                        {"Name": "Latency", "Unit": "Milliseconds"},
-                    ],
+                    "Namespace": METRICS_NAMESPACE,
+                    "Dimensions": rollups or [list(dimensions)],
+                    "Metrics": [{"Name": name, "Unit": unit} for name, (_, unit) in metrics.items()],
                 }
             ],
         },
-        "Service": service,
-        "Route": route,
-        "Requests": 1,
-        "Errors": int(status >= 500),
-        "ClientErrors": int(400 <= status < 500),
-        "Latency": latency_ms,
+        **dimensions,
+        **{name: value for name, (value, _) in metrics.items()},
     }
+
+
+def request_metrics(service: str, route: str, status: int, latency_ms: float) -> dict[str, Any]:
+    """Requests, Errors (5xx), ClientErrors (4xx) and Latency per service and per route template,
+    carried by the access line already written for every request."""
+    return embedded_metrics(
+        {"Service": service, "Route": route},
+        {
+            "Requests": (1, "Count"),
+            "Errors": (int(status >= 500), "Count"),
+            "ClientErrors": (int(400 <= status < 500), "Count"),
+            "Latency": (latency_ms, "Milliseconds"),
+        },
+        rollups=[["Service"], ["Service", "Route"]],
+    )
 
 
 class _BodyTooLarge(HTTPException):

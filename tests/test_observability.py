@@ -98,3 +98,28 @@ def test_cors_allows_only_configured_origins(store: Store) -> None:
     assert allowed.headers["access-control-allow-credentials"] == "true"
     refused = client.options("/auth/login", headers={"Origin": "https://evil.example", **preflight})
     assert "access-control-allow-origin" not in refused.headers
+
+
+def test_job_end_is_a_metrics_line(
+    app: FastAPI,
+    client: TestClient,
+    role_headers: dict[str, dict[str, str]],
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: object,
+) -> None:
+    from app.migration.worker import InlineDispatcher
+    from app.storage.blobs import LocalBlobStore
+
+    runtime = app.state.runtime
+    runtime.provide("blobs", LocalBlobStore(tmp_path))  # type: ignore[arg-type]
+    runtime.provide("job_dispatcher", InlineDispatcher(runtime))
+    admin = role_headers["admin"]
+    body = {"type": "import", "target": "users", "format": "csv", "mapping": {"unmapped": "ignore"}}
+    job_id = client.post("/migration/jobs", json=body, headers=admin).json()["job"]["id"]
+    with caplog.at_level(logging.INFO, logger="app.migration"):
+        client.put(f"/migration/jobs/{job_id}/input", content=b"username,role\r\nab,viewer\r\n", headers=admin)
+    ended = [line for line in formatted(caplog) if line["message"] == "job ended"]
+    assert len(ended) == 1
+    names = {metric["Name"] for metric in ended[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"JobsFinished", "JobRowsProcessed", "JobRowsPerSecond"} <= names
+    assert (ended[0]["JobType"], ended[0]["JobRowsProcessed"], ended[0]["JobRowsFailed"]) == ("import", 1, 1)

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.audit import audit_entry
+from app.observability import embedded_metrics
 from app.runtime import Runtime
 from app.storage.base import PreconditionFailed
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus
@@ -149,7 +150,22 @@ class JobEngine:
                 diff=False,
             )
         )
-        logger.info("job ended", extra={"job_id": job.id, "status": status.value, "counts": ended.counts.model_dump()})
+        started = job.started_at or job.created_at
+        seconds = max((now - started).total_seconds(), 0.001)
+        metrics = embedded_metrics(
+            {"Service": "subscriber-portal", "JobType": job.type.value},
+            {
+                "JobsFinished": (1, "Count"),
+                "JobsFailed": (int(status is JobStatus.FAILED), "Count"),
+                "JobRowsProcessed": (ended.counts.processed, "Count"),
+                "JobRowsFailed": (ended.counts.failed, "Count"),
+                "JobRowsPerSecond": (round(ended.counts.processed / seconds, 1), "Count/Second"),
+            },
+        )
+        logger.info(
+            "job ended",
+            extra={"job_id": job.id, "status": status.value, "counts": ended.counts.model_dump(), **metrics},
+        )
         return ended
 
 
