@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -31,7 +31,6 @@ from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus
 from app.timeutil import utcnow
 
 logger = logging.getLogger("app.migration")
-LEASE = timedelta(minutes=2)
 STALE_AFTER = timedelta(minutes=5)
 MAX_RESUMES = 5
 
@@ -78,11 +77,22 @@ class JobEngine:
     def jobs(self) -> Any:
         return self.runtime.store.jobs
 
-    def run(self, job_id: str, *, deadline: float | None = None) -> JobRecord | None:
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.runtime.settings.job_lease_seconds)
+
+    def run(
+        self,
+        job_id: str,
+        *,
+        deadline: float | None = None,
+        progress: Callable[[JobRecord], None] | None = None,
+    ) -> JobRecord | None:
         """Run the job until it ends or the deadline passes. Returns the job as left, or None when
-        another worker holds it (or it already ended). `job.status.finished` says whether to continue."""
+        another worker holds it (or it already ended). `job.status.finished` says whether to continue.
+        `progress` sees the job after validation and after every committed batch (the CLI's bar)."""
         now = utcnow()
-        job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + LEASE)
+        job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + self.lease)
         if job is None:
             return None
         kind = self.kinds.get(kind_key(job))
@@ -97,8 +107,12 @@ class JobEngine:
                 total = kind.validate(job, self.runtime)
                 counts = job.counts.model_copy(update={"total": total})
                 job = self._save(job, status=JobStatus.RUNNING, counts=counts, heartbeat_at=utcnow())
+            if progress is not None:
+                progress(job)
             for result in kind.batches(job, self.runtime):
                 job = self._commit(job, result)
+                if progress is not None:
+                    progress(job)
                 fresh = self.jobs.get(job.id)
                 if fresh is not None and fresh.cancel_requested:
                     return self._end(fresh, JobStatus.CANCELLED, summary="cancelled by request")
@@ -127,7 +141,7 @@ class JobEngine:
         self.jobs.add_errors(result.errors)
         now = utcnow()
         job = self._save(job, counts=job.counts.plus(result.counts), checkpoint=result.checkpoint, heartbeat_at=now)
-        renewed = self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now + LEASE)
+        renewed = self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now + self.lease)
         if renewed is None:
             raise PreconditionFailed(f"job {job.id} lost its lease")
         return job
