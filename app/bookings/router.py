@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from app.auth.deps import require
 from app.auth.policy import Capability
@@ -49,6 +49,13 @@ IfMatch = Annotated[
     Header(max_length=64, description='The resource\'s ETag (`"<version>"`): the change applies only to that version.'),
 ]
 _ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
+
+
+def _iso_day(value: object) -> object:
+    """A day is YYYY-MM-DD (pydantic alone would also read a number as a Unix time)."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
 
 
 def _etag(version: int) -> str:
@@ -261,7 +268,7 @@ def list_bookings(
 def daily_counts(
     _: Reader,
     service: BookingServiceDep,
-    first_day: Annotated[date, Query(alias="from", description="First day, YYYY-MM-DD.")],
+    first_day: Annotated[date, Query(alias="from", description="First day, YYYY-MM-DD."), BeforeValidator(_iso_day)],
     days: Annotated[int, Query(description="How many days (1-31).")] = 8,
     resource_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DailyCounts:

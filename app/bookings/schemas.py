@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     field_validator,
     model_validator,
@@ -130,7 +131,7 @@ class ResourceCreate(StrictModel):
     capacity: Capacity
     weekly_schedule: WeeklySchedule = Field(description="Opening hours per weekday; a missing day is closed.")
     exceptions: Exceptions = Field(default_factory=list)
-    active: bool = True
+    active: StrictBool = True  # 0/1 or "yes" are not booleans in this API
 
 
 class ResourceUpdate(StrictModel):
@@ -146,7 +147,7 @@ class ResourceUpdate(StrictModel):
     capacity: Capacity | None = None
     weekly_schedule: WeeklySchedule | None = None
     exceptions: Exceptions | None = None
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class OpeningHoursOut(BaseModel):
