@@ -118,8 +118,9 @@ class JobEngine:
                     return self._end(fresh, JobStatus.CANCELLED, summary="cancelled by request")
                 if deadline is not None and time.monotonic() >= deadline:
                     # Free the lease at once: the continuation may run in another execution environment.
+                    # Set in the past: stores keep milliseconds, so `now` itself could still look held.
                     now = utcnow()
-                    self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now)
+                    self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now - timedelta(seconds=1))
                     logger.info("job paused at the deadline", extra={"job_id": job.id, "checkpoint": job.checkpoint})
                     return job
             extra = kind.finish(job, self.runtime)
