@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         100 * 1024 * 1024, ge=1024, le=5 * 1024**3, description="Largest job input file (the API and presigned PUTs)."
     )
+    job_lease_seconds: int = Field(
+        120,
+        ge=1,
+        le=900,
+        description="How long a job's worker holds it without a checkpoint before another may resume it.",
+    )
 
     # HTTP.
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)

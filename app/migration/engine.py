@@ -19,7 +19,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -32,7 +32,6 @@ from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus
 from app.timeutil import utcnow
 
 logger = logging.getLogger("app.migration")
-LEASE = timedelta(minutes=2)
 STALE_AFTER = timedelta(minutes=5)
 MAX_RESUMES = 5
 
@@ -79,11 +78,22 @@ class JobEngine:
     def jobs(self) -> Any:
         return self.runtime.store.jobs
 
-    def run(self, job_id: str, *, deadline: float | None = None) -> JobRecord | None:
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.runtime.settings.job_lease_seconds)
+
+    def run(
+        self,
+        job_id: str,
+        *,
+        deadline: float | None = None,
+        progress: Callable[[JobRecord], None] | None = None,
+    ) -> JobRecord | None:
         """Run the job until it ends or the deadline passes. Returns the job as left, or None when
-        another worker holds it (or it already ended). `job.status.finished` says whether to continue."""
+        another worker holds it (or it already ended). `job.status.finished` says whether to continue.
+        `progress` sees the job after validation and after every committed batch (the CLI's bar)."""
         now = utcnow()
-        job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + LEASE)
+        job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + self.lease)
         if job is None:
             return None
         kind = self.kinds.get(kind_key(job))
@@ -98,13 +108,18 @@ class JobEngine:
                 total = kind.validate(job, self.runtime)
                 counts = job.counts.model_copy(update={"total": total})
                 job = self._save(job, status=JobStatus.RUNNING, counts=counts, heartbeat_at=utcnow())
+            if progress is not None:
+                progress(job)
             for result in kind.batches(job, self.runtime):
                 job = self._commit(job, result)
+                if progress is not None:
+                    progress(job)
                 fresh = self.jobs.get(job.id)
                 if fresh is not None and fresh.cancel_requested:
                     return self._end(fresh, JobStatus.CANCELLED, summary="cancelled by request")
                 if deadline is not None and time.monotonic() >= deadline:
                     # Free the lease at once: the continuation may run in another execution environment.
+                    # Set in the past: stores keep milliseconds, so `now` itself could still look held.
                     now = utcnow()
                     self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now - timedelta(seconds=1))
                     logger.info("job paused at the deadline", extra={"job_id": job.id, "checkpoint": job.checkpoint})
@@ -128,7 +143,7 @@ class JobEngine:
         self.jobs.add_errors(result.errors)
         now = utcnow()
         job = self._save(job, counts=job.counts.plus(result.counts), checkpoint=result.checkpoint, heartbeat_at=now)
-        renewed = self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now + LEASE)
+        renewed = self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now + self.lease)
         if renewed is None:
             raise PreconditionFailed(f"job {job.id} lost its lease")
         return job

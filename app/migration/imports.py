@@ -38,6 +38,7 @@ class WriteOutcome:
     created: int = 0
     updated: int = 0
     skipped: int = 0
+    deleted: int = 0
     errors: list[JobRowError] | None = None
 
 
@@ -126,6 +127,7 @@ class FileImport(Generic[R]):
             created=outcome.created,
             updated=outcome.updated,
             skipped=outcome.skipped,
+            deleted=outcome.deleted,
             failed=failed_rows,
         )
         return BatchResult(counts=counts, errors=errors, checkpoint={**job.checkpoint, "row": batch[-1].number})

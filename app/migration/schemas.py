@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from app.migration.mapping import MappingSpec
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
@@ -48,9 +48,27 @@ class JobCreate(BaseModel):
     )
     dry_run: StrictBool = Field(False, description="Validate and check against the store; write nothing.")
     mapping: MappingSpec | None = None
+    default_region: str | None = Field(
+        None,
+        min_length=2,
+        max_length=3,
+        description="Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).",
+    )
     filters: ExportFilters | None = Field(None, description="Export: which subscribers.")
     mask: StrictBool = Field(False, description="Export: mask IMSI, ICCID and email as viewers see them.")
     file_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/\\]+$")
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        from app.subscribers.fields import is_supported_region
+
+        if value is None:
+            return None
+        value = value.upper()
+        if not is_supported_region(value):
+            raise ValueError(f"{value!r} is not a known ISO 3166 region (e.g. GB, US, DE)")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> JobCreate:
@@ -58,8 +76,10 @@ class JobCreate(BaseModel):
             raise ValueError("format is required for import and delete jobs")
         if self.type == "export" and self.format not in (None, "csv", "ndjson"):
             raise ValueError("an export is written as csv or ndjson")
-        if self.type != "import" and (self.mapping is not None or self.mode != "create" or self.dry_run):
-            raise ValueError("mapping, mode and dry_run apply to imports only")
+        if self.type != "import" and (
+            self.mapping is not None or self.mode != "create" or self.dry_run or self.default_region
+        ):
+            raise ValueError("mapping, mode, dry_run and default_region apply to imports only")
         if self.type != "export" and (self.filters is not None or self.mask):
             raise ValueError("filters and mask apply to exports only")
         if self.type == "delete" and self.target != "subscribers":

@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from app import events
-from app.migration.engine import LEASE, STALE_AFTER, JobEngine, JobKind, stale_jobs
+from app.migration.engine import STALE_AFTER, JobEngine, JobKind, stale_jobs
 from app.runtime import Runtime
 from app.storage.records import JobStatus
 
@@ -90,7 +90,7 @@ class LocalDispatcher:
         while True:
             try:
                 # Locally a job is stalled as soon as its lease lapsed: this process is its only worker.
-                sweep(self.runtime, self, stale_after=LEASE)
+                sweep(self.runtime, self, stale_after=timedelta(seconds=self.runtime.settings.job_lease_seconds))
             except Exception:
                 logger.exception("job sweep failed")
             if self._stop.wait(interval):

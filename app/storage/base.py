@@ -11,7 +11,7 @@ import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
 
 from app.storage.records import (
     AuditEntry,
@@ -28,6 +28,9 @@ from app.storage.records import (
     TokenFamilyRecord,
     UserRecord,
 )
+
+if TYPE_CHECKING:  # importing uses the counters, which use this module
+    from app.storage.importing import ImportMode, ImportOutcome, ImportRow
 
 T = TypeVar("T")
 
@@ -459,6 +462,19 @@ class SubscriberRepository(Protocol):
         """Remove the subscriber (if still at current.version) and release its msisdn and imsi.
 
         NotFound if gone, PreconditionFailed if the version moved on.
+        """
+        ...
+
+    def import_batch(
+        self, rows: builtins.list[ImportRow], *, mode: ImportMode, job_id: str, dry_run: bool = False
+    ) -> builtins.list[ImportOutcome]:
+        """Write a batch of imported subscribers (uids, msisdns and imsis distinct within the batch).
+
+        One outcome per row, in any order: created, updated or failed (field + code: `exists`,
+        `not_found`, `duplicate_in_file`, `changed_concurrently`). A failed row writes nothing;
+        counters stay exact; no audit entry per row (the job has one). Rows this job already wrote
+        (same import_job_id and import_row) count again without a write, so a batch may be redone.
+        With `dry_run`, only reads: the outcome each row would have.
         """
         ...
 

@@ -105,6 +105,14 @@ class SubscriberRecord(Record):
     created_by: str
     updated_by: str
     version: int = 1
+    import_job_id: str | None = Field(
+        None, description="The import job that last wrote the subscriber (bookkeeping; never shown in the API)."
+    )
+    import_row: int | None = Field(None, description="Its row in that job's file: a batch redone after a crash.")
+
+
+# Bookkeeping fields of a subscriber, left out of API output and history diffs.
+SUBSCRIBER_BOOKKEEPING = frozenset({"import_job_id", "import_row"})
 
 
 class JobType(StrEnum):
@@ -134,6 +142,7 @@ class JobCounts(Record):
     created: int = 0
     updated: int = 0
     skipped: int = 0
+    deleted: int = 0
     failed: int = 0
 
     def plus(self, other: JobCounts) -> JobCounts:
@@ -143,6 +152,7 @@ class JobCounts(Record):
             created=self.created + other.created,
             updated=self.updated + other.updated,
             skipped=self.skipped + other.skipped,
+            deleted=self.deleted + other.deleted,
             failed=self.failed + other.failed,
         )
 

@@ -24,7 +24,7 @@ from app.errors import (
     PreconditionRequired,
 )
 from app.storage.base import CounterDrift, Page, PreconditionFailed, Store
-from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
+from app.storage.records import SUBSCRIBER_BOOKKEEPING, AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import UID_PATTERN, normalise_attributes, normalise_email, normalise_imsi, normalise_msisdn
 from app.subscribers.schemas import SubscriberIn, SubscriberPatch, SubscriberReplace, validation_context
 from app.timeutil import utcnow
@@ -237,8 +237,8 @@ class SubscriberService:
             entity_id=subject.uid,
             at=at,
             retention_days=self.settings.audit_retention_days,
-            before=before.model_dump(mode="json") if before else None,
-            after=after.model_dump(mode="json") if after else None,
+            before=before.model_dump(mode="json", exclude=set(SUBSCRIBER_BOOKKEEPING)) if before else None,
+            after=after.model_dump(mode="json", exclude=set(SUBSCRIBER_BOOKKEEPING)) if after else None,
         )
 
     # --- maintenance ---------------------------------------------------------------------------------

@@ -61,7 +61,15 @@ def test_import_users_with_legacy_hashes(
     assert sent.status_code == 200, sent.text
     job = client.get(f"/migration/jobs/{job_id}", headers=admin).json()
     assert job["status"] == "COMPLETED_WITH_ERRORS"
-    assert job["counts"] == {"total": 6, "processed": 6, "created": 2, "updated": 0, "skipped": 0, "failed": 4}
+    assert job["counts"] == {
+        "total": 6,
+        "processed": 6,
+        "created": 2,
+        "updated": 0,
+        "skipped": 0,
+        "deleted": 0,
+        "failed": 4,
+    }
     assert job["percent"] == 100.0
 
     errors = client.get(f"/migration/jobs/{job_id}/errors", headers=admin).json()["items"]
@@ -277,6 +285,7 @@ def test_crash_between_batch_and_checkpoint_resumes_exactly(
         "created": 7,
         "updated": 0,
         "skipped": 0,
+        "deleted": 0,
         "failed": 0,
     }
     assert [store.users.get(f"user{n}") is not None for n in range(7)] == [True] * 7

@@ -16,7 +16,7 @@ import logging
 import math
 import zlib
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,26 @@ from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter
 from app.storage.dynamodb.audit import audit_put
 from app.storage.dynamodb.counters import DynamoCounterRepository, counter_updates
 from app.storage.dynamodb.schema import GSI1, GSI2, GSI3, GSI4, index_keys
-from app.storage.dynamodb.table import DynamoTable, Item, deserialize, key, serialize, serialize_values
+from app.storage.dynamodb.table import (
+    TRANSACTION_LIMIT,
+    DynamoTable,
+    Item,
+    deserialize,
+    key,
+    serialize,
+    serialize_values,
+)
+from app.storage.importing import (
+    ImportMode,
+    ImportOutcome,
+    ImportRow,
+    PlannedWrite,
+    aggregate_deltas,
+    decide,
+    dry_run_check,
+    taken,
+    written,
+)
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 
 logger = logging.getLogger("app.storage.dynamodb")
@@ -226,6 +245,114 @@ class DynamoSubscriberRepository:
             return Conflict(f"the msisdn/imsi claims of subscriber {subscriber.uid!r} do not match it; nothing changed")
         return _taken(failure, subscriber)
 
+    # --- bulk import -------------------------------------------------------------------------------
+
+    def import_batch(
+        self, rows: builtins.list[ImportRow], *, mode: ImportMode, job_id: str, dry_run: bool = False
+    ) -> builtins.list[ImportOutcome]:
+        """Rows go in transactions of up to 100 actions (subscriber + claims per row, plus one ADD per
+        counter key the group moves, with the group's deltas added up). A cancelled transaction wrote
+        nothing: its CancellationReasons name the failing actions, whose rows become row errors, and
+        the rest of the group is sent again."""
+        existing = self._get_subscribers(row.record.uid for row in rows)
+        if dry_run:
+            return self._dry_run(rows, existing, mode=mode, job_id=job_id)
+        outcomes: builtins.list[ImportOutcome] = []
+        group: builtins.list[tuple[ImportRow, PlannedWrite]] = []
+        for row in rows:
+            decision = decide(row, existing.get(row.record.uid), mode=mode, job_id=job_id)
+            if isinstance(decision, ImportOutcome):
+                outcomes.append(decision)
+                continue
+            candidate = [*group, (row, decision)]
+            if group and _group_actions(candidate) > TRANSACTION_LIMIT:
+                outcomes.extend(self._write_group(group, job_id))
+                candidate = [(row, decision)]
+            group = candidate
+        if group:
+            outcomes.extend(self._write_group(group, job_id))
+        return outcomes
+
+    def _get_subscribers(self, uids: Iterable[str]) -> dict[str, SubscriberRecord]:
+        items = self.table.get_many(subscriber_key(uid) for uid in uids)
+        return {item["uid"]: to_subscriber(item) for item in items}
+
+    def _claim_owners(self, claim_keys: Iterable[tuple[str, str]]) -> dict[str, SubscriberRecord]:
+        """Owner of each claim, keyed by the claim's PK."""
+        claims = {item["PK"]: item["uid"] for item in self.table.get_many(claim_keys)}
+        owners = self._get_subscribers(set(claims.values()))
+        return {pk: owners[uid] for pk, uid in claims.items() if uid in owners}
+
+    def _dry_run(
+        self,
+        rows: builtins.list[ImportRow],
+        existing: dict[str, SubscriberRecord],
+        *,
+        mode: ImportMode,
+        job_id: str,
+    ) -> builtins.list[ImportOutcome]:
+        claim_keys = [msisdn_claim_key(row.record.msisdn) for row in rows]
+        claim_keys += [imsi_claim_key(row.record.imsi) for row in rows]
+        owners = self._claim_owners(claim_keys)
+        return [
+            dry_run_check(
+                row,
+                existing.get(row.record.uid),
+                owners.get(msisdn_claim_key(row.record.msisdn)[0]),
+                owners.get(imsi_claim_key(row.record.imsi)[0]),
+                mode=mode,
+                job_id=job_id,
+            )
+            for row in rows
+        ]
+
+    def _write_group(
+        self, group: builtins.list[tuple[ImportRow, PlannedWrite]], job_id: str
+    ) -> builtins.list[ImportOutcome]:
+        outcomes: builtins.list[ImportOutcome] = []
+        pending = list(group)
+        while pending:
+            transaction = _Transaction()
+            owners: builtins.list[int] = []  # index into `pending` of each action's row
+            for index, (_, write) in enumerate(pending):
+                for action, meaning in _row_actions(write):
+                    transaction.add(action, meaning)
+                    owners.append(index)
+            deltas = aggregate_deltas((write.before, write.after) for _, write in pending)
+            for scope, changes in deltas.items():
+                for action in counter_updates(scope, changes):
+                    transaction.add(action)
+            try:
+                self.table.transact(transaction.actions, on_cancel=_Cancelled)
+            except _Cancelled as cancelled:
+                failed = {
+                    owners[position]: transaction.meanings[position]
+                    for position, code in enumerate(cancelled.codes[: len(owners)])
+                    if code == "ConditionalCheckFailed"
+                }
+                if not failed:
+                    raise StorageError(f"import transaction cancelled: {cancelled.codes}") from None
+                for index, meaning in sorted(failed.items()):
+                    outcomes.append(self._refused(pending[index][0], meaning, job_id))
+                pending = [entry for index, entry in enumerate(pending) if index not in failed]
+                continue
+            outcomes.extend(written(write) for _, write in pending)
+            pending = []
+        return outcomes
+
+    def _refused(self, row: ImportRow, meaning: str, job_id: str) -> ImportOutcome:
+        record = row.record
+        if meaning in ("msisdn", "imsi"):
+            claim = msisdn_claim_key(record.msisdn) if meaning == "msisdn" else imsi_claim_key(record.imsi)
+            return taken(row, meaning, self._get_claimed(claim), job_id)
+        if meaning == "uid":
+            return taken(row, "uid", self.get(record.uid), job_id)
+        if meaning == "release":
+            logger.error("subscriber claims do not match the subscriber", extra={"uid": record.uid})
+        return ImportOutcome(
+            row.row, "failed", "uid", "changed_concurrently", "the subscriber changed while importing", record.uid
+        )
+
     # --- reads -------------------------------------------------------------------------------------
 
     def get(self, uid: str) -> SubscriberRecord | None:
@@ -374,6 +501,38 @@ class DynamoSubscriberRepository:
         for item in self._all_subscriber_items():
             counts.add(item["status"], item["plan"])
         return reconcile(self.counters, counts, fix=fix)
+
+
+class _Cancelled(StorageError):
+    def __init__(self, codes: list[str]) -> None:
+        super().__init__(f"transaction cancelled: {codes}")
+        self.codes = codes
+
+
+def _row_actions(write: PlannedWrite) -> list[tuple[dict[str, Any], str]]:
+    """The actions of one imported row and what each failed condition means."""
+    after, before = write.after, write.before
+    if before is None:
+        put = {"Put": {"Item": serialize(subscriber_item(after)), "ConditionExpression": "attribute_not_exists(PK)"}}
+        return [
+            (put, "uid"),
+            (_claim_put(msisdn_claim_key(after.msisdn), after.uid), "msisdn"),
+            (_claim_put(imsi_claim_key(after.imsi), after.uid), "imsi"),
+        ]
+    actions = [({"Put": {"Item": serialize(subscriber_item(after)), **_version_condition(before.version)}}, "version")]
+    if after.msisdn != before.msisdn:
+        actions.append((_claim_release(msisdn_claim_key(before.msisdn), before.uid), "release"))
+        actions.append((_claim_put(msisdn_claim_key(after.msisdn), after.uid), "msisdn"))
+    if after.imsi != before.imsi:
+        actions.append((_claim_release(imsi_claim_key(before.imsi), before.uid), "release"))
+        actions.append((_claim_put(imsi_claim_key(after.imsi), after.uid), "imsi"))
+    return actions
+
+
+def _group_actions(group: list[tuple[ImportRow, PlannedWrite]]) -> int:
+    rows = sum(len(_row_actions(write)) for _, write in group)
+    deltas = aggregate_deltas((write.before, write.after) for _, write in group)
+    return rows + sum(len(changes) for changes in deltas.values())
 
 
 def _check_successor(current: SubscriberRecord, updated: SubscriberRecord) -> None:

@@ -12,11 +12,23 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.storage.base import Conflict, CounterDrift, InvalidCursor, NotFound, Page, PreconditionFailed
 from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
 from app.storage.cursor import CursorCodec
+from app.storage.importing import (
+    ImportMode,
+    ImportOutcome,
+    ImportRow,
+    Pair,
+    PlannedWrite,
+    aggregate_deltas,
+    decide,
+    dry_run_check,
+    taken,
+    written,
+)
 from app.storage.mongo import outbox
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
@@ -25,6 +37,8 @@ from app.timeutil import as_utc
 COLLECTION = "subscribers"
 # Above every character a uid may contain ([A-Za-z0-9_-]): `prefix <= uid < prefix + "~"` is a prefix match.
 _ABOVE_UID_CHARS = "~"
+# Status and plan before an import replaced the subscriber: its counter change, recomputable.
+_PREVIOUS = "_import_prev"
 _INDEX_FIELDS = {"_id": "uid", "msisdn": "msisdn", "imsi": "imsi"}
 
 
@@ -114,6 +128,137 @@ class MongoSubscriberRepository:
         value = getattr(subscriber, name)
         return Conflict(f"{name} {value!r} is already in use by another subscriber", field=f"body.{name}")
 
+    # --- bulk import -------------------------------------------------------------------------------
+
+    def import_batch(
+        self, rows: builtins.list[ImportRow], *, mode: ImportMode, job_id: str, dry_run: bool = False
+    ) -> builtins.list[ImportOutcome]:
+        """Creates go in one unordered `insert_many` (a duplicate key fails only its own row);
+        replacements are single-document updates conditional on the version read.
+
+        Without transactions, counters move after the writes, as the batch's deltas added up and
+        applied once per batch: each counter update is keyed by the batch (`import:<job>:<first
+        row>`) like outbox entries, so applying it again is a no-op. A replaced subscriber keeps
+        its previous status and plan (`_import_prev`, written with it), so a batch redone after a
+        crash between writes and counters recomputes the same deltas from the stored documents
+        and the missing counter updates are applied: counters end exact. Between the writes and
+        the counter updates a reader may see counts that lag by one batch.
+        """
+        if not rows:
+            return []
+        found = {
+            document["_id"]: document
+            for document in self.collection.find({"_id": {"$in": [row.record.uid for row in rows]}, **outbox.LIVE})
+        }
+        existing = {uid: to_subscriber(document) for uid, document in found.items()}
+        if dry_run:
+            return self._dry_run(rows, existing, mode=mode, job_id=job_id)
+        outcomes: builtins.list[ImportOutcome] = []
+        creates: builtins.list[tuple[ImportRow, PlannedWrite]] = []
+        replaces: builtins.list[tuple[ImportRow, PlannedWrite]] = []
+        changed: builtins.list[Pair] = []
+        for row in rows:
+            decision = decide(row, existing.get(row.record.uid), mode=mode, job_id=job_id)
+            if isinstance(decision, PlannedWrite):
+                (creates if decision.before is None else replaces).append((row, decision))
+                continue
+            outcomes.append(decision)
+            if decision.result != "failed":  # written by this job before a crash: its deltas are owed again
+                changed.append(_redone_pair(found[row.record.uid]))
+        outcomes.extend(self._insert(creates, job_id, changed))
+        for row, write in replaces:
+            outcomes.append(self._replace_row(row, write, job_id, changed))
+        entry_id = f"import:{job_id}:{rows[0].row}"
+        for scope, deltas in aggregate_deltas(changed).items():
+            for name, delta in sorted(deltas.items()):
+                outbox.apply_counter_delta(self.db, entry_id, scope, name, delta)
+        return outcomes
+
+    def _insert(
+        self, creates: builtins.list[tuple[ImportRow, PlannedWrite]], job_id: str, changed: builtins.list[Pair]
+    ) -> builtins.list[ImportOutcome]:
+        if not creates:
+            return []
+        failed: set[int] = set()
+        try:
+            self.collection.insert_many([subscriber_document(write.after) for _, write in creates], ordered=False)
+        except BulkWriteError as exc:
+            failed = {int(error["index"]) for error in exc.details.get("writeErrors", [])}
+        outcomes: builtins.list[ImportOutcome] = []
+        for index, (row, write) in enumerate(creates):
+            if index in failed:
+                outcomes.append(self._collision(row, job_id))
+            else:
+                outcomes.append(written(write))
+                changed.append((None, write.after))
+        return outcomes
+
+    def _replace_row(
+        self, row: ImportRow, write: PlannedWrite, job_id: str, changed: builtins.list[Pair]
+    ) -> ImportOutcome:
+        before = write.before
+        assert before is not None
+        changes = subscriber_document(write.after)
+        changes.pop("_id")
+        changes[_PREVIOUS] = {"status": before.status.value, "plan": before.plan}
+        try:
+            result = self.collection.update_one(
+                {"_id": before.uid, "version": before.version, **outbox.LIVE}, {"$set": changes}
+            )
+        except DuplicateKeyError:
+            return self._collision(row, job_id)
+        if result.matched_count == 0:
+            return ImportOutcome(
+                row.row, "failed", "uid", "changed_concurrently", "the subscriber changed while importing", before.uid
+            )
+        changed.append((before, write.after))
+        return written(write)
+
+    def _collision(self, row: ImportRow, job_id: str) -> ImportOutcome:
+        """Which unique value of the row is taken, and by whom (looked up: mongomock names no key)."""
+        record = row.record
+        for field, query in (
+            ("uid", {"_id": record.uid}),
+            ("msisdn", {"msisdn": record.msisdn}),
+            ("imsi", {"imsi": record.imsi}),
+        ):
+            document = self.collection.find_one({**query, "_id": {"$ne": record.uid}} if field != "uid" else query)
+            if document is not None:
+                return taken(row, field, to_subscriber(document), job_id)
+        return ImportOutcome(
+            row.row, "failed", "uid", "changed_concurrently", "changed while importing; retry", record.uid
+        )
+
+    def _dry_run(
+        self,
+        rows: builtins.list[ImportRow],
+        existing: dict[str, SubscriberRecord],
+        *,
+        mode: ImportMode,
+        job_id: str,
+    ) -> builtins.list[ImportOutcome]:
+        by_msisdn = {
+            document["msisdn"]: to_subscriber(document)
+            for document in self.collection.find(
+                {"msisdn": {"$in": [row.record.msisdn for row in rows]}, **outbox.LIVE}
+            )
+        }
+        by_imsi = {
+            document["imsi"]: to_subscriber(document)
+            for document in self.collection.find({"imsi": {"$in": [row.record.imsi for row in rows]}, **outbox.LIVE})
+        }
+        return [
+            dry_run_check(
+                row,
+                existing.get(row.record.uid),
+                by_msisdn.get(row.record.msisdn),
+                by_imsi.get(row.record.imsi),
+                mode=mode,
+                job_id=job_id,
+            )
+            for row in rows
+        ]
+
     # --- reads -------------------------------------------------------------------------------------
 
     def get(self, uid: str) -> SubscriberRecord | None:
@@ -186,6 +331,16 @@ class MongoSubscriberRepository:
         for group in groups:
             counts.add(group["_id"]["status"], group["_id"]["plan"], int(group["n"]))
         return reconcile(self.counters, counts, fix=fix)
+
+
+def _redone_pair(document: Mapping[str, Any]) -> Pair:
+    """The counter change of a row this job wrote before a crash, recomputed from its document."""
+    after = to_subscriber(document)
+    previous = document.get(_PREVIOUS)
+    if after.version == 1 or not previous:
+        return None, after
+    before = after.model_copy(update={"status": SubscriberStatus(previous["status"]), "plan": previous["plan"]})
+    return before, after
 
 
 def _after(order: tuple[str, ...], values: list[str]) -> dict[str, Any]:

@@ -1,0 +1,91 @@
+"""`portal import`, `portal export` and `portal jobs run`: the same jobs as the API, run inline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from app import cli
+from app.config import Settings
+from app.runtime import Runtime
+from app.storage.base import Store
+from app.storage.blobs import LocalBlobStore
+from app.storage.records import JobRecord, JobStatus, JobType
+from app.timeutil import utcnow
+
+MAPPING = {"columns": {"MSISDN": "msisdn", "Tariff": "plan"}, "transforms": {"status": ["trim", "upper"]}}
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch, settings: Settings, store: Store, tmp_path: Path) -> CliRunner:
+    runtime = Runtime(settings, store)
+    runtime.provide("blobs", LocalBlobStore(tmp_path / "files"))
+    monkeypatch.setattr(runtime, "close", lambda: None)  # the test still needs the store afterwards
+    monkeypatch.setattr(cli, "open_runtime", lambda: runtime)
+    return CliRunner()
+
+
+def write_input(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "legacy.csv"
+    data.write_text(
+        "uid;MSISDN;imsi;first_name;last_name;status;Tariff\n"
+        "c1;07911 100001;234150000000001;Ann;Lee; active ;GOLD\n"
+        "c2;+447911100002;234150000000002;Bob;Ng;SUSPENDED;SILVER\n"
+        "c3;not a number;234150000000003;Cy;Oh;ACTIVE;GOLD\n",
+        encoding="utf-8",
+    )
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(MAPPING), encoding="utf-8")
+    return data, mapping
+
+
+def test_import_reports_counts_and_errors(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    data, mapping = write_input(tmp_path)
+    result = runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])
+    assert result.exit_code == 1, result.output  # completed with errors
+    assert "COMPLETED_WITH_ERRORS" in result.output
+    assert "msisdn" in result.output
+    assert "/errors?format=csv" in result.output
+    jobs = store.jobs.list_newest(status=None, job_type=None, limit=5).items
+    assert len(jobs) == 1
+    assert (jobs[0].counts.created, jobs[0].counts.failed, jobs[0].created_by) == (2, 1, "cli")
+    assert store.subscribers.get("c1").msisdn == "+447911100001"  # type: ignore[union-attr]
+
+
+def test_dry_run_and_bad_options(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    data, mapping = write_input(tmp_path)
+    result = runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping), "--dry-run"])
+    assert result.exit_code == 1, result.output
+    assert store.subscribers.get("c1") is None
+    bad = runner.invoke(cli.app, ["import", str(data), "--region", "XX"])
+    assert bad.exit_code == 2
+    assert "default_region" in bad.output
+
+
+def test_export_to_a_file(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    data, mapping = write_input(tmp_path)
+    runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])
+    out = tmp_path / "out.ndjson"
+    result = runner.invoke(cli.app, ["export", "--status", "ACTIVE", "--format", "ndjson", "--mask", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [(row["uid"], row["imsi"]) for row in rows] == [("c1", "234150******001")]
+
+
+def test_jobs_run_resumes_a_job_and_refuses_unknown_ones(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    stalled = JobRecord(
+        id="stalled-export",
+        type=JobType.EXPORT,
+        status=JobStatus.RUNNING,
+        options={"format": "csv"},
+        created_by="someone",
+        created_at=utcnow(),
+    )
+    store.jobs.create(stalled)
+    result = runner.invoke(cli.app, ["jobs", "run", "stalled-export"])
+    assert result.exit_code == 0, result.output
+    assert store.jobs.get("stalled-export").status is JobStatus.COMPLETED  # type: ignore[union-attr]
+    assert runner.invoke(cli.app, ["jobs", "run", "nope"]).exit_code == 2
