@@ -7,6 +7,7 @@ uploads and downloads bypass the Lambda (6 MB payload limit) through presigned U
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import shutil
 import threading
@@ -61,6 +62,30 @@ class _LimitedReader:
         if self.count > self._limit:
             raise BlobTooLarge(self._limit)
         return data
+
+
+class _ChunkStream(io.RawIOBase):
+    """A raw stream over an S3 body's chunks, read lazily, closed with the body."""
+
+    def __init__(self, body: Any) -> None:
+        self._body = body
+        self._chunks = body.iter_chunks(CHUNK_BYTES)
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._pending:
+            self._pending = next(self._chunks, b"")
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def close(self) -> None:
+        self._body.close()
+        super().close()
 
 
 class LocalBlobStore:
@@ -137,12 +162,14 @@ class S3BlobStore:
 
         try:
             with self._lock:
-                body: IO[bytes] = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise NotFound(f"no file {key!r}") from None
             raise
-        return body
+        # A plain buffered stream over the body's chunks: text and JSON readers get the file
+        # interface they expect (read, read1, readinto), and reading past the end is just b"".
+        return io.BufferedReader(_ChunkStream(body), buffer_size=CHUNK_BYTES)
 
     def size(self, key: str) -> int | None:
         from botocore.exceptions import ClientError

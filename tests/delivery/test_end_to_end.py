@@ -208,7 +208,7 @@ def test_login_subscriber_booking_import_export(offline_api: OfflineApi) -> None
     key = f"uploads/{created_job['job']['id']}/input.csv"
     assert api.invoke(s3_put(api.uploads_bucket, key)) == {"handled": [key]}  # S3's notification
     job = wait_for_job(api, token, created_job["job"]["id"])
-    assert job["status"] == "COMPLETED_WITH_ERRORS", (job, api.log_tail())
+    assert job["status"] == "COMPLETED_WITH_ERRORS", (job["error_summary"], job["counts"], api.log_tail())
     assert (job["counts"]["created"], job["counts"]["failed"]) == (2, 1)
     status, _, errors = call(api, "GET", f"/migration/jobs/{job['id']}/errors", token=token)
     assert [(e["row"], e["field"]) for e in errors["items"]] == [(3, "msisdn")]
