@@ -85,10 +85,6 @@ class DomainError(Exception):
         self.extra = extra or {}
 
 
-class BadRequest(DomainError):
-    pass
-
-
 class InvalidInput(DomainError):
     """Input that passed the schema but breaks a rule; names the field."""
 
@@ -139,10 +135,6 @@ class TooManyRequests(DomainError):
 
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
-
-
-class ServiceUnavailable(DomainError):
-    status, slug, title = 503, "service-unavailable", "Service unavailable"
 
 
 def request_id_of(request: Request) -> str | None:

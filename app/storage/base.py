@@ -8,10 +8,9 @@ contract suite in `tests/storage`.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from app.storage.records import (
     AuditEntry,
@@ -485,10 +484,6 @@ class SubscriberRepository(Protocol):
         written concurrently with the recount may be reported as drift: run it in a quiet period.
         """
         ...
-
-
-SortOrder = Literal["asc", "desc"]
-Clock = Callable[[], datetime]
 
 
 class Store(Protocol):
