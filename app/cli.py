@@ -5,6 +5,8 @@ portal reconcile-counters [--fix]         # recount subscribers by status and pl
 portal import FILE [--target ...] [--mapping mapping.json] [--mode ...] [--dry-run]
 portal export [--status ...] [--plan ...] [--format csv|ndjson] [--mask] [-o FILE]
 portal jobs run JOB_ID                    # resume a stalled job (its lease must have lapsed)
+portal migrate-store --source mongo --target dynamodb [--source-mongodb-uri ...] [--target-dynamodb-table ...]
+                                          # copy every record to another store, resumable, then verify
 
 Jobs started here are the same job records as the API's (listed, reported and rolled back there);
 they run inline in this process with a progress bar.
@@ -12,14 +14,17 @@ they run inline in this process with a progress bar.
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 
-from app.config import ConfigurationError, load_settings
+from app.config import ConfigurationError, Settings, load_settings
 from app.runtime import Runtime
 
 app = typer.Typer(help="Subscriber Portal administration.", no_args_is_help=True, add_completion=False)
@@ -33,15 +38,19 @@ if TYPE_CHECKING:
     from app.storage.records import JobRecord
 
 
-def open_runtime() -> Runtime:
-    """The same settings and store the API would use (environment / .env)."""
+def cli_settings() -> Settings:
+    """The same settings the API would use (environment / .env), minus demo data: the CLI administers
+    whatever store is configured and never seeds it."""
     try:
         settings = load_settings()
     except ConfigurationError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
-    # The CLI never seeds demo data: it administers whatever store is configured.
-    return Runtime(settings.model_copy(update={"seed_demo_data": False}))
+    return settings.model_copy(update={"seed_demo_data": False})
+
+
+def open_runtime() -> Runtime:
+    return Runtime(cli_settings())
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -336,6 +345,221 @@ def run_job(job_id: Annotated[str, typer.Argument(help="The job to run or resume
         _finish(runtime, _run_with_progress(runtime, job_id))
     finally:
         runtime.close()
+
+
+# --- store-to-store migration ---------------------------------------------------------------------
+
+Backend = Literal["dynamodb", "mongo"]
+_CREDENTIALS = re.compile(r"://[^@/]*@")
+
+
+def _side(name: str, option: str, help_text: str) -> Any:
+    """An option of one side of migrate-store, also read from e.g. SOURCE_MONGODB_URI."""
+    side = name.upper()
+    return typer.Option(f"--{name}-{option}", envvar=f"{side}_{option.upper().replace('-', '_')}", help=help_text)
+
+
+def _side_settings(
+    base: Settings,
+    backend: Backend,
+    *,
+    table: str | None,
+    endpoint_url: str | None,
+    region: str | None,
+    mongodb_uri: str | None,
+    database: str | None,
+    side: str,
+) -> Settings:
+    from pydantic import SecretStr
+
+    changes: dict[str, Any] = {"storage_backend": backend}
+    if backend == "dynamodb":
+        changes.update(
+            dynamodb_table=table or base.dynamodb_table,
+            dynamodb_endpoint_url=endpoint_url or base.dynamodb_endpoint_url,
+            aws_region=region or base.aws_region,
+        )
+    else:
+        uri = mongodb_uri or (base.mongodb_uri.get_secret_value() if base.mongodb_uri else None)
+        if not uri:
+            console.print(f"[red]--{side}-mongodb-uri (or {side.upper()}_MONGODB_URI) is required for mongo[/red]")
+            raise typer.Exit(2)
+        changes.update(mongodb_uri=SecretStr(uri), mongodb_database=database or base.mongodb_database)
+    return base.model_copy(update=changes)
+
+
+def _label(settings: Settings) -> str:
+    """Names a store without its credentials (state files and reports)."""
+    if settings.backend == "mongo":
+        assert settings.mongodb_uri is not None
+        uri = _CREDENTIALS.sub("://", settings.mongodb_uri.get_secret_value())
+        return f"mongo {uri} database {settings.mongodb_database}"
+    where = settings.dynamodb_endpoint_url or ("embedded" if settings.uses_embedded_store else "AWS")
+    return f"dynamodb {settings.aws_region} table {settings.dynamodb_table} ({where})"
+
+
+@app.command("migrate-store")
+def migrate_store(
+    source: Annotated[Backend, typer.Option(help="The store to copy from.")],
+    target: Annotated[Backend, typer.Option(help="The store to copy into.")],
+    source_dynamodb_table: Annotated[str | None, _side("source", "dynamodb-table", "Default: DYNAMODB_TABLE.")] = None,
+    source_dynamodb_endpoint_url: Annotated[
+        str | None, _side("source", "dynamodb-endpoint-url", "E.g. DynamoDB Local.")
+    ] = None,
+    source_aws_region: Annotated[str | None, _side("source", "aws-region", "Default: AWS_REGION.")] = None,
+    source_mongodb_uri: Annotated[
+        str | None, _side("source", "mongodb-uri", "Prefer the env var: a password on the command line is visible.")
+    ] = None,
+    source_mongodb_database: Annotated[
+        str | None, _side("source", "mongodb-database", "Default: MONGODB_DATABASE.")
+    ] = None,
+    target_dynamodb_table: Annotated[str | None, _side("target", "dynamodb-table", "Default: DYNAMODB_TABLE.")] = None,
+    target_dynamodb_endpoint_url: Annotated[
+        str | None, _side("target", "dynamodb-endpoint-url", "E.g. DynamoDB Local.")
+    ] = None,
+    target_aws_region: Annotated[str | None, _side("target", "aws-region", "Default: AWS_REGION.")] = None,
+    target_mongodb_uri: Annotated[
+        str | None, _side("target", "mongodb-uri", "Prefer the env var: a password on the command line is visible.")
+    ] = None,
+    target_mongodb_database: Annotated[
+        str | None, _side("target", "mongodb-database", "Default: MONGODB_DATABASE.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Records read and written per batch.")] = 100,
+    state: Annotated[Path | None, typer.Option(help="State file (resume point). Default: under DATA_DIR.")] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore the saved state and copy everything again.")
+    ] = False,
+    allow_nonempty_target: Annotated[
+        bool, typer.Option("--allow-nonempty-target", help="Copy into a store that already holds data (merge by key).")
+    ] = False,
+    verify_only: Annotated[bool, typer.Option("--verify-only", help="Compare the two stores; copy nothing.")] = False,
+) -> None:
+    """Copy every record (users with their hashes, subscribers, resources, bookings, jobs, audit, counters,
+    sessions) from one store to another in batches, resumably, then verify counts and checksums.
+
+    Stop the API's writes first: what changes during the copy shows up as differences. Exits 0 only when
+    every kind matches and the target refused nothing.
+    """
+    import hashlib
+
+    from app.migration import store_copy
+    from app.storage.base import StorageError
+
+    base = cli_settings()
+    sides = {
+        "source": _side_settings(
+            base,
+            source,
+            table=source_dynamodb_table,
+            endpoint_url=source_dynamodb_endpoint_url,
+            region=source_aws_region,
+            mongodb_uri=source_mongodb_uri,
+            database=source_mongodb_database,
+            side="source",
+        ),
+        "target": _side_settings(
+            base,
+            target,
+            table=target_dynamodb_table,
+            endpoint_url=target_dynamodb_endpoint_url,
+            region=target_aws_region,
+            mongodb_uri=target_mongodb_uri,
+            database=target_mongodb_database,
+            side="target",
+        ),
+    }
+    source_label, target_label = _label(sides["source"]), _label(sides["target"])
+    if source_label == target_label:
+        console.print(f"[red]source and target are the same store ({source_label})[/red]")
+        raise typer.Exit(2)
+    copy_id = hashlib.sha256(f"{source_label}\n{target_label}".encode()).hexdigest()[:16]
+    state_path = state or base.data_dir / "migrate-store" / f"{copy_id}.json"
+    saved = None if restart else store_copy.CopyState.load(state_path)
+    if saved is not None and (saved.source, saved.target) != (source_label, target_label):
+        console.print(f"[red]--state: {state_path} belongs to another copy ({saved.source} -> {saved.target})[/red]")
+        raise typer.Exit(2)
+
+    runtimes = [Runtime(sides["source"]), Runtime(sides["target"])]
+    try:
+        from_store, to_store = (runtime.store.transfer for runtime in runtimes)
+        console.print(f"source: {source_label}\ntarget: {target_label}\nstate:  {state_path}")
+        if not verify_only and saved is None:
+            if (
+                not restart
+                and not allow_nonempty_target
+                and from_store is not to_store
+                and to_store.read(0, None, 1)[0]
+            ):
+                console.print(
+                    "[red]the target already holds data; pass --allow-nonempty-target to merge into it "
+                    "(records are upserted by key), or --restart to redo an earlier copy of this source[/red]"
+                )
+                raise typer.Exit(2)
+            store_copy.refused_path(state_path).unlink(missing_ok=True)
+            saved = store_copy.CopyState(source_label, target_label)
+        with _steps() as advance:
+            if saved is not None and not saved.copy_done and not verify_only:
+                store_copy.copy(from_store, to_store, saved, state_path, batch_size=batch_size, progress=advance)
+            verification = store_copy.verify(from_store, to_store, progress=advance)
+    except StorageError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        for runtime in runtimes:
+            runtime.close()
+    refused = store_copy.read_refused(state_path)
+    _migration_report(verification, refused, state_path)
+    if not verification.ok or refused:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _steps() -> Iterator[Callable[[str, int], None]]:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def advance(step: str, records: int) -> None:
+            if step not in tasks:
+                tasks[step] = bar.add_task(step, total=None)
+            bar.advance(tasks[step], records)
+
+        yield advance
+
+
+def _migration_report(verification: Any, refused: list[Any], state_path: Path) -> None:
+    from rich.table import Table
+
+    from app.migration.store_copy import refused_path
+
+    table = Table("kind", "source", "target", "source checksum", "target checksum", "", title="Verification")
+    for check in verification.checks:
+        mark = "[green]ok[/green]" if check.ok else "[red]DIFFERENT[/red]"
+        table.add_row(
+            check.kind,
+            str(check.source_count),
+            str(check.target_count),
+            f"{check.source_checksum:032x}"[:12],
+            f"{check.target_checksum:032x}"[:12],
+            mark,
+        )
+    Console().print(table)
+    for line in verification.differences:
+        console.print(f"[red]{line}[/red]")
+    if refused:
+        listed = refused_path(state_path)
+        console.print(f"[red]{len(refused)} record(s) refused by the target (all of them in {listed}):[/red]")
+        for item in refused[:ERRORS_SHOWN]:
+            console.print(f"[red]  {item.kind} {'/'.join(item.key)}: {item.reason}[/red]")
+    if verification.ok and not refused:
+        console.print("[green]every record is in the target, byte for byte[/green]")
 
 
 def main() -> None:

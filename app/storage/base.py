@@ -30,6 +30,7 @@ from app.storage.records import (
 
 if TYPE_CHECKING:  # importing uses the counters, which use this module
     from app.storage.importing import ImportMode, ImportOutcome, ImportRow
+    from app.storage.transfer import StoreTransfer
 
 T = TypeVar("T")
 
@@ -517,6 +518,11 @@ class Store(Protocol):
 
     @property
     def subscribers(self) -> SubscriberRepository: ...
+
+    @property
+    def transfer(self) -> StoreTransfer:
+        """The whole store as backend-neutral records (store-to-store copy)."""
+        ...
 
     def readiness(self) -> Readiness: ...
 

@@ -70,6 +70,11 @@ def ledger_key(subscriber_uid: str, day: str) -> tuple[str, str]:
     return f"SUBBUSY#{subscriber_uid}", day
 
 
+def ledger_expiry(day: str) -> datetime:
+    """A day's busy ledger is kept a week after the day, then DynamoDB's TTL removes it."""
+    return datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1) + LEDGER_RETENTION
+
+
 def idempotency_key(key_text: str) -> tuple[str, str]:
     return f"IDEMPOTENCY#{key_text}", "IDEMPOTENCY"
 
@@ -339,14 +344,13 @@ class DynamoBookingRepository:
                     )
                 intervals.append(_interval(add))
             pk, sk = ledger_key(subscriber_uid, day)
-            expires = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1) + LEDGER_RETENTION
             new_item = {
                 "PK": pk,
                 "SK": sk,
                 "type": "busy_ledger",
                 "intervals": intervals,
                 "version": (int(item["version"]) if item else 0) + 1,
-                "ttl": epoch_seconds(expires),
+                "ttl": epoch_seconds(ledger_expiry(day)),
             }
             if item:
                 writes.append(_versioned_put(new_item, int(item["version"])))

@@ -24,11 +24,11 @@ NOT_FINISHED = f"NOT #status IN ({', '.join(FINISHED_VALUES)})"
 _SIDE_FIELDS = ("lease_owner", "lease_until", "cancel_requested")
 
 
-def _job_key(job_id: str) -> tuple[str, str]:
+def job_key(job_id: str) -> tuple[str, str]:
     return f"JOB#{job_id}", "JOB"
 
 
-def _job_fields(job: JobRecord) -> dict[str, Any]:
+def job_fields(job: JobRecord) -> dict[str, Any]:
     order = f"{sortable(job.created_at)}#{job.id}"
     fields = job.model_dump(mode="json", exclude=set(_SIDE_FIELDS))
     # Jobs are few (a handful a day): one partition per status, and one for all, newest first.
@@ -40,7 +40,7 @@ def to_job(item: dict[str, Any]) -> JobRecord:
     return JobRecord.model_validate({name: item[name] for name in JobRecord.model_fields if name in item})
 
 
-def _error_item(error: JobRowError) -> dict[str, Any]:
+def error_item(error: JobRowError) -> dict[str, Any]:
     return {
         "PK": f"JOB#{error.job_id}",
         "SK": f"ERR#{error.row:012d}#{error.field}",
@@ -54,8 +54,8 @@ class DynamoJobRepository:
         self.table = table
 
     def create(self, job: JobRecord) -> None:
-        pk, sk = _job_key(job.id)
-        item = {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": False, **_job_fields(job)}
+        pk, sk = job_key(job.id)
+        item = {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": False, **job_fields(job)}
         put = {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}}
         self.table.transact(
             [put, *counter_updates(JOB_STATUS_SCOPE, {job.status.value: 1})],
@@ -63,7 +63,7 @@ class DynamoJobRepository:
         )
 
     def get(self, job_id: str) -> JobRecord | None:
-        item = self.table.get(*_job_key(job_id))
+        item = self.table.get(*job_key(job_id))
         return to_job(item) if item else None
 
     def list_newest(
@@ -89,12 +89,12 @@ class DynamoJobRepository:
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
         """One transaction: the job and, when its status changes, the job counters (dashboard)."""
         written = updated.model_copy(update={"version": current.version + 1})
-        fields = _job_fields(written)
+        fields = job_fields(written)
         names = {f"#f{n}": name for n, name in enumerate(fields)}
         values = {f":f{n}": value for n, value in enumerate(fields.values())}
         update = {
             "Update": {
-                "Key": key(*_job_key(current.id)),
+                "Key": key(*job_key(current.id)),
                 "UpdateExpression": "SET " + ", ".join(f"#f{n} = :f{n}" for n in range(len(fields))),
                 "ConditionExpression": "attribute_exists(PK) AND #version = :expected",
                 "ExpressionAttributeNames": {**names, "#version": "version"},
@@ -117,7 +117,7 @@ class DynamoJobRepository:
         return stored
 
     def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
-        pk, sk = _job_key(job_id)
+        pk, sk = job_key(job_id)
         try:
             item = self.table.update(
                 pk,
@@ -133,7 +133,7 @@ class DynamoJobRepository:
         return to_job(item)
 
     def request_cancel(self, job_id: str) -> JobRecord:
-        pk, sk = _job_key(job_id)
+        pk, sk = job_key(job_id)
         try:
             item = self.table.update(
                 pk,
@@ -151,7 +151,7 @@ class DynamoJobRepository:
 
     def add_errors(self, errors: list[JobRowError]) -> None:
         if errors:
-            self.table.batch_write(_error_item(error) for error in errors)
+            self.table.batch_write(error_item(error) for error in errors)
 
     def list_errors(self, job_id: str, *, limit: int, cursor: str | None = None) -> Page[JobRowError]:
         items, next_cursor = self.table.query_page(

@@ -17,7 +17,7 @@ def _token_key(token_hash: str) -> tuple[str, str]:
     return f"RTOKEN#{token_hash}", "RTOKEN"
 
 
-def _family_item(family: TokenFamilyRecord) -> dict[str, Any]:
+def family_item(family: TokenFamilyRecord) -> dict[str, Any]:
     pk, sk = _family_key(family.family_id)
     return {
         "PK": pk,
@@ -28,7 +28,7 @@ def _family_item(family: TokenFamilyRecord) -> dict[str, Any]:
     }
 
 
-def _token_item(token: RefreshTokenRecord) -> dict[str, Any]:
+def token_item(token: RefreshTokenRecord) -> dict[str, Any]:
     pk, sk = _token_key(token.token_hash)
     return {
         "PK": pk,
@@ -52,13 +52,13 @@ class DynamoSessionRepository:
             [
                 {
                     "Put": {
-                        "Item": serialize(_family_item(family)),
+                        "Item": serialize(family_item(family)),
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 },
                 {
                     "Put": {
-                        "Item": serialize(_token_item(token)),
+                        "Item": serialize(token_item(token)),
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 },
@@ -87,7 +87,7 @@ class DynamoSessionRepository:
             },
             {
                 "Put": {
-                    "Item": serialize(_token_item(new_token)),
+                    "Item": serialize(token_item(new_token)),
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },

@@ -12,6 +12,7 @@ from app.storage.dynamodb.sessions import DynamoSessionRepository
 from app.storage.dynamodb.subscribers import DynamoSubscriberRepository
 from app.storage.dynamodb.table import DynamoTable
 from app.storage.dynamodb.throttle import DynamoThrottleRepository
+from app.storage.dynamodb.transfer import DynamoTransfer
 from app.storage.dynamodb.users import DynamoUserRepository
 
 
@@ -29,6 +30,7 @@ class DynamoStore:
         self.resources = DynamoResourceRepository(self.table)
         self.bookings = DynamoBookingRepository(self.table)
         self.subscribers = DynamoSubscriberRepository(self.table)
+        self.transfer = DynamoTransfer(self.table)
 
     def readiness(self) -> Readiness:
         return self.table.readiness()

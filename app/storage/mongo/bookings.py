@@ -50,19 +50,19 @@ LEDGER_RETENTION = timedelta(days=7)
 _TIMES = ("start", "end", "created_at", "updated_at", "cancelled_at")
 
 
-def _resource_document(resource: ResourceRecord) -> dict[str, Any]:
+def resource_document(resource: ResourceRecord) -> dict[str, Any]:
     document = resource.model_dump(mode="json")
     document["_id"] = document.pop("id")
     document["created_at"], document["updated_at"] = resource.created_at, resource.updated_at
     return document
 
 
-def _to_resource(document: dict[str, Any]) -> ResourceRecord:
+def to_resource(document: dict[str, Any]) -> ResourceRecord:
     data = {name: document[name] for name in ResourceRecord.model_fields if name in document and name != "id"}
     return ResourceRecord.model_validate({**data, "id": document["_id"]})
 
 
-def _booking_document(booking: BookingRecord) -> dict[str, Any]:
+def booking_document(booking: BookingRecord) -> dict[str, Any]:
     document = booking.model_dump()
     document["_id"] = document.pop("id")
     document["status"] = booking.status.value
@@ -70,7 +70,7 @@ def _booking_document(booking: BookingRecord) -> dict[str, Any]:
     return document
 
 
-def _to_booking(document: dict[str, Any]) -> BookingRecord:
+def to_booking(document: dict[str, Any]) -> BookingRecord:
     data = {name: document[name] for name in BookingRecord.model_fields if name in document and name != "id"}
     for name in _TIMES:
         if data.get(name) is not None:
@@ -78,7 +78,7 @@ def _to_booking(document: dict[str, Any]) -> BookingRecord:
     return BookingRecord.model_validate({**data, "id": document["_id"]})
 
 
-def _slot_id(resource_id: str, start: datetime) -> str:
+def slot_id(resource_id: str, start: datetime) -> str:
     return f"{resource_id}#{sortable(start)}"
 
 
@@ -89,6 +89,11 @@ def _utc_days(start: datetime, end: datetime) -> list[str]:
         days.append(day.isoformat())
         day += timedelta(days=1)
     return days
+
+
+def ledger_expiry(day: str) -> datetime:
+    """A day's busy document is kept a week after the day, then the TTL index removes it."""
+    return datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1) + LEDGER_RETENTION
 
 
 def _window(start_from: datetime | None, start_to: datetime | None) -> dict[str, Any]:
@@ -110,7 +115,7 @@ class MongoResourceRepository:
         self.cursors = cursors
 
     def create(self, resource: ResourceRecord, audit: AuditEntry) -> None:
-        document = _resource_document(resource)
+        document = resource_document(resource)
         document[outbox.PENDING] = [outbox.pending(audit)]
         try:
             self.collection.insert_one(document)
@@ -120,7 +125,7 @@ class MongoResourceRepository:
 
     def get(self, resource_id: str) -> ResourceRecord | None:
         document = self.collection.find_one({"_id": resource_id, **outbox.LIVE})
-        return _to_resource(document) if document else None
+        return to_resource(document) if document else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[ResourceRecord]:
         documents, next_cursor = find_page(
@@ -133,7 +138,7 @@ class MongoResourceRepository:
             scope="resources",
             cursors=self.cursors,
         )
-        return Page([_to_resource(document) for document in documents], next_cursor)
+        return Page([to_resource(document) for document in documents], next_cursor)
 
     def _guard(self, current: ResourceRecord) -> dict[str, Any]:
         return {
@@ -154,7 +159,7 @@ class MongoResourceRepository:
     def replace(self, current: ResourceRecord, updated: ResourceRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
         updated.bookings_revision = current.bookings_revision
-        document = _resource_document(updated)
+        document = resource_document(updated)
         document.pop("_id")
         result = self.collection.update_one(
             self._guard(current), {"$set": document, "$push": {outbox.PENDING: outbox.pending(audit)}}
@@ -195,7 +200,7 @@ class MongoBookingRepository:
     def _take_seat(self, booking: BookingRecord, capacity: int) -> bool:
         try:
             self.slots.update_one(
-                {"_id": _slot_id(booking.resource_id, booking.start), "booked": {"$lt": capacity}},
+                {"_id": slot_id(booking.resource_id, booking.start), "booked": {"$lt": capacity}},
                 {
                     "$inc": {"booked": 1},
                     "$push": {"holders": booking.id},
@@ -209,7 +214,7 @@ class MongoBookingRepository:
 
     def _free_seat(self, booking_id: str, resource_id: str, start: datetime) -> None:
         self.slots.update_one(
-            {"_id": _slot_id(resource_id, start), "holders": booking_id},
+            {"_id": slot_id(resource_id, start), "holders": booking_id},
             {"$pull": {"holders": booking_id}, "$inc": {"booked": -1}},
         )
 
@@ -225,11 +230,10 @@ class MongoBookingRepository:
         }
         claimed: list[str] = []
         for day in _utc_days(booking.start, booking.end):
-            expires = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1) + LEDGER_RETENTION
             try:
                 self.busy.update_one(
                     {"_id": f"{booking.subscriber_uid}#{day}", "intervals": {"$not": overlapping}},
-                    {"$push": {"intervals": entry}, "$setOnInsert": {"expires_at": expires}},
+                    {"$push": {"intervals": entry}, "$setOnInsert": {"expires_at": ledger_expiry(day)}},
                     upsert=True,
                 )
                 claimed.append(day)
@@ -270,7 +274,7 @@ class MongoBookingRepository:
         resource: ResourceRecord,
         idempotency: IdempotencyKey | None = None,
     ) -> None:
-        document = _booking_document(booking)
+        document = booking_document(booking)
         document[CLAIMING] = booking.created_at
         if idempotency:
             document["idempotency"] = {
@@ -328,7 +332,7 @@ class MongoBookingRepository:
         return PreconditionFailed(f"booking {current.id!r} was changed by someone else; reload it")
 
     def _changes(self, updated: BookingRecord) -> dict[str, Any]:
-        document = _booking_document(updated)
+        document = booking_document(updated)
         document.pop("_id")
         return document
 
@@ -421,7 +425,7 @@ class MongoBookingRepository:
         """Undo or finish booking writes interrupted before `older_than`; returns how many needed it."""
         repaired = 0
         for document in self.collection.find({CLAIMING: {"$lt": older_than}}):
-            booking = _to_booking(document)
+            booking = to_booking(document)
             self._free_seat(booking.id, booking.resource_id, booking.start)
             self._release_time(booking.subscriber_uid, booking.id, booking.start, booking.end)
             self.collection.delete_one({"_id": booking.id, CLAIMING: {"$exists": True}})
@@ -442,7 +446,7 @@ class MongoBookingRepository:
 
     def get(self, booking_id: str) -> BookingRecord | None:
         document = self.collection.find_one({"_id": booking_id, **VISIBLE})
-        return _to_booking(document) if document else None
+        return to_booking(document) if document else None
 
     def find_idempotency(self, key: str, now: datetime) -> StoredIdempotency | None:
         document = self.collection.find_one(
@@ -464,7 +468,7 @@ class MongoBookingRepository:
             scope=scope,
             cursors=self.cursors,
         )
-        return Page([_to_booking(document) for document in documents], next_cursor)
+        return Page([to_booking(document) for document in documents], next_cursor)
 
     @staticmethod
     def _scope(name: str, start_from: datetime | None, start_to: datetime | None) -> str:
@@ -512,7 +516,7 @@ class MongoBookingRepository:
         ).sort("order", 1)
         found = []
         for document in documents:
-            booking = _to_booking(document)
+            booking = to_booking(document)
             if booking.start > now:
                 found.append(booking)
             if document.get(MOVING):

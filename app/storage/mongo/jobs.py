@@ -18,7 +18,7 @@ _SIDE_FIELDS = ("lease_owner", "lease_until", "cancel_requested")
 _TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at", "lease_until")
 
 
-def _document(job: JobRecord) -> dict[str, Any]:
+def job_document(job: JobRecord) -> dict[str, Any]:
     document = job.model_dump(mode="python", exclude=set(_SIDE_FIELDS))
     document["_id"] = document.pop("id")
     document["order"] = f"{sortable(job.created_at)}#{job.id}"
@@ -44,7 +44,7 @@ class MongoJobRepository:
     def create(self, job: JobRecord) -> None:
         try:
             self.jobs.insert_one(
-                {**_document(job), "cancel_requested": False, "lease_owner": None, "lease_until": None}
+                {**job_document(job), "cancel_requested": False, "lease_owner": None, "lease_until": None}
             )
         except DuplicateKeyError:
             raise Conflict(f"job {job.id!r} already exists") from None
@@ -76,7 +76,7 @@ class MongoJobRepository:
 
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
         written = updated.model_copy(update={"version": current.version + 1})
-        fields = _document(written)
+        fields = job_document(written)
         fields.pop("_id")
         document = self.jobs.find_one_and_update(
             {"_id": current.id, "version": current.version},

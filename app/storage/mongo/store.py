@@ -13,6 +13,7 @@ from app.storage.mongo.jobs import MongoJobRepository
 from app.storage.mongo.sessions import MongoSessionRepository
 from app.storage.mongo.subscribers import MongoSubscriberRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
+from app.storage.mongo.transfer import MongoTransfer
 from app.storage.mongo.users import MongoUserRepository
 from app.timeutil import utcnow
 
@@ -36,6 +37,7 @@ class MongoStore:
         self.resources = MongoResourceRepository(self.db, cursors)
         self.bookings = MongoBookingRepository(self.db, cursors)
         self.subscribers = MongoSubscriberRepository(self.db, cursors)
+        self.transfer = MongoTransfer(self.db)
         self.recover()
 
     def recover(self) -> int:

@@ -1,0 +1,295 @@
+"""The DynamoDB side of a store-to-store copy: the table read with a Scan, written back item by item.
+
+Items are recognised by their key shape (the table's ground truth, see docs/data-model.md). Items
+derived from others are not exported but rebuilt on write: msisdn/imsi claims from subscribers,
+status-index items from bookings. An item of an unknown shape stops the copy rather than being
+silently left behind.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from app.storage.base import StorageError
+from app.storage.dynamodb.audit import audit_item, to_entry
+from app.storage.dynamodb.bookings import (
+    booking_item,
+    booking_key,
+    idempotency_key,
+    ledger_expiry,
+    ledger_key,
+    resource_item,
+    resource_key,
+    slot_key,
+    status_item,
+    to_booking,
+    to_resource,
+)
+from app.storage.dynamodb.jobs import error_item, job_fields, job_key, to_job
+from app.storage.dynamodb.sessions import family_item, token_item
+from app.storage.dynamodb.subscribers import (
+    imsi_claim_key,
+    msisdn_claim_key,
+    subscriber_item,
+    subscriber_key,
+    to_subscriber,
+)
+from app.storage.dynamodb.table import TRANSACTION_LIMIT, DynamoTable, deserialize, key, serialize, serialize_values
+from app.storage.dynamodb.users import to_user, user_item, user_key
+from app.storage.records import (
+    AuditEntry,
+    BookingRecord,
+    JobRecord,
+    JobRowError,
+    RefreshTokenRecord,
+    ResourceRecord,
+    SubscriberRecord,
+    TokenFamilyRecord,
+    UserRecord,
+)
+from app.storage.transfer import (
+    Key,
+    Refused,
+    TransferRecord,
+    busy_ledger,
+    counter,
+    denied_token,
+    entity,
+    idempotency_record,
+    parse_time,
+    slot,
+)
+from app.timeutil import epoch_seconds, sortable
+
+# Items nothing is copied from: rebuilt from their owner on write, or short-lived.
+_DERIVED_OR_TRANSIENT = ("MSISDN", "IMSI", "BOOKSTATUS", "THROTTLE")
+# Phase 1 (state that refers to bookings) is read with a filter; phase 0 is everything else.
+_PHASE_FILTER = "begins_with(PK, :idempotency) OR begins_with(SK, :slot)"
+_PHASE_VALUES = {":idempotency": "IDEMPOTENCY#", ":slot": "SLOT#"}
+
+
+class _ClaimsRefused(StorageError):
+    def __init__(self, codes: list[str]) -> None:
+        super().__init__("claims refused")
+        self.codes = codes
+
+
+def _record(item: dict[str, Any]) -> TransferRecord | None:
+    """The transfer record an item holds; None for derived or short-lived items."""
+    pk, sk = str(item["PK"]), str(item["SK"])
+    prefix, _, rest = pk.partition("#")
+    if prefix in _DERIVED_OR_TRANSIENT:
+        return None
+    if prefix == "USER" and sk == "USER":
+        return entity("users", to_user(item))
+    if prefix == "SUB" and sk == "SUBSCRIBER":
+        return entity("subscribers", to_subscriber(item))
+    if prefix == "RESOURCE" and sk == "RESOURCE":
+        return entity("resources", to_resource(item))
+    if prefix == "RESOURCE" and sk.startswith("SLOT#"):
+        return slot(rest, sk.removeprefix("SLOT#"), int(item.get("booked", 0)))
+    if prefix == "BOOKING" and sk == "BOOKING":
+        return entity("bookings", to_booking(item))
+    if prefix == "SUBBUSY":
+        return busy_ledger(rest, sk, list(item.get("intervals", [])))
+    if prefix == "IDEMPOTENCY":
+        expires = parse_time(str(item["expires_at"]))
+        return idempotency_record(rest, str(item["request_hash"]), str(item["booking_id"]), expires)
+    if prefix == "JOB" and sk == "JOB":
+        return entity("jobs", to_job(item))
+    if prefix == "JOB" and sk.startswith("ERR#"):
+        return entity("job_errors", JobRowError.model_validate({n: item[n] for n in JobRowError.model_fields}))
+    if prefix == "AUDIT":
+        return entity("audit", to_entry(item))
+    if prefix == "COUNTER":
+        return counter(rest, sk, int(item.get("n", 0)))
+    if prefix == "RFAMILY":
+        return entity("token_families", _model(TokenFamilyRecord, item))
+    if prefix == "RTOKEN":
+        return entity("refresh_tokens", _model(RefreshTokenRecord, item))
+    if prefix == "DENY":
+        return denied_token(rest, datetime.fromtimestamp(int(item["ttl"]), UTC))
+    raise StorageError(f"the copy does not know the item {pk} / {sk}; nothing was skipped silently")
+
+
+def _model(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], item: dict[str, Any]) -> Any:
+    return model.model_validate({name: item[name] for name in model.model_fields if name in item})
+
+
+def _job_item(job: JobRecord) -> dict[str, Any]:
+    pk, sk = job_key(job.id)
+    item = {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": job.cancel_requested, **job_fields(job)}
+    if job.lease_owner and job.lease_until:
+        # Compared as text by `claim`: the sortable form, like `claim` writes it.
+        item.update(lease_owner=job.lease_owner, lease_until=sortable(job.lease_until))
+    return item
+
+
+def _items(record: TransferRecord) -> list[dict[str, Any]]:
+    """The item(s) a record becomes (subscribers are written apart, with their claims)."""
+    data, kind = record.data, record.kind
+    if kind == "users":
+        return [user_item(UserRecord.model_validate(data))]
+    if kind == "resources":
+        return [resource_item(ResourceRecord.model_validate(data))]
+    if kind == "bookings":
+        booking = BookingRecord.model_validate(data)
+        return [booking_item(booking), status_item(booking)]
+    if kind == "busy_ledgers":
+        pk, sk = ledger_key(data["subscriber_uid"], data["day"])
+        expires = epoch_seconds(ledger_expiry(data["day"]))
+        return [
+            {"PK": pk, "SK": sk, "type": "busy_ledger", "intervals": data["intervals"], "version": 1, "ttl": expires}
+        ]
+    if kind == "jobs":
+        return [_job_item(JobRecord.model_validate(data))]
+    if kind == "job_errors":
+        return [error_item(JobRowError.model_validate(data))]
+    if kind == "audit":
+        return [audit_item(AuditEntry.model_validate(data))]
+    if kind == "counters":
+        return [{"PK": f"COUNTER#{data['scope']}", "SK": data["key"], "n": data["n"], "type": "counter"}]
+    if kind == "token_families":
+        return [family_item(TokenFamilyRecord.model_validate(data))]
+    if kind == "refresh_tokens":
+        return [token_item(RefreshTokenRecord.model_validate(data))]
+    if kind == "denied_tokens":
+        expires = epoch_seconds(parse_time(data["expires_at"]))
+        return [{"PK": f"DENY#{data['jti']}", "SK": "DENY", "type": "denied_token", "ttl": expires}]
+    if kind == "slots":
+        pk, sk = slot_key(data["resource_id"], parse_time(data["start"]))
+        return [{**_slot_fields(data), "PK": pk, "SK": sk}]
+    if kind == "idempotency_keys":
+        pk, sk = idempotency_key(data["key"])
+        expires_at = parse_time(data["expires_at"])
+        return [
+            {
+                "PK": pk,
+                "SK": sk,
+                "type": "idempotency_key",
+                "request_hash": data["request_hash"],
+                "booking_id": data["booking_id"],
+                "expires_at": expires_at.isoformat(),
+                "ttl": epoch_seconds(expires_at),
+            }
+        ]
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def _slot_fields(data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "slot", "booked": data["booked"], "start": data["start"], "resource_id": data["resource_id"]}
+
+
+# Where the record of each kind lives, from its identity (see transfer.IDENTITY).
+_LOCATIONS: dict[str, Callable[[Key], tuple[str, str]]] = {
+    "users": lambda k: user_key(k[0]),
+    "subscribers": lambda k: subscriber_key(k[0]),
+    "resources": lambda k: resource_key(k[0]),
+    "bookings": lambda k: booking_key(k[0]),
+    "busy_ledgers": lambda k: ledger_key(k[0], k[1]),
+    "jobs": lambda k: job_key(k[0]),
+    "job_errors": lambda k: (f"JOB#{k[0]}", f"ERR#{int(k[1]):012d}#{k[2]}"),
+    "audit": lambda k: (f"AUDIT#{k[0]}#{k[1]}", f"{sortable(parse_time(k[2]))}#{k[3]}"),
+    "counters": lambda k: (f"COUNTER#{k[0]}", k[1]),
+    "token_families": lambda k: (f"RFAMILY#{k[0]}", "RFAMILY"),
+    "refresh_tokens": lambda k: (f"RTOKEN#{k[0]}", "RTOKEN"),
+    "denied_tokens": lambda k: (f"DENY#{k[0]}", "DENY"),
+    "slots": lambda k: slot_key(k[0], parse_time(k[1])),
+    "idempotency_keys": lambda k: idempotency_key(k[0]),
+}
+
+
+class DynamoTransfer:
+    def __init__(self, table: DynamoTable) -> None:
+        self.table = table
+
+    def read(self, phase: int, position: str | None, limit: int) -> tuple[list[TransferRecord], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table.name,
+            "Limit": limit,
+            "ConsistentRead": True,
+            "FilterExpression": _PHASE_FILTER if phase else f"NOT ({_PHASE_FILTER})",
+            "ExpressionAttributeValues": serialize_values(_PHASE_VALUES),
+        }
+        if position:
+            kwargs["ExclusiveStartKey"] = json.loads(position)
+        while True:
+            response = self.table.call("scan", **kwargs)
+            records = [r for raw in response.get("Items", []) if (r := _record(deserialize(raw))) is not None]
+            last = response.get("LastEvaluatedKey")
+            if records or not last:
+                return records, json.dumps(last) if last else None
+            kwargs["ExclusiveStartKey"] = last
+
+    def write(self, records: list[TransferRecord]) -> list[Refused]:
+        subscribers = [SubscriberRecord.model_validate(r.data) for r in records if r.kind == "subscribers"]
+        self.table.batch_write(item for r in records if r.kind != "subscribers" for item in _items(r))
+        if not subscribers:
+            return []
+        stored = {item["uid"]: item for item in self.table.get_many(subscriber_key(s.uid) for s in subscribers)}
+        refused: list[Refused] = []
+        group: list[tuple[SubscriberRecord, list[dict[str, Any]]]] = []
+        for subscriber in subscribers:
+            actions = _subscriber_writes(subscriber, stored.get(subscriber.uid))
+            if sum(len(a) for _, a in group) + len(actions) > TRANSACTION_LIMIT:
+                refused += self._write_subscribers(group)
+                group = []
+            group.append((subscriber, actions))
+        return refused + self._write_subscribers(group)
+
+    def _write_subscribers(self, group: list[tuple[SubscriberRecord, list[dict[str, Any]]]]) -> list[Refused]:
+        """One transaction for the group. A claim held by another uid refuses its subscriber (the
+        target holds other data); the rest of the group is sent again without it."""
+        refused: list[Refused] = []
+        while group:
+
+            def cancelled(codes: list[str]) -> StorageError:
+                return _ClaimsRefused(codes)
+
+            try:
+                self.table.transact([a for _, actions in group for a in actions], on_cancel=cancelled)
+                return refused
+            except _ClaimsRefused as exc:
+                keep, offset = [], 0
+                for subscriber, actions in group:
+                    codes = exc.codes[offset : offset + len(actions)]
+                    offset += len(actions)
+                    if any(code == "ConditionalCheckFailed" for code in codes):
+                        reason = "its msisdn or imsi is held by another subscriber in the target"
+                        refused.append(Refused("subscribers", (subscriber.uid,), reason))
+                    else:
+                        keep.append((subscriber, actions))
+                if len(keep) == len(group):
+                    raise StorageError(f"subscriber transaction cancelled: {exc.codes}") from exc
+                group = keep
+        return refused
+
+    def fetch(self, kind: str, keys: list[Key]) -> dict[Key, TransferRecord]:
+        locate = _LOCATIONS[kind]
+        found = (_record(item) for item in self.table.get_many(locate(k) for k in keys))
+        return {record.key: record for record in found if record is not None and record.kind == kind}
+
+
+def _subscriber_writes(subscriber: SubscriberRecord, stored: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The subscriber and its claims, which must be free or already its own (so a repeated copy
+    passes). A copy made again after the source changed a number releases the old claim."""
+    writes: list[dict[str, Any]] = [{"Put": {"Item": serialize(subscriber_item(subscriber))}}]
+    owned = {"ConditionExpression": "attribute_not_exists(PK) OR #uid = :uid", **_uid_is(subscriber.uid)}
+    for claim_key, old_value, value in (
+        (msisdn_claim_key, (stored or {}).get("msisdn"), subscriber.msisdn),
+        (imsi_claim_key, (stored or {}).get("imsi"), subscriber.imsi),
+    ):
+        pk, sk = claim_key(value)
+        writes.append(
+            {"Put": {"Item": serialize({"PK": pk, "SK": sk, "type": "claim", "uid": subscriber.uid}), **owned}}
+        )
+        if old_value and old_value != value:
+            writes.append({"Delete": {"Key": key(*claim_key(old_value)), **owned}})
+    return writes
+
+
+def _uid_is(uid: str) -> dict[str, Any]:
+    return {"ExpressionAttributeNames": {"#uid": "uid"}, "ExpressionAttributeValues": serialize_values({":uid": uid})}

@@ -1,0 +1,266 @@
+"""The MongoDB side of a store-to-store copy: each collection read in `_id` order, written back by `_id`.
+
+Only settled documents are exported: the outbox's `recover()` has run when the store opened, and
+documents still marked deleted or half-written (`_deleted`, `_claiming`) are left out, as every
+reader of this store leaves them out. Writes insert in bulk and replace what already exists one by
+one, so a copy made again converges on the same documents; a unique index that refuses a document
+(its msisdn held by another subscriber) refuses that record only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from app.storage.mongo import outbox
+from app.storage.mongo.audit import audit_document, to_entry
+from app.storage.mongo.bookings import (
+    VISIBLE,
+    booking_document,
+    ledger_expiry,
+    resource_document,
+    slot_id,
+    to_booking,
+    to_resource,
+)
+from app.storage.mongo.jobs import job_document, to_job
+from app.storage.mongo.sessions import session_document, session_fields
+from app.storage.mongo.subscribers import subscriber_document, to_subscriber
+from app.storage.mongo.users import to_user, user_document
+from app.storage.records import (
+    AuditEntry,
+    BookingRecord,
+    BookingStatus,
+    JobRecord,
+    JobRowError,
+    RefreshTokenRecord,
+    ResourceRecord,
+    SubscriberRecord,
+    TokenFamilyRecord,
+    UserRecord,
+)
+from app.storage.transfer import (
+    Key,
+    Refused,
+    TransferRecord,
+    busy_ledger,
+    counter,
+    denied_token,
+    entity,
+    idempotency_record,
+    parse_time,
+    slot,
+)
+from app.timeutil import as_utc
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One collection a phase reads: which documents, and the record each becomes."""
+
+    collection: str
+    query: dict[str, Any]
+    record: Callable[[dict[str, Any]], TransferRecord]
+
+
+def _job_error(document: dict[str, Any]) -> TransferRecord:
+    return entity("job_errors", JobRowError.model_validate({n: document[n] for n in JobRowError.model_fields}))
+
+
+def _busy(document: dict[str, Any]) -> TransferRecord:
+    subscriber_uid, day = str(document["_id"]).rsplit("#", 1)
+    return busy_ledger(subscriber_uid, day, list(document.get("intervals", [])))
+
+
+def _idempotency(document: dict[str, Any]) -> TransferRecord:
+    stored = document["idempotency"]
+    expires = as_utc(stored["expires_at"])
+    return idempotency_record(stored["key"], stored["request_hash"], str(document["_id"]), expires)
+
+
+PHASE_SOURCES: tuple[tuple[_Source, ...], ...] = (
+    (
+        _Source("users", outbox.LIVE, lambda d: entity("users", to_user(d))),
+        _Source("subscribers", outbox.LIVE, lambda d: entity("subscribers", to_subscriber(d))),
+        _Source("resources", outbox.LIVE, lambda d: entity("resources", to_resource(d))),
+        _Source("bookings", VISIBLE, lambda d: entity("bookings", to_booking(d))),
+        _Source("subscriber_busy", {}, _busy),
+        _Source("jobs", {}, lambda d: entity("jobs", to_job(d))),
+        _Source("job_errors", {}, _job_error),
+        _Source("audit", {}, lambda d: entity("audit", to_entry(d))),
+        _Source("counters", {}, lambda d: counter(d["scope"], d["key"], d["n"])),
+        _Source(
+            "token_families",
+            {},
+            lambda d: entity("token_families", TokenFamilyRecord.model_validate(session_fields(d, "family_id"))),
+        ),
+        _Source(
+            "refresh_tokens",
+            {},
+            lambda d: entity("refresh_tokens", RefreshTokenRecord.model_validate(session_fields(d, "token_hash"))),
+        ),
+        _Source("denied_tokens", {}, lambda d: denied_token(str(d["_id"]), as_utc(d["expires_at"]))),
+    ),
+    (
+        _Source("slots", {}, lambda d: slot(d["resource_id"], as_utc(d["start"]), d["booked"])),
+        _Source("bookings", {**VISIBLE, "idempotency": {"$exists": True}}, _idempotency),
+    ),
+)
+# kind -> (collection, the document `_id` of an identity)
+_LOCATIONS: dict[str, tuple[str, Callable[[Key], str]]] = {
+    "users": ("users", lambda k: k[0]),
+    "subscribers": ("subscribers", lambda k: k[0]),
+    "resources": ("resources", lambda k: k[0]),
+    "bookings": ("bookings", lambda k: k[0]),
+    "busy_ledgers": ("subscriber_busy", lambda k: f"{k[0]}#{k[1]}"),
+    "jobs": ("jobs", lambda k: k[0]),
+    "job_errors": ("job_errors", lambda k: f"{k[0]}:{int(k[1]):012d}:{k[2]}"),
+    "audit": ("audit", lambda k: k[3]),
+    "counters": ("counters", lambda k: f"{k[0]}:{k[1]}"),
+    "token_families": ("token_families", lambda k: k[0]),
+    "refresh_tokens": ("refresh_tokens", lambda k: k[0]),
+    "denied_tokens": ("denied_tokens", lambda k: k[0]),
+    "slots": ("slots", lambda k: slot_id(k[0], parse_time(k[1]))),
+}
+
+
+class MongoTransfer:
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    def read(self, phase: int, position: str | None, limit: int) -> tuple[list[TransferRecord], str | None]:
+        sources = PHASE_SOURCES[phase]
+        at: dict[str, Any] = json.loads(position) if position else {"source": 0, "after": None}
+        index, after = int(at["source"]), at["after"]
+        while index < len(sources):
+            source = sources[index]
+            query = dict(source.query)
+            if after is not None:
+                query["_id"] = {"$gt": after}
+            documents = list(self.db[source.collection].find(query).sort("_id", 1).limit(limit))
+            if len(documents) == limit:
+                next_position = {"source": index, "after": documents[-1]["_id"]}
+                return [source.record(d) for d in documents], json.dumps(next_position)
+            following = {"source": index + 1, "after": None}
+            if documents:
+                done = index + 1 == len(sources)
+                return [source.record(d) for d in documents], None if done else json.dumps(following)
+            index, after = index + 1, None
+        return [], None
+
+    def write(self, records: list[TransferRecord]) -> list[Refused]:
+        refused: list[Refused] = []
+        by_collection: dict[str, list[tuple[TransferRecord, dict[str, Any]]]] = {}
+        for record in records:
+            if record.kind == "idempotency_keys":
+                refused += self._attach_idempotency(record)
+                continue
+            collection, _ = _LOCATIONS[record.kind]
+            by_collection.setdefault(collection, []).append((record, self._document(record)))
+        for collection, pairs in by_collection.items():
+            refused += self._upsert(collection, pairs)
+        return refused
+
+    def _upsert(self, collection: str, pairs: list[tuple[TransferRecord, dict[str, Any]]]) -> list[Refused]:
+        """Insert all at once; a document already there (a repeated copy) is replaced on its own."""
+        try:
+            self.db[collection].insert_many([document for _, document in pairs], ordered=False)
+            return []
+        except BulkWriteError as exc:
+            failed = [pairs[error["index"]] for error in exc.details.get("writeErrors", [])]
+        refused = []
+        for record, document in failed:
+            try:
+                self.db[collection].replace_one({"_id": document["_id"]}, document, upsert=True)
+            except DuplicateKeyError as exc:
+                refused.append(Refused(record.kind, record.key, f"a unique index refused it: {exc}"))
+        return refused
+
+    def _document(self, record: TransferRecord) -> dict[str, Any]:
+        data, kind = record.data, record.kind
+        if kind == "users":
+            return user_document(UserRecord.model_validate(data))
+        if kind == "subscribers":
+            return subscriber_document(SubscriberRecord.model_validate(data))
+        if kind == "resources":
+            return resource_document(ResourceRecord.model_validate(data))
+        if kind == "bookings":
+            return booking_document(BookingRecord.model_validate(data))
+        if kind == "busy_ledgers":
+            intervals = [
+                {"booking_id": i["booking_id"], "start": parse_time(i["start"]), "end": parse_time(i["end"])}
+                for i in data["intervals"]
+            ]
+            document_id = f"{data['subscriber_uid']}#{data['day']}"
+            return {"_id": document_id, "intervals": intervals, "expires_at": ledger_expiry(data["day"])}
+        if kind == "jobs":
+            job = JobRecord.model_validate(data)
+            side = {"cancel_requested": job.cancel_requested, "lease_owner": job.lease_owner}
+            return {**job_document(job), **side, "lease_until": job.lease_until}
+        if kind == "job_errors":
+            error = JobRowError.model_validate(data)
+            return {"_id": f"{error.job_id}:{error.row:012d}:{error.field}", **error.model_dump()}
+        if kind == "audit":
+            return audit_document(AuditEntry.model_validate(data))
+        if kind == "counters":
+            return {"_id": f"{data['scope']}:{data['key']}", "scope": data["scope"], "key": data["key"], "n": data["n"]}
+        if kind == "token_families":
+            return session_document(TokenFamilyRecord.model_validate(data), "family_id")
+        if kind == "refresh_tokens":
+            return session_document(RefreshTokenRecord.model_validate(data), "token_hash")
+        if kind == "denied_tokens":
+            return {"_id": data["jti"], "expires_at": parse_time(data["expires_at"])}
+        if kind == "slots":
+            start = parse_time(data["start"])
+            holders = sorted(self._seat_holders(data["resource_id"], data["start"]))
+            return {
+                "_id": slot_id(data["resource_id"], start),
+                "resource_id": data["resource_id"],
+                "start": start,
+                "booked": data["booked"],
+                "holders": holders,
+            }
+        raise ValueError(f"unknown kind {kind!r}")
+
+    def _seat_holders(self, resource_id: str, start: str) -> Iterator[str]:
+        """The bookings holding a seat of the slot (any status but cancelled): a cancel frees a seat
+        only if its booking is among the holders. Bookings are copied before slots."""
+        prefix = f"{start}#"
+        query = {
+            "resource_id": resource_id,
+            "order": {"$gte": prefix, "$lt": prefix + "~"},
+            "status": {"$ne": BookingStatus.CANCELLED.value},
+        }
+        for document in self.db["bookings"].find(query, {"_id": 1}):
+            yield str(document["_id"])
+
+    def _attach_idempotency(self, record: TransferRecord) -> list[Refused]:
+        """Stored inside the booking it created (one write, as when the booking was made)."""
+        data = record.data
+        stored = {
+            "key": data["key"],
+            "request_hash": data["request_hash"],
+            "expires_at": parse_time(data["expires_at"]),
+        }
+        try:
+            result = self.db["bookings"].update_one({"_id": data["booking_id"]}, {"$set": {"idempotency": stored}})
+        except DuplicateKeyError:
+            return [Refused(record.kind, record.key, "another booking in the target holds this key")]
+        if result.matched_count == 0:
+            return [Refused(record.kind, record.key, f"its booking {data['booking_id']!r} is not in the target")]
+        return []
+
+    def fetch(self, kind: str, keys: list[Key]) -> dict[Key, TransferRecord]:
+        if kind == "idempotency_keys":
+            documents = self.db["bookings"].find({**VISIBLE, "idempotency.key": {"$in": [k[0] for k in keys]}})
+            found = [_idempotency(d) for d in documents]
+        else:
+            collection, document_id = _LOCATIONS[kind]
+            source = next(s for phase in PHASE_SOURCES for s in phase if s.collection == collection)
+            query = {**source.query, "_id": {"$in": [document_id(k) for k in keys]}}
+            found = [source.record(d) for d in self.db[collection].find(query)]
+        return {record.key: record for record in found}
