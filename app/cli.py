@@ -424,7 +424,9 @@ def migrate_store(
     target_mongodb_database: Annotated[
         str | None, _side("target", "mongodb-database", "Default: MONGODB_DATABASE.")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=1000, help="Records read and written per batch.")] = 100,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=1000, help="Records read and written per batch.")
+    ] = 99,  # store_copy.BATCH_SIZE, not imported here to keep `portal --help` quick
     state: Annotated[Path | None, typer.Option(help="State file (resume point). Default: under DATA_DIR.")] = None,
     restart: Annotated[
         bool, typer.Option("--restart", help="Ignore the saved state and copy everything again.")

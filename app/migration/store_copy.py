@@ -23,6 +23,8 @@ from pathlib import Path
 from app.storage.transfer import KINDS, PHASES, Refused, StoreTransfer, TransferRecord
 
 CHECKSUM_BITS = 128
+# 99 = 3 x 33 subscribers, each with its 2 claims: full 100-action DynamoDB transactions.
+BATCH_SIZE = 99
 # Verification only reads, so it reads in larger pages than the copy writes.
 VERIFY_PAGE = 1000
 DIFFERENCES_SHOWN = 20
