@@ -69,6 +69,7 @@ _DERIVED_OR_TRANSIENT = ("MSISDN", "IMSI", "BOOKSTATUS", "THROTTLE")
 # Phase 1 (state that refers to bookings) is read with a filter; phase 0 is everything else.
 _PHASE_FILTER = "begins_with(PK, :idempotency) OR begins_with(SK, :slot)"
 _PHASE_VALUES = {":idempotency": "IDEMPOTENCY#", ":slot": "SLOT#"}
+_PHASE_1_PAGE = 1000
 
 
 class _ClaimsRefused(StorageError):
@@ -209,7 +210,9 @@ class DynamoTransfer:
     def read(self, phase: int, position: str | None, limit: int) -> tuple[list[TransferRecord], str | None]:
         kwargs: dict[str, Any] = {
             "TableName": self.table.name,
-            "Limit": limit,
+            # Limit counts items read, not items kept: phase 1 keeps few (slots, idempotency keys), so
+            # it reads larger pages rather than crossing the whole table 99 items at a time.
+            "Limit": max(limit, _PHASE_1_PAGE) if phase else limit,
             "ConsistentRead": True,
             "FilterExpression": _PHASE_FILTER if phase else f"NOT ({_PHASE_FILTER})",
             "ExpressionAttributeValues": serialize_values(_PHASE_VALUES),
