@@ -132,6 +132,16 @@ class JobEngine:
         except ValueError as exc:  # readers.FileFormatError and other input problems found while running
             return self._end(self._reload(job), JobStatus.FAILED, summary=str(exc))
 
+    def give_up(self, job_id: str, summary: str) -> JobRecord | None:
+        """End a stalled job as FAILED (the sweeper, when it keeps stalling) like any job that ends:
+        finished time, its one audit entry, the dashboard's finished-jobs counter.
+        Takes the lease first, so no worker is running it; None when one is (or it already ended)."""
+        now = utcnow()
+        job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + self.lease)
+        if job is None:
+            return None
+        return self._end(job, JobStatus.FAILED, summary=summary)
+
     def _reload(self, job: JobRecord) -> JobRecord:
         return self.jobs.get(job.id) or job
 

@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from app import events
 from app.migration.engine import STALE_AFTER, JobEngine, JobKind, stale_jobs
 from app.runtime import Runtime
-from app.storage.records import JobStatus
 
 logger = logging.getLogger("app.migration")
 MESSAGE_KIND = "migration.job"
@@ -127,13 +126,13 @@ def submit(runtime: Runtime, job_id: str) -> None:
 def sweep(
     runtime: Runtime, target: Dispatcher | None = None, *, stale_after: timedelta = STALE_AFTER
 ) -> dict[str, Any]:
-    resume, fail = stale_jobs(runtime, stale_after=stale_after)
+    resume, stalled_too_often = stale_jobs(runtime, stale_after=stale_after)
     jobs = runtime.store.jobs
-    for job in fail:
-        failed = job.model_copy(
-            update={"status": JobStatus.FAILED, "error_summary": "the job's worker stopped repeatedly; giving up"}
-        )
-        jobs.replace(job, failed)
+    fail = [
+        job
+        for job in stalled_too_often
+        if engine(runtime).give_up(job.id, "the job's worker stopped repeatedly; giving up") is not None
+    ]
     for job in resume:
         checkpoint = {**job.checkpoint, "resumes": int(job.checkpoint.get("resumes", 0)) + 1}
         jobs.replace(job, job.model_copy(update={"checkpoint": checkpoint}))
