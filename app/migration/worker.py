@@ -4,7 +4,7 @@
 - In Lambda, the `migration.job` SQS message runs the job until Lambda's deadline and, if it is
   not finished, sends itself a new message to continue from the checkpoint.
 - The `sweep-jobs` scheduled task resumes jobs whose worker went silent (a crash, a timeout) and
-  fails those that keep stalling.
+  fails those that keep stalling; jobs still waiting for their file are left alone (for a day).
 - Locally, a single background thread runs jobs and sweeps every 30 seconds, so a job of a process
   that was killed resumes when the server starts again.
 """
@@ -126,13 +126,9 @@ def submit(runtime: Runtime, job_id: str) -> None:
 def sweep(
     runtime: Runtime, target: Dispatcher | None = None, *, stale_after: timedelta = STALE_AFTER
 ) -> dict[str, Any]:
-    resume, stalled_too_often = stale_jobs(runtime, stale_after=stale_after)
+    resume, to_fail = stale_jobs(runtime, stale_after=stale_after)
     jobs = runtime.store.jobs
-    fail = [
-        job
-        for job in stalled_too_often
-        if engine(runtime).give_up(job.id, "the job's worker stopped repeatedly; giving up") is not None
-    ]
+    fail = [job for job, why in to_fail if engine(runtime).give_up(job.id, why) is not None]
     for job in resume:
         checkpoint = {**job.checkpoint, "resumes": int(job.checkpoint.get("resumes", 0)) + 1}
         jobs.replace(job, job.model_copy(update={"checkpoint": checkpoint}))

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from app.migration import worker
-from app.migration.engine import MAX_RESUMES
+from app.migration.engine import INPUT_WAIT, MAX_RESUMES, NO_INPUT
 from app.runtime import Runtime
 from app.storage.base import JOB_STATUS_SCOPE, Store
 from app.storage.records import JobRecord, JobStatus, JobType
@@ -76,3 +77,49 @@ def test_a_job_that_keeps_stalling_ends_failed_like_any_job(runtime: Runtime, st
     assert finished_today == {f"{failed.finished_at.hour:02d}|FAILED": 1}
     assert worker.sweep(runtime) == {"resumed": [], "failed": []}  # ended once, never again
     assert len(store.audit.list_for_entity("job", "hopeless", limit=10).items) == 1
+
+
+def test_a_job_waiting_for_its_file_is_not_stalled(
+    app: FastAPI, client: TestClient, role_headers: dict[str, dict[str, str]], store: Store
+) -> None:
+    runtime = app.state.runtime  # jobs run inline here (conftest), so the upload runs the import
+    admin = role_headers["admin"]
+    body = {"type": "import", "target": "subscribers", "format": "csv"}
+    job_id = client.post("/migration/jobs", json=body, headers=admin).json()["job"]["id"]
+
+    assert worker.sweep(runtime, stale_after=timedelta(0)) == {"resumed": [], "failed": []}
+    waiting = store.jobs.get(job_id)
+    assert waiting is not None
+    assert (waiting.status, waiting.checkpoint) == (JobStatus.PENDING, {})
+
+    content = (
+        b"uid,msisdn,imsi,first_name,last_name,status,plan\r\ns1,+447911100001,234150000000001,A,B,ACTIVE,GOLD\r\n"
+    )
+    sent = client.put(f"/migration/jobs/{job_id}/input", content=content, headers=admin)
+    assert sent.status_code == 200, sent.text
+    done = store.jobs.get(job_id)
+    assert done is not None
+    assert (done.status, done.counts.created) == (JobStatus.COMPLETED, 1)
+
+
+def test_a_job_whose_file_never_came_is_ended_after_a_day(runtime: Runtime, store: Store) -> None:
+    long_ago = utcnow() - INPUT_WAIT - timedelta(minutes=1)
+    for job_id, created_at in (("abandoned", long_ago), ("waiting", utcnow() - timedelta(hours=23))):
+        store.jobs.create(
+            JobRecord(
+                id=job_id,
+                type=JobType.IMPORT,
+                options={"target": "subscribers", "format": "csv"},
+                input_key=f"uploads/{job_id}/input.csv",
+                created_by="olga",
+                created_at=created_at,
+            )
+        )
+
+    assert worker.sweep(runtime, stale_after=timedelta(0)) == {"resumed": [], "failed": ["abandoned"]}
+    abandoned = store.jobs.get("abandoned")
+    assert abandoned is not None
+    assert (abandoned.status, abandoned.error_summary) == (JobStatus.FAILED, NO_INPUT)
+    assert [e.action for e in store.audit.list_for_entity("job", "abandoned", limit=5).items] == ["job.import.failed"]
+    assert store.jobs.get("waiting").status is JobStatus.PENDING  # type: ignore[union-attr]
+    assert runtime.memo("job_dispatcher", Queue).submitted == []
