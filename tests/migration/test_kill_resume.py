@@ -34,7 +34,7 @@ from app.storage.records import JobRecord, JobStatus, SubscriberRecord
 from app.subscribers.schemas import parse_subscriber
 from app.subscribers.service import SubscriberService
 from app.timeutil import utcnow
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, moto_server
 from tests.support import TEST_SECRET
 
 pytestmark = pytest.mark.slow
@@ -117,15 +117,8 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(params=BACKENDS)
