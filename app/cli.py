@@ -5,6 +5,7 @@ portal reconcile-counters [--fix]         # recount subscribers by status and pl
 portal import FILE [--target ...] [--mapping mapping.json] [--mode ...] [--dry-run]
 portal export [--status ...] [--plan ...] [--format csv|ndjson] [--mask] [-o FILE]
 portal jobs run JOB_ID                    # resume a stalled job (its lease must have lapsed)
+portal jobs sweep [--stale-after SECONDS] # what the scheduled sweep does, resumed jobs run here
 portal migrate-store --source mongo --target dynamodb [--source-mongodb-uri ...] [--target-dynamodb-table ...]
                                           # copy every record to another store, resumable, then verify
 
@@ -345,6 +346,65 @@ def run_job(job_id: Annotated[str, typer.Argument(help="The job to run or resume
         _finish(runtime, _run_with_progress(runtime, job_id))
     finally:
         runtime.close()
+
+
+class _Collected:
+    """Dispatcher of `jobs sweep`: keeps the jobs the sweep resumes, to run them here afterwards."""
+
+    def __init__(self) -> None:
+        self.job_ids: list[str] = []
+
+    def submit(self, job_id: str) -> None:
+        self.job_ids.append(job_id)
+
+
+@jobs_app.command("sweep")
+def sweep_jobs(
+    stale_after: Annotated[
+        int | None,
+        typer.Option(
+            "--stale-after",
+            min=0,
+            help="Seconds since a job's last checkpoint after which it counts as stalled (its lease must have "
+            "lapsed too). Default: the scheduled sweep's, 300.",
+        ),
+    ] = None,
+) -> None:
+    """Resume stalled jobs from their checkpoints, run here with a progress bar, and fail those that keep stalling.
+
+    The same sweep as the scheduled `sweep-jobs` task. Exit status 1: it failed a job, or a resumed job had errors.
+    """
+    from datetime import timedelta
+
+    from app.migration import worker
+    from app.migration.engine import STALE_AFTER
+    from app.storage.records import JobStatus
+
+    runtime = open_runtime()
+    collected = _Collected()
+    clean = True
+    try:
+        runtime.provide("job_dispatcher", collected)
+        after = STALE_AFTER if stale_after is None else timedelta(seconds=stale_after)
+        result = worker.sweep(runtime, collected, stale_after=after)
+        for job_id in result["failed"]:
+            clean = False
+            job = runtime.store.jobs.get(job_id)
+            console.print(f"[red]job {job_id}: {job.error_summary if job else 'failed'}[/red]")
+        if not result["resumed"] and not result["failed"]:
+            console.print("[green]no stalled jobs[/green]")
+        for job_id in collected.job_ids:
+            console.print(f"resuming job {job_id}")
+            done = _run_with_progress(runtime, job_id)
+            if done is None:
+                console.print("[yellow]another worker took it meanwhile; not run here[/yellow]")
+                continue
+            _summary(runtime, done)
+            clean = clean and done.status is JobStatus.COMPLETED
+    finally:
+        runtime.close()
+    if not clean:
+        raise typer.Exit(1)
 
 
 # --- store-to-store migration ---------------------------------------------------------------------

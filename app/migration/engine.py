@@ -34,6 +34,9 @@ from app.timeutil import utcnow
 logger = logging.getLogger("app.migration")
 STALE_AFTER = timedelta(minutes=5)
 MAX_RESUMES = 5
+INPUT_WAIT = timedelta(hours=24)  # a job whose file has not arrived by then is abandoned
+GAVE_UP = "the job's worker stopped repeatedly; giving up"
+NO_INPUT = "its input file was never uploaded (waited 24 hours)"
 
 
 class JobFailed(Exception):
@@ -132,6 +135,16 @@ class JobEngine:
         except ValueError as exc:  # readers.FileFormatError and other input problems found while running
             return self._end(self._reload(job), JobStatus.FAILED, summary=str(exc))
 
+    def give_up(self, job_id: str, summary: str) -> JobRecord | None:
+        """End a stalled job as FAILED (the sweeper, when it keeps stalling) like any job that ends:
+        finished time, its one audit entry, the dashboard's finished-jobs counter.
+        Takes the lease first, so no worker is running it; None when one is (or it already ended)."""
+        now = utcnow()
+        job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + self.lease)
+        if job is None:
+            return None
+        return self._end(job, JobStatus.FAILED, summary=summary)
+
     def _reload(self, job: JobRecord) -> JobRecord:
         return self.jobs.get(job.id) or job
 
@@ -190,16 +203,31 @@ def kind_key(job: JobRecord) -> str:
     return f"{job.type.value}:{target}" if target else job.type.value
 
 
+def awaits_input(job: JobRecord) -> bool:
+    """Created with an input file that has not arrived yet: PENDING until the upload starts it."""
+    return job.status is JobStatus.PENDING and job.input_key is not None and job.input_received_at is None
+
+
 def stale_jobs(
     runtime: Runtime, *, stale_after: timedelta = STALE_AFTER, now: datetime | None = None
-) -> tuple[list[JobRecord], list[JobRecord]]:
-    """(jobs to resume, jobs to fail) among unfinished jobs whose worker went silent."""
+) -> tuple[list[JobRecord], list[tuple[JobRecord, str]]]:
+    """(jobs to resume, (jobs to fail, why)) among unfinished jobs whose worker went silent.
+
+    A job waiting for its upload has no worker yet: running it would fail on the missing file and
+    then refuse the upload. It is left alone until INPUT_WAIT has passed, and then ended."""
     now = now or utcnow()
     resume: list[JobRecord] = []
-    fail: list[JobRecord] = []
+    fail: list[tuple[JobRecord, str]] = []
     for job in runtime.store.jobs.list_unfinished(limit=100):
+        if awaits_input(job):
+            if now - job.created_at > INPUT_WAIT:
+                fail.append((job, NO_INPUT))
+            continue
         last_sign = job.heartbeat_at or job.created_at
         lease_free = job.lease_until is None or job.lease_until < now
         if lease_free and now - last_sign > stale_after:
-            (fail if int(job.checkpoint.get("resumes", 0)) >= MAX_RESUMES else resume).append(job)
+            if int(job.checkpoint.get("resumes", 0)) >= MAX_RESUMES:
+                fail.append((job, GAVE_UP))
+            else:
+                resume.append(job)
     return resume, fail

@@ -4,7 +4,7 @@
 - In Lambda, the `migration.job` SQS message runs the job until Lambda's deadline and, if it is
   not finished, sends itself a new message to continue from the checkpoint.
 - The `sweep-jobs` scheduled task resumes jobs whose worker went silent (a crash, a timeout) and
-  fails those that keep stalling.
+  fails those that keep stalling; jobs still waiting for their file are left alone (for a day).
 - Locally, a single background thread runs jobs and sweeps every 30 seconds, so a job of a process
   that was killed resumes when the server starts again.
 """
@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from app import events
 from app.migration.engine import STALE_AFTER, JobEngine, JobKind, stale_jobs
 from app.runtime import Runtime
-from app.storage.records import JobStatus
 
 logger = logging.getLogger("app.migration")
 MESSAGE_KIND = "migration.job"
@@ -127,13 +126,9 @@ def submit(runtime: Runtime, job_id: str) -> None:
 def sweep(
     runtime: Runtime, target: Dispatcher | None = None, *, stale_after: timedelta = STALE_AFTER
 ) -> dict[str, Any]:
-    resume, fail = stale_jobs(runtime, stale_after=stale_after)
+    resume, to_fail = stale_jobs(runtime, stale_after=stale_after)
     jobs = runtime.store.jobs
-    for job in fail:
-        failed = job.model_copy(
-            update={"status": JobStatus.FAILED, "error_summary": "the job's worker stopped repeatedly; giving up"}
-        )
-        jobs.replace(job, failed)
+    fail = [job for job, why in to_fail if engine(runtime).give_up(job.id, why) is not None]
     for job in resume:
         checkpoint = {**job.checkpoint, "resumes": int(job.checkpoint.get("resumes", 0)) + 1}
         jobs.replace(job, job.model_copy(update={"checkpoint": checkpoint}))

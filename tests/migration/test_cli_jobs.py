@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,50 @@ def test_jobs_run_resumes_a_job_and_refuses_unknown_ones(runner: CliRunner, stor
     assert result.exit_code == 0, result.output
     assert store.jobs.get("stalled-export").status is JobStatus.COMPLETED  # type: ignore[union-attr]
     assert runner.invoke(cli.app, ["jobs", "run", "nope"]).exit_code == 2
+
+
+def test_jobs_sweep_resumes_stalled_jobs_here_and_fails_hopeless_ones(runner: CliRunner, store: Store) -> None:
+    assert runner.invoke(cli.app, ["jobs", "sweep"]).exit_code == 0  # nothing to do
+
+    minute_ago = utcnow() - timedelta(minutes=1)
+    for job_id, resumes in (("stalled-export", 0), ("hopeless-export", 5)):
+        store.jobs.create(
+            JobRecord(
+                id=job_id,
+                type=JobType.EXPORT,
+                status=JobStatus.RUNNING,
+                options={"format": "csv"},
+                created_by="someone",
+                created_at=minute_ago,
+                heartbeat_at=minute_ago,
+                checkpoint={"resumes": resumes},
+            )
+        )
+    # Its worker is alive: the lease it took at its last checkpoint runs for another minute.
+    store.jobs.create(
+        JobRecord(
+            id="busy-export",
+            type=JobType.EXPORT,
+            status=JobStatus.RUNNING,
+            options={"format": "csv"},
+            created_by="someone",
+            created_at=minute_ago,
+            heartbeat_at=minute_ago,
+        )
+    )
+    assert store.jobs.claim("busy-export", owner="alive", now=utcnow(), lease_until=utcnow() + timedelta(minutes=1))
+
+    quiet = runner.invoke(cli.app, ["jobs", "sweep"])  # silent for a minute: not stalled by the default (5 min)
+    assert (quiet.exit_code, "no stalled jobs" in quiet.output) == (0, True), quiet.output
+
+    result = runner.invoke(cli.app, ["jobs", "sweep", "--stale-after", "30"])
+    assert result.exit_code == 1, result.output  # it gave up on one job
+    assert "hopeless-export: the job's worker stopped repeatedly" in result.output
+    assert "resuming job stalled-export" in result.output
+    resumed = store.jobs.get("stalled-export")
+    assert resumed is not None
+    assert (resumed.status, resumed.checkpoint.get("resumes")) == (JobStatus.COMPLETED, 1)
+    assert store.jobs.get("hopeless-export").status is JobStatus.FAILED  # type: ignore[union-attr]
+    busy = store.jobs.get("busy-export")
+    assert busy is not None
+    assert (busy.status, busy.lease_owner, busy.checkpoint) == (JobStatus.RUNNING, "alive", {})
