@@ -530,6 +530,10 @@ def migrate_store(
             side="target",
         ),
     }
+    if all(settings.uses_embedded_store for settings in sides.values()):
+        # One process holds one embedded DynamoDB, saved to one snapshot file.
+        console.print("[red]source and target can't both be the embedded store; give one an endpoint URL[/red]")
+        raise typer.Exit(2)
     source_label, target_label = _label(sides["source"]), _label(sides["target"])
     if source_label == target_label:
         console.print(f"[red]source and target are the same store ({source_label})[/red]")
