@@ -1,6 +1,7 @@
 """Dependencies shared by every router."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
+# dependencies for every route it builds, and would eval() each string annotation every time.
 
 from typing import Annotated
 

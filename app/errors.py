@@ -251,9 +251,17 @@ FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method of every route at this path: Starlette's 405 names only the first route's."""
+    """Every method of every route at this path: Starlette's 405 names only the first route's.
+
+    "This path" is the path template of the route that answered (the first whose path matched), as
+    the OpenAPI document groups operations: `/subscribers/{uid}` also matches `/subscribers/search`,
+    but its methods belong to another path of the document.
+    """
+    answered = getattr(request.scope.get("route"), "path", None)
     methods: set[str] = set()
     for route in request.app.router.routes:
+        if answered is not None and getattr(route, "path", None) != answered:
+            continue
         if route.matches(request.scope)[0] is not Match.NONE:  # PARTIAL: the path matches, the method not
             methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)

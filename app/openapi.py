@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -41,12 +42,24 @@ def _problem_content() -> dict[str, Any]:
     return {"application/problem+json": {"schema": _PROBLEM_REF}}
 
 
+_JSON_BODY_KEY = "x-json-request-body"
+_JSON_BODIES: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {}
+
+
 def json_request_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     """`openapi_extra` documenting a JSON body a route parses itself (e.g. to validate with context).
 
-    The model's schema is inlined (its `$defs` resolved in place), so it needs no entry under
-    `components/schemas`.
+    The route gets a placeholder; `build_openapi` writes the model's schema in its place when the
+    document is first asked for, so no JSON schema is generated when routes are declared at import.
     """
+    key = f"{model.__module__}.{model.__qualname__}:{','.join(media_types)}"
+    _JSON_BODIES[key] = (model, media_types or ("application/json",))
+    return {_JSON_BODY_KEY: key}
+
+
+def _json_request_body(key: str) -> dict[str, Any]:
+    """The model's schema inlined (its `$defs` resolved in place): no `components/schemas` entry."""
+    model, media_types = _JSON_BODIES[key]
     schema = model.model_json_schema()
     definitions = schema.pop("$defs", {})
 
@@ -65,8 +78,10 @@ def json_request_body(model: type[BaseModel], *media_types: str) -> dict[str, An
             return [resolve(item) for item in node]
         return node
 
-    content = {media_type: {"schema": resolve(schema)} for media_type in media_types or ("application/json",)}
-    return {"requestBody": {"required": True, "content": content}}
+    content = {media_type: {"schema": resolve(schema)} for media_type in media_types}
+    # Rendered as FastAPI renders the rest of the document (`None` values are dropped).
+    rendered: dict[str, Any] = jsonable_encoder({"required": True, "content": content}, exclude_none=True)
+    return rendered
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
@@ -99,6 +114,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             )
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
+            if _JSON_BODY_KEY in operation:
+                operation["requestBody"] = _json_request_body(operation.pop(_JSON_BODY_KEY))
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
             if "requestBody" in operation:
@@ -133,8 +150,9 @@ def render(app: FastAPI) -> str:
 if __name__ == "__main__":
     import sys
 
+    from app import openapi  # the imported module, whose placeholders the routers registered
     from app.config import Settings
     from app.main import create_app
 
     # Default settings, no store: the document depends on the code only.
-    sys.stdout.write(render(create_app(Settings(_env_file=None))))
+    sys.stdout.write(openapi.render(create_app(Settings(_env_file=None))))

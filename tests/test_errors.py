@@ -116,6 +116,13 @@ def test_method_not_allowed_is_problem(client: TestClient) -> None:
     assert response.json()["title"] == "Method Not Allowed"
 
 
+def test_method_not_allowed_lists_the_methods_of_the_path(client: TestClient) -> None:
+    assert client.delete("/health").headers["allow"] == "GET"
+    assert client.options("/subscribers/some-uid").headers["allow"] == "DELETE, GET, PATCH, PUT"
+    # `/subscribers/{uid}` matches this path too, but it is another path of the OpenAPI document.
+    assert client.options("/subscribers/search").headers["allow"] == "GET"
+
+
 def test_body_over_limit_is_413_even_without_content_length(client: TestClient) -> None:
     def chunks():  # type: ignore[no-untyped-def]
         for _ in range(20):

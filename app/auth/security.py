@@ -18,8 +18,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from jose import JWTError, jwt
-
+from app.auth.jose_hmac import JWTError, jwt
 from app.config import Settings
 from app.storage.records import Role
 from app.timeutil import epoch_seconds

@@ -4,7 +4,8 @@
 or None if there is no such subscriber), read from the subscribers repository.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
+# dependencies for every route it builds, and would eval() each string annotation every time.
 
 from typing import Annotated
 

@@ -1,6 +1,7 @@
 """HTTP routes of bookable resources and bookings: translation to and from the service, nothing more."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
+# dependencies for every route it builds, and would eval() each string annotation every time.
 
 import re
 from typing import Annotated

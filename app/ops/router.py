@@ -1,4 +1,5 @@
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
+# dependencies for every route it builds, and would eval() each string annotation every time.
 
 from typing import Annotated
 

@@ -1,6 +1,7 @@
 """Subscriber routes: HTTP in and out (bodies, ETag/If-Match, masking); the rules are in the service."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
+# dependencies for every route it builds, and would eval() each string annotation every time.
 
 import json
 from typing import Annotated, Any, TypeVar
