@@ -75,6 +75,7 @@ $(LAMBDA_VENV)/.installed: requirements/lambda.txt
 
 bench: $(STAMP) $(LAMBDA_VENV)/.installed
 	$(BIN)/python bench/cold_start.py --python $(LAMBDA_VENV)/bin/python
+	$(BIN)/python bench/cold_start.py --python $(LAMBDA_VENV)/bin/python --from-source
 
 # Regenerate the committed OpenAPI document (a test fails while it is stale).
 openapi: $(STAMP)

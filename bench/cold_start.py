@@ -19,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -79,7 +80,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--python", default=sys.executable, help="interpreter of the environment to measure")
+    parser.add_argument(
+        "--from-source",
+        action="store_true",
+        help="compile every module from source in every sample, as in the Lambda package (no bytecode)",
+    )
     args = parser.parse_args()
+    # Otherwise bytecode is used where it exists: the venvs' packages have theirs, and `app/` has
+    # whatever an earlier run (e.g. the tests) left in its __pycache__ folders.
+    if args.from_source:
+        ENV["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="cold-start-no-bytecode-")
     sample(args.python, PORTAL), sample(args.python, BASELINE)  # warm the OS file cache for both
     portal, baseline = [], []
     for _ in range(args.runs):
@@ -88,6 +98,7 @@ def main() -> None:
     portal_median, baseline_median = statistics.median(portal), statistics.median(baseline)
     print(f"interpreter:            {args.python}")
     print(f"runs per variant:       {args.runs}")
+    print(f"bytecode:               {'none (all compiled from source)' if args.from_source else 'where present'}")
     print(f"baseline median:        {baseline_median:7.1f} ms  (FastAPI + Mangum + boto3 DynamoDB client)")
     print(f"portal median:          {portal_median:7.1f} ms  (app.handler, GET /health, v2 event)")
     print(
