@@ -154,6 +154,18 @@ def test_unfinished_jobs_for_the_sweeper(store: Store) -> None:
     assert sorted(job.id for job in store.jobs.list_unfinished(limit=10)) == ["job000", "job002"]
 
 
+def test_the_sweeper_sees_working_jobs_before_waiting_ones(store: Store) -> None:
+    """Jobs still waiting for their upload (PENDING) come last, so many of them can't hide a stalled run."""
+    for n in range(4):
+        store.jobs.create(make_job(n))
+    for job_id, status in (("job001", JobStatus.RUNNING), ("job003", JobStatus.VALIDATING)):
+        job = store.jobs.get(job_id)
+        assert job is not None
+        store.jobs.replace(job, job.model_copy(update={"status": status}))
+    assert [job.id for job in store.jobs.list_unfinished(limit=2)] == ["job001", "job003"]
+    assert len(store.jobs.list_unfinished(limit=10)) == 4
+
+
 def test_status_counters_follow_every_change(store: Store) -> None:
     for n in range(3):
         store.jobs.create(make_job(n))

@@ -17,7 +17,8 @@ from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_va
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
 from app.timeutil import sortable
 
-UNFINISHED = (JobStatus.PENDING, JobStatus.VALIDATING, JobStatus.RUNNING)
+# The sweeper's order: working jobs first, then those that may be waiting for their upload.
+UNFINISHED = (JobStatus.RUNNING, JobStatus.VALIDATING, JobStatus.PENDING)
 FINISHED_VALUES = {f":finished{n}": status.value for n, status in enumerate(JobStatus) if status.finished}
 NOT_FINISHED = f"NOT #status IN ({', '.join(FINISHED_VALUES)})"
 # Written only by `claim` and `request_cancel`, which leave the version alone; `replace` keeps them.

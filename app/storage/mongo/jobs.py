@@ -13,7 +13,7 @@ from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
 from app.timeutil import as_utc, sortable
 
 FINISHED = [status.value for status in JobStatus if status.finished]
-UNFINISHED = [status.value for status in JobStatus if not status.finished]
+SWEEP_ORDER = [JobStatus.RUNNING.value, JobStatus.VALIDATING.value, JobStatus.PENDING.value]
 _SIDE_FIELDS = ("lease_owner", "lease_until", "cancel_requested")
 _TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at", "lease_until")
 
@@ -141,4 +141,9 @@ class MongoJobRepository:
         )
 
     def list_unfinished(self, *, limit: int) -> list[JobRecord]:
-        return [to_job(document) for document in self.jobs.find({"status": {"$in": UNFINISHED}}).limit(limit)]
+        jobs: list[JobRecord] = []
+        for status in SWEEP_ORDER:  # working jobs first, then those that may be waiting for their upload
+            jobs += [to_job(document) for document in self.jobs.find({"status": status}).limit(limit - len(jobs))]
+            if len(jobs) >= limit:
+                break
+        return jobs
