@@ -156,6 +156,25 @@ def test_audit_search_filters_and_pages_newest_first(store: Store, filters: dict
     assert _walk(store, AuditQuery(since=since, until=until, **filters), limit) == expected
 
 
+@pytest.mark.parametrize("older", [False, True])
+def test_a_full_audit_page_has_a_cursor_only_if_more_entries_follow(store: Store, older: bool) -> None:
+    """The day walk must not hand out a cursor to an empty last page when the older days are empty."""
+    now = utcnow()
+    latest = [_entry(n, entity_id="u1", at=now - timedelta(minutes=n + 1)) for n in range(2)]
+    earlier = [_entry(9, entity_id="u1", at=now - timedelta(days=4))] if older else []
+    for entry in latest + earlier:
+        store.audit.append(entry)
+    query = AuditQuery(since=now - timedelta(days=7), until=now)
+    page = store.audit.search(query, limit=2)
+    assert [entry.id for entry in page.items] == [entry.id for entry in latest]
+    if not older:
+        assert page.next_cursor is None
+        return
+    assert page.next_cursor is not None
+    rest = store.audit.search(query, limit=2, cursor=page.next_cursor)
+    assert ([entry.id for entry in rest.items], rest.next_cursor) == ([earlier[0].id], None)
+
+
 def test_audit_search_cursor_is_bound_to_its_filters(store: Store) -> None:
     entries = _seed_search(store)
     query = AuditQuery(since=entries[0].at, until=entries[-1].at)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from app.storage.base import AuditQuery, InvalidCursor, Page
@@ -105,24 +105,32 @@ class DynamoAuditRepository:
                 day, inner = type(day).fromisoformat(position["day"]), position.get("inner")
             except (KeyError, TypeError, ValueError):
                 raise InvalidCursor() from None
-        entries: list[AuditEntry] = []
-        while day >= query.since.date():
-            items, inner = self.table.query_page(
+
+        def read_day(day: date, limit: int, inner: str | None) -> tuple[list[Any], str | None]:
+            return self.table.query_page(
                 scope=f"{query.scope}|{day}",
                 partition=f"AUDITDAY#{day.isoformat()}",
                 index="GSI2",
                 sort_condition="#sk BETWEEN :from AND :to",
                 values={**time_range, **type_filter},
-                limit=limit - len(entries),
+                limit=limit,
                 cursor=inner,
                 forward=False,
                 **type_filter_args,
             )
+
+        entries: list[AuditEntry] = []
+        while day >= query.since.date():
+            items, inner = read_day(day, limit - len(entries), inner)
             entries.extend(to_entry(item) for item in items)
             if inner:  # this day has more: the page is full
                 return Page(entries, self.table.cursors.encode(query.scope, {"day": day.isoformat(), "inner": inner}))
             day -= timedelta(days=1)
             if len(entries) == limit:
+                # Full at a day's end: a cursor only if an older day of the window holds an entry,
+                # so the last page is never empty (the next page would read these days anyway).
+                while day >= query.since.date() and not read_day(day, 1, None)[0]:
+                    day -= timedelta(days=1)
                 more = day >= query.since.date()
                 next_cursor = self.table.cursors.encode(query.scope, {"day": day.isoformat()}) if more else None
                 return Page(entries, next_cursor)
