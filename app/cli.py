@@ -540,7 +540,11 @@ def migrate_store(
         raise typer.Exit(2)
     copy_id = hashlib.sha256(f"{source_label}\n{target_label}".encode()).hexdigest()[:16]
     state_path = state or base.data_dir / "migrate-store" / f"{copy_id}.json"
-    saved = None if restart else store_copy.CopyState.load(state_path)
+    try:
+        saved = None if restart else store_copy.CopyState.load(state_path)
+    except (ValueError, TypeError):
+        console.print(f"[red]--state: {state_path} is not a migrate-store state file[/red]")
+        raise typer.Exit(2) from None
     if saved is not None and (saved.source, saved.target) != (source_label, target_label):
         console.print(f"[red]--state: {state_path} belongs to another copy ({saved.source} -> {saved.target})[/red]")
         raise typer.Exit(2)

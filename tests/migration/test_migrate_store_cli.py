@@ -103,6 +103,10 @@ def test_copy_repeat_and_refusals(env: dict[str, str], source: Store, tmp_path: 
     redone = portal(env, *TO_TABLE, target_table, "--state", other_state, "--restart")
     assert redone.returncode == 0, redone.stderr
 
+    (tmp_path / "junk.json").write_text("{not json", encoding="utf-8")
+    junk = portal(env, *TO_TABLE, target_table, "--state", str(tmp_path / "junk.json"))
+    assert junk.returncode == 2
+    assert "not a migrate-store state file" in junk.stderr
     same = portal(env, "--source", "dynamodb", "--target", "dynamodb")
     assert same.returncode == 2
     assert "the same store" in same.stderr
