@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from app.storage.base import AuditQuery, InvalidCursor, Page
@@ -12,11 +12,16 @@ from app.timeutil import epoch_seconds, sortable
 _AFTER_ANY_ID = "#~"
 
 
+def audit_key(entity_type: str, entity_id: str, at: datetime, entry_id: str) -> tuple[str, str]:
+    """The entity's partition; `<at>#<id>` sorts by time."""
+    return f"AUDIT#{entity_type}#{entity_id}", f"{sortable(at)}#{entry_id}"
+
+
 def audit_item(entry: AuditEntry) -> dict[str, Any]:
     """Item for one audit entry; also used inside the transactions of the entity it describes."""
-    order = f"{sortable(entry.at)}#{entry.id}"
+    pk, order = audit_key(entry.entity_type, entry.entity_id, entry.at, entry.id)
     return {
-        "PK": f"AUDIT#{entry.entity_type}#{entry.entity_id}",
+        "PK": pk,
         "SK": order,
         "GSI1PK": f"AUDITACTOR#{entry.actor}",
         "GSI1SK": order,

@@ -79,6 +79,26 @@ def idempotency_key(key_text: str) -> tuple[str, str]:
     return f"IDEMPOTENCY#{key_text}", "IDEMPOTENCY"
 
 
+def idempotency_item(idempotency: IdempotencyKey, booking_id: str) -> dict[str, Any]:
+    pk, sk = idempotency_key(idempotency.key)
+    return {
+        "PK": pk,
+        "SK": sk,
+        "type": "idempotency_key",
+        "request_hash": idempotency.request_hash,
+        "booking_id": booking_id,
+        "expires_at": idempotency.expires_at.isoformat(),
+        "ttl": epoch_seconds(idempotency.expires_at),
+    }
+
+
+def ledger_item(subscriber_uid: str, day: str, intervals: list[dict[str, str]], version: int) -> dict[str, Any]:
+    """A subscriber's busy ledger of one UTC day: the intervals of their confirmed bookings."""
+    pk, sk = ledger_key(subscriber_uid, day)
+    expires = epoch_seconds(ledger_expiry(day))
+    return {"PK": pk, "SK": sk, "type": "busy_ledger", "intervals": intervals, "version": version, "ttl": expires}
+
+
 def resource_item(resource: ResourceRecord) -> dict[str, Any]:
     pk, sk = resource_key(resource.id)
     return {"PK": pk, "SK": sk, "GSI1PK": "RESOURCES", "GSI1SK": resource.id, "type": "resource", **_json(resource)}
@@ -343,15 +363,7 @@ class DynamoBookingRepository:
                         field="body.subscriber_uid",
                     )
                 intervals.append(_interval(add))
-            pk, sk = ledger_key(subscriber_uid, day)
-            new_item = {
-                "PK": pk,
-                "SK": sk,
-                "type": "busy_ledger",
-                "intervals": intervals,
-                "version": (int(item["version"]) if item else 0) + 1,
-                "ttl": epoch_seconds(ledger_expiry(day)),
-            }
+            new_item = ledger_item(subscriber_uid, day, intervals, (int(item["version"]) if item else 0) + 1)
             if item:
                 writes.append(_versioned_put(new_item, int(item["version"])))
             else:
@@ -406,16 +418,7 @@ class DynamoBookingRepository:
             for change in _counter_changes(booking, +1):
                 transaction.add(change)
             if idempotency:
-                pk, sk = idempotency_key(idempotency.key)
-                item = {
-                    "PK": pk,
-                    "SK": sk,
-                    "type": "idempotency_key",
-                    "request_hash": idempotency.request_hash,
-                    "booking_id": booking.id,
-                    "expires_at": idempotency.expires_at.isoformat(),
-                    "ttl": epoch_seconds(idempotency.expires_at),
-                }
+                item = idempotency_item(idempotency, booking.id)
                 # DynamoDB's TTL deletes within ~48 h, so an expired key may still be there: it can be reused.
                 condition = "attribute_not_exists(PK) OR #ttl < :now"
                 put = _put(item, condition, {":now": epoch_seconds(booking.created_at)})

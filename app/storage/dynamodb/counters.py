@@ -6,6 +6,15 @@ from app.storage.base import StoreUnavailable
 from app.storage.dynamodb.table import DynamoTable, key, serialize_values
 
 
+def counter_key(scope: str, name: str) -> tuple[str, str]:
+    return f"COUNTER#{scope}", name
+
+
+def counter_item(scope: str, name: str, value: int) -> dict[str, Any]:
+    pk, sk = counter_key(scope, name)
+    return {"PK": pk, "SK": sk, "n": value, "type": "counter"}
+
+
 def counter_updates(scope: str, deltas: dict[str, int]) -> list[dict[str, Any]]:
     """Transaction actions adding each delta to its counter item (one item per counter key).
 
@@ -43,7 +52,7 @@ class DynamoCounterRepository:
 
     def replace(self, scope: str, values: dict[str, int]) -> None:
         current = self.get(scope)
-        puts = [{"PK": f"COUNTER#{scope}", "SK": name, "n": value, "type": "counter"} for name, value in values.items()]
+        puts = [counter_item(scope, name, value) for name, value in values.items()]
         deletes = [(f"COUNTER#{scope}", name) for name in current if name not in values]
         self.table.batch_write(puts, deletes)
 

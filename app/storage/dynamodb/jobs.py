@@ -37,14 +37,33 @@ def job_fields(job: JobRecord) -> dict[str, Any]:
     return fields
 
 
+def job_item(job: JobRecord) -> dict[str, Any]:
+    """The whole job item, side fields included (`create` writes a job with none set)."""
+    pk, sk = job_key(job.id)
+    item = {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": job.cancel_requested, **job_fields(job)}
+    if job.lease_owner and job.lease_until:
+        # Compared as text by `claim`: the sortable form, like `claim` writes it.
+        item.update(lease_owner=job.lease_owner, lease_until=sortable(job.lease_until))
+    return item
+
+
 def to_job(item: dict[str, Any]) -> JobRecord:
     return JobRecord.model_validate({name: item[name] for name in JobRecord.model_fields if name in item})
 
 
+def to_error(item: dict[str, Any]) -> JobRowError:
+    return JobRowError.model_validate({name: item[name] for name in JobRowError.model_fields if name in item})
+
+
+def error_key(job_id: str, row: int, field: str) -> tuple[str, str]:
+    return f"JOB#{job_id}", f"ERR#{row:012d}#{field}"
+
+
 def error_item(error: JobRowError) -> dict[str, Any]:
+    pk, sk = error_key(error.job_id, error.row, error.field)
     return {
-        "PK": f"JOB#{error.job_id}",
-        "SK": f"ERR#{error.row:012d}#{error.field}",
+        "PK": pk,
+        "SK": sk,
         "type": "job_error",
         **error.model_dump(mode="json"),
     }
@@ -55,9 +74,7 @@ class DynamoJobRepository:
         self.table = table
 
     def create(self, job: JobRecord) -> None:
-        pk, sk = job_key(job.id)
-        item = {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": False, **job_fields(job)}
-        put = {"Put": {"Item": serialize(item), "ConditionExpression": "attribute_not_exists(PK)"}}
+        put = {"Put": {"Item": serialize(job_item(job)), "ConditionExpression": "attribute_not_exists(PK)"}}
         self.table.transact(
             [put, *counter_updates(JOB_STATUS_SCOPE, {job.status.value: 1})],
             on_cancel=lambda codes: Conflict(f"job {job.id!r} already exists"),
@@ -163,10 +180,7 @@ class DynamoJobRepository:
             limit=limit,
             cursor=cursor,
         )
-        fields = JobRowError.model_fields
-        return Page(
-            [JobRowError.model_validate({k: v for k, v in item.items() if k in fields}) for item in items], next_cursor
-        )
+        return Page([to_error(item) for item in items], next_cursor)
 
     def list_unfinished(self, *, limit: int) -> list[JobRecord]:
         jobs: list[JobRecord] = []

@@ -9,16 +9,16 @@ from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
 from app.timeutil import epoch_seconds
 
 
-def _family_key(family_id: str) -> tuple[str, str]:
+def family_key(family_id: str) -> tuple[str, str]:
     return f"RFAMILY#{family_id}", "RFAMILY"
 
 
-def _token_key(token_hash: str) -> tuple[str, str]:
+def token_key(token_hash: str) -> tuple[str, str]:
     return f"RTOKEN#{token_hash}", "RTOKEN"
 
 
 def family_item(family: TokenFamilyRecord) -> dict[str, Any]:
-    pk, sk = _family_key(family.family_id)
+    pk, sk = family_key(family.family_id)
     return {
         "PK": pk,
         "SK": sk,
@@ -29,7 +29,7 @@ def family_item(family: TokenFamilyRecord) -> dict[str, Any]:
 
 
 def token_item(token: RefreshTokenRecord) -> dict[str, Any]:
-    pk, sk = _token_key(token.token_hash)
+    pk, sk = token_key(token.token_hash)
     return {
         "PK": pk,
         "SK": sk,
@@ -39,8 +39,18 @@ def token_item(token: RefreshTokenRecord) -> dict[str, Any]:
     }
 
 
-def _fields(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], item: dict[str, Any]) -> dict[str, Any]:
+def record_fields(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], item: dict[str, Any]) -> dict[str, Any]:
     return {name: item[name] for name in model.model_fields if name in item}
+
+
+def denied_key(jti: str) -> tuple[str, str]:
+    return f"DENY#{jti}", "DENY"
+
+
+def denied_item(jti: str, expires_at: datetime) -> dict[str, Any]:
+    """Only the TTL records the expiry (epoch seconds): the item goes when the token would have."""
+    pk, sk = denied_key(jti)
+    return {"PK": pk, "SK": sk, "type": "denied_token", "ttl": epoch_seconds(expires_at)}
 
 
 class DynamoSessionRepository:
@@ -67,11 +77,11 @@ class DynamoSessionRepository:
         )
 
     def rotate(self, used_token_hash: str, new_token: RefreshTokenRecord, *, now: datetime) -> TokenFamilyRecord:
-        family_pk, family_sk = _family_key(new_token.family_id)
+        family_pk, family_sk = family_key(new_token.family_id)
         actions = [
             {
                 "Update": {
-                    "Key": key(*_token_key(used_token_hash)),
+                    "Key": key(*token_key(used_token_hash)),
                     "UpdateExpression": "SET used_at = :now",
                     "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(used_at) "
                     "AND family_id = :family AND #ttl > :epoch",
@@ -110,7 +120,7 @@ class DynamoSessionRepository:
 
         def cancelled(codes: list[str]) -> StorageError:
             if codes and codes[0] == "ConditionalCheckFailed":
-                used = self.table.get(*_token_key(used_token_hash))
+                used = self.table.get(*token_key(used_token_hash))
                 if used and used.get("used_at") and used.get("family_id") == new_token.family_id:
                     self.revoke_family(new_token.family_id)
                     return Conflict("refresh token was already used; the session has been revoked")
@@ -124,17 +134,17 @@ class DynamoSessionRepository:
         return family
 
     def find_token(self, token_hash: str) -> RefreshTokenRecord | None:
-        item = self.table.get(*_token_key(token_hash))
-        return RefreshTokenRecord.model_validate(_fields(RefreshTokenRecord, item)) if item else None
+        item = self.table.get(*token_key(token_hash))
+        return RefreshTokenRecord.model_validate(record_fields(RefreshTokenRecord, item)) if item else None
 
     def get_family(self, family_id: str) -> TokenFamilyRecord | None:
-        item = self.table.get(*_family_key(family_id))
-        return TokenFamilyRecord.model_validate(_fields(TokenFamilyRecord, item)) if item else None
+        item = self.table.get(*family_key(family_id))
+        return TokenFamilyRecord.model_validate(record_fields(TokenFamilyRecord, item)) if item else None
 
     def revoke_family(self, family_id: str) -> None:
         try:
             self.table.update(
-                *_family_key(family_id),
+                *family_key(family_id),
                 "SET revoked = :true",
                 condition="attribute_exists(PK)",
                 values={":true": True},
@@ -143,7 +153,7 @@ class DynamoSessionRepository:
             pass  # already expired: nothing left to revoke
 
     def deny_access_token(self, jti: str, expires_at: datetime) -> None:
-        self.table.put({"PK": f"DENY#{jti}", "SK": "DENY", "type": "denied_token", "ttl": epoch_seconds(expires_at)})
+        self.table.put(denied_item(jti, expires_at))
 
     def is_access_token_denied(self, jti: str) -> bool:
-        return self.table.get(f"DENY#{jti}", "DENY") is not None
+        return self.table.get(*denied_key(jti)) is not None

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from app.storage.base import StorageError
-from app.storage.dynamodb.audit import audit_item, to_entry
+from app.storage.base import IdempotencyKey, StorageError
+from app.storage.dynamodb.audit import audit_item, audit_key, to_entry
 from app.storage.dynamodb.bookings import (
     booking_item,
     booking_key,
+    idempotency_item,
     idempotency_key,
-    ledger_expiry,
+    ledger_item,
     ledger_key,
     resource_item,
     resource_key,
@@ -28,8 +29,17 @@ from app.storage.dynamodb.bookings import (
     to_booking,
     to_resource,
 )
-from app.storage.dynamodb.jobs import error_item, job_fields, job_key, to_job
-from app.storage.dynamodb.sessions import family_item, token_item
+from app.storage.dynamodb.counters import counter_item, counter_key
+from app.storage.dynamodb.jobs import error_item, error_key, job_item, job_key, to_error, to_job
+from app.storage.dynamodb.sessions import (
+    denied_item,
+    denied_key,
+    family_item,
+    family_key,
+    record_fields,
+    token_item,
+    token_key,
+)
 from app.storage.dynamodb.subscribers import (
     imsi_claim_key,
     msisdn_claim_key,
@@ -62,7 +72,6 @@ from app.storage.transfer import (
     parse_time,
     slot,
 )
-from app.timeutil import epoch_seconds, sortable
 
 # Items nothing is copied from: rebuilt from their owner on write, or short-lived.
 _DERIVED_OR_TRANSIENT = ("MSISDN", "IMSI", "BOOKSTATUS", "THROTTLE")
@@ -102,31 +111,18 @@ def _record(item: dict[str, Any]) -> TransferRecord | None:
     if prefix == "JOB" and sk == "JOB":
         return entity("jobs", to_job(item))
     if prefix == "JOB" and sk.startswith("ERR#"):
-        return entity("job_errors", JobRowError.model_validate({n: item[n] for n in JobRowError.model_fields}))
+        return entity("job_errors", to_error(item))
     if prefix == "AUDIT":
         return entity("audit", to_entry(item))
     if prefix == "COUNTER":
         return counter(rest, sk, int(item.get("n", 0)))
     if prefix == "RFAMILY":
-        return entity("token_families", _model(TokenFamilyRecord, item))
+        return entity("token_families", TokenFamilyRecord.model_validate(record_fields(TokenFamilyRecord, item)))
     if prefix == "RTOKEN":
-        return entity("refresh_tokens", _model(RefreshTokenRecord, item))
+        return entity("refresh_tokens", RefreshTokenRecord.model_validate(record_fields(RefreshTokenRecord, item)))
     if prefix == "DENY":
         return denied_token(rest, datetime.fromtimestamp(int(item["ttl"]), UTC))
     raise StorageError(f"the copy does not know the item {pk} / {sk}; nothing was skipped silently")
-
-
-def _model(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], item: dict[str, Any]) -> Any:
-    return model.model_validate({name: item[name] for name in model.model_fields if name in item})
-
-
-def _job_item(job: JobRecord) -> dict[str, Any]:
-    pk, sk = job_key(job.id)
-    item = {"PK": pk, "SK": sk, "item_type": "job", "cancel_requested": job.cancel_requested, **job_fields(job)}
-    if job.lease_owner and job.lease_until:
-        # Compared as text by `claim`: the sortable form, like `claim` writes it.
-        item.update(lease_owner=job.lease_owner, lease_until=sortable(job.lease_until))
-    return item
 
 
 def _items(record: TransferRecord) -> list[dict[str, Any]]:
@@ -140,48 +136,28 @@ def _items(record: TransferRecord) -> list[dict[str, Any]]:
         booking = BookingRecord.model_validate(data)
         return [booking_item(booking), status_item(booking)]
     if kind == "busy_ledgers":
-        pk, sk = ledger_key(data["subscriber_uid"], data["day"])
-        expires = epoch_seconds(ledger_expiry(data["day"]))
-        return [
-            {"PK": pk, "SK": sk, "type": "busy_ledger", "intervals": data["intervals"], "version": 1, "ttl": expires}
-        ]
+        return [ledger_item(data["subscriber_uid"], data["day"], data["intervals"], version=1)]
     if kind == "jobs":
-        return [_job_item(JobRecord.model_validate(data))]
+        return [job_item(JobRecord.model_validate(data))]
     if kind == "job_errors":
         return [error_item(JobRowError.model_validate(data))]
     if kind == "audit":
         return [audit_item(AuditEntry.model_validate(data))]
     if kind == "counters":
-        return [{"PK": f"COUNTER#{data['scope']}", "SK": data["key"], "n": data["n"], "type": "counter"}]
+        return [counter_item(data["scope"], data["key"], data["n"])]
     if kind == "token_families":
         return [family_item(TokenFamilyRecord.model_validate(data))]
     if kind == "refresh_tokens":
         return [token_item(RefreshTokenRecord.model_validate(data))]
     if kind == "denied_tokens":
-        expires = epoch_seconds(parse_time(data["expires_at"]))
-        return [{"PK": f"DENY#{data['jti']}", "SK": "DENY", "type": "denied_token", "ttl": expires}]
+        return [denied_item(data["jti"], parse_time(data["expires_at"]))]
     if kind == "slots":
         pk, sk = slot_key(data["resource_id"], parse_time(data["start"]))
-        return [{**_slot_fields(data), "PK": pk, "SK": sk}]
+        return [{"PK": pk, "SK": sk, "type": "slot", **data}]
     if kind == "idempotency_keys":
-        pk, sk = idempotency_key(data["key"])
-        expires_at = parse_time(data["expires_at"])
-        return [
-            {
-                "PK": pk,
-                "SK": sk,
-                "type": "idempotency_key",
-                "request_hash": data["request_hash"],
-                "booking_id": data["booking_id"],
-                "expires_at": expires_at.isoformat(),
-                "ttl": epoch_seconds(expires_at),
-            }
-        ]
+        stored = IdempotencyKey(data["key"], data["request_hash"], parse_time(data["expires_at"]))
+        return [idempotency_item(stored, data["booking_id"])]
     raise ValueError(f"unknown kind {kind!r}")
-
-
-def _slot_fields(data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "slot", "booked": data["booked"], "start": data["start"], "resource_id": data["resource_id"]}
 
 
 # Where the record of each kind lives, from its identity (see transfer.IDENTITY).
@@ -192,12 +168,12 @@ _LOCATIONS: dict[str, Callable[[Key], tuple[str, str]]] = {
     "bookings": lambda k: booking_key(k[0]),
     "busy_ledgers": lambda k: ledger_key(k[0], k[1]),
     "jobs": lambda k: job_key(k[0]),
-    "job_errors": lambda k: (f"JOB#{k[0]}", f"ERR#{int(k[1]):012d}#{k[2]}"),
-    "audit": lambda k: (f"AUDIT#{k[0]}#{k[1]}", f"{sortable(parse_time(k[2]))}#{k[3]}"),
-    "counters": lambda k: (f"COUNTER#{k[0]}", k[1]),
-    "token_families": lambda k: (f"RFAMILY#{k[0]}", "RFAMILY"),
-    "refresh_tokens": lambda k: (f"RTOKEN#{k[0]}", "RTOKEN"),
-    "denied_tokens": lambda k: (f"DENY#{k[0]}", "DENY"),
+    "job_errors": lambda k: error_key(k[0], int(k[1]), k[2]),
+    "audit": lambda k: audit_key(k[0], k[1], parse_time(k[2]), k[3]),
+    "counters": lambda k: counter_key(k[0], k[1]),
+    "token_families": lambda k: family_key(k[0]),
+    "refresh_tokens": lambda k: token_key(k[0]),
+    "denied_tokens": lambda k: denied_key(k[0]),
     "slots": lambda k: slot_key(k[0], parse_time(k[1])),
     "idempotency_keys": lambda k: idempotency_key(k[0]),
 }
