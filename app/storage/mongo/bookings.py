@@ -91,6 +91,10 @@ def _utc_days(start: datetime, end: datetime) -> list[str]:
     return days
 
 
+def busy_id(subscriber_uid: str, day: str) -> str:
+    return f"{subscriber_uid}#{day}"
+
+
 def ledger_expiry(day: str) -> datetime:
     """A day's busy document is kept a week after the day, then the TTL index removes it."""
     return datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(days=1) + LEDGER_RETENTION
@@ -232,7 +236,7 @@ class MongoBookingRepository:
         for day in _utc_days(booking.start, booking.end):
             try:
                 self.busy.update_one(
-                    {"_id": f"{booking.subscriber_uid}#{day}", "intervals": {"$not": overlapping}},
+                    {"_id": busy_id(booking.subscriber_uid, day), "intervals": {"$not": overlapping}},
                     {"$push": {"intervals": entry}, "$setOnInsert": {"expires_at": ledger_expiry(day)}},
                     upsert=True,
                 )
@@ -246,7 +250,7 @@ class MongoBookingRepository:
     def _pull_interval(self, subscriber_uid: str, booking_id: str, start: datetime, days: list[str]) -> None:
         for day in days:
             self.busy.update_one(
-                {"_id": f"{subscriber_uid}#{day}"},
+                {"_id": busy_id(subscriber_uid, day)},
                 {"$pull": {"intervals": {"booking_id": booking_id, "start": start}}},
             )
 

@@ -25,6 +25,24 @@ def job_document(job: JobRecord) -> dict[str, Any]:
     return document
 
 
+def stored_job_document(job: JobRecord) -> dict[str, Any]:
+    """The whole document, side fields included (`create` stores a job with none set)."""
+    side = {"cancel_requested": job.cancel_requested, "lease_owner": job.lease_owner, "lease_until": job.lease_until}
+    return {**job_document(job), **side}
+
+
+def error_id(job_id: str, row: int, field: str) -> str:
+    return f"{job_id}:{row:012d}:{field}"
+
+
+def to_error(document: dict[str, Any]) -> JobRowError:
+    return JobRowError.model_validate({name: document[name] for name in JobRowError.model_fields if name in document})
+
+
+def error_document(error: JobRowError) -> dict[str, Any]:
+    return {"_id": error_id(error.job_id, error.row, error.field), **error.model_dump()}
+
+
 def to_job(document: dict[str, Any]) -> JobRecord:
     data = {key: value for key, value in document.items() if key in JobRecord.model_fields}
     data["id"] = document["_id"]
@@ -43,9 +61,7 @@ class MongoJobRepository:
 
     def create(self, job: JobRecord) -> None:
         try:
-            self.jobs.insert_one(
-                {**job_document(job), "cancel_requested": False, "lease_owner": None, "lease_until": None}
-            )
+            self.jobs.insert_one(stored_job_document(job))
         except DuplicateKeyError:
             raise Conflict(f"job {job.id!r} already exists") from None
         self.counters.increment(JOB_STATUS_SCOPE, {job.status.value: 1})
@@ -121,8 +137,8 @@ class MongoJobRepository:
         # One upsert per error, keyed by (job, row, field): replaying a batch writes no duplicate.
         # (Bulk UpdateOne is avoided: mongomock mishandles it with current pymongo.)
         for error in errors:
-            key = f"{error.job_id}:{error.row:012d}:{error.field}"
-            self.errors.replace_one({"_id": key}, {"_id": key, **error.model_dump()}, upsert=True)
+            document = error_document(error)
+            self.errors.replace_one({"_id": document["_id"]}, document, upsert=True)
 
     def list_errors(self, job_id: str, *, limit: int, cursor: str | None = None) -> Page[JobRowError]:
         documents, next_cursor = find_page(
@@ -135,10 +151,7 @@ class MongoJobRepository:
             scope=f"job-errors|{job_id}",
             cursors=self.cursors,
         )
-        fields = JobRowError.model_fields
-        return Page(
-            [JobRowError.model_validate({k: v for k, v in d.items() if k in fields}) for d in documents], next_cursor
-        )
+        return Page([to_error(document) for document in documents], next_cursor)
 
     def list_unfinished(self, *, limit: int) -> list[JobRecord]:
         jobs: list[JobRecord] = []

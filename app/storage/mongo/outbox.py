@@ -27,6 +27,7 @@ from pymongo.errors import DuplicateKeyError
 
 from app.storage.base import StoreUnavailable
 from app.storage.mongo.audit import audit_document
+from app.storage.mongo.counters import counter_id
 from app.storage.records import AuditEntry
 
 PENDING = "_pending_audit"
@@ -53,11 +54,11 @@ def pending(entry: AuditEntry, counter_deltas: Mapping[str, Mapping[str, int]] |
 
 def apply_counter_delta(db: Any, entry_id: str, scope: str, name: str, delta: int) -> None:
     """Add `delta` to the counter unless this entry's delta was already added to it."""
-    counter_id = f"{scope}:{name}"
+    document_id = counter_id(scope, name)
     for _ in range(3):
         try:
             db["counters"].update_one(
-                {"_id": counter_id, APPLIED_IDS: {"$ne": entry_id}},
+                {"_id": document_id, APPLIED_IDS: {"$ne": entry_id}},
                 {
                     "$inc": {"n": delta},
                     "$set": {"scope": scope, "key": name},
@@ -69,9 +70,9 @@ def apply_counter_delta(db: Any, entry_id: str, scope: str, name: str, delta: in
         except DuplicateKeyError:
             # Either the delta is already in (the filter excluded the document, so the upsert
             # collided with it), or another writer created the counter at the same moment.
-            if db["counters"].find_one({"_id": counter_id, APPLIED_IDS: entry_id}, {"_id": 1}):
+            if db["counters"].find_one({"_id": document_id, APPLIED_IDS: entry_id}, {"_id": 1}):
                 return
-    raise StoreUnavailable(f"could not update counter {counter_id!r}")
+    raise StoreUnavailable(f"could not update counter {document_id!r}")
 
 
 def flush(db: Any, collection: str, document_id: str) -> None:

@@ -21,13 +21,15 @@ from app.storage.mongo.audit import audit_document, to_entry
 from app.storage.mongo.bookings import (
     VISIBLE,
     booking_document,
+    busy_id,
     ledger_expiry,
     resource_document,
     slot_id,
     to_booking,
     to_resource,
 )
-from app.storage.mongo.jobs import job_document, to_job
+from app.storage.mongo.counters import counter_id
+from app.storage.mongo.jobs import error_document, error_id, stored_job_document, to_error, to_job
 from app.storage.mongo.sessions import session_document, session_fields
 from app.storage.mongo.subscribers import subscriber_document, to_subscriber
 from app.storage.mongo.users import to_user, user_document
@@ -67,10 +69,6 @@ class _Source:
     record: Callable[[dict[str, Any]], TransferRecord]
 
 
-def _job_error(document: dict[str, Any]) -> TransferRecord:
-    return entity("job_errors", JobRowError.model_validate({n: document[n] for n in JobRowError.model_fields}))
-
-
 def _busy(document: dict[str, Any]) -> TransferRecord:
     subscriber_uid, day = str(document["_id"]).rsplit("#", 1)
     return busy_ledger(subscriber_uid, day, list(document.get("intervals", [])))
@@ -90,7 +88,7 @@ PHASE_SOURCES: tuple[tuple[_Source, ...], ...] = (
         _Source("bookings", VISIBLE, lambda d: entity("bookings", to_booking(d))),
         _Source("subscriber_busy", {}, _busy),
         _Source("jobs", {}, lambda d: entity("jobs", to_job(d))),
-        _Source("job_errors", {}, _job_error),
+        _Source("job_errors", {}, lambda d: entity("job_errors", to_error(d))),
         _Source("audit", {}, lambda d: entity("audit", to_entry(d))),
         _Source("counters", {}, lambda d: counter(d["scope"], d["key"], d["n"])),
         _Source(
@@ -116,11 +114,11 @@ _LOCATIONS: dict[str, tuple[str, Callable[[Key], str]]] = {
     "subscribers": ("subscribers", lambda k: k[0]),
     "resources": ("resources", lambda k: k[0]),
     "bookings": ("bookings", lambda k: k[0]),
-    "busy_ledgers": ("subscriber_busy", lambda k: f"{k[0]}#{k[1]}"),
+    "busy_ledgers": ("subscriber_busy", lambda k: busy_id(k[0], k[1])),
     "jobs": ("jobs", lambda k: k[0]),
-    "job_errors": ("job_errors", lambda k: f"{k[0]}:{int(k[1]):012d}:{k[2]}"),
+    "job_errors": ("job_errors", lambda k: error_id(k[0], int(k[1]), k[2])),
     "audit": ("audit", lambda k: k[3]),
-    "counters": ("counters", lambda k: f"{k[0]}:{k[1]}"),
+    "counters": ("counters", lambda k: counter_id(k[0], k[1])),
     "token_families": ("token_families", lambda k: k[0]),
     "refresh_tokens": ("refresh_tokens", lambda k: k[0]),
     "denied_tokens": ("denied_tokens", lambda k: k[0]),
@@ -195,19 +193,16 @@ class MongoTransfer:
                 {"booking_id": i["booking_id"], "start": parse_time(i["start"]), "end": parse_time(i["end"])}
                 for i in data["intervals"]
             ]
-            document_id = f"{data['subscriber_uid']}#{data['day']}"
+            document_id = busy_id(data["subscriber_uid"], data["day"])
             return {"_id": document_id, "intervals": intervals, "expires_at": ledger_expiry(data["day"])}
         if kind == "jobs":
-            job = JobRecord.model_validate(data)
-            side = {"cancel_requested": job.cancel_requested, "lease_owner": job.lease_owner}
-            return {**job_document(job), **side, "lease_until": job.lease_until}
+            return stored_job_document(JobRecord.model_validate(data))
         if kind == "job_errors":
-            error = JobRowError.model_validate(data)
-            return {"_id": f"{error.job_id}:{error.row:012d}:{error.field}", **error.model_dump()}
+            return error_document(JobRowError.model_validate(data))
         if kind == "audit":
             return audit_document(AuditEntry.model_validate(data))
         if kind == "counters":
-            return {"_id": f"{data['scope']}:{data['key']}", "scope": data["scope"], "key": data["key"], "n": data["n"]}
+            return {"_id": counter_id(data["scope"], data["key"]), **data}
         if kind == "token_families":
             return session_document(TokenFamilyRecord.model_validate(data), "family_id")
         if kind == "refresh_tokens":
