@@ -224,12 +224,8 @@ class DynamoTransfer:
         target holds other data); the rest of the group is sent again without it."""
         refused: list[Refused] = []
         while group:
-
-            def cancelled(codes: list[str]) -> StorageError:
-                return _ClaimsRefused(codes)
-
             try:
-                self.table.transact([a for _, actions in group for a in actions], on_cancel=cancelled)
+                self.table.transact([a for _, actions in group for a in actions], on_cancel=_ClaimsRefused)
                 return refused
             except _ClaimsRefused as exc:
                 keep, offset = [], 0
