@@ -31,6 +31,10 @@ Reader = Annotated[Principal, Depends(require(Capability.JOBS_READ))]
 Runner = Annotated[Principal, Depends(require(Capability.JOBS_RUN))]
 Admin = Annotated[Principal, Depends(require(Capability.JOBS_ADMIN))]
 SPOOL_IN_MEMORY = 1024 * 1024
+ACTING = (
+    "Only the job's creator, or an admin, with what creating the job needed (users imports: users:admin; "
+    "deletes: jobs:admin; others: jobs:run). 404 for a job the caller may not see, 403 for one they may not act on."
+)
 # Routes whose bodies are files, limited by MAX_UPLOAD_BYTES instead of MAX_REQUEST_BYTES.
 UPLOAD_PATHS = re.compile(r"/migration/(jobs/[^/]+/input|upload)$")
 
@@ -55,6 +59,7 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, response: Re
     "/jobs/{job_id}/input",
     operation_id="jobs_put_input",
     summary="Send the job's input file (streamed; up to MAX_UPLOAD_BYTES) and start the job",
+    description=ACTING,
     response_model=JobOut,
     responses=error_responses(401, 403, 404, 409, 413),
     openapi_extra={
@@ -67,7 +72,8 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, response: Re
         }
     },
 )
-async def put_input(job_id: str, request: Request, _: Runner, runtime: RuntimeDep) -> JobOut:
+async def put_input(job_id: str, request: Request, principal: Runner, runtime: RuntimeDep) -> JobOut:
+    service.job_for(runtime, principal, job_id, act=True)  # before reading a byte of the body
     limit = runtime.settings.max_upload_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         received = 0
@@ -79,7 +85,7 @@ async def put_input(job_id: str, request: Request, _: Runner, runtime: RuntimeDe
         if received == 0:
             raise InvalidInput("body", "the file is empty", code="empty")
         spool.seek(0)
-        job = await run_in_threadpool(service.receive_input, runtime, job_id, spool)
+        job = await run_in_threadpool(service.receive_input, runtime, principal, job_id, spool)
     return JobOut.of(job)
 
 
@@ -114,7 +120,7 @@ def upload(
         raise InvalidInput("form.options", "an upload creates an import or a delete job", code="invalid")
     job, _ = service.create_job(runtime, principal, request)
     try:
-        return JobOut.of(service.receive_input(runtime, job.id, file.file))
+        return JobOut.of(service.receive_input(runtime, principal, job.id, file.file))
     except BlobTooLarge as exc:
         raise PayloadTooLargeError(str(exc)) from None
 
@@ -122,19 +128,21 @@ def upload(
 @router.get(
     "/jobs",
     operation_id="jobs_list",
-    summary="Jobs, newest first",
+    summary="Jobs, newest first (users imports only for admins)",
+    description="A page may hold fewer than `limit` jobs when some are hidden from the caller; follow "
+    "`next_cursor` until it is null.",
     response_model=JobPage,
     responses=error_responses(400, 401, 422),
 )
 def list_jobs(
-    _: Reader,
+    principal: Reader,
     runtime: RuntimeDep,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     job_type: Annotated[JobType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> JobPage:
-    page = service.list_jobs(runtime, status=status_filter, job_type=job_type, limit=limit, cursor=cursor)
+    page = service.list_jobs(runtime, principal, status=status_filter, job_type=job_type, limit=limit, cursor=cursor)
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
 
 
@@ -145,58 +153,60 @@ def list_jobs(
     response_model=JobOut,
     responses=error_responses(401, 404),
 )
-def get(job_id: str, _: Reader, runtime: RuntimeDep) -> JobOut:
-    return JobOut.of(service.get_job(runtime, job_id))
+def get(job_id: str, principal: Reader, runtime: RuntimeDep) -> JobOut:
+    return JobOut.of(service.get_job(runtime, principal, job_id))
 
 
 @router.post(
     "/jobs/{job_id}/cancel",
     operation_id="jobs_cancel",
     summary="Cancel a job; it stops at its next batch boundary",
+    description=ACTING,
     response_model=JobOut,
     responses=error_responses(401, 403, 404, 409),
 )
-def cancel(job_id: str, _: Runner, runtime: RuntimeDep) -> JobOut:
-    return JobOut.of(service.cancel(runtime, job_id))
+def cancel(job_id: str, principal: Runner, runtime: RuntimeDep) -> JobOut:
+    return JobOut.of(service.cancel(runtime, principal, job_id))
 
 
 @router.get(
     "/jobs/{job_id}/errors",
     operation_id="jobs_errors",
     summary="The job's rejected rows: JSON pages, or the whole report as CSV with format=csv",
+    description=f"{ACTING} Cells of the CSV that a spreadsheet would run as a formula are prefixed with `'`.",
     response_model=JobErrorPage,
     responses={
-        **error_responses(400, 401, 404, 422),
+        **error_responses(400, 401, 403, 404, 422),
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The rejected rows"},
     },
 )
 def errors(
     job_id: str,
-    _: Reader,
+    principal: Runner,
     runtime: RuntimeDep,
     output: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response | JobErrorPage:
     if output == "csv":
-        service.get_job(runtime, job_id)
+        service.job_for(runtime, principal, job_id, act=True)
         return StreamingResponse(
-            _errors_csv(runtime, job_id),
+            _errors_csv(runtime, principal, job_id),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="job-{job_id}-errors.csv"'},
         )
-    page = service.errors_page(runtime, job_id, limit=limit, cursor=cursor)
+    page = service.errors_page(runtime, principal, job_id, limit=limit, cursor=cursor)
     return JobErrorPage(items=[JobErrorOut.of(error) for error in page.items], next_cursor=page.next_cursor)
 
 
-def _errors_csv(runtime: RuntimeDep, job_id: str) -> Iterator[str]:
+def _errors_csv(runtime: RuntimeDep, principal: Principal, job_id: str) -> Iterator[str]:
     """The report streamed page by page: constant memory however many rows were rejected."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["row", "field", "code", "message", "value"])
     cursor = None
     while True:
-        page = service.errors_page(runtime, job_id, limit=500, cursor=cursor)
+        page = service.errors_page(runtime, principal, job_id, limit=500, cursor=cursor)
         for error in page.items:
             writer.writerow([error.row, error.field, error.code, error.message, error.value or ""])
         yield buffer.getvalue()
@@ -211,15 +221,16 @@ def _errors_csv(runtime: RuntimeDep, job_id: str) -> Iterator[str]:
     "/jobs/{job_id}/output",
     operation_id="jobs_output",
     summary="Download an export: a redirect to a presigned S3 URL in AWS, the file itself elsewhere",
+    description=ACTING,
     response_class=StreamingResponse,
     responses={
-        **error_responses(401, 404, 409),
+        **error_responses(401, 403, 404, 409),
         200: {"content": {"text/csv": {}, "application/x-ndjson": {}}, "description": "The exported file"},
         307: {"description": "Redirect to the file in S3"},
     },
 )
-def output(job_id: str, _: Reader, runtime: RuntimeDep) -> Response:
-    job, url = service.output_of(runtime, job_id)
+def output(job_id: str, principal: Runner, runtime: RuntimeDep) -> Response:
+    job, url = service.output_of(runtime, principal, job_id)
     if url:
         return RedirectResponse(url, status_code=307)
     assert job.output_key is not None

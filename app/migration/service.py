@@ -28,18 +28,73 @@ def input_path(job_id: str) -> str:
     return f"jobs/{job_id}/input"
 
 
-def _required(principal: Principal, request: JobCreate) -> Capability:
-    if request.type == "delete":
+# --- who may do what with a job: the one home of the rule (routes, the S3 trigger, the CLI) ---------
+
+
+def required_capability(job_type: JobType, target: str | None) -> Capability:
+    """What creating a job of this kind needs; acting on such a job needs it too."""
+    if job_type in (JobType.DELETE, JobType.ROLLBACK):
         return Capability.JOBS_ADMIN
-    if request.type == "import" and request.target == "users":
+    if job_type is JobType.IMPORT and target == "users":
         return Capability.USERS_ADMIN
     return Capability.JOBS_RUN
+
+
+def _required_for(job: JobRecord) -> Capability:
+    return required_capability(job.type, job.options.get("target"))
+
+
+def may_see(principal: Principal, job: JobRecord) -> bool:
+    """Listing and getting a job. A users import (usernames, roles, hashes in its file and report)
+    exists only for those who may create one; other jobs are visible to every `jobs:read` holder."""
+    needed = Capability.USERS_ADMIN if _required_for(job) is Capability.USERS_ADMIN else Capability.JOBS_READ
+    return principal.can(needed)
+
+
+def may_act(principal: Principal, job: JobRecord) -> bool:
+    """Sending the input, cancelling, reading the error report or the output, rolling back: what
+    creating the job needed, and being its creator or a `jobs:admin` holder."""
+    mine = job.created_by == principal.username
+    return principal.can(_required_for(job)) and (mine or principal.can(Capability.JOBS_ADMIN))
+
+
+def authorise(principal: Principal, job: JobRecord, *, act: bool) -> JobRecord:
+    """The job if `principal` may see it (and act on it, with `act`): 404 for a job they may not
+    see (its existence is not confirmed), 403 for one they see but may not act on."""
+    if not may_see(principal, job):
+        raise NotFoundError(f"job {job.id!r} not found")
+    if act and not may_act(principal, job):
+        raise Forbidden(
+            f"only the job's creator or an admin may do this, with {_required_for(job).value} "
+            f"(job by {job.created_by!r}; you are {principal.username!r}, role {principal.role.value!r})"
+        )
+    return job
+
+
+def job_for(runtime: Runtime, principal: Principal, job_id: str, *, act: bool) -> JobRecord:
+    job = runtime.store.jobs.get(job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id!r} not found")
+    return authorise(principal, job, act=act)
+
+
+def creator_of(runtime: Runtime, job: JobRecord) -> Principal | None:
+    """The job's creator as the store knows them now (None once deleted or disabled), for paths
+    that act on a job without a caller (the S3 upload trigger)."""
+    user = runtime.store.users.get(job.created_by)
+    if user is None or not user.active:
+        return None
+    return Principal(username=user.username, role=user.role, jti="", expires_at=0, family_id=None)
+
+
+# --- creating and running jobs ---------------------------------------------------------------------
 
 
 def create_job(
     runtime: Runtime, principal: Principal, request: JobCreate
 ) -> tuple[JobRecord, UploadInstructions | None]:
-    needed = _required(principal, request)
+    target = request.target if request.type == "import" else "subscribers"
+    needed = required_capability(JobType(request.type), target)
     if not principal.can(needed):
         raise Forbidden(f"role {principal.role.value!r} may not start this job (needs {needed.value})")
     job_id = uuid.uuid4().hex
@@ -88,16 +143,13 @@ def upload_instructions(runtime: Runtime, job: JobRecord) -> UploadInstructions:
     )
 
 
-def get_job(runtime: Runtime, job_id: str) -> JobRecord:
-    job = runtime.store.jobs.get(job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id!r} not found")
-    return job
+def get_job(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    return job_for(runtime, principal, job_id, act=False)
 
 
-def receive_input(runtime: Runtime, job_id: str, stream: IO[bytes]) -> JobRecord:
+def receive_input(runtime: Runtime, principal: Principal, job_id: str, stream: IO[bytes]) -> JobRecord:
     """Store the job's input file (streamed, size-limited) and start the job."""
-    job = get_job(runtime, job_id)
+    job = job_for(runtime, principal, job_id, act=True)
     if job.input_key is None:
         raise ConflictError("this job takes no input file")
     if job.input_received_at is not None or job.status is not JobStatus.PENDING:
@@ -116,21 +168,49 @@ def start(runtime: Runtime, job: JobRecord) -> JobRecord:
 
 
 def start_from_upload(runtime: Runtime, key: str) -> JobRecord | None:
-    """An object arrived under uploads/<job id>/ (S3 event): start that job if it waits for it."""
+    """An object arrived under uploads/<job id>/ (S3 event): start that job if it waits for it.
+
+    Only the creator got the presigned URL, but the file may arrive after they lost the right to
+    run such a job (demoted, disabled, deleted): then the job ends FAILED instead of running."""
     parts = key.removeprefix(UPLOAD_PREFIX).split("/")
     job = runtime.store.jobs.get(parts[0]) if len(parts) == 2 else None
     if job is None or job.input_key != key or job.input_received_at is not None:
         return None
+    creator = creator_of(runtime, job)
+    if creator is None or not may_act(creator, job):
+        reason = f"its creator {job.created_by!r} may no longer run it (needs {_required_for(job).value})"
+        worker.engine(runtime).give_up(job.id, reason)
+        return None
     return start(runtime, job)
 
 
+# A page of jobs is refilled from the next ones when some are hidden from the caller, this many
+# store pages at most (the few users imports); past that a page may hold fewer than `limit` items.
+LIST_FETCHES = 5
+
+
 def list_jobs(
-    runtime: Runtime, *, status: JobStatus | None, job_type: JobType | None, limit: int, cursor: str | None
+    runtime: Runtime,
+    principal: Principal,
+    *,
+    status: JobStatus | None,
+    job_type: JobType | None,
+    limit: int,
+    cursor: str | None,
 ) -> Page[JobRecord]:
-    return runtime.store.jobs.list_newest(status=status, job_type=job_type, limit=limit, cursor=cursor)
+    """The jobs `principal` may see, newest first."""
+    items: list[JobRecord] = []
+    for _ in range(LIST_FETCHES):
+        page = runtime.store.jobs.list_newest(status=status, job_type=job_type, limit=limit - len(items), cursor=cursor)
+        items += [job for job in page.items if may_see(principal, job)]
+        cursor = page.next_cursor
+        if cursor is None or len(items) >= limit:
+            break
+    return Page(items=items, next_cursor=cursor)
 
 
-def cancel(runtime: Runtime, job_id: str) -> JobRecord:
+def cancel(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    job_for(runtime, principal, job_id, act=True)
     try:
         job = runtime.store.jobs.request_cancel(job_id)
     except NotFound as exc:
@@ -139,18 +219,20 @@ def cancel(runtime: Runtime, job_id: str) -> JobRecord:
         raise ConflictError(str(exc)) from None
     if job.status is JobStatus.PENDING and job.input_received_at is None:
         worker.engine(runtime).run(job.id)  # nothing will run it: end it now
-        return get_job(runtime, job_id)
+        return runtime.store.jobs.get(job_id) or job
     return job
 
 
-def errors_page(runtime: Runtime, job_id: str, *, limit: int, cursor: str | None) -> Page[JobRowError]:
-    get_job(runtime, job_id)
+def errors_page(
+    runtime: Runtime, principal: Principal, job_id: str, *, limit: int, cursor: str | None
+) -> Page[JobRowError]:
+    job_for(runtime, principal, job_id, act=True)
     return runtime.store.jobs.list_errors(job_id, limit=limit, cursor=cursor)
 
 
-def output_of(runtime: Runtime, job_id: str) -> tuple[JobRecord, str | None]:
+def output_of(runtime: Runtime, principal: Principal, job_id: str) -> tuple[JobRecord, str | None]:
     """(job, presigned URL or None when the file is served by the API)."""
-    job = get_job(runtime, job_id)
+    job = job_for(runtime, principal, job_id, act=True)
     if job.output_key is None:
         raise NotFoundError("this job has no output file")
     if not job.status.finished:
@@ -162,7 +244,9 @@ def output_of(runtime: Runtime, job_id: str) -> tuple[JobRecord, str | None]:
 
 
 def rollback(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
-    job = get_job(runtime, job_id)
+    job = job_for(runtime, principal, job_id, act=True)
+    if not principal.can(required_capability(JobType.ROLLBACK, "subscribers")):
+        raise Forbidden("rolling back an import needs jobs:admin")
     if job.type is not JobType.IMPORT or job.options.get("target") != "subscribers" or job.options.get("dry_run"):
         raise ConflictError("only a subscriber import that wrote data can be rolled back")
     if not job.status.finished:
