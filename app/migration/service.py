@@ -15,6 +15,7 @@ from app.migration.schemas import JobCreate, UploadInstructions
 from app.runtime import Runtime
 from app.storage.base import Conflict, NotFound, Page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
+from app.subscribers.schemas import MASKED_FIELDS, SubscriberOut, mask_values
 from app.timeutil import utcnow
 
 UPLOAD_PREFIX = "uploads/"
@@ -105,6 +106,9 @@ def create_job(
         options.pop("target", None)
     if request.type == "delete":
         options["target"] = "subscribers"
+    if request.type == "export":
+        # Written as its creator may see it: whoever may download it then sees no more than they did.
+        options["mask"] = request.mask or not principal.can(Capability.SUBSCRIBERS_UNMASKED)
     job = JobRecord(
         id=job_id,
         type=JobType(request.type),
@@ -227,7 +231,25 @@ def errors_page(
     runtime: Runtime, principal: Principal, job_id: str, *, limit: int, cursor: str | None
 ) -> Page[JobRowError]:
     job_for(runtime, principal, job_id, act=True)
-    return runtime.store.jobs.list_errors(job_id, limit=limit, cursor=cursor)
+    page = runtime.store.jobs.list_errors(job_id, limit=limit, cursor=cursor)
+    if principal.can(Capability.SUBSCRIBERS_UNMASKED):
+        return page
+    return Page(items=[_masked_error(error) for error in page.items], next_cursor=page.next_cursor)
+
+
+# A row error's value is raw input. Without subscribers:unmasked a caller sees it as the API would
+# show that field; the value of a field the API does not have (an unmapped column, a whole row, a
+# username) could hold anything, so it is withheld.
+_PLAIN_FIELDS = frozenset(SubscriberOut.model_fields) - MASKED_FIELDS
+
+
+def _masked_error(error: JobRowError) -> JobRowError:
+    field = error.field.split(".")[0]
+    if field in MASKED_FIELDS:
+        value = mask_values({field: error.value})[field]
+    else:
+        value = error.value if field in _PLAIN_FIELDS else None
+    return error.model_copy(update={"value": value})
 
 
 def output_of(runtime: Runtime, principal: Principal, job_id: str) -> tuple[JobRecord, str | None]:
@@ -235,6 +257,8 @@ def output_of(runtime: Runtime, principal: Principal, job_id: str) -> tuple[JobR
     job = job_for(runtime, principal, job_id, act=True)
     if job.output_key is None:
         raise NotFoundError("this job has no output file")
+    if not job.options.get("mask") and not principal.can(Capability.SUBSCRIBERS_UNMASKED):
+        raise Forbidden("this export holds unmasked imsi, iccid and email: it needs subscribers:unmasked")
     if not job.status.finished:
         raise ConflictError("the output is ready when the job has finished")
     url = runtime.blobs.presigned_get(

@@ -61,7 +61,7 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
     responses=error_responses(400, 401, 403, 422),
 )
 def search(
-    _: AuditReader,
+    principal: AuditReader,
     store: StoreDep,
     entity_type: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
     entity_id: Annotated[str | None, Query(max_length=128)] = None,
@@ -81,9 +81,9 @@ def search(
         limit=limit,
         cursor=cursor,
     )
+    unmasked = principal.can(Capability.SUBSCRIBERS_UNMASKED)
     return AuditPage(
-        items=[AuditEntryOut.model_validate(entry.model_dump(exclude={"expires_at"})) for entry in page.items],
-        next_cursor=page.next_cursor,
+        items=[AuditEntryOut.of(entry, unmasked=unmasked) for entry in page.items], next_cursor=page.next_cursor
     )
 
 

@@ -5,6 +5,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from app.storage.records import AuditEntry
+from app.subscribers.schemas import masked_unless
+
 
 class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
@@ -33,6 +36,13 @@ class AuditEntryOut(BaseModel):
     request_id: str | None
     before: dict[str, Any] | None
     after: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, entry: AuditEntry, *, unmasked: bool) -> AuditEntryOut:
+        """The entry with imsi, iccid and email in before/after masked for callers without subscribers:unmasked."""
+        values = entry.model_dump(exclude={"expires_at", "before", "after"})
+        before = masked_unless(entry.before, unmasked=unmasked)
+        return cls(**values, before=before, after=masked_unless(entry.after, unmasked=unmasked))
 
 
 class AuditPage(BaseModel):

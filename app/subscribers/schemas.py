@@ -229,6 +229,13 @@ def mask_values(values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def masked_unless(values: Mapping[str, Any] | None, *, unmasked: bool) -> dict[str, Any] | None:
+    """`values` as a caller sees them: masked unless they hold subscribers:unmasked (history, audit)."""
+    if values is None:
+        return None
+    return dict(values) if unmasked else mask_values(values)
+
+
 class SubscriberOut(BaseModel):
     """A subscriber. For viewers `imsi`, `iccid` and `email` are masked (`234150******999`)."""
 
@@ -274,18 +281,14 @@ class HistoryEntryOut(BaseModel):
 
     @classmethod
     def of(cls, entry: AuditEntry, *, unmasked: bool) -> HistoryEntryOut:
-        before, after = entry.before, entry.after
-        if not unmasked:
-            before = mask_values(before) if before is not None else None
-            after = mask_values(after) if after is not None else None
         return cls(
             id=entry.id,
             at=entry.at,
             actor=entry.actor,
             action=entry.action,
             request_id=entry.request_id,
-            before=before,
-            after=after,
+            before=masked_unless(entry.before, unmasked=unmasked),
+            after=masked_unless(entry.after, unmasked=unmasked),
         )
 
 
