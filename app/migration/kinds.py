@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import csv
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from app import csvsafe
 from app.audit import audit_entry
 from app.auth.deps import auth_service_of
 from app.auth.schemas import UserCreate, UserImport
@@ -116,6 +117,23 @@ def job_actor(job_id: str) -> str:
     return f"job:{job_id}"
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def attributes_cell(text: str) -> Any:
+    """An `attributes` CSV cell as the export writes it (a JSON object) read back; anything else is
+    left as it is for validation to refuse. Only a flat object is parsed (attributes hold scalars):
+    outside its strings it has one `{` and no `[`, so a crafted cell can't nest at all."""
+    skeleton = _JSON_STRING.sub("", text).strip()
+    if not skeleton.startswith("{") or skeleton.count("{") != 1 or "[" in skeleton:
+        return text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, dict) else text
+
+
 class SubscriberFileImport(FileImport[SubscriberIn]):
     """Subscribers from a legacy file: modes create / upsert / update, dry run, duplicates reported.
 
@@ -133,6 +151,8 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
 
     def parse(self, mapped: dict[str, Any], job: JobRecord, runtime: Runtime) -> SubscriberIn:
         region = job.options.get("default_region") or runtime.settings.default_phone_region
+        if job.options["format"] == "csv" and isinstance(mapped.get("attributes"), str):
+            mapped = {**mapped, "attributes": attributes_cell(mapped["attributes"])}
         return parse_subscriber(mapped, phone_region=region)
 
     def record(self, row: ValidRow[SubscriberIn], job: JobRecord, now: datetime) -> SubscriberRecord:
@@ -440,15 +460,16 @@ class SubscriberExport:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "part"
             with path.open("w", encoding="utf-8", newline="") as out:
-                writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS, lineterminator="\r\n")
+                writer = csvsafe.writer(out, lineterminator="\r\n")
                 if kind == "csv" and part == 0:
-                    writer.writeheader()
+                    writer.writerow(EXPORT_COLUMNS)
                 for item in items:
                     values = item.model_dump(mode="json", include=set(EXPORT_COLUMNS))
                     if mask:
                         values = mask_values(values)
                     if kind == "csv":
-                        writer.writerow({**values, "attributes": json.dumps(values["attributes"], sort_keys=True)})
+                        values["attributes"] = json.dumps(values["attributes"], sort_keys=True)
+                        writer.writerow(values[name] for name in EXPORT_COLUMNS)
                     else:
                         out.write(json.dumps({name: values[name] for name in EXPORT_COLUMNS}) + "\n")
             runtime.blobs.put_file(_part_key(job.id, part), path, content_type="application/octet-stream")

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
+from app.csvsafe import restore
+
 FileKind = Literal["csv", "json", "ndjson"]
 DELIMITERS = (",", ";", "\t")
 MAX_FIELD_BYTES = 64 * 1024
@@ -135,7 +137,7 @@ def _csv_records(reader: Any, columns: list[str]) -> Iterator[SourceRow]:
             if not record or all(not value.strip() for value in record):
                 continue  # blank line (or only delimiters): not a row
             number += 1
-            values = dict(zip(columns, record, strict=False))
+            values = dict(zip(columns, map(restore, record), strict=False))  # an export's cells read back
             extra = record[len(columns) :]
             if any(value.strip() for value in extra):
                 # A row error, not a file error: the rest of the file is fine.

@@ -1,7 +1,6 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-import csv
 import io
 import json
 import re
@@ -14,6 +13,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app import csvsafe
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -202,13 +202,13 @@ def errors(
 def _errors_csv(runtime: RuntimeDep, principal: Principal, job_id: str) -> Iterator[str]:
     """The report streamed page by page: constant memory however many rows were rejected."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvsafe.writer(buffer)
     writer.writerow(["row", "field", "code", "message", "value"])
     cursor = None
     while True:
         page = service.errors_page(runtime, principal, job_id, limit=500, cursor=cursor)
         for error in page.items:
-            writer.writerow([error.row, error.field, error.code, error.message, error.value or ""])
+            writer.writerow([error.row, error.field, error.code, error.message, error.value])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
