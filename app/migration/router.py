@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import IO, Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -30,6 +30,8 @@ router = APIRouter(prefix="/migration", tags=["migration"])
 Reader = Annotated[Principal, Depends(require(Capability.JOBS_READ))]
 Runner = Annotated[Principal, Depends(require(Capability.JOBS_RUN))]
 Admin = Annotated[Principal, Depends(require(Capability.JOBS_ADMIN))]
+# Ids are 32 hex digits; bounded before they reach the store (DynamoDB refuses keys over 2 KB with an error).
+JobId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 SPOOL_IN_MEMORY = 1024 * 1024
 ACTING = (
     "Only the job's creator, or an admin, with what creating the job needed (users imports: users:admin; "
@@ -72,7 +74,7 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, response: Re
         }
     },
 )
-async def put_input(job_id: str, request: Request, principal: Runner, runtime: RuntimeDep) -> JobOut:
+async def put_input(job_id: JobId, request: Request, principal: Runner, runtime: RuntimeDep) -> JobOut:
     service.job_for(runtime, principal, job_id, act=True)  # before reading a byte of the body
     limit = runtime.settings.max_upload_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
@@ -153,7 +155,7 @@ def list_jobs(
     response_model=JobOut,
     responses=error_responses(401, 404),
 )
-def get(job_id: str, principal: Reader, runtime: RuntimeDep) -> JobOut:
+def get(job_id: JobId, principal: Reader, runtime: RuntimeDep) -> JobOut:
     return JobOut.of(service.get_job(runtime, principal, job_id))
 
 
@@ -165,7 +167,7 @@ def get(job_id: str, principal: Reader, runtime: RuntimeDep) -> JobOut:
     response_model=JobOut,
     responses=error_responses(401, 403, 404, 409),
 )
-def cancel(job_id: str, principal: Runner, runtime: RuntimeDep) -> JobOut:
+def cancel(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> JobOut:
     return JobOut.of(service.cancel(runtime, principal, job_id))
 
 
@@ -181,7 +183,7 @@ def cancel(job_id: str, principal: Runner, runtime: RuntimeDep) -> JobOut:
     },
 )
 def errors(
-    job_id: str,
+    job_id: JobId,
     principal: Runner,
     runtime: RuntimeDep,
     output: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
@@ -229,7 +231,7 @@ def _errors_csv(runtime: RuntimeDep, principal: Principal, job_id: str) -> Itera
         307: {"description": "Redirect to the file in S3"},
     },
 )
-def output(job_id: str, principal: Runner, runtime: RuntimeDep) -> Response:
+def output(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> Response:
     job, url = service.output_of(runtime, principal, job_id)
     if url:
         return RedirectResponse(url, status_code=307)
@@ -257,5 +259,5 @@ async def _chunks(stream: IO[bytes]) -> AsyncIterator[bytes]:
     status_code=status.HTTP_202_ACCEPTED,
     responses=error_responses(401, 403, 404, 409),
 )
-def rollback(job_id: str, admin: Admin, runtime: RuntimeDep) -> JobOut:
+def rollback(job_id: JobId, admin: Admin, runtime: RuntimeDep) -> JobOut:
     return JobOut.of(service.rollback(runtime, admin, job_id))

@@ -288,3 +288,23 @@ def test_s3_upload_starts_a_job_only_while_its_creator_may_still_run_it(
     started = service.start_from_upload(runtime, key)
     assert started is not None
     assert store.users.get("mallory") is not None
+
+
+@pytest.mark.parametrize("job_id", ["a" * 65, "has space", "x%0d%0aSet-Cookie:a=b"])
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [
+        ("GET", ""),
+        ("PUT", "/input"),
+        ("POST", "/cancel"),
+        ("GET", "/errors"),
+        ("GET", "/output"),
+        ("POST", "/rollback"),
+    ],
+)
+def test_job_ids_are_bounded_before_the_store(
+    client: TestClient, people: dict[str, dict[str, str]], job_id: str, method: str, suffix: str
+) -> None:
+    response = client.request(method, f"/migration/jobs/{job_id}{suffix}", content=b"x", headers=people["admin"])
+    assert response.status_code == 422, response.text
+    assert [error["field"] for error in response.json()["errors"]] == ["path.job_id"]
