@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import re
 from itertools import accumulate
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MAX_BODY_DEPTH = 32  # request bodies; the deepest the API takes (a job's mapping) is 6
 
 # A complete string, escapes included; and the rest of a string that a chunk ends inside of.
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -78,3 +84,71 @@ def loads_bounded(text: bytes | str, max_depth: int) -> object:
     if deeper_than(text, max_depth):
         raise TooDeep(max_depth)
     return json.loads(text)
+
+
+class JsonBodyDepthLimit:
+    """ASGI middleware: a JSON request body nested deeper than `max_depth` gets a 422 before any
+    route parses it (FastAPI and the routes' own parsing use `json.loads`). The body is already
+    bounded in size by the outer middleware, and routes read it whole anyway, so it is read here
+    and handed on unchanged. Bodies FastAPI would parse as JSON are checked: a JSON media type, or
+    none at all; `skip_paths` (job files, which stream to storage) are left alone."""
+
+    def __init__(self, app: ASGIApp, *, max_depth: int, skip_paths: re.Pattern[str] | None = None) -> None:
+        self.app = app
+        self.max_depth = max_depth
+        self.skip_paths = skip_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _may_be_json(scope) or self._skipped(scope):
+            await self.app(scope, receive, send)
+            return
+        body, last = await _read_body(receive)
+        if deeper_than(body, self.max_depth):
+            from starlette.requests import Request
+
+            from app.errors import FieldError, problem_response
+
+            message = f"JSON nested deeper than {self.max_depth} levels"
+            response = problem_response(
+                Request(scope),
+                status=422,
+                slug="validation-error",
+                title="Request validation failed",
+                detail="1 field is invalid",
+                errors=[FieldError(field="body", message=message, code="json_too_deep")],
+            )
+            await response(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {**last, "body": body, "more_body": False} if last["type"] == "http.request" else last
+
+        await self.app(scope, replay, send)
+
+    def _skipped(self, scope: Scope) -> bool:
+        return bool(self.skip_paths and self.skip_paths.search(scope.get("path", "")))
+
+
+def _may_be_json(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            media: bytes = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return True  # FastAPI parses a body without a content type as JSON
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Message]:
+    """The whole body, and the last message (an `http.disconnect` ends it early)."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), message
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), message
