@@ -9,6 +9,7 @@ on invalid JSON it may over- or under-count, and the parser that runs afterwards
 
 from __future__ import annotations
 
+import json
 import re
 from itertools import accumulate
 from typing import TYPE_CHECKING
@@ -26,7 +27,8 @@ _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed byte
 
 
 class DepthGauge:
-    """Feed JSON text in chunks; `deepest` is the deepest nesting seen so far (`[]` is 1)."""
+    """Feed UTF-8 JSON text in chunks; `deepest` is the deepest nesting seen so far (`[]` is 1).
+    UTF-8 only: there a 0x22 byte is always a quote, in UTF-16 it may be half of another character."""
 
     def __init__(self) -> None:
         self.depth = 0
@@ -62,7 +64,7 @@ class DepthGauge:
 
 
 def deeper_than(text: bytes | str, limit: int) -> bool:
-    """Whether a whole JSON text nests deeper than `limit`."""
+    """Whether a whole JSON text (str, or UTF-8 bytes) nests deeper than `limit`."""
     data = text.encode() if isinstance(text, str) else text
     if data.count(b"[") + data.count(b"{") <= limit:
         return False  # too few brackets to get there: the common case, and C-fast
@@ -77,10 +79,9 @@ class TooDeep(ValueError):
         self.limit = limit
 
 
-def loads_bounded(text: bytes | str, max_depth: int) -> object:
-    """`json.loads`, refusing (TooDeep) a text nested deeper than `max_depth` before parsing it."""
-    import json
-
+def loads_bounded(text: str, max_depth: int) -> object:
+    """`json.loads`, refusing (TooDeep) a text nested deeper than `max_depth` before parsing it.
+    Text, not bytes: json.loads would take UTF-16 bytes, which the depth is not measured in."""
     if deeper_than(text, max_depth):
         raise TooDeep(max_depth)
     return json.loads(text)
@@ -103,19 +104,19 @@ class JsonBodyDepthLimit:
             await self.app(scope, receive, send)
             return
         body, last = await _read_body(receive)
-        if deeper_than(body, self.max_depth):
+        refusal = self._refusal(body)
+        if refusal is not None:
             from starlette.requests import Request
 
             from app.errors import FieldError, problem_response
 
-            message = f"JSON nested deeper than {self.max_depth} levels"
             response = problem_response(
                 Request(scope),
                 status=422,
                 slug="validation-error",
                 title="Request validation failed",
                 detail="1 field is invalid",
-                errors=[FieldError(field="body", message=message, code="json_too_deep")],
+                errors=[FieldError(field="body", message=refusal[1], code=refusal[0])],
             )
             await response(scope, receive, send)
             return
@@ -129,6 +130,15 @@ class JsonBodyDepthLimit:
             return {**last, "body": body, "more_body": False} if last["type"] == "http.request" else last
 
         await self.app(scope, replay, send)
+
+    def _refusal(self, body: bytes) -> tuple[str, str] | None:
+        # json.loads takes UTF-16 and UTF-32 bytes too, where a 0x22 byte is not always a quote:
+        # the depth is measured on UTF-8 only, the one encoding JSON between systems may use.
+        if body and not json.detect_encoding(body).startswith("utf-8"):
+            return "json_invalid", "the body is not UTF-8 JSON"
+        if deeper_than(body, self.max_depth):
+            return "json_too_deep", f"JSON nested deeper than {self.max_depth} levels"
+        return None
 
     def _skipped(self, scope: Scope) -> bool:
         return bool(self.skip_paths and self.skip_paths.search(scope.get("path", "")))

@@ -67,6 +67,6 @@ def test_chunks_split_anywhere_give_the_same_depth() -> None:
 def test_loads_bounded_refuses_before_parsing() -> None:
     assert loads_bounded(json.dumps({"a": {"b": [1]}}), 3) == {"a": {"b": [1]}}
     with pytest.raises(TooDeep, match="deeper than 2 levels"):
-        loads_bounded(b'{"a": {"b": [1]}}', 2)
+        loads_bounded('{"a": {"b": [1]}}', 2)
     with pytest.raises(TooDeep):
-        loads_bounded(b"[" * 100_000, 32)  # json.loads would raise RecursionError, not ValueError
+        loads_bounded("[" * 100_000, 32)  # json.loads would raise RecursionError, not ValueError

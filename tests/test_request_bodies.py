@@ -93,6 +93,18 @@ def test_a_body_nested_100000_deep_is_refused_before_parsing(
         ]
 
 
+def test_a_utf16_body_cannot_hide_its_depth(
+    app: FastAPI, client: TestClient, role_headers: dict[str, dict[str, str]]
+) -> None:
+    """json.loads takes UTF-16 bytes too; there U+2200 holds a 0x22 byte that is not a quote, which
+    would make the nesting after it look like the inside of a string."""
+    hidden = ('["\u2200", ' + "[" * DEEP + "]" * DEEP + ', "x"]').encode("utf-16-le")
+    for method, path, media in json_operations(app):
+        response = send(client, method, path, hidden, {**role_headers["admin"], "Content-Type": media})
+        assert_problem(response, method, path, status=422)
+        assert response.json()["errors"][0]["code"] == "json_invalid"
+
+
 def test_a_body_over_the_size_limit_is_refused(
     app: FastAPI, client: TestClient, role_headers: dict[str, dict[str, str]]
 ) -> None:

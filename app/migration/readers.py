@@ -290,12 +290,15 @@ def _ndjson_rows(stream: IO[bytes]) -> Iterator[SourceRow]:
         if not line:
             continue
         number += 1
+        try:
+            # Decoded here: json.loads would take UTF-16 bytes too, whose 0x22 bytes are not all quotes.
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FileFormatError("the file is not UTF-8 text", row=number) from None
         if deeper_than(line, MAX_DEPTH):
             raise FileFormatError(f"line {line_number} is nested deeper than {MAX_DEPTH} levels", row=number)
         try:
-            item = json.loads(line)
-        except UnicodeDecodeError:
-            raise FileFormatError("the file is not UTF-8 text", row=number) from None
+            item = json.loads(text)
         except ValueError as exc:
             if number == 1 and line.startswith(b"["):
                 raise FileFormatError("this looks like a JSON array, not NDJSON (one object per line)") from None

@@ -81,6 +81,12 @@ ATTACKS = [
     Attack("ndjson-too-many-keys", "ndjson", lambda: _keys(MAX_COLUMNS + 1) + b"\n", f"at most {MAX_COLUMNS}"),
     Attack("ndjson-invalid-utf8", "ndjson", lambda: b'{"uid": "\xff\xfe"}\n', "not UTF-8"),
     Attack("ndjson-nul-bytes", "ndjson", lambda: b'{"uid": "a\x00b"}\n', "not valid JSON"),
+    Attack(
+        "ndjson-utf16-hidden-depth",  # U+2200 holds a 0x22 byte that is not a quote in UTF-16
+        "ndjson",
+        lambda: ('{"a": ["\u2200", ' + "[" * 50_000 + "]" * 50_000 + ', "x"]}\n').encode("utf-16-le"),
+        "not UTF-8|not valid JSON|binary",
+    ),
     Attack("ndjson-huge-number", "ndjson", lambda: b'{"uid": ' + b"9" * 100_000 + b"}\n", "not valid JSON"),
     # CSV
     Attack("csv-header-bomb", "csv", lambda: b"uid," + b"h" * 100_000 + b"\r\ns1,x\r\n", "field larger than"),
