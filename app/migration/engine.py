@@ -9,6 +9,8 @@ Guarantees:
   between a batch and its checkpoint leaves that batch to be processed again, and the job kinds
   make that harmless (rows already written by this job are recognised, errors are keyed by row);
 - cancellation is honoured at the next batch boundary;
+- an unexpected error costs one of MAX_ATTEMPTS runs (counted in the job record, so across
+  processes); the last ends the job FAILED with the error as its reason, never a job left running;
 - one audit entry per job, when it ends.
 """
 

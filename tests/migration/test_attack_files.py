@@ -69,6 +69,12 @@ ATTACKS = [
     Attack("json-enormous-scalar-row", "json", lambda: b'["' + b"x" * HUGE + b'"]', f"{MAX_ROW_BYTES} bytes"),
     Attack("json-deep-array-rows", "json", lambda: b"[" * DEEP + b"]" * DEEP, "deeper than|must be an object"),
     Attack("json-invalid-utf8", "json", lambda: b'[{"uid": "\xff\xfe"}]', "not UTF-8|malformed JSON"),
+    Attack(
+        "json-utf16-hidden-depth",
+        "json",
+        lambda: ('[{"a": ["\u2200", ' + "[" * 50_000 + "]" * 50_000 + ', "x"]}]').encode("utf-16-le"),
+        "malformed JSON|not UTF-8",
+    ),
     Attack("json-nul-bytes", "json", lambda: b'[{"uid": "a\x00b"}]', "malformed JSON"),
     # NDJSON
     Attack("ndjson-deep-line", "ndjson", lambda: _deep(DEEP) + b"\n", f"line 1.*deeper than {MAX_DEPTH} levels"),
