@@ -92,7 +92,8 @@ class JsonBodyDepthLimit:
     route parses it (FastAPI and the routes' own parsing use `json.loads`). The body is already
     bounded in size by the outer middleware, and routes read it whole anyway, so it is read here
     and handed on unchanged. Bodies FastAPI would parse as JSON are checked: a JSON media type, or
-    none at all; `skip_paths` (job files, which stream to storage) are left alone."""
+    none at all, sent to a route that takes the method; `skip_paths` (job files, which stream to
+    storage) are left alone."""
 
     def __init__(self, app: ASGIApp, *, max_depth: int, skip_paths: re.Pattern[str] | None = None) -> None:
         self.app = app
@@ -100,7 +101,7 @@ class JsonBodyDepthLimit:
         self.skip_paths = skip_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _may_be_json(scope) or self._skipped(scope):
+        if scope["type"] != "http" or not _may_be_json(scope) or self._skipped(scope) or not _routed(scope):
             await self.app(scope, receive, send)
             return
         body, last = await _read_body(receive)
@@ -142,6 +143,14 @@ class JsonBodyDepthLimit:
 
     def _skipped(self, scope: Scope) -> bool:
         return bool(self.skip_paths and self.skip_paths.search(scope.get("path", "")))
+
+
+def _routed(scope: Scope) -> bool:
+    """Whether a route takes this method at this path: elsewhere the 404 or 405 comes first."""
+    from starlette.routing import Match
+
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+    return any(route.matches(scope)[0] is Match.FULL for route in routes)
 
 
 def _may_be_json(scope: Scope) -> bool:

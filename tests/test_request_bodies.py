@@ -135,3 +135,8 @@ def test_deep_job_options_in_a_multipart_upload_are_refused(
     )
     assert_problem(response, "POST", "/migration/upload", status=422)
     assert response.json()["errors"][0]["field"] == "form.options"
+
+
+def test_routing_answers_first_for_a_path_or_method_no_route_takes(client: TestClient) -> None:
+    assert send(client, "POST", "/health", nested(DEEP), {}).status_code == 405
+    assert send(client, "POST", "/no-such-route", b"\x00\x01binary", {}).status_code == 404
