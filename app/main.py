@@ -15,6 +15,7 @@ from app.auth.router import router as auth_router
 from app.bookings.router import bookings_router, resources_router
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
+from app.jsondepth import MAX_BODY_DEPTH, JsonBodyDepthLimit
 from app.migration.router import UPLOAD_PATHS
 from app.migration.router import router as migration_router
 from app.observability import RequestContextMiddleware, configure_logging
@@ -111,6 +112,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         # inject a store or settings through `create_app` instead).
         app.router.routes.extend(router.routes)
 
+    # Inside CORS, so a browser can read the refusal.
+    app.add_middleware(JsonBodyDepthLimit, max_depth=MAX_BODY_DEPTH, skip_paths=UPLOAD_PATHS)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

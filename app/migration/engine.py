@@ -9,6 +9,8 @@ Guarantees:
   between a batch and its checkpoint leaves that batch to be processed again, and the job kinds
   make that harmless (rows already written by this job are recognised, errors are keyed by row);
 - cancellation is honoured at the next batch boundary;
+- an unexpected error costs one of MAX_ATTEMPTS runs (counted in the job record, so across
+  processes); the last ends the job FAILED with the error as its reason, never a job left running;
 - one audit entry per job, when it ends.
 """
 
@@ -34,6 +36,8 @@ from app.timeutil import utcnow
 logger = logging.getLogger("app.migration")
 STALE_AFTER = timedelta(minutes=5)
 MAX_RESUMES = 5
+MAX_ATTEMPTS = 3  # runs in a row ending on an unexpected error, with no progress between them
+MAX_REASON = 200
 INPUT_WAIT = timedelta(hours=24)  # a job whose file has not arrived by then is abandoned
 GAVE_UP = "the job's worker stopped repeatedly; giving up"
 NO_INPUT = "its input file was never uploaded (waited 24 hours)"
@@ -41,6 +45,10 @@ NO_INPUT = "its input file was never uploaded (waited 24 hours)"
 
 class JobFailed(Exception):
     """The job can't go on (e.g. its file is not what it claims); the message is the job's error summary."""
+
+
+class LeaseLost(PreconditionFailed):
+    """Another worker took the job over (this one was too slow to renew): not the job's fault."""
 
 
 @dataclass
@@ -94,7 +102,21 @@ class JobEngine:
     ) -> JobRecord | None:
         """Run the job until it ends or the deadline passes. Returns the job as left, or None when
         another worker holds it (or it already ended). `job.status.finished` says whether to continue.
-        `progress` sees the job after validation and after every committed batch (the CLI's bar)."""
+        `progress` sees the job after validation and after every committed batch (the CLI's bar).
+
+        An unexpected error (a bug, a parser's RecursionError, a blob store that failed) costs the
+        job one of MAX_ATTEMPTS, counted in the job record and restarted by progress; the next
+        attempt starts at once from the checkpoint while time is left, else in the next run."""
+        while True:
+            job = self._run_once(job_id, deadline, progress)
+            if job is None or job.status.finished or not job.attempts:
+                return job
+            if deadline is not None and time.monotonic() >= deadline:
+                return job
+
+    def _run_once(
+        self, job_id: str, deadline: float | None, progress: Callable[[JobRecord], None] | None
+    ) -> JobRecord | None:
         now = utcnow()
         job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + self.lease)
         if job is None:
@@ -110,7 +132,7 @@ class JobEngine:
             if job.status is JobStatus.VALIDATING:
                 total = kind.validate(job, self.runtime)
                 counts = job.counts.model_copy(update={"total": total})
-                job = self._save(job, status=JobStatus.RUNNING, counts=counts, heartbeat_at=utcnow())
+                job = self._save(job, status=JobStatus.RUNNING, counts=counts, heartbeat_at=utcnow(), attempts=0)
             if progress is not None:
                 progress(job)
             for result in kind.batches(job, self.runtime):
@@ -134,6 +156,25 @@ class JobEngine:
             return self._end(self._reload(job), JobStatus.FAILED, summary=str(exc))
         except ValueError as exc:  # readers.FileFormatError and other input problems found while running
             return self._end(self._reload(job), JobStatus.FAILED, summary=str(exc))
+        except LeaseLost:
+            logger.warning("job lost its lease; its new holder goes on", extra={"job_id": job.id})
+            return None
+        except Exception as exc:
+            return self._failed_attempt(self._reload(job), exc)
+
+    def _failed_attempt(self, job: JobRecord, exc: Exception) -> JobRecord:
+        """Count the attempt; the last one ends the job. Otherwise free the lease for the next one.
+        If the store itself fails here, the error goes up and the sweeper's resumes bound the job."""
+        attempts = job.attempts + 1
+        logger.exception("job attempt failed", extra={"job_id": job.id, "attempts": attempts})
+        if attempts >= MAX_ATTEMPTS:
+            reason = f"{type(exc).__name__}: {exc}"[:MAX_REASON]
+            summary = f"stopped after {attempts} attempts, each on an unexpected error: {reason}"
+            return self._end(job, JobStatus.FAILED, summary=summary, attempts=attempts)
+        job = self._save(job, attempts=attempts)
+        now = utcnow()
+        self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now - timedelta(seconds=1))
+        return self._reload(job)
 
     def give_up(self, job_id: str, summary: str) -> JobRecord | None:
         """End a stalled job as FAILED (the sweeper, when it keeps stalling) like any job that ends:
@@ -155,10 +196,12 @@ class JobEngine:
     def _commit(self, job: JobRecord, result: BatchResult) -> JobRecord:
         self.jobs.add_errors(result.errors)
         now = utcnow()
-        job = self._save(job, counts=job.counts.plus(result.counts), checkpoint=result.checkpoint, heartbeat_at=now)
+        job = self._save(
+            job, counts=job.counts.plus(result.counts), checkpoint=result.checkpoint, heartbeat_at=now, attempts=0
+        )
         renewed = self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now + self.lease)
         if renewed is None:
-            raise PreconditionFailed(f"job {job.id} lost its lease")
+            raise LeaseLost(f"job {job.id} lost its lease")
         return job
 
     def _end(self, job: JobRecord, status: JobStatus, *, summary: str | None = None, **changes: Any) -> JobRecord:

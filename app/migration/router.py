@@ -2,7 +2,6 @@
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
 import io
-import json
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +18,7 @@ from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.deps import RuntimeDep
 from app.errors import InvalidInput, PayloadTooLargeError
+from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
 from app.migration.readers import kind_from_name
 from app.migration.schemas import JobCreate, JobCreated, JobErrorOut, JobErrorPage, JobOut, JobPage
@@ -108,12 +108,14 @@ def upload(
     ] = None,
 ) -> JobOut:
     try:
-        given = json.loads(options) if options else {}
+        given = loads_bounded(options, MAX_BODY_DEPTH) if options else {}
         if not isinstance(given, dict):
             raise InvalidInput("form.options", "must be a JSON object", code="invalid")
         given.setdefault("type", "import")
         given.setdefault("format", kind_from_name(file.filename or ""))
         request = JobCreate.model_validate(given)
+    except TooDeep as exc:
+        raise InvalidInput("form.options", f"JSON {exc}", code="json_too_deep") from None
     except ValueError as exc:  # malformed JSON, or a ValidationError
         errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else None
         message = str(errors[0]["msg"]) if errors else "is not valid JSON"

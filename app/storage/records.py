@@ -181,6 +181,9 @@ class JobRecord(Record):
     lease_owner: str | None = None
     lease_until: datetime | None = None
     related_job_id: str | None = Field(None, description="For a rollback: the import it undoes.")
+    attempts: int = Field(
+        0, description="Runs in a row that ended on an unexpected error with no progress; at 3 the job fails."
+    )
     version: int = 1
 
     @property
