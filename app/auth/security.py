@@ -26,6 +26,7 @@ from app.timeutil import epoch_seconds
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 10
 MAX_PASSWORD_BYTES = 1024
+BCRYPT_INPUT_BYTES = 72
 ACCESS = "access"
 
 
@@ -62,13 +63,23 @@ class PasswordHasher:
 
     def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         """(matches, upgraded hash or None)."""
-        if len(password.encode()) > MAX_PASSWORD_BYTES:
+        secret = password.encode()
+        if len(secret) > MAX_PASSWORD_BYTES:
             return False, None
         try:
+            if len(secret) > BCRYPT_INPUT_BYTES and self.context.identify(password_hash) == "bcrypt":
+                return self._verify_long_bcrypt(password, secret, password_hash)
             matches, new_hash = self.context.verify_and_update(password, password_hash)
         except (ValueError, TypeError):  # unknown or malformed stored hash
             return False, None
         return bool(matches), new_hash
+
+    def _verify_long_bcrypt(self, password: str, secret: bytes, password_hash: str) -> tuple[bool, str | None]:
+        """Legacy systems (bcrypt < 5, PHP, Django) hashed only the first 72 bytes; bcrypt 5 refuses
+        longer input instead. Verify those bytes, then re-hash the whole password with argon2."""
+        if not self.context.verify(secret[:BCRYPT_INPUT_BYTES], password_hash):
+            return False, None
+        return True, self.hash(password)
 
     @cached_property
     def dummy_hash(self) -> str:

@@ -216,10 +216,11 @@ class AuthService:
         return self._start_session(updated, utcnow())
 
     def check_password_policy(self, password: str, username: str, *, field: str = "body.password") -> None:
-        if len(password) < self.settings.password_min_length:
+        # Padding doesn't count (12 spaces are no password); the password is hashed as typed, padding included.
+        if len(password.strip()) < self.settings.password_min_length:
             raise InvalidInput(
                 field,
-                f"must be at least {self.settings.password_min_length} characters",
+                f"must be at least {self.settings.password_min_length} characters, not counting spaces at either end",
                 code="password_too_short",
             )
         if len(password.encode()) > MAX_PASSWORD_BYTES:
