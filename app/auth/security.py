@@ -37,10 +37,11 @@ class InvalidToken(Exception):
 @dataclass(frozen=True)
 class AccessClaims:
     subject: str
+    user_id: str
     role: Role
     jti: str
     generation: int
-    family_id: str | None
+    family_id: str
     issued_at: int
     expires_at: int
 
@@ -102,10 +103,11 @@ class TokenSigner:
         self.refresh_ttl = timedelta(days=settings.refresh_token_days)
 
     def issue_access(
-        self, *, username: str, role: Role, generation: int, family_id: str | None, now: datetime
+        self, *, username: str, user_id: str, role: Role, generation: int, family_id: str, now: datetime
     ) -> tuple[str, AccessClaims]:
         claims = AccessClaims(
             subject=username,
+            user_id=user_id,
             role=role,
             jti=uuid.uuid4().hex,
             generation=generation,
@@ -115,6 +117,7 @@ class TokenSigner:
         )
         payload: dict[str, Any] = {
             "sub": claims.subject,
+            "uid": claims.user_id,
             "role": claims.role.value,
             "jti": claims.jti,
             "gen": claims.generation,
@@ -123,9 +126,8 @@ class TokenSigner:
             "iss": self.issuer,
             "aud": self.audience,
             "typ": ACCESS,
+            "sid": claims.family_id,
         }
-        if family_id:
-            payload["sid"] = family_id
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM), claims
 
     def verify_access(self, token: str) -> AccessClaims:
@@ -156,10 +158,11 @@ class TokenSigner:
         try:
             return AccessClaims(
                 subject=str(payload["sub"]),
+                user_id=str(payload["uid"]),
                 role=Role(payload["role"]),
                 jti=str(payload["jti"]),
                 generation=int(payload["gen"]),
-                family_id=payload.get("sid"),
+                family_id=str(payload["sid"]),
                 issued_at=int(payload["iat"]),
                 expires_at=int(payload["exp"]),
             )
