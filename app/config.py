@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(5, ge=1, le=100)
     login_lockout_minutes: int = Field(15, ge=1, le=24 * 60)
     login_rate_per_minute: int = Field(20, ge=1, le=10_000, description="Login attempts per client address.")
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Reverse proxies whose X-Forwarded-For is trusted (comma-separated addresses or networks, "
+        "or '*'), the same variable uvicorn reads for --forwarded-allow-ips. Empty: no proxy is trusted.",
+    )
     demo_admin_password: SecretStr | None = Field(
         None, description="Password of the demo admin seeded in local mode; generated if unset."
     )

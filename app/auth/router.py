@@ -94,7 +94,8 @@ async def _login_form(request: Request) -> LoginRequest:
 async def login(request: Request, response: Response, service: AuthServiceDep) -> TokenPair:
     credentials = await _login_form(request)
     response.headers.update(NO_STORE)
-    return service.login(credentials.username, credentials.password, client_ip=client_ip(request))
+    address = client_ip(request, service.settings)
+    return service.login(credentials.username, credentials.password, client_ip=address)
 
 
 @router.post(
