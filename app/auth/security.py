@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -20,6 +23,7 @@ from typing import Any
 
 from app.auth.jose_hmac import JWTError, jwt
 from app.config import Settings
+from app.errors import ServiceBusy
 from app.storage.records import Role
 from app.timeutil import epoch_seconds
 
@@ -47,6 +51,10 @@ class AccessClaims:
 
 
 class PasswordHasher:
+    """One per process. Every hash and verification takes one of `password_hash_concurrency` slots,
+    so a burst of logins can't take every core (argon2 releases the GIL and runs in parallel);
+    one that gets no slot within `password_hash_queue_seconds` raises ServiceBusy (503)."""
+
     def __init__(self, settings: Settings) -> None:
         # Imported here: only logins and password changes hash, so requests that merely carry a
         # token never load passlib/argon2 (part of the Lambda cold-start budget).
@@ -58,9 +66,21 @@ class PasswordHasher:
             argon2__time_cost=settings.password_hash_time_cost,
             argon2__memory_cost=settings.password_hash_memory_kib,
         )
+        self._slots = threading.BoundedSemaphore(settings.password_hash_concurrency)
+        self._queue_seconds = settings.password_hash_queue_seconds
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        if not self._slots.acquire(timeout=self._queue_seconds):
+            raise ServiceBusy("the server is busy checking passwords; try again in a moment", 1)
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     def hash(self, password: str) -> str:
-        return str(self.context.hash(password))
+        with self._slot():
+            return str(self.context.hash(password))
 
     def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         """(matches, upgraded hash or None)."""
@@ -70,7 +90,8 @@ class PasswordHasher:
         try:
             if len(secret) > BCRYPT_INPUT_BYTES and self.context.identify(password_hash) == "bcrypt":
                 return self._verify_long_bcrypt(password, secret, password_hash)
-            matches, new_hash = self.context.verify_and_update(password, password_hash)
+            with self._slot():
+                matches, new_hash = self.context.verify_and_update(password, password_hash)
         except (ValueError, TypeError):  # unknown or malformed stored hash
             return False, None
         return bool(matches), new_hash
@@ -78,7 +99,9 @@ class PasswordHasher:
     def _verify_long_bcrypt(self, password: str, secret: bytes, password_hash: str) -> tuple[bool, str | None]:
         """Legacy systems (bcrypt < 5, PHP, Django) hashed only the first 72 bytes; bcrypt 5 refuses
         longer input instead. Verify those bytes, then re-hash the whole password with argon2."""
-        if not self.context.verify(secret[:BCRYPT_INPUT_BYTES], password_hash):
+        with self._slot():
+            matches = self.context.verify(secret[:BCRYPT_INPUT_BYTES], password_hash)
+        if not matches:
             return False, None
         return True, self.hash(password)
 
