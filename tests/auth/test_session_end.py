@@ -111,3 +111,37 @@ def test_logout_with_another_sessions_refresh_token_ends_that_session_too(client
     response = client.post("/auth/logout", json={"refresh_token": there["refresh_token"]}, headers=bearer(here))
     assert response.status_code == 204
     assert_ended(client, here, there)
+
+
+def test_a_session_started_for_the_deleted_user_is_refused_for_the_new_one(
+    app: FastAPI, client: TestClient, admin: dict[str, str], store: Store
+) -> None:
+    # A login of the old user that finishes after the delete writes its session after the sessions
+    # were deleted; the new user of the same name must not be able to use it.
+    from datetime import timedelta
+
+    from app.auth.security import new_refresh_token
+    from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
+    from app.timeutil import utcnow
+
+    old = store.users.get("olga")
+    assert old is not None
+    assert client.delete("/auth/users/olga", headers=admin).status_code == 204
+    body = {"username": "olga", "password": PASSWORD, "role": "operator"}
+    assert client.post("/auth/users", json=body, headers=admin).status_code == 201
+    now = utcnow()
+    refresh_token, token_hash = new_refresh_token()
+    family = TokenFamilyRecord(
+        family_id="late-login",
+        username="olga",
+        user_id=old.user_id,
+        token_generation=old.token_generation,
+        created_at=now,
+        expires_at=now + timedelta(days=1),
+    )
+    token = RefreshTokenRecord(
+        token_hash=token_hash, family_id="late-login", username="olga", issued_at=now, expires_at=family.expires_at
+    )
+    store.sessions.start(family, token)
+    assert client.post("/auth/refresh", json={"refresh_token": refresh_token}).status_code == 401
+    assert store.sessions.get_family("late-login").revoked is True  # type: ignore[union-attr]
