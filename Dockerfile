@@ -28,6 +28,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 # embedded (moto) store, which is not installed here. prod also insists on a real JWT secret.
 # Override with dev or staging as needed.
 ENV APP_ENV=prod
+# uvicorn (which reads this variable) and the app trust X-Forwarded-For from these proxies only;
+# empty: from nobody. Behind a proxy, set it to the proxy's addresses (docs/auth.md).
+ENV FORWARDED_ALLOW_IPS=""
 RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin portal
 COPY --from=server-deps /opt/venv /opt/venv
 WORKDIR /srv

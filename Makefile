@@ -51,8 +51,9 @@ lint-infra: $(STAMP) $(TEMPLATE)
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/actionlint
 
+# X-Forwarded-For is trusted only from FORWARDED_ALLOW_IPS (empty: from nobody; docs/auth.md).
 run: $(STAMP)
-	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --forwarded-allow-ips '$(FORWARDED_ALLOW_IPS)'
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench

@@ -157,7 +157,7 @@ def _cli_principal() -> Any:
     from app.storage.records import Role
 
     # The operator at the console administers the store (like `users create-admin`).
-    return Principal(username="cli", role=Role.ADMIN, jti="cli", expires_at=0, family_id=None)
+    return Principal(username="cli", role=Role.ADMIN)
 
 
 def _job_request(values: dict[str, Any]) -> Any:

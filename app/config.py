@@ -6,6 +6,7 @@ default JWT secret (see `Settings.check_secrets`).
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -62,9 +63,24 @@ class Settings(BaseSettings):
     password_min_length: int = Field(12, ge=8, le=128)
     password_hash_time_cost: int = Field(3, ge=1, le=10, description="argon2 time cost (iterations).")
     password_hash_memory_kib: int = Field(65536, ge=8, le=1 << 20, description="argon2 memory cost in KiB.")
+    password_hash_concurrency: int = Field(
+        default_factory=lambda: max(1, (os.cpu_count() or 2) // 2),
+        ge=1,
+        le=64,
+        description="Password hashes run at once per process; default half the CPUs (at least 1), so "
+        "other requests keep a core.",
+    )
+    password_hash_queue_seconds: float = Field(
+        2.0, ge=0, le=30, description="How long a hash waits for a free slot before its request gets 503."
+    )
     login_max_failures: int = Field(5, ge=1, le=100)
     login_lockout_minutes: int = Field(15, ge=1, le=24 * 60)
     login_rate_per_minute: int = Field(20, ge=1, le=10_000, description="Login attempts per client address.")
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Reverse proxies whose X-Forwarded-For is trusted (comma-separated addresses or networks, "
+        "or '*'), the same variable uvicorn reads for --forwarded-allow-ips. Empty: no proxy is trusted.",
+    )
     demo_admin_password: SecretStr | None = Field(
         None, description="Password of the demo admin seeded in local mode; generated if unset."
     )

@@ -137,6 +137,15 @@ class TooManyRequests(DomainError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
 
 
+class ServiceBusy(DomainError):
+    """This process has no capacity for the request now (not the client's fault); retry shortly."""
+
+    status, slug, title = 503, "service-busy", "Service busy"
+
+    def __init__(self, detail: str, retry_after_seconds: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
+
+
 def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 

@@ -29,7 +29,8 @@ _DESCRIPTIONS = {
     422: "Validation failed; `errors` names each field",
     428: "If-Match is required",
     429: "Too many requests; see Retry-After",
-    503: "The store is unavailable",
+    503: "The store is unavailable, or (login, password changes) no password-hashing slot freed up in time; "
+    "see Retry-After",
 }
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,13 +23,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def plain_uvicorn(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+
+
 @contextmanager
-def uvicorn_server(env: dict[str, str], log_dir: Path, *, startup_seconds: float = 30) -> Iterator[str]:
-    """`uvicorn app.main:app` in its own process group; yields the base URL once /health answers."""
+def uvicorn_server(
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    startup_seconds: float = 30,
+    command: Callable[[int], list[str]] = plain_uvicorn,
+) -> Iterator[str]:
+    """`uvicorn app.main:app` (or `command(port)`) in its own process group; yields the URL once /health answers."""
     port = free_port()
     log = (log_dir / "uvicorn.log").open("w")
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and app
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+        command(port),
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=log,

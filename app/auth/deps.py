@@ -16,6 +16,7 @@ from fastapi.security import OAuth2PasswordBearer
 from app.auth.policy import Capability
 from app.auth.security import PasswordHasher, TokenSigner
 from app.auth.service import AuthService, Principal
+from app.config import Settings
 from app.deps import RuntimeDep
 from app.errors import Forbidden, Unauthorized
 from app.runtime import Runtime
@@ -83,13 +84,25 @@ def require(capability: Capability) -> Policy:
     return _POLICIES[capability]
 
 
-def client_ip(request: Request) -> str:
-    """The caller's address as API Gateway saw it (X-Forwarded-For is client-controlled, so not used)."""
+UNTRUSTED_FORWARDING = "forwarded-by-an-untrusted-peer"
+
+
+def client_ip(request: Request, settings: Settings) -> str:
+    """The caller's address, for the login rate limit: never one the caller can choose.
+
+    On Lambda, API Gateway's `sourceIp`. Under uvicorn, the connection's peer, or the address
+    uvicorn took from X-Forwarded-For of a proxy in FORWARDED_ALLOW_IPS. uvicorn trusts that header
+    from 127.0.0.1 unless told otherwise and rewrites the peer before the app sees it, so with no
+    trusted proxy configured a request carrying the header may show an address of the client's
+    choosing: all such requests share one bucket, and varying the header gains nothing.
+    """
     event = request.scope.get("aws.event") or {}
     context = event.get("requestContext") or {}
     source = (context.get("http") or {}).get("sourceIp") or (context.get("identity") or {}).get("sourceIp")
     if isinstance(source, str) and source:
         return source
+    if not settings.forwarded_allow_ips.strip() and "x-forwarded-for" in request.headers:
+        return UNTRUSTED_FORWARDING
     return request.client.host if request.client else "unknown"
 
 

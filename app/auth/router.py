@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import AUTHENTICATED, PUBLIC, AuthServiceDep, CurrentUser, client_ip, require
 from app.auth.policy import Capability
@@ -89,12 +90,14 @@ async def _login_form(request: Request) -> LoginRequest:
     response_model=TokenPair,
     dependencies=[Depends(PUBLIC)],
     openapi_extra=_LOGIN_BODY,
-    responses=error_responses(401, 415, 422, 429),
+    responses=error_responses(401, 415, 422, 429, 503),
 )
 async def login(request: Request, response: Response, service: AuthServiceDep) -> TokenPair:
     credentials = await _login_form(request)
     response.headers.update(NO_STORE)
-    return service.login(credentials.username, credentials.password, client_ip=client_ip(request))
+    address = client_ip(request, service.settings)
+    # Off the event loop: the password hash takes ~100 ms of CPU (and the store calls block too).
+    return await run_in_threadpool(service.login, credentials.username, credentials.password, client_ip=address)
 
 
 @router.post(
@@ -139,7 +142,7 @@ def me(principal: CurrentUser, service: AuthServiceDep) -> UserOut:
     operation_id="auth_change_password",
     summary="Change your password; every other session ends and a new token pair is returned",
     response_model=TokenPair,
-    responses=error_responses(401, 422),
+    responses=error_responses(401, 422, 503),
 )
 def change_password(
     body: PasswordChange, principal: CurrentUser, service: AuthServiceDep, response: Response
@@ -180,7 +183,7 @@ def list_users(
     summary="Create a user (admin)",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 422),
+    responses=error_responses(401, 403, 409, 422, 503),
 )
 def create_user(body: UserCreate, admin: AdminUser, service: AuthServiceDep, response: Response) -> UserOut:
     user = service.create_user(admin.username, body)
@@ -227,7 +230,7 @@ def delete_user(username: str, admin: AdminUser, service: AuthServiceDep) -> Res
     operation_id="users_reset_password",
     summary="Set a new password for a user (admin); ends their sessions",
     response_model=UserOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(401, 403, 404, 422, 503),
 )
 def reset_password(username: str, body: PasswordReset, admin: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.reset_password(admin.username, _username(username), body.new_password))

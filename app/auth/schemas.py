@@ -126,7 +126,7 @@ class UserOut(BaseModel):
 
     @classmethod
     def of(cls, user: UserRecord) -> UserOut:
-        hidden = {"password_hash", "failed_logins", "token_generation", "import_job_id"}
+        hidden = {"user_id", "password_hash", "failed_logins", "token_generation", "import_job_id"}
         return cls.model_validate(user.model_dump(exclude=hidden))
 
 

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -20,12 +23,14 @@ from typing import Any
 
 from app.auth.jose_hmac import JWTError, jwt
 from app.config import Settings
+from app.errors import ServiceBusy
 from app.storage.records import Role
 from app.timeutil import epoch_seconds
 
 ALGORITHM = "HS256"
 LEEWAY_SECONDS = 10
 MAX_PASSWORD_BYTES = 1024
+BCRYPT_INPUT_BYTES = 72
 ACCESS = "access"
 
 
@@ -36,15 +41,20 @@ class InvalidToken(Exception):
 @dataclass(frozen=True)
 class AccessClaims:
     subject: str
+    user_id: str
     role: Role
     jti: str
     generation: int
-    family_id: str | None
+    family_id: str
     issued_at: int
     expires_at: int
 
 
 class PasswordHasher:
+    """One per process. Every hash and verification takes one of `password_hash_concurrency` slots,
+    so a burst of logins can't take every core (argon2 releases the GIL and runs in parallel);
+    one that gets no slot within `password_hash_queue_seconds` raises ServiceBusy (503)."""
+
     def __init__(self, settings: Settings) -> None:
         # Imported here: only logins and password changes hash, so requests that merely carry a
         # token never load passlib/argon2 (part of the Lambda cold-start budget).
@@ -56,19 +66,44 @@ class PasswordHasher:
             argon2__time_cost=settings.password_hash_time_cost,
             argon2__memory_cost=settings.password_hash_memory_kib,
         )
+        self._slots = threading.BoundedSemaphore(settings.password_hash_concurrency)
+        self._queue_seconds = settings.password_hash_queue_seconds
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        if not self._slots.acquire(timeout=self._queue_seconds):
+            raise ServiceBusy("the server is busy checking passwords; try again in a moment", 1)
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     def hash(self, password: str) -> str:
-        return str(self.context.hash(password))
+        with self._slot():
+            return str(self.context.hash(password))
 
     def verify(self, password: str, password_hash: str) -> tuple[bool, str | None]:
         """(matches, upgraded hash or None)."""
-        if len(password.encode()) > MAX_PASSWORD_BYTES:
+        secret = password.encode()
+        if len(secret) > MAX_PASSWORD_BYTES:
             return False, None
         try:
-            matches, new_hash = self.context.verify_and_update(password, password_hash)
+            if len(secret) > BCRYPT_INPUT_BYTES and self.context.identify(password_hash) == "bcrypt":
+                return self._verify_long_bcrypt(password, secret, password_hash)
+            with self._slot():
+                matches, new_hash = self.context.verify_and_update(password, password_hash)
         except (ValueError, TypeError):  # unknown or malformed stored hash
             return False, None
         return bool(matches), new_hash
+
+    def _verify_long_bcrypt(self, password: str, secret: bytes, password_hash: str) -> tuple[bool, str | None]:
+        """Legacy systems (bcrypt < 5, PHP, Django) hashed only the first 72 bytes; bcrypt 5 refuses
+        longer input instead. Verify those bytes, then re-hash the whole password with argon2."""
+        with self._slot():
+            matches = self.context.verify(secret[:BCRYPT_INPUT_BYTES], password_hash)
+        if not matches:
+            return False, None
+        return True, self.hash(password)
 
     @cached_property
     def dummy_hash(self) -> str:
@@ -91,10 +126,11 @@ class TokenSigner:
         self.refresh_ttl = timedelta(days=settings.refresh_token_days)
 
     def issue_access(
-        self, *, username: str, role: Role, generation: int, family_id: str | None, now: datetime
+        self, *, username: str, user_id: str, role: Role, generation: int, family_id: str, now: datetime
     ) -> tuple[str, AccessClaims]:
         claims = AccessClaims(
             subject=username,
+            user_id=user_id,
             role=role,
             jti=uuid.uuid4().hex,
             generation=generation,
@@ -104,6 +140,7 @@ class TokenSigner:
         )
         payload: dict[str, Any] = {
             "sub": claims.subject,
+            "uid": claims.user_id,
             "role": claims.role.value,
             "jti": claims.jti,
             "gen": claims.generation,
@@ -112,9 +149,8 @@ class TokenSigner:
             "iss": self.issuer,
             "aud": self.audience,
             "typ": ACCESS,
+            "sid": claims.family_id,
         }
-        if family_id:
-            payload["sid"] = family_id
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM), claims
 
     def verify_access(self, token: str) -> AccessClaims:
@@ -145,10 +181,11 @@ class TokenSigner:
         try:
             return AccessClaims(
                 subject=str(payload["sub"]),
+                user_id=str(payload["uid"]),
                 role=Role(payload["role"]),
                 jti=str(payload["jti"]),
                 generation=int(payload["gen"]),
-                family_id=payload.get("sid"),
+                family_id=str(payload["sid"]),
                 issued_at=int(payload["iat"]),
                 expires_at=int(payload["exp"]),
             )

@@ -16,6 +16,7 @@ from app.audit import audit_entry
 from app.auth.policy import Capability, allows
 from app.auth.schemas import PasswordChange, TokenPair, UserCreate, UserUpdate
 from app.auth.security import (
+    LEEWAY_SECONDS,
     MAX_PASSWORD_BYTES,
     InvalidToken,
     PasswordHasher,
@@ -40,9 +41,7 @@ class Principal:
 
     username: str
     role: Role
-    jti: str
-    expires_at: int
-    family_id: str | None
+    family_id: str | None = None  # the session; None for the CLI, which has none
 
     def can(self, capability: Capability) -> bool:
         return allows(self.role, capability)
@@ -105,6 +104,7 @@ class AuthService:
         family = TokenFamilyRecord(
             family_id=uuid.uuid4().hex,
             username=user.username,
+            user_id=user.user_id,
             token_generation=user.token_generation,
             created_at=now,
             expires_at=expires_at,
@@ -122,6 +122,7 @@ class AuthService:
     def _pair(self, user: UserRecord, family_id: str, refresh_token: str, now: datetime) -> TokenPair:
         access_token, claims = self.signer.issue_access(
             username=user.username,
+            user_id=user.user_id,
             role=user.role,
             generation=user.token_generation,
             family_id=family_id,
@@ -143,8 +144,8 @@ class AuthService:
         user = self.store.users.get(presented.username)
         if family is None or family.revoked:
             raise Unauthorized("session has ended")
-        if user is None or not user.active or user.token_generation != family.token_generation:
-            self.store.sessions.revoke_family(family.family_id)
+        if user is None or not user.active or not _is_session_of(family, user):
+            self._end_session(family.family_id, now)
             raise Unauthorized("session has ended")
         new_token, new_hash = new_refresh_token()
         successor = RefreshTokenRecord(
@@ -156,7 +157,8 @@ class AuthService:
         )
         try:
             self.store.sessions.rotate(presented.token_hash, successor, now=now)
-        except Conflict:
+        except Conflict:  # reused (the store revoked the family) or revoked meanwhile
+            self._end_session(family.family_id, now)
             logger.warning("refresh token reuse: session revoked", extra={"username": user.username})
             self._audit_auth(user.username, "auth.refresh_reuse_detected", now)
             raise Unauthorized("session has ended") from None
@@ -170,28 +172,37 @@ class AuthService:
         except InvalidToken as exc:
             logger.info("access token refused", extra={"reason": str(exc)})
             raise Unauthorized("access token is invalid or expired") from None
-        if self.store.sessions.is_access_token_denied(claims.jti):
-            raise Unauthorized("access token has been revoked")
+        if self.store.sessions.is_session_denied(claims.family_id):
+            raise Unauthorized("the session of this access token has ended")
         user = self.store.users.get(claims.subject)
-        if user is None or not user.active or user.token_generation != claims.generation:
+        if (
+            user is None
+            or not user.active
+            or user.user_id != claims.user_id
+            or user.token_generation != claims.generation
+        ):
             raise Unauthorized("access token is no longer valid")
-        return Principal(
-            username=user.username,
-            role=user.role,
-            jti=claims.jti,
-            expires_at=claims.expires_at,
-            family_id=claims.family_id,
-        )
+        return Principal(username=user.username, role=user.role, family_id=claims.family_id)
 
     def logout(self, principal: Principal, refresh_token: str | None) -> None:
         now = utcnow()
-        self.store.sessions.deny_access_token(principal.jti, datetime.fromtimestamp(principal.expires_at, now.tzinfo))
         if principal.family_id:
-            self.store.sessions.revoke_family(principal.family_id)
+            self._end_session(principal.family_id, now)
         if refresh_token:
             presented = self.store.sessions.find_token(hash_refresh_token(refresh_token))
             if presented and presented.username == principal.username:
-                self.store.sessions.revoke_family(presented.family_id)
+                self._end_session(presented.family_id, now)
+
+    def _end_session(self, family_id: str, now: datetime) -> None:
+        """Ends the refresh family and, through the deny-list, every access token issued in it.
+
+        An access token names its session (`sid`) and is accepted at most `access_ttl` (+ leeway)
+        after it was issued, and none is issued once the family is revoked: so the deny-list entry
+        needs to live only that long.
+        """
+        self.store.sessions.revoke_family(family_id)
+        until = now + self.signer.access_ttl + timedelta(seconds=LEEWAY_SECONDS)
+        self.store.sessions.deny_session(family_id, until)
 
     # --- own account --------------------------------------------------------------------------------
 
@@ -210,16 +221,17 @@ class AuthService:
         self.check_password_policy(change.new_password, user.username, field="body.new_password")
         updated = self._with_new_password(user, change.new_password)
         self.store.users.replace(user, updated, self._audit(principal.username, "user.password_change", user, updated))
-        self.store.sessions.deny_access_token(
-            principal.jti, datetime.fromtimestamp(principal.expires_at, utcnow().tzinfo)
-        )
+        # The new token generation already ends every older token; this also revokes the family now.
+        if principal.family_id:
+            self._end_session(principal.family_id, utcnow())
         return self._start_session(updated, utcnow())
 
     def check_password_policy(self, password: str, username: str, *, field: str = "body.password") -> None:
-        if len(password) < self.settings.password_min_length:
+        # Padding doesn't count (12 spaces are no password); the password is hashed as typed, padding included.
+        if len(password.strip()) < self.settings.password_min_length:
             raise InvalidInput(
                 field,
-                f"must be at least {self.settings.password_min_length} characters",
+                f"must be at least {self.settings.password_min_length} characters, not counting spaces at either end",
                 code="password_too_short",
             )
         if len(password.encode()) > MAX_PASSWORD_BYTES:
@@ -271,6 +283,7 @@ class AuthService:
             updated_at=now,
             password_changed_at=now,
             import_job_id=import_job_id,
+            user_id=uuid.uuid4().hex,
         )
         self.store.users.create(user, self._audit(actor, "user.create", None, user))
         return user
@@ -304,6 +317,9 @@ class AuthService:
             self.store.users.delete(user, self._audit(actor, "user.delete", user, None))
         except Conflict as exc:
             raise Forbidden(str(exc)) from None
+        # Its tokens already fail (no user, and a re-created user has another user_id); this
+        # removes the sessions themselves.
+        self.store.sessions.delete_for_user(user.username)
 
     def _replace(self, actor: str, action: str, user: UserRecord, updated: UserRecord) -> None:
         try:
@@ -336,3 +352,8 @@ class AuthService:
                 retention_days=self.settings.audit_retention_days,
             )
         )
+
+
+def _is_session_of(family: TokenFamilyRecord, user: UserRecord) -> bool:
+    """The family was started by this very user (not an earlier one of the same name), at its current generation."""
+    return family.user_id == user.user_id and family.token_generation == user.token_generation

@@ -213,7 +213,8 @@ class UserRepository(Protocol):
 
 
 class SessionRepository(Protocol):
-    """Refresh-token families (one per login), rotated refresh tokens and revoked access tokens."""
+    """Refresh-token families (one per login, i.e. sessions), rotated refresh tokens, and the
+    deny-list of ended sessions whose access tokens may not have expired yet."""
 
     def start(self, family: TokenFamilyRecord, token: RefreshTokenRecord) -> None: ...
 
@@ -231,11 +232,15 @@ class SessionRepository(Protocol):
 
     def revoke_family(self, family_id: str) -> None: ...
 
-    def deny_access_token(self, jti: str, expires_at: datetime) -> None:
-        """Deny-list an access token until it would have expired anyway (then the TTL removes it)."""
+    def delete_for_user(self, username: str) -> None:
+        """Delete every family and refresh token of the user (when the user is deleted)."""
         ...
 
-    def is_access_token_denied(self, jti: str) -> bool: ...
+    def deny_session(self, family_id: str, until: datetime) -> None:
+        """Deny-list the access tokens of a session until the last of them has expired (then the TTL removes it)."""
+        ...
+
+    def is_session_denied(self, family_id: str) -> bool: ...
 
 
 JOB_STATUS_SCOPE = "jobs.status"

@@ -6,11 +6,12 @@ a typo never silently persists.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Record(BaseModel):
@@ -38,6 +39,10 @@ class Role(StrEnum):
 
 class UserRecord(Record):
     username: str
+    user_id: str = Field(
+        description="Random and immutable, new for every user created: tokens and sessions carry it, so a "
+        "deleted user's tokens never work for a later user of the same name.",
+    )
     email: str | None = None
     full_name: str | None = None
     role: Role
@@ -54,6 +59,15 @@ class UserRecord(Record):
     )
     import_job_id: str | None = Field(None, description="The import job that created the user, if any.")
     version: int = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _id_of_a_user_stored_before_user_ids(cls, data: Any) -> Any:
+        # Derived from what tells one user of a name from a later one, so it is the same at every read.
+        if isinstance(data, dict) and "user_id" not in data and "username" in data and "created_at" in data:
+            stamp = f"{data['username']}|{data['created_at']}".encode()
+            data = {**data, "user_id": "u" + hashlib.sha256(stamp).hexdigest()[:31]}
+        return data
 
     @property
     def is_active_admin(self) -> bool:
@@ -74,6 +88,7 @@ class TokenFamilyRecord(Record):
 
     family_id: str
     username: str
+    user_id: str = Field("", description="The user's `user_id`; empty in sessions older than user ids (match no user).")
     token_generation: int
     created_at: datetime
     expires_at: datetime

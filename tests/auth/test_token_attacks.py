@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from jose import jwt
 
 from app.auth.deps import auth_service_of
 from app.auth.schemas import UserCreate
+from app.storage.base import Store
 from app.storage.records import Role
 from tests.support import TEST_SECRET
 
@@ -29,6 +32,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     values: dict[str, Any] = {
         "sub": "olga",
+        "uid": OLGA_ID,
         "role": "operator",
         "jti": "j" * 32,
         "gen": 0,
@@ -37,6 +41,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "iss": "subscriber-portal",
         "aud": "subscriber-portal-api",
         "typ": "access",
+        "sid": "s" * 32,
     }
     values.update(overrides)
     return {key: value for key, value in values.items() if value is not None}
@@ -71,17 +76,27 @@ ATTACKS: dict[str, Callable[[], str]] = {
     "no type": lambda: signed(typ=None),
     "unknown role": lambda: signed(role="superuser"),
     "deleted user": lambda: signed(sub="ghost"),
+    "another user of the same name": lambda: signed(uid="id-of-an-earlier-olga"),
+    "no user id": lambda: signed(uid=None),
+    "no session": lambda: signed(sid=None),
+    "ended session": lambda: signed(sid=ENDED_SESSION),
     "old token generation": lambda: signed(gen=-1),
     "garbage": lambda: "not.a.jwt",
     "empty": lambda: "",
 }
 
 
+OLGA_ID = "set by the client fixture"
+ENDED_SESSION = "e" * 32
+
+
 @pytest.fixture
-def client(app: FastAPI, client: TestClient) -> TestClient:
-    auth_service_of(app.state.runtime).create_user(
+def client(app: FastAPI, client: TestClient, store: Store, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    user = auth_service_of(app.state.runtime).create_user(
         "test", UserCreate(username="olga", password=PASSWORD, role=Role.OPERATOR)
     )
+    monkeypatch.setattr(sys.modules[__name__], "OLGA_ID", user.user_id)  # read when each token is made
+    store.sessions.deny_session(ENDED_SESSION, datetime.now(UTC) + timedelta(minutes=20))
     return client
 
 

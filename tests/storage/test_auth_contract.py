@@ -17,6 +17,7 @@ def make_user(username: str, role: Role = Role.OPERATOR, **overrides: object) ->
     now = utcnow()
     values: dict[str, object] = {
         "username": username,
+        "user_id": f"id-of-{username}",
         "role": role,
         "password_hash": "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
         "created_at": now,
@@ -150,14 +151,19 @@ def test_login_failures_lock_and_success_resets(store: Store) -> None:
 
 
 def _session(
-    store: Store, family_id: str = "fam1", token_hash: str = "h1"
+    store: Store, family_id: str = "fam1", token_hash: str = "h1", username: str = "alice"
 ) -> tuple[TokenFamilyRecord, RefreshTokenRecord]:
     now = utcnow()
     family = TokenFamilyRecord(
-        family_id=family_id, username="alice", token_generation=0, created_at=now, expires_at=now + timedelta(days=7)
+        family_id=family_id,
+        username=username,
+        user_id=f"id-of-{username}",
+        token_generation=0,
+        created_at=now,
+        expires_at=now + timedelta(days=7),
     )
     token = RefreshTokenRecord(
-        token_hash=token_hash, family_id=family_id, username="alice", issued_at=now, expires_at=now + timedelta(days=7)
+        token_hash=token_hash, family_id=family_id, username=username, issued_at=now, expires_at=now + timedelta(days=7)
     )
     store.sessions.start(family, token)
     return family, token
@@ -221,9 +227,32 @@ def test_revoked_family_refuses_rotation(store: Store) -> None:
     store.sessions.revoke_family("unknown-family")  # no error
 
 
-def test_access_token_deny_list(store: Store) -> None:
-    assert store.sessions.is_access_token_denied("jti1") is False
-    store.sessions.deny_access_token("jti1", utcnow() + timedelta(minutes=15))
-    store.sessions.deny_access_token("jti1", utcnow() + timedelta(minutes=15))  # idempotent
-    assert store.sessions.is_access_token_denied("jti1") is True
-    assert store.sessions.is_access_token_denied("jti2") is False
+def test_session_deny_list(store: Store) -> None:
+    assert store.sessions.is_session_denied("fam1") is False
+    store.sessions.deny_session("fam1", utcnow() + timedelta(minutes=15))
+    store.sessions.deny_session("fam1", utcnow() + timedelta(minutes=15))  # idempotent
+    assert store.sessions.is_session_denied("fam1") is True
+    assert store.sessions.is_session_denied("fam2") is False
+
+
+def test_delete_for_user_removes_their_families_and_tokens_only(store: Store) -> None:
+    _, first = _session(store, "fam1", "h1")
+    store.sessions.rotate("h1", _successor(first, "h2"), now=utcnow())
+    _session(store, "fam2", "h3")
+    _session(store, "fam3", "h4", username="bob")
+    store.sessions.delete_for_user("alice")
+    for token_hash in ("h1", "h2", "h3"):
+        assert store.sessions.find_token(token_hash) is None
+    assert store.sessions.get_family("fam1") is None
+    assert store.sessions.get_family("fam2") is None
+    assert store.sessions.find_token("h4") is not None
+    assert store.sessions.get_family("fam3") is not None
+    store.sessions.delete_for_user("nobody")  # no error
+
+
+def test_users_stored_before_user_ids_get_a_stable_one() -> None:
+    values = make_user("alice").model_dump(mode="json", exclude={"user_id"})
+    first, again = UserRecord.model_validate(values), UserRecord.model_validate(dict(values))
+    assert first.user_id == again.user_id
+    later = UserRecord.model_validate({**values, "created_at": utcnow().isoformat()})
+    assert later.user_id != first.user_id  # a later user of the same name is another user

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from app.storage.base import Conflict, NotFound, StorageError
+from app.storage.dynamodb.schema import GSI1
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
 from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
 from app.timeutil import epoch_seconds
@@ -17,11 +18,18 @@ def token_key(token_hash: str) -> tuple[str, str]:
     return f"RTOKEN#{token_hash}", "RTOKEN"
 
 
+def user_sessions_partition(username: str) -> str:
+    """GSI1 partition holding a user's families and refresh tokens, so deleting the user finds them."""
+    return f"USERSESSIONS#{username}"
+
+
 def family_item(family: TokenFamilyRecord) -> dict[str, Any]:
     pk, sk = family_key(family.family_id)
     return {
         "PK": pk,
         "SK": sk,
+        "GSI1PK": user_sessions_partition(family.username),
+        "GSI1SK": pk,
         "type": "token_family",
         "ttl": epoch_seconds(family.expires_at),
         **family.model_dump(mode="json"),
@@ -33,6 +41,8 @@ def token_item(token: RefreshTokenRecord) -> dict[str, Any]:
     return {
         "PK": pk,
         "SK": sk,
+        "GSI1PK": user_sessions_partition(token.username),
+        "GSI1SK": pk,
         "type": "refresh_token",
         "ttl": epoch_seconds(token.expires_at),
         **token.model_dump(mode="json"),
@@ -43,13 +53,13 @@ def record_fields(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], ite
     return {name: item[name] for name in model.model_fields if name in item}
 
 
-def denied_key(jti: str) -> tuple[str, str]:
-    return f"DENY#{jti}", "DENY"
+def denied_key(family_id: str) -> tuple[str, str]:
+    return f"DENY#{family_id}", "DENY"
 
 
-def denied_item(jti: str, expires_at: datetime) -> dict[str, Any]:
-    """Only the TTL records the expiry (epoch seconds): the item goes when the token would have."""
-    pk, sk = denied_key(jti)
+def denied_item(family_id: str, expires_at: datetime) -> dict[str, Any]:
+    """Only the TTL records the expiry (epoch seconds): the item goes when the session's last access token would."""
+    pk, sk = denied_key(family_id)
     return {"PK": pk, "SK": sk, "type": "denied_token", "ttl": epoch_seconds(expires_at)}
 
 
@@ -152,8 +162,12 @@ class DynamoSessionRepository:
         except Conflict:
             pass  # already expired: nothing left to revoke
 
-    def deny_access_token(self, jti: str, expires_at: datetime) -> None:
-        self.table.put(denied_item(jti, expires_at))
+    def delete_for_user(self, username: str) -> None:
+        items = self.table.query_all(partition=user_sessions_partition(username), index=GSI1)
+        self.table.batch_write(deletes=[(item["PK"], item["SK"]) for item in items])
 
-    def is_access_token_denied(self, jti: str) -> bool:
-        return self.table.get(*denied_key(jti)) is not None
+    def deny_session(self, family_id: str, until: datetime) -> None:
+        self.table.put(denied_item(family_id, until))
+
+    def is_session_denied(self, family_id: str) -> bool:
+        return self.table.get(*denied_key(family_id)) is not None

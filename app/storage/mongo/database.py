@@ -25,9 +25,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "refresh_tokens": [
         IndexModel([("family_id", ASCENDING)], name="by_family"),
+        IndexModel([("username", ASCENDING)], name="by_username"),
         IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
     ],
-    "token_families": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "token_families": [
+        IndexModel([("username", ASCENDING)], name="by_username"),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
     "subscribers": [
         IndexModel([("msisdn", ASCENDING)], name="msisdn_unique", unique=True),
         IndexModel([("imsi", ASCENDING)], name="imsi_unique", unique=True),

@@ -74,8 +74,12 @@ class MongoSessionRepository:
     def revoke_family(self, family_id: str) -> None:
         self.families.update_one({"_id": family_id}, {"$set": {"revoked": True}})
 
-    def deny_access_token(self, jti: str, expires_at: datetime) -> None:
-        self.denied.update_one({"_id": jti}, {"$set": {"expires_at": expires_at}}, upsert=True)
+    def delete_for_user(self, username: str) -> None:
+        self.tokens.delete_many({"username": username})
+        self.families.delete_many({"username": username})
 
-    def is_access_token_denied(self, jti: str) -> bool:
-        return self.denied.find_one({"_id": jti}, {"_id": 1}) is not None
+    def deny_session(self, family_id: str, until: datetime) -> None:
+        self.denied.update_one({"_id": family_id}, {"$set": {"expires_at": until}}, upsert=True)
+
+    def is_session_denied(self, family_id: str) -> bool:
+        return self.denied.find_one({"_id": family_id}, {"_id": 1}) is not None
