@@ -42,6 +42,7 @@ class Principal:
     username: str
     role: Role
     family_id: str | None = None  # the session; None for the CLI, which has none
+    user_id: str | None = None  # the user's immutable id; None for the CLI
 
     def can(self, capability: Capability) -> bool:
         return allows(self.role, capability)
@@ -182,7 +183,7 @@ class AuthService:
             or user.token_generation != claims.generation
         ):
             raise Unauthorized("access token is no longer valid")
-        return Principal(username=user.username, role=user.role, family_id=claims.family_id)
+        return Principal(username=user.username, role=user.role, family_id=claims.family_id, user_id=user.user_id)
 
     def logout(self, principal: Principal, refresh_token: str | None) -> None:
         now = utcnow()

@@ -55,7 +55,7 @@ def may_see(principal: Principal, job: JobRecord) -> bool:
 def may_act(principal: Principal, job: JobRecord) -> bool:
     """Sending the input, cancelling, reading the error report or the output, rolling back: what
     creating the job needed, and being its creator or a `jobs:admin` holder."""
-    mine = job.created_by == principal.username
+    mine = job.created_by == principal.username and job.created_by_id == principal.user_id
     return principal.can(_required_for(job)) and (mine or principal.can(Capability.JOBS_ADMIN))
 
 
@@ -83,9 +83,9 @@ def creator_of(runtime: Runtime, job: JobRecord) -> Principal | None:
     """The job's creator as the store knows them now (None once deleted or disabled), for paths
     that act on a job without a caller (the S3 upload trigger)."""
     user = runtime.store.users.get(job.created_by)
-    if user is None or not user.active:
+    if user is None or not user.active or user.user_id != job.created_by_id:
         return None
-    return Principal(username=user.username, role=user.role, jti="", expires_at=0, family_id=None)
+    return Principal(username=user.username, role=user.role, user_id=user.user_id)
 
 
 # --- creating and running jobs ---------------------------------------------------------------------
@@ -114,6 +114,7 @@ def create_job(
         type=JobType(request.type),
         options=options,
         created_by=principal.username,
+        created_by_id=principal.user_id,
         created_at=utcnow(),
         input_key=f"{UPLOAD_PREFIX}{job_id}/input.{request.format}" if request.type != "export" else None,
     )
@@ -282,6 +283,7 @@ def rollback(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
         type=JobType.ROLLBACK,
         options={"target": "subscribers"},
         created_by=principal.username,
+        created_by_id=principal.user_id,
         created_at=utcnow(),
         related_job_id=job.id,
     )

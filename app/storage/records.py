@@ -187,6 +187,9 @@ class JobRecord(Record):
         default_factory=dict, description="Where to resume: e.g. the last committed row, or a store cursor."
     )
     created_by: str
+    created_by_id: str | None = Field(
+        None, description="The creator's user id (None for the console): a re-created username is someone else."
+    )
     created_at: datetime
     started_at: datetime | None = None
     finished_at: datetime | None = None

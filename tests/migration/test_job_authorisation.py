@@ -308,3 +308,37 @@ def test_job_ids_are_bounded_before_the_store(
     response = client.request(method, f"/migration/jobs/{job_id}{suffix}", content=b"x", headers=people["admin"])
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["errors"]] == ["path.job_id"]
+
+
+def test_a_recreated_username_does_not_take_over_the_deleted_users_jobs(
+    app: FastAPI, client: TestClient, people: dict[str, dict[str, str]]
+) -> None:
+    """A job belongs to its creator's user id, not to the name: a new `operator` is someone else."""
+    auth = auth_service_of(app.state.runtime)
+    job_id = create(client, people["operator"], {"type": "export", "format": "csv"})
+    auth.delete_user("test", "operator")
+    auth.create_user("test", UserCreate(username="operator", password=PASSWORD, role=Role.OPERATOR))
+    login = client.post("/auth/login", json={"username": "operator", "password": PASSWORD})
+    successor = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    assert client.get(f"/migration/jobs/{job_id}", headers=successor).status_code == 200  # visible, as any export
+    for method, suffix in (("GET", "/output"), ("GET", "/errors"), ("POST", "/cancel")):
+        response = client.request(method, f"/migration/jobs/{job_id}{suffix}", headers=successor)
+        assert response.status_code == 403, (suffix, response.text)
+    assert client.get(f"/migration/jobs/{job_id}/output", headers=people["admin"]).status_code == 200
+
+
+def test_an_upload_for_a_deleted_and_recreated_creator_does_not_start(
+    app: FastAPI, client: TestClient, people: dict[str, dict[str, str]], store: Store
+) -> None:
+    runtime = app.state.runtime
+    auth = auth_service_of(runtime)
+    job_id = create(client, people["admin2"], KINDS["users-import"])
+    key = store.jobs.get(job_id).input_key  # type: ignore[union-attr]
+    runtime.blobs.put_stream(key, io.BytesIO(ESCALATION), max_bytes=10**6, content_type="text/csv")
+    auth.delete_user("test", "admin2")
+    auth.create_user("test", UserCreate(username="admin2", password=PASSWORD, role=Role.ADMIN))
+
+    assert service.start_from_upload(runtime, key) is None
+    assert store.jobs.get(job_id).status is JobStatus.FAILED  # type: ignore[union-attr]
+    assert store.users.get("mallory") is None
