@@ -1,7 +1,8 @@
-"""`make run`'s first minute: an empty local store is seeded with demo data, once."""
+"""`make run`'s first minute: an empty local store (DynamoDB Local) is seeded with demo data, once."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -10,11 +11,15 @@ from app.main import create_app
 from tests.support import make_settings
 
 
-def test_local_mode_seeds_demo_data_once(tmp_path: Path) -> None:
+def test_local_mode_seeds_demo_data_once(local_engine_dir: Path) -> None:
     settings = make_settings(
-        app_env="local", data_dir=str(tmp_path), seed_demo_data=None, demo_admin_password="demo-password-123"
+        app_env="local",
+        data_dir=str(local_engine_dir),
+        dynamodb_table=f"demo-{uuid.uuid4().hex[:8]}",
+        seed_demo_data=None,
+        demo_admin_password="demo-password-123",
     )
-    assert settings.uses_embedded_store
+    assert settings.uses_local_engine
     assert settings.should_seed_demo_data
     with TestClient(create_app(settings)) as client:
         token = client.post("/auth/login", json={"username": "admin", "password": "demo-password-123"}).json()

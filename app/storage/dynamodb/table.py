@@ -1,7 +1,7 @@
 """Thin wrapper over one DynamoDB table: (de)serialisation, error translation, paging, batching.
 
 Every DynamoDB call of the project goes through `DynamoTable.call`. When `serialize_calls` is on
-(embedded moto and tests) calls are made one at a time, because moto in-process is not thread-safe;
+(moto in-process, in tests) calls are made one at a time, because moto in-process is not thread-safe;
 the code above relies only on per-call atomicity, exactly what real DynamoDB gives.
 """
 
