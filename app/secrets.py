@@ -43,4 +43,10 @@ def _local_secret(data_dir: Path) -> bytes:
     path = data_dir / "signing-secret"
     if not path.exists() and create_private(path, secrets.token_urlsafe(48).encode()):
         logger.info("generated a local signing secret", extra={"path": str(path)})
-    return path.read_bytes().strip()
+    value = path.read_bytes().strip()
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"{path}: holds {len(value)} bytes, not a signing secret (at least {MIN_SECRET_BYTES}); "
+            "delete it to generate a new one (every local session then signs in again)"
+        )
+    return value

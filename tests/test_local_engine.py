@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -113,10 +114,32 @@ def test_two_processes_starting_at_once_start_one_engine_with_owner_only_files(t
         assert "dynamodb/shared-local-instance.db" in found
         assert set(found.values()) == {0o600}, found
         assert not [name for name in found if name.endswith((".tmp", ".part"))]
-    finally:
         stopped = portal(env, "local-db", "stop")
-    assert "stopped DynamoDB Local" in stopped.stderr
+        assert "stopped DynamoDB Local" in stopped.stderr
+        assert portal(env, "local-db", "status").returncode == 1
+        # Started again on the port it had: a server still holding that endpoint reconnects.
+        again = portal(env, "local-db", "start")
+        assert again.stdout.strip() == state.endpoint
+    finally:
+        portal(env, "local-db", "stop")
     assert portal(env, "local-db", "status").returncode == 1
+
+
+@pytest.mark.slow
+def test_a_damaged_database_file_stops_the_start_with_one_line_naming_it(tmp_path: Path) -> None:
+    database = tmp_path / local_engine.DB_DIR / local_engine.DB_FILE
+    database.parent.mkdir(mode=0o700)
+    database.write_bytes(bytes(range(256)) * 64)
+    env = local_env(tmp_path)
+    began = time.monotonic()
+    start = portal(env, "local-db", "start")
+    assert start.returncode == 2
+    assert time.monotonic() - began < 90  # not the whole start timeout
+    assert f"is {database} damaged?" in start.stderr
+    assert "Traceback" not in start.stderr
+    pattern = f"{tmp_path.resolve()}/dynamodb"
+    java = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)  # noqa: S603, S607
+    assert java.stdout == ""  # the failing engine was stopped
 
 
 def test_a_damaged_state_file_stops_the_app_with_one_line_naming_it(tmp_path: Path) -> None:
@@ -192,3 +215,12 @@ def test_local_job_files_are_owner_only(tmp_path: Path) -> None:
         "files/jobs/a/input.csv": 0o600,
         "files/jobs/a/report.csv": 0o600,
     }
+
+
+def test_a_damaged_local_signing_secret_is_refused_naming_the_file(tmp_path: Path) -> None:
+    from app.config import ConfigurationError
+
+    secret = tmp_path / "signing-secret"
+    secret.write_bytes(b"\n")  # e.g. an interrupted write of an older version
+    with pytest.raises(ConfigurationError, match=f"{secret}: "):
+        resolve_signing_secret(local_settings(tmp_path))

