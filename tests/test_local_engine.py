@@ -224,3 +224,15 @@ def test_a_damaged_local_signing_secret_is_refused_naming_the_file(tmp_path: Pat
     secret.write_bytes(b"\n")  # e.g. an interrupted write of an older version
     with pytest.raises(ConfigurationError, match=f"{secret}: "):
         resolve_signing_secret(local_settings(tmp_path))
+
+
+@pytest.mark.parametrize("pid", [0, -1, 1, "4242", True])
+def test_a_state_file_naming_no_single_process_is_refused_not_signalled(tmp_path: Path, pid: object) -> None:
+    # pid 0 / -1 would make os.kill reach this process group / every process; 1 is init.
+    state_file = tmp_path / local_engine.STATE_FILE
+    fields = {"port": free_port(), "pid": pid, "process_start": None, "started_at": "x", "db_path": "x"}
+    state_file.write_text(json.dumps(fields))
+    with pytest.raises(local_engine.LocalEngineError, match="is not a DynamoDB Local state file"):
+        local_engine.stop_engine(tmp_path)
+    with pytest.raises(local_engine.LocalEngineError, match="is not a DynamoDB Local state file"):
+        local_engine.ensure_engine(tmp_path)

@@ -123,13 +123,21 @@ def read_state(data_dir: Path) -> EngineState | None:
     except FileNotFoundError:
         return None
     try:
-        return EngineState(**json.loads(raw))
+        state = EngineState(**json.loads(raw))
+        # pid 0 or -1 would make every signal below reach a whole process group, or every process.
+        if not (_positive_int(state.pid) and state.pid > 1 and _positive_int(state.port) and state.port < 65536):
+            raise ValueError("pid or port out of range")
     except (ValueError, TypeError) as exc:
         # Refused, not overwritten: an engine it names may still be running on this data.
         raise LocalEngineError(
             f"{path} is not a DynamoDB Local state file ({exc.__class__.__name__}): stop any java process "
             f"serving {data_dir / DB_DIR}, then delete {path}"
         ) from None
+    return state
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def is_serving(state: EngineState) -> bool:
