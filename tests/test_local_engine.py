@@ -236,3 +236,31 @@ def test_a_state_file_naming_no_single_process_is_refused_not_signalled(tmp_path
         local_engine.stop_engine(tmp_path)
     with pytest.raises(local_engine.LocalEngineError, match="is not a DynamoDB Local state file"):
         local_engine.ensure_engine(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_start_killed_half_way_leaves_no_second_engine(tmp_path: Path) -> None:
+    env = local_env(tmp_path)
+    pattern = f"{tmp_path.resolve()}/dynamodb"
+
+    def engines() -> list[str]:
+        found = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)  # noqa: S603, S607
+        return found.stdout.split()
+
+    first = subprocess.Popen([str(PORTAL), "local-db", "start"], cwd=ROOT, env=env)  # noqa: S603 - our own CLI
+    try:
+        deadline = time.monotonic() + 60
+        while not engines() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        first.kill()  # the engine is starting, not yet ready
+        first.wait(timeout=30)
+        again = portal(env, "local-db", "start")
+        assert again.returncode == 0, again.stderr
+        state = local_engine.read_state(tmp_path)
+        assert state is not None
+        assert again.stdout.strip() == state.endpoint
+        assert engines() == [str(state.pid)]
+    finally:
+        portal(env, "local-db", "stop")
+        for pid in engines():  # what a failed run left behind
+            os.kill(int(pid), 9)

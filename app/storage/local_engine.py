@@ -49,7 +49,7 @@ DB_DIR = "dynamodb"
 START_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 20.0
 READY = 200
-READY_PROBE_SECONDS = 15.0  # before an engine that is alive but silent is replaced
+READY_PROBE_SECONDS = 30.0  # before an engine that is alive but silent is replaced
 FAILING_SECONDS = 5.0  # of internal errors while starting before the start is given up
 DB_FILE = "shared-local-instance.db"  # what -sharedDb names its SQLite file
 JAVA_PACKAGE = "openjdk-17-jre-headless"
@@ -88,7 +88,7 @@ def ensure_engine(data_dir: Path) -> EngineState:
         if state is None:
             return _start(data_dir, None)
         if _same_process(state):
-            if _probe(state.port, timeout=READY_PROBE_SECONDS) == READY:
+            if _becomes_ready(state):
                 return state
             # Alive but not answering: never two engines on one database file.
             _terminate(state.pid)
@@ -134,6 +134,17 @@ def read_state(data_dir: Path) -> EngineState | None:
             f"serving {data_dir / DB_DIR}, then delete {path}"
         ) from None
     return state
+
+
+def _becomes_ready(state: EngineState) -> bool:
+    """Whether the engine answers within READY_PROBE_SECONDS (it may still be starting: the
+    process that started it died before it was ready)."""
+    deadline = time.monotonic() + READY_PROBE_SECONDS
+    while _probe(state.port, timeout=READY_PROBE_SECONDS) != READY:
+        if time.monotonic() > deadline or not _same_process(state):
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def _positive_int(value: object) -> bool:
@@ -285,6 +296,16 @@ def _start(data_dir: Path, preferred_port: int | None) -> EngineState:
         )
     finally:
         os.close(log)
+    state = EngineState(
+        port=port,
+        pid=process.pid,
+        process_start=_process_start(process.pid),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        db_path=str(db_path),
+    )
+    # Written before the wait: if this process dies while the engine starts, the next one finds the
+    # engine (and waits for it, or stops it) instead of starting a second one on the same file.
+    write_private(data_dir / STATE_FILE, json.dumps(asdict(state)).encode())
     failing_since: float | None = None
     while (status := _probe(port, timeout=1.0)) != READY:
         if status is not None and status >= 500:
@@ -307,14 +328,6 @@ def _start(data_dir: Path, preferred_port: int | None) -> EngineState:
                 f"DynamoDB Local did not answer on port {port} within {START_TIMEOUT_SECONDS:.0f} s; see {log_path}"
             )
         time.sleep(0.2)
-    state = EngineState(
-        port=port,
-        pid=process.pid,
-        process_start=_process_start(process.pid),
-        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        db_path=str(db_path),
-    )
-    write_private(data_dir / STATE_FILE, json.dumps(asdict(state)).encode())
     _log_started(state, time.monotonic() - began)
     return state
 
