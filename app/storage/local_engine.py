@@ -260,10 +260,26 @@ def _free_port(preferred: int | None) -> int:
     raise LocalEngineError("no free port for DynamoDB Local")
 
 
+def _engines_on(db_path: Path) -> list[int]:
+    """Pids of this user's DynamoDB Local processes serving `db_path` (from /proc; none without it)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if cmdline.parent.stat().st_uid != os.getuid():
+                continue
+            arguments = cmdline.read_bytes().split(b"\0")
+            if b"-dbPath" in arguments and str(db_path).encode() in arguments:
+                found.append(int(cmdline.parent.name))
+    return [pid for pid in found if pid != os.getpid()]
+
+
 def _start(data_dir: Path, preferred_port: int | None) -> EngineState:
     java, jar = _java(), _jar()
     db_path = private_dir(data_dir / DB_DIR)
     log_path = data_dir / LOG_FILE
+    # One whose starter died before the state file named it: never two engines on one file.
+    for orphan in _engines_on(db_path):
+        _terminate(orphan)
     port = _free_port(preferred_port)
     command = [
         java,
