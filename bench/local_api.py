@@ -5,7 +5,7 @@ does), then creates subscribers one by one with `POST /subscribers` until the st
 `--subscribers`, and reads the first page of `GET /subscribers` `--lists` times. Prints the time
 until the server answered, the p50/p99 of each request, and the RSS of uvicorn and of the local
 engine (DynamoDB Local, when the state file names one). The server (and the engine it started)
-are stopped at the end; every loop is bounded.
+are stopped and the DATA_DIR deleted at the end; every loop is bounded.
 
     python bench/local_api.py [--subscribers 200] [--lists 50]
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -113,6 +114,7 @@ def main() -> None:
         log.close()
         if (data_dir / "dynamodb-local.json").exists():
             subprocess.run([sys.executable, "-m", "app.cli", "local-db", "stop"], env=env, cwd=ROOT, check=False)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
