@@ -25,7 +25,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # A container is never the laptop: with the default APP_ENV=local the app would look for the
-# embedded (moto) store, which is not installed here. prod also insists on a real JWT secret.
+# local engine (DynamoDB Local on Java), which is not installed here. prod also insists on a real JWT secret.
 # Override with dev or staging as needed.
 ENV APP_ENV=prod
 # uvicorn (which reads this variable) and the app trust X-Forwarded-For from these proxies only;

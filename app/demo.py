@@ -16,6 +16,7 @@ from app.auth.schemas import UserCreate
 from app.bookings.schemas import BookingCreate, ResourceCreate
 from app.bookings.service import BookingService
 from app.runtime import Runtime
+from app.storage.base import Conflict
 from app.storage.records import Role
 from app.subscribers.schemas import parse_subscriber
 from app.subscribers.service import SubscriberService
@@ -39,6 +40,8 @@ def seed_demo_data(runtime: Runtime) -> None:
     if store.users.get("admin") is not None:
         return
     password = _seed_users(runtime)
+    if password is None:
+        return  # another process (a second uvicorn worker) claimed the store first and seeds it
     subscribers = SubscriberService(store, runtime.settings)
     for uid, msisdn, imsi, first, last, status, plan in SUBSCRIBERS:
         row = {
@@ -85,12 +88,21 @@ def seed_demo_data(runtime: Runtime) -> None:
         )
 
 
-def _seed_users(runtime: Runtime) -> str:
+def _seed_users(runtime: Runtime) -> str | None:
+    """The demo users' password, or None when another process created `admin` first.
+
+    Creating `admin` is a conditional write (it fails if the user exists): it is the claim that
+    makes exactly one of the processes starting on an empty store seed it.
+    """
     auth = auth_service_of(runtime)
     configured = runtime.settings.demo_admin_password
     password = configured.get_secret_value() if configured else secrets.token_urlsafe(12)
     for username, role in (("admin", Role.ADMIN), ("operator", Role.OPERATOR), ("viewer", Role.VIEWER)):
-        auth.create_user(
-            DEMO_ACTOR, UserCreate(username=username, password=password, role=role, full_name=f"Demo {username}")
-        )
+        request = UserCreate(username=username, password=password, role=role, full_name=f"Demo {username}")
+        try:
+            auth.create_user(DEMO_ACTOR, request)
+        except Conflict:
+            if username == "admin":
+                return None
+            raise
     return password

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,11 +10,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
 from app.auth.router import router as auth_router
 from app.bookings.router import bookings_router, resources_router
-from app.config import Settings, get_settings
+from app.config import ConfigurationError, Settings, get_settings
 from app.errors import install_error_handlers
 from app.jsondepth import MAX_BODY_DEPTH, JsonBodyDepthLimit
 from app.migration.router import UPLOAD_PATHS
@@ -131,7 +133,31 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         # Job input files have their own, larger limit, enforced while they stream in.
         large_body_paths=UPLOAD_PATHS,
     )
+    app.add_middleware(OneLineStartupFailure)
     return app
+
+
+class OneLineStartupFailure:
+    """A store that cannot start (no Java, a damaged state file) stops uvicorn with the error's own
+    line, which names what to install or which file to look at. Starlette reports a failed start
+    with the whole traceback, which buries that line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_plainly(message: Message) -> None:
+            # Starlette sends `startup.failed` from inside its `except` block: the error is the one handled.
+            error = sys.exc_info()[1]
+            if message["type"] == "lifespan.startup.failed" and isinstance(error, ConfigurationError):
+                message = {**message, "message": str(error)}
+            await send(message)
+
+        await self.app(scope, receive, send_plainly)
 
 
 app = create_app()

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from app.config import MIN_SECRET_BYTES, ConfigurationError, Settings
+from app.localfiles import create_private
 
 logger = logging.getLogger("app.secrets")
 
@@ -34,13 +35,18 @@ def _from_ssm(settings: Settings) -> bytes:
 
 
 def _local_secret(data_dir: Path) -> bytes:
-    """Local mode: a random secret kept beside the local data, so tokens survive a restart."""
+    """Local mode: a random secret kept beside the local data, so tokens survive a restart.
+
+    Created owner-only and only if missing: processes starting together (uvicorn workers, a CLI)
+    all end up with the one secret that was written first.
+    """
     path = data_dir / "signing-secret"
-    if path.exists():
-        return path.read_bytes().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48).encode()
-    path.write_bytes(value)
-    path.chmod(0o600)
-    logger.info("generated a local signing secret", extra={"path": str(path)})
+    if not path.exists() and create_private(path, secrets.token_urlsafe(48).encode()):
+        logger.info("generated a local signing secret", extra={"path": str(path)})
+    value = path.read_bytes().strip()
+    if len(value) < MIN_SECRET_BYTES:
+        raise ConfigurationError(
+            f"{path}: holds {len(value)} bytes, not a signing secret (at least {MIN_SECRET_BYTES}); "
+            "delete it to generate a new one (every local session then signs in again)"
+        )
     return value

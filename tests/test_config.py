@@ -7,23 +7,23 @@ from app.config import ConfigurationError, Settings, describe_validation_error, 
 from tests.support import make_settings
 
 
-def test_defaults_select_embedded_dynamodb_in_local(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_select_the_local_dynamodb_engine_in_local(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.app_env == "local"
     assert settings.backend == "dynamodb"
-    assert settings.uses_embedded_store
+    assert settings.uses_local_engine
     assert settings.should_seed_demo_data
 
 
 def test_mongodb_uri_selects_mongo() -> None:
     settings = make_settings(mongodb_uri="mongodb://127.0.0.1:27017")
     assert settings.backend == "mongo"
-    assert not settings.uses_embedded_store
+    assert not settings.uses_local_engine
 
 
 def test_endpoint_url_selects_external_dynamodb() -> None:
     settings = make_settings(dynamodb_endpoint_url="http://127.0.0.1:8001")
-    assert not settings.uses_embedded_store
+    assert not settings.uses_local_engine
 
 
 def test_production_needs_a_secret() -> None:
@@ -41,9 +41,9 @@ def test_production_rejects_demo_password() -> None:
         Settings(_env_file=None, app_env="dev", jwt_secret="x" * 40, demo_admin_password="demo-password")  # type: ignore[call-arg]
 
 
-def test_production_never_uses_the_embedded_store() -> None:
+def test_production_never_uses_the_local_engine() -> None:
     settings = Settings(_env_file=None, app_env="prod", jwt_secret="x" * 40)  # type: ignore[call-arg]
-    assert not settings.uses_embedded_store
+    assert not settings.uses_local_engine
     assert not settings.should_create_table
     assert not settings.should_seed_demo_data
 

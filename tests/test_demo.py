@@ -1,20 +1,31 @@
-"""`make run`'s first minute: an empty local store is seeded with demo data, once."""
+"""`make run`'s first minute: an empty local store (DynamoDB Local) is seeded with demo data, once."""
 
 from __future__ import annotations
 
+import threading
+import uuid
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
+from app.demo import seed_demo_data
 from app.main import create_app
+from app.runtime import Runtime
+from app.storage.base import Store
+from app.storage.records import UserRecord
 from tests.support import make_settings
 
 
-def test_local_mode_seeds_demo_data_once(tmp_path: Path) -> None:
+def test_local_mode_seeds_demo_data_once(local_engine_dir: Path) -> None:
     settings = make_settings(
-        app_env="local", data_dir=str(tmp_path), seed_demo_data=None, demo_admin_password="demo-password-123"
+        app_env="local",
+        data_dir=str(local_engine_dir),
+        dynamodb_table=f"demo-{uuid.uuid4().hex[:8]}",
+        seed_demo_data=None,
+        demo_admin_password="demo-password-123",
     )
-    assert settings.uses_embedded_store
+    assert settings.uses_local_engine
     assert settings.should_seed_demo_data
     with TestClient(create_app(settings)) as client:
         token = client.post("/auth/login", json={"username": "admin", "password": "demo-password-123"}).json()
@@ -34,3 +45,33 @@ def test_local_mode_seeds_demo_data_once(tmp_path: Path) -> None:
         token = client.post("/auth/login", json={"username": "admin", "password": "demo-password-123"}).json()
         headers = {"Authorization": f"Bearer {token['access_token']}"}
         assert len(client.get("/subscribers", headers=headers).json()["items"]) == 5
+
+
+def test_two_processes_starting_on_an_empty_store_seed_it_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two uvicorn workers starting together: both find no admin, exactly one seeds, neither fails."""
+    settings = make_settings(app_env="local", seed_demo_data=None, demo_admin_password="demo-password-123")
+    both_looked = threading.Barrier(2, timeout=30)
+    get_user = store.users.get
+
+    def get_after_both_looked(username: str) -> UserRecord | None:
+        found = get_user(username)
+        both_looked.wait()
+        return found
+
+    monkeypatch.setattr(store.users, "get", get_after_both_looked)
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            seed_demo_data(Runtime(settings, store))
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=start) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    assert len(store.subscribers.list(limit=100).items) == 5
+    assert len(store.users.list(limit=100).items) == 3

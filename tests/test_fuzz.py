@@ -1,4 +1,4 @@
-"""Schemathesis against the running app (uvicorn on 127.0.0.1, embedded store, signed in as admin).
+"""Schemathesis against the running app (uvicorn on 127.0.0.1, the local DynamoDB engine, signed in as admin).
 
 Every operation is fuzzed: no 5xx, every status code and body as documented. A bounded run is part
 of `make test`; `make fuzz` runs longer (FUZZ_MAX_EXAMPLES).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -56,10 +57,12 @@ def schemathesis(url: str, token: str, *arguments: str) -> subprocess.CompletedP
 
 
 @pytest.mark.slow
-def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
+def test_schemathesis_finds_no_failure(tmp_path: Path, local_engine_dir: Path) -> None:
     env = {
         "APP_ENV": "local",
-        "DATA_DIR": str(tmp_path),
+        # The session's engine (found through its state file), with a table of this test's own.
+        "DATA_DIR": str(local_engine_dir),
+        "DYNAMODB_TABLE": f"fuzz-{uuid.uuid4().hex[:8]}",
         "DEMO_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "LOGIN_RATE_PER_MINUTE": "10000",
         "LOGIN_MAX_FAILURES": "100",

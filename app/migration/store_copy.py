@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from app.localfiles import open_private, write_private
 from app.storage.transfer import KINDS, PHASES, Refused, StoreTransfer, TransferRecord
 
 CHECKSUM_BITS = 128
@@ -47,10 +48,7 @@ class CopyState:
         return cls(**json.loads(path.read_text(encoding="utf-8")))
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
-        os.replace(temporary, path)
+        write_private(path, json.dumps(asdict(self), indent=2).encode())
 
 
 def refused_path(state_path: Path) -> Path:
@@ -81,7 +79,7 @@ def copy(
         records, position = source.read(state.phase, state.position, batch_size)
         refused = target.write(records) if records else []
         if refused:
-            with refused_path(state_path).open("a", encoding="utf-8") as report:
+            with os.fdopen(open_private(refused_path(state_path)), "a", encoding="utf-8") as report:
                 for item in refused:
                     report.write(json.dumps({"kind": item.kind, "key": list(item.key), "reason": item.reason}) + "\n")
         for record in records:

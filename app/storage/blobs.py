@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from app.localfiles import open_private, private_dir
 from app.storage.base import NotFound, StorageError
 
 CHUNK_BYTES = 1024 * 1024
@@ -100,11 +101,11 @@ class LocalBlobStore:
 
     def put_stream(self, key: str, stream: IO[bytes], *, max_bytes: int, content_type: str) -> int:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
         reader = _LimitedReader(stream, max_bytes)
         try:
-            with temporary.open("wb") as target:
+            with os.fdopen(open_private(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL), "wb") as target:
                 while chunk := reader.read(CHUNK_BYTES):
                     target.write(chunk)
             os.replace(temporary, path)
@@ -114,8 +115,10 @@ class LocalBlobStore:
 
     def put_file(self, key: str, path: Path, *, content_type: str) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        private_dir(target.parent)
+        descriptor = open_private(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        with path.open("rb") as source, os.fdopen(descriptor, "wb") as copy:
+            shutil.copyfileobj(source, copy)
 
     def open(self, key: str) -> IO[bytes]:
         try:
@@ -141,7 +144,7 @@ class S3BlobStore:
     def __init__(self, client: Any, bucket: str, *, serialize_calls: bool = False) -> None:
         self.client = client
         self.bucket = bucket
-        # moto in-process (tests, embedded) is not thread-safe; real S3 needs no lock.
+        # moto in-process (tests) is not thread-safe; real S3 needs no lock.
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if serialize_calls else contextlib.nullcontext()
         )

@@ -15,16 +15,6 @@ def create_store(settings: Settings, signing_secret: bytes) -> Store:
     cursors = CursorCodec(signing_secret)
     if settings.backend == "mongo":
         return _mongo_store(settings, cursors)
-    if settings.uses_embedded_store:
-        # Imported here: moto is a local-only dependency and is not shipped to Lambda.
-        from app.storage.embedded import EmbeddedDynamoStore
-
-        return EmbeddedDynamoStore(
-            settings.dynamodb_table,
-            settings.aws_region,
-            cursors,
-            settings.data_dir / "embedded-dynamodb.json",
-        )
     return _dynamo_store(settings, cursors)
 
 
@@ -34,11 +24,19 @@ def _dynamo_store(settings: Settings, cursors: CursorCodec) -> Store:
 
     from app.storage.dynamodb.store import DynamoStore
 
+    endpoint_url, credential = settings.dynamodb_endpoint_url, None
+    if settings.uses_local_engine:
+        # Local only (never on Lambda): the engine shared by every local process of this DATA_DIR.
+        from app.storage.local_engine import CREDENTIAL, ensure_engine
+
+        endpoint_url, credential = ensure_engine(settings.data_dir).endpoint, CREDENTIAL
     client = boto3.client(
         "dynamodb",
         region_name=settings.aws_region,
-        endpoint_url=settings.dynamodb_endpoint_url,
+        endpoint_url=endpoint_url,
         config=Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10),
+        aws_access_key_id=credential,
+        aws_secret_access_key=credential,
     )
     store = DynamoStore(client, settings.dynamodb_table, cursors)
     if settings.should_create_table and store.table.ensure_table():

@@ -4,8 +4,9 @@ running under serverless-offline.
 `packaged_template` builds `.serverless/` with `osls package --stage dev` when it is missing or
 older than its inputs (`make test` builds it first, so normally nothing happens here).
 
-`offline_api` starts, once per session, a moto server on 127.0.0.1 holding the stage's table,
-bucket, queue and SSM secret, and `osls offline start --stage dev` in front of it. The function
+`offline_api` starts, once per session, a moto server on 127.0.0.1 holding the stage's bucket,
+queue and SSM secret, the stage's table on the session's DynamoDB Local (AWS's own engine, stricter
+than moto), and `osls offline start --stage dev` in front of them. The function
 runs the real handler (Mangum, settings for APP_ENV=dev, JWT secret read from SSM) in the
 virtualenv's Python. End-to-end tests use `offline_api.base_url` for HTTP, `offline_api.invoke()`
 for SQS/S3/scheduled events (serverless-offline emulates only HTTP and schedules) and
@@ -165,7 +166,8 @@ class OfflineApi:
 
     base_url: str  # HTTP API emulation, e.g. http://127.0.0.1:PORT (no stage prefix: $default)
     lambda_url: str  # serverless-offline's Lambda Invoke API, for non-HTTP events
-    aws_endpoint_url: str  # moto server: DynamoDB, S3, SQS, SSM
+    aws_endpoint_url: str  # moto server: S3, SQS, SSM
+    dynamodb_endpoint_url: str  # DynamoDB Local
     table_name: str
     uploads_bucket: str
     jobs_queue_url: str
@@ -179,7 +181,7 @@ class OfflineApi:
 
         return boto3.client(
             service,
-            endpoint_url=self.aws_endpoint_url,
+            endpoint_url=self.dynamodb_endpoint_url if service == "dynamodb" else self.aws_endpoint_url,
             region_name=self.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -208,7 +210,7 @@ def moto_endpoint() -> Iterator[str]:
 
 
 def provision_stage(api: OfflineApi) -> None:
-    """What CloudFormation and the first-deploy steps create in AWS, created in moto instead."""
+    """What CloudFormation and the first-deploy steps create in AWS, created in moto and DynamoDB Local instead."""
     from app.storage.dynamodb.schema import TTL_ATTRIBUTE, table_definition
 
     dynamodb = api.client("dynamodb")
@@ -257,7 +259,7 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def offline_api(moto_endpoint: str) -> Iterator[OfflineApi]:
+def offline_api(moto_endpoint: str, local_engine: str) -> Iterator[OfflineApi]:
     require_node()
     ensure_node_modules()
     http_port, lambda_port = free_port(), free_port()
@@ -266,6 +268,7 @@ def offline_api(moto_endpoint: str) -> Iterator[OfflineApi]:
         base_url=f"http://127.0.0.1:{http_port}",
         lambda_url=f"http://127.0.0.1:{lambda_port}",
         aws_endpoint_url=moto_endpoint,
+        dynamodb_endpoint_url=local_engine,
         table_name=f"{SERVICE}-{STAGE}",
         uploads_bucket=f"{SERVICE}-{STAGE}-uploads",
         jobs_queue_url=f"{moto_endpoint}/123456789012/{SERVICE}-{STAGE}-jobs",
@@ -276,8 +279,9 @@ def offline_api(moto_endpoint: str) -> Iterator[OfflineApi]:
 
     # serverless-offline cannot resolve CloudFormation references (Ref/GetAtt), so the three
     # resource identifiers come in as --param (serverless.yml, `params`); everything else is the
-    # dev stage as deployed. AWS_ENDPOINT_URL sends every boto3 client (DynamoDB, SSM, S3, SQS) to
-    # moto; serverless-offline passes AWS_* variables through to the handler process.
+    # dev stage as deployed. AWS_ENDPOINT_URL sends every boto3 client (SSM, S3, SQS) to moto,
+    # AWS_ENDPOINT_URL_DYNAMODB the DynamoDB client to DynamoDB Local; serverless-offline passes
+    # AWS_* variables through to the handler process.
     command = osls_command(
         "offline",
         "start",
@@ -298,7 +302,7 @@ def offline_api(moto_endpoint: str) -> Iterator[OfflineApi]:
         "--param",
         f"jobsQueueUrl={api.jobs_queue_url}",
     )
-    env = tool_env(AWS_ENDPOINT_URL=moto_endpoint, **FAKE_CREDENTIALS)
+    env = tool_env(AWS_ENDPOINT_URL=moto_endpoint, AWS_ENDPOINT_URL_DYNAMODB=local_engine, **FAKE_CREDENTIALS)
     with api.log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -1,4 +1,5 @@
-"""The whole path through serverless-offline, as in AWS: HTTP API -> Lambda -> DynamoDB, S3 and SQS.
+"""The whole path through serverless-offline, as in AWS: HTTP API -> Lambda -> DynamoDB (DynamoDB
+Local), S3 and SQS (moto).
 
 An operator bootstraps an admin with the CLI, signs in, creates and reads a subscriber, books a
 slot, imports a CSV through a presigned S3 upload (the S3 notification and the SQS message are
@@ -63,6 +64,7 @@ def create_admin(api: OfflineApi) -> None:
         "JWT_SECRET": api.jwt_secret,
         "DYNAMODB_TABLE": api.table_name,
         "AWS_ENDPOINT_URL": api.aws_endpoint_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": api.dynamodb_endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": api.region,

@@ -1,12 +1,23 @@
+"""Job and migration tests run on every backend, DynamoDB Local included (see tests/conftest.py)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 
 from app.migration.worker import InlineDispatcher
+from app.storage.base import Store
 from app.storage.blobs import LocalBlobStore
+from app.storage.cursor import CursorCodec
+from tests.conftest import ENGINE_BACKENDS, backend_store
+
+
+@pytest.fixture(params=ENGINE_BACKENDS)
+def store(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[Store]:
+    yield from backend_store(request, cursors)
 
 
 @pytest.fixture

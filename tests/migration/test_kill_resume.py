@@ -1,7 +1,7 @@
 """A real worker process killed with SIGKILL in the middle of an import, then resumed by another one.
 
-The processes share a real store server: DynamoDB on a moto server (always) and MongoDB when
-MONGODB_URI is set. `portal import` runs in its own process group through killable_portal.py, which
+The processes share a real store server: DynamoDB on a moto server and on DynamoDB Local (always)
+and MongoDB when MONGODB_URI is set. `portal import` runs in its own process group through killable_portal.py, which
 stalls it, on every run, with a batch partly (or wholly) written and not checkpointed; the test
 checks the job is mid-way, kills the group with SIGKILL, and resumes the job with the unmodified
 `portal` console script: `portal jobs run JOB_ID`, or `portal jobs sweep`. Afterwards everything
@@ -48,6 +48,7 @@ LEASE_SECONDS = 3  # long enough to see a dead worker's lease refuse a resume, s
 WAIT_SECONDS = 45  # upper bound for any one wait; a loaded machine takes a few seconds at most
 BACKENDS = [
     "dynamodb",
+    "dynamodb-local",
     pytest.param(
         "mongo-real",
         marks=pytest.mark.skipif(
@@ -143,10 +144,11 @@ def deployment(
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
-    if request.param == "dynamodb":
+    if request.param.startswith("dynamodb"):
+        local = request.param == "dynamodb-local"
         env |= {
             "STORAGE_BACKEND": "dynamodb",
-            "DYNAMODB_ENDPOINT_URL": moto_endpoint,
+            "DYNAMODB_ENDPOINT_URL": request.getfixturevalue("local_engine") if local else moto_endpoint,
             "DYNAMODB_TABLE": name,
             "DYNAMODB_CREATE_TABLE": "true",
         }
@@ -344,7 +346,7 @@ def assert_imported_exactly(deployment: Deployment, job_id: str, *, updated_rows
         assert (subscriber.status.value, subscriber.plan) == (STATUSES[n % 3], PLANS[n % 3])
         assert (subscriber.import_job_id, subscriber.import_row) == (job_id, n)
         assert subscriber.version == (2 if n in updated_rows else 1), subscriber  # written once by the job
-    if deployment.backend == "dynamodb":
+    if deployment.backend.startswith("dynamodb"):
         # Uniqueness lives in claim items there (MongoDB: unique indexes): none orphaned, none missing.
         expected = {(f"MSISDN#{s.msisdn}", s.uid) for s in subscribers} | {
             (f"IMSI#{s.imsi}", s.uid) for s in subscribers

@@ -110,10 +110,6 @@ def test_copy_repeat_and_refusals(env: dict[str, str], source: Store, tmp_path: 
     same = portal(env, "--source", "dynamodb", "--target", "dynamodb")
     assert same.returncode == 2
     assert "the same store" in same.stderr
-    local = {key: value for key, value in env.items() if key != "DYNAMODB_ENDPOINT_URL"}
-    embedded = portal({**local, "APP_ENV": "local"}, *TO_TABLE, "other")
-    assert embedded.returncode == 2
-    assert "both be the embedded store" in embedded.stderr
     no_uri = portal(env, "--source", "dynamodb", "--target", "mongo")
     assert no_uri.returncode == 2
     assert "TARGET_MONGODB_URI" in no_uri.stderr

@@ -1,7 +1,7 @@
 """Thin wrapper over one DynamoDB table: (de)serialisation, error translation, paging, batching.
 
 Every DynamoDB call of the project goes through `DynamoTable.call`. When `serialize_calls` is on
-(embedded moto and tests) calls are made one at a time, because moto in-process is not thread-safe;
+(moto in-process, in tests) calls are made one at a time, because moto in-process is not thread-safe;
 the code above relies only on per-call atomicity, exactly what real DynamoDB gives.
 """
 
@@ -352,19 +352,27 @@ class DynamoTable:
             return False
         except StoreUnavailable:
             pass
+        created = True
         try:
             self.call("create_table", **table_definition(self.name))
         except ClientError as exc:
-            if error_code(exc) != "ResourceInUseException":  # created concurrently by another process
+            if error_code(exc) != "ResourceInUseException":
                 raise
+            created = False  # by another process starting at the same time (a second uvicorn worker)
         self.client.get_waiter("table_exists").wait(TableName=self.name, WaiterConfig={"Delay": 1})
-        self.call(
-            "update_time_to_live",
-            TableName=self.name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
-        )
-        logger.info("created DynamoDB table", extra={"table": self.name})
-        return True
+        try:
+            self.call(
+                "update_time_to_live",
+                TableName=self.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+            )
+        except ClientError as exc:
+            # That other process enabled it first: DynamoDB refuses to enable TTL twice.
+            if error_code(exc) != "ValidationException" or "already enabled" not in str(exc):
+                raise
+        if created:
+            logger.info("created DynamoDB table", extra={"table": self.name})
+        return created
 
     def readiness(self) -> Readiness:
         readiness = Readiness(backend="dynamodb")

@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import boto3
 from fastapi.testclient import TestClient
 from moto import mock_aws
@@ -31,22 +28,3 @@ def test_readiness_is_503_when_the_table_is_missing(cursors: CursorCodec) -> Non
     body = response.json()
     assert body["status"] == "not_ready"
     assert body["checks"]["table"]["ok"] is False
-
-
-def test_embedded_store_keeps_data_across_restarts(tmp_path: Path) -> None:
-    settings = make_settings(app_env="local", data_dir=str(tmp_path), seed_demo_data=False)
-    assert settings.uses_embedded_store
-    app = create_app(settings)
-    with TestClient(app):
-        app.state.runtime.store.counters.increment("demo", {"restarts": 1})
-    snapshot = json.loads((tmp_path / "embedded-dynamodb.json").read_text())
-    assert snapshot["format"] == 1
-    assert snapshot["items"]
-
-    app = create_app(settings)
-    with TestClient(app):
-        assert app.state.runtime.store.counters.get("demo") == {"restarts": 1}
-        app.state.runtime.store.counters.increment("demo", {"restarts": 1})
-    app = create_app(settings)
-    with TestClient(app):
-        assert app.state.runtime.store.counters.get("demo") == {"restarts": 2}
