@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ RATE = 5
 ATTEMPTS = 30
 
 
-def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """Local mode on the session's DynamoDB Local (`data_dir` is its DATA_DIR), a table of its own."""
     return {
         "APP_ENV": "test",
         "JWT_SECRET": TEST_SECRET,
-        "DATA_DIR": str(tmp_path / "data"),
+        "DATA_DIR": str(data_dir),
+        "DYNAMODB_TABLE": f"client-address-{uuid.uuid4().hex[:8]}",
         "SEED_DEMO_DATA": "false",
         "LOGIN_RATE_PER_MINUTE": str(RATE),
         "PASSWORD_HASH_TIME_COST": "1",
@@ -76,15 +79,19 @@ def assert_limited(statuses: list[int]) -> None:
 
 
 @pytest.mark.parametrize("command", ["plain uvicorn", "make run"])
-def test_varying_x_forwarded_for_does_not_escape_the_login_rate_limit(tmp_path: Path, command: str) -> None:
+def test_varying_x_forwarded_for_does_not_escape_the_login_rate_limit(
+    tmp_path: Path, local_engine_dir: Path, command: str
+) -> None:
     launch: dict[str, Any] = {} if command == "plain uvicorn" else {"command": make_run_command}
-    with uvicorn_server(server_env(tmp_path), tmp_path, **launch) as url:
+    with uvicorn_server(server_env(local_engine_dir), tmp_path, **launch) as url:
         assert_limited(spoofed_logins(url))
 
 
-def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(tmp_path: Path) -> None:
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket(
+    tmp_path: Path, local_engine_dir: Path
+) -> None:
     # FORWARDED_ALLOW_IPS is read by uvicorn (whose X-Forwarded-For it then trusts) and by the app.
-    with uvicorn_server(server_env(tmp_path, FORWARDED_ALLOW_IPS="127.0.0.1"), tmp_path) as url:
+    with uvicorn_server(server_env(local_engine_dir, FORWARDED_ALLOW_IPS="127.0.0.1"), tmp_path) as url:
         assert spoofed_logins(url) == [401] * ATTEMPTS
 
 
