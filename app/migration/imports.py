@@ -7,7 +7,7 @@ Row numbers are the file's data rows; the checkpoint is the last row of the last
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +20,7 @@ from app.runtime import Runtime
 from app.storage.records import JobCounts, JobRecord, JobRowError
 
 R = TypeVar("R")
+Heartbeat = Callable[[], None]
 MAX_RAW_VALUE = 200
 DEFAULT_BATCH_ROWS = 500
 
@@ -59,8 +60,11 @@ class FileImport(Generic[R]):
         """Validate one mapped row into a record with exactly the API's rules; raises ValidationError."""
         raise NotImplementedError
 
-    def write(self, rows: list[ValidRow[R]], job: JobRecord, runtime: Runtime, *, dry_run: bool) -> WriteOutcome:
-        """Write (or, for a dry run, check against the store) one batch of valid rows."""
+    def write(
+        self, rows: list[ValidRow[R]], job: JobRecord, runtime: Runtime, *, dry_run: bool, heartbeat: Heartbeat
+    ) -> WriteOutcome:
+        """Write (or, for a dry run, check against the store) one batch of valid rows, calling
+        `heartbeat` between writes."""
         raise NotImplementedError
 
     # --- the shared part --------------------------------------------------------------------------
@@ -90,7 +94,7 @@ class FileImport(Generic[R]):
                 )
         return summary.rows
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> Iterator[BatchResult]:
         mapper = self.mapper(job)
         dry_run = bool(job.options.get("dry_run"))
         start_after = int(job.checkpoint.get("row", 0))
@@ -102,23 +106,31 @@ class FileImport(Generic[R]):
             for row in rows:
                 batch.append(row)
                 if len(batch) >= self.batch_rows:
-                    yield self._process(batch, mapper, job, runtime, dry_run)
+                    yield self._process(batch, mapper, job, runtime, dry_run, heartbeat)
                     batch = []
             if batch:
-                yield self._process(batch, mapper, job, runtime, dry_run)
+                yield self._process(batch, mapper, job, runtime, dry_run, heartbeat)
 
     def finish(self, job: JobRecord, runtime: Runtime) -> dict[str, Any]:
         return {}
 
     def _process(
-        self, batch: list[SourceRow], mapper: RowMapper, job: JobRecord, runtime: Runtime, dry_run: bool
+        self,
+        batch: list[SourceRow],
+        mapper: RowMapper,
+        job: JobRecord,
+        runtime: Runtime,
+        dry_run: bool,
+        heartbeat: Heartbeat,
     ) -> BatchResult:
         errors: list[JobRowError] = []
         valid: list[ValidRow[R]] = []
         for row in batch:
             row_errors = self._check_row(row, mapper, job, runtime, valid)
             errors.extend(row_errors)
-        outcome = self.write(valid, job, runtime, dry_run=dry_run) if valid else WriteOutcome()
+        outcome = WriteOutcome()
+        if valid:
+            outcome = self.write(valid, job, runtime, dry_run=dry_run, heartbeat=heartbeat)
         write_errors = outcome.errors or []
         errors.extend(write_errors)
         failed_rows = len({error.row for error in errors})

@@ -41,14 +41,14 @@ def install_knobs() -> None:
     write = SubscriberFileImport.write
     calls = 0
 
-    def write_then_stall(self: Any, rows: list[Any], job: Any, runtime: Any, *, dry_run: bool) -> Any:
+    def write_then_stall(self: Any, rows: list[Any], job: Any, runtime: Any, *, dry_run: bool, heartbeat: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls < stall_batch:
-            return write(self, rows, job, runtime, dry_run=dry_run)
+            return write(self, rows, job, runtime, dry_run=dry_run, heartbeat=heartbeat)
         written = rows if keep == "all" else rows[: int(keep)]
         if written:
-            write(self, written, job, runtime, dry_run=dry_run)
+            write(self, written, job, runtime, dry_run=dry_run, heartbeat=heartbeat)
         stalled_file.write_text(job.id, encoding="utf-8")
         time.sleep(STALL_LIMIT_SECONDS)
         os._exit(75)

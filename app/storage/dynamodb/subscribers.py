@@ -16,7 +16,7 @@ import logging
 import math
 import zlib
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -250,7 +250,13 @@ class DynamoSubscriberRepository:
     # --- bulk import -------------------------------------------------------------------------------
 
     def import_batch(
-        self, rows: builtins.list[ImportRow], *, mode: ImportMode, job_id: str, dry_run: bool = False
+        self,
+        rows: builtins.list[ImportRow],
+        *,
+        mode: ImportMode,
+        job_id: str,
+        dry_run: bool = False,
+        between_writes: Callable[[], None] | None = None,
     ) -> builtins.list[ImportOutcome]:
         """Rows go in transactions of up to 100 actions (subscriber + claims per row, plus one ADD per
         counter key the group moves, with the group's deltas added up). A cancelled transaction wrote
@@ -268,11 +274,11 @@ class DynamoSubscriberRepository:
                 continue
             entry = _Entry.of(row, decision)
             if not group.fits(entry):
-                outcomes.extend(self._write_group(group.entries, job_id))
+                outcomes.extend(self._write_group(group.entries, job_id, between_writes))
                 group = _Group()
             group.add(entry)
         if group.entries:
-            outcomes.extend(self._write_group(group.entries, job_id))
+            outcomes.extend(self._write_group(group.entries, job_id, between_writes))
         return outcomes
 
     def _get_subscribers(self, uids: Iterable[str]) -> dict[str, SubscriberRecord]:
@@ -308,7 +314,9 @@ class DynamoSubscriberRepository:
             for row in rows
         ]
 
-    def _write_group(self, group: builtins.list[_Entry], job_id: str) -> builtins.list[ImportOutcome]:
+    def _write_group(
+        self, group: builtins.list[_Entry], job_id: str, between_writes: Callable[[], None] | None
+    ) -> builtins.list[ImportOutcome]:
         outcomes: builtins.list[ImportOutcome] = []
         pending = list(group)
         while pending:
@@ -325,6 +333,8 @@ class DynamoSubscriberRepository:
             try:
                 self.table.transact(transaction.actions, on_cancel=_Cancelled)
             except _Cancelled as cancelled:
+                if between_writes is not None:
+                    between_writes()
                 failed = {
                     owners[position]: transaction.meanings[position]
                     for position, code in enumerate(cancelled.codes[: len(owners)])
@@ -338,6 +348,8 @@ class DynamoSubscriberRepository:
                 continue
             outcomes.extend(written(entry.write) for entry in pending)
             pending = []
+            if between_writes is not None:
+                between_writes()
         return outcomes
 
     def _refused(self, row: ImportRow, meaning: str, job_id: str) -> ImportOutcome:
