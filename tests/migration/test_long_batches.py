@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from app.auth.service import Principal
 from app.config import Settings
 from app.migration import engine as engine_module
-from app.migration import service, worker
+from app.migration import imports, service, worker
 from app.migration.engine import JobEngine
 from app.migration.schemas import JobCreate
 from app.runtime import Runtime
@@ -176,4 +176,52 @@ def test_a_shutdown_stops_the_job_at_its_next_write_and_leaves_it_resumable(
     after_each_write(store, monkeypatch, lambda: None)
     done = JobEngine(runtime, engine.kinds, owner="after-restart").run(job_id)
     assert done is not None
+    assert_imported_exactly(store, job_id)
+
+
+def test_batch_sizes_follow_the_store_speed() -> None:
+    assert imports.next_batch_rows(100, seconds=0.2, ceiling=500) == 200  # fast: grow
+    assert imports.next_batch_rows(400, seconds=0.5, ceiling=500) == 500  # up to the kind's batch size
+    assert imports.next_batch_rows(500, seconds=1.5, ceiling=500) == 500  # on target: keep
+    assert imports.next_batch_rows(500, seconds=10.0, ceiling=500) == 100  # slow: in proportion
+    assert imports.next_batch_rows(100, seconds=60.0, ceiling=500) == imports.MIN_BATCH_ROWS
+    assert imports.next_batch_rows(10, seconds=60.0, ceiling=10) == 10  # a kind's smaller batches stay
+
+
+def test_a_slow_store_gets_small_batches_and_a_resume_redoes_the_same_ones(
+    runtime: Runtime, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch's size is chosen after the one before and kept in its checkpoint: progress moves
+    every TARGET_BATCH_SECONDS or so, and a batch redone after a crash covers the same rows."""
+    job_id = upsert_job(runtime)
+    monkeypatch.setattr(imports, "TARGET_BATCH_SECONDS", 0.0)  # every batch is too slow
+    monkeypatch.setattr(imports, "START_BATCH_ROWS", 20)
+    monkeypatch.setattr(imports, "MIN_BATCH_ROWS", 10)
+    engine = worker.engine(runtime)
+    original_commit = engine._commit
+    checkpoints: list[dict[str, Any]] = []
+
+    def commit_then_crash_at_the_third(job: Any, result: Any) -> Any:
+        checkpoints.append(result.checkpoint)
+        if len(checkpoints) == 3:
+            raise KeyboardInterrupt("worker killed")
+        return original_commit(job, result)
+
+    monkeypatch.setattr(engine, "_commit", commit_then_crash_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        engine.run(job_id)
+    assert [(c["row"], c["batch_rows"]) for c in checkpoints] == [(20, 10), (30, 10), (40, 10)]
+    monkeypatch.setattr(engine, "_commit", original_commit)
+    engine.release(job_id)
+    resumed: list[dict[str, Any]] = []
+    other = JobEngine(runtime, engine.kinds, owner="second")
+    second_commit = other._commit
+
+    def recording_commit(job: Any, result: Any) -> Any:
+        resumed.append(result.checkpoint)
+        return second_commit(job, result)
+
+    monkeypatch.setattr(other, "_commit", recording_commit)
+    other.run(job_id)
+    assert resumed[0]["row"] == checkpoints[2]["row"]  # the crashed batch, exactly
     assert_imported_exactly(store, job_id)
