@@ -237,7 +237,11 @@ def main() -> None:
     def out_of_time(signum: int, frame: Any) -> None:
         raise SystemExit(f"stopped after --timeout {args.timeout} s")
 
+    def stopped(signum: int, frame: Any) -> None:
+        raise SystemExit(f"stopped by signal {signum}")
+
     signal.signal(signal.SIGALRM, out_of_time)
+    signal.signal(signal.SIGTERM, stopped)  # the engine started here is stopped on the way out
     signal.alarm(args.timeout)
     with dynamodb_local() if args.endpoint is None else _given(args.endpoint) as endpoint:
         for rows in sorted(args.rows):

@@ -27,7 +27,7 @@ from app.runtime import Runtime
 from app.storage.records import JobCounts, JobRecord, JobRowError
 
 R = TypeVar("R")
-TARGET_BATCH_SECONDS = 2.0
+TARGET_BATCH_SECONDS = 5.0  # progress every few seconds; long enough to fill whole transactions
 START_BATCH_ROWS = 100
 MIN_BATCH_ROWS = 20
 Heartbeat = Callable[[], None]

@@ -127,7 +127,8 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
     """
 
     fields = frozenset(SubscriberIn.model_fields)
-    batch_rows = 500
+    # At most: 1,000 rows are 33 full transactions and one checkpoint (docs/performance.md).
+    batch_rows = 1000
 
     def __init__(self) -> None:
         self._dry_run_keys: dict[str, FileKeys] = {}

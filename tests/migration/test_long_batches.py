@@ -180,12 +180,13 @@ def test_a_shutdown_stops_the_job_at_its_next_write_and_leaves_it_resumable(
 
 
 def test_batch_sizes_follow_the_store_speed() -> None:
-    assert imports.next_batch_rows(100, seconds=0.2, ceiling=500) == 200  # fast: grow
-    assert imports.next_batch_rows(400, seconds=0.5, ceiling=500) == 500  # up to the kind's batch size
-    assert imports.next_batch_rows(500, seconds=1.5, ceiling=500) == 500  # on target: keep
-    assert imports.next_batch_rows(500, seconds=10.0, ceiling=500) == 100  # slow: in proportion
-    assert imports.next_batch_rows(100, seconds=60.0, ceiling=500) == imports.MIN_BATCH_ROWS
-    assert imports.next_batch_rows(10, seconds=60.0, ceiling=10) == 10  # a kind's smaller batches stay
+    target = imports.TARGET_BATCH_SECONDS
+    assert imports.next_batch_rows(100, seconds=0.1 * target, ceiling=1000) == 200  # fast: grow
+    assert imports.next_batch_rows(800, seconds=0.1 * target, ceiling=1000) == 1000  # up to the kind's size
+    assert imports.next_batch_rows(300, seconds=0.8 * target, ceiling=1000) == 300  # on target: keep
+    assert imports.next_batch_rows(800, seconds=4 * target, ceiling=1000) == 200  # slow: in proportion
+    assert imports.next_batch_rows(100, seconds=60 * target, ceiling=1000) == imports.MIN_BATCH_ROWS
+    assert imports.next_batch_rows(10, seconds=60 * target, ceiling=10) == 10  # a kind's smaller batches stay
 
 
 def test_a_slow_store_gets_small_batches_and_a_resume_redoes_the_same_ones(
