@@ -8,6 +8,8 @@ heartbeats and the sweeper all read it), and another worker tries to take the jo
 from __future__ import annotations
 
 import io
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -226,3 +228,32 @@ def test_a_slow_store_gets_small_batches_and_a_resume_redoes_the_same_ones(
     other.run(job_id)
     assert resumed[0]["row"] == checkpoints[2]["row"]  # the crashed batch, exactly
     assert_imported_exactly(store, job_id)
+
+
+def test_the_local_dispatcher_shuts_down_within_a_write_of_its_running_job(
+    runtime: Runtime, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What uvicorn's shutdown (Ctrl-C) runs: the job thread stops at its next write, not at its end."""
+    job_id = upsert_job(runtime)
+    writing = threading.Event()
+    writes: list[None] = []
+
+    def slow_write() -> None:
+        writes.append(None)
+        if len(writes) == (4 if store.backend == "dynamodb" else 20):  # inside the batch
+            writing.set()
+        time.sleep(WRITE_SECONDS[store.backend])
+
+    after_each_write(store, monkeypatch, slow_write)
+    dispatcher = worker.LocalDispatcher(runtime, sweep_seconds=3600)
+    dispatcher.submit(job_id)
+    assert writing.wait(timeout=60)
+    asked = time.monotonic()
+    dispatcher.shutdown()
+
+    assert time.monotonic() - asked < 3 * WRITE_SECONDS[store.backend] + 2
+    paused = store.jobs.get(job_id)
+    assert paused is not None
+    assert paused.status is JobStatus.RUNNING
+    assert paused.lease_until is not None
+    assert paused.lease_until < utcnow()  # free: the next start resumes it
