@@ -4,7 +4,7 @@
 
 runs the real command line in this process, after reading:
 
-- KILLTEST_BATCH_ROWS=N: subscriber imports commit every N rows (500 otherwise), so that a file small
+- KILLTEST_BATCH_ROWS=N: subscriber imports commit every N rows (sized by time otherwise), so a file small
   enough for moto has several batches and checkpoints.
 - KILLTEST_STALL_IN_BATCH=K, KILLTEST_STALL_AFTER_ROWS=M (or `all`), KILLTEST_STALLED_FILE=PATH:
   in the K-th batch (counting those with a valid row: only they are written), write only the
