@@ -198,7 +198,16 @@ def _run_with_progress(runtime: Runtime, job_id: str) -> JobRecord | None:
                 task, total=c.total, completed=c.processed, created=c.created, updated=c.updated, failed=c.failed
             )
 
-        result: JobRecord | None = worker.engine(runtime).run(job_id, progress=show)
+        engine = worker.engine(runtime)
+        try:
+            result: JobRecord | None = engine.run(job_id, progress=show)
+        except KeyboardInterrupt:
+            # Ctrl-C: what was written stays written (each write is atomic, rows are idempotent);
+            # the lease is freed so the job resumes at once from its last checkpoint.
+            engine.release(job_id)
+            bar.stop()
+            console.print(f"[yellow]interrupted; resume with: portal jobs run {job_id}[/yellow]")
+            raise typer.Exit(130) from None
         return result
 
 

@@ -96,7 +96,8 @@ class Settings(BaseSettings):
         120,
         ge=1,
         le=900,
-        description="How long a job's worker holds it without a checkpoint before another may resume it.",
+        description="How long a job's worker holds it without renewing it (it renews while it works) before "
+        "another may resume it.",
     )
 
     # HTTP.

@@ -4,13 +4,18 @@ The same code runs in Lambda (an SQS message per run; the run stops before the f
 limit and a new message continues it) and locally (a background thread in the uvicorn process).
 
 Guarantees:
-- one worker at a time per job (a lease in the store, renewed after every batch);
+- one worker at a time per job (a lease in the store). A working worker keeps it: the kinds call
+  the run's `Heartbeat` between writes inside a batch, which renews the lease once a quarter of it
+  has passed, so a batch may take longer than the lease (a slow engine) without another worker
+  taking the job over;
 - a checkpoint (position + counts) is written after each committed batch; a worker that dies
   between a batch and its checkpoint leaves that batch to be processed again, and the job kinds
   make that harmless (rows already written by this job are recognised, errors are keyed by row);
 - cancellation is honoured at the next batch boundary;
 - an unexpected error costs one of MAX_ATTEMPTS runs (counted in the job record, so across
   processes); the last ends the job FAILED with the error as its reason, never a job left running;
+- a process shutting down (`stop()`) stops its run at the next heartbeat, between two writes, and
+  frees the lease: the job stays RUNNING, resumable at once from its checkpoint;
 - one audit entry per job, when it ends.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -51,6 +57,43 @@ class LeaseLost(PreconditionFailed):
     """Another worker took the job over (this one was too slow to renew): not the job's fault."""
 
 
+class Interrupted(Exception):
+    """The process is shutting down: the run stops between two writes, the job stays resumable."""
+
+
+class Heartbeat:
+    """Called by a job kind between the writes of a batch (and by the engine after each checkpoint).
+
+    Cheap when nothing is due: it renews the worker's lease once a quarter of it has passed since
+    the last renewal, and raises `Interrupted` when the engine is stopping. A renewal refused means
+    another worker took the job: LeaseLost, the run stops.
+    """
+
+    def __init__(self, engine: JobEngine, job_id: str, *, renewed: datetime) -> None:
+        self.engine = engine
+        self.job_id = job_id
+        self.renewed = renewed  # on the clock the lease is written with
+
+    def __call__(self) -> None:
+        if self.engine.stopping.is_set():
+            raise Interrupted(self.job_id)
+        if utcnow() - self.renewed >= self.engine.lease / 4:
+            self.renew()
+
+    def renew(self) -> None:
+        now = utcnow()
+        if self.engine.jobs.claim(self.job_id, owner=self.engine.owner, now=now, lease_until=now + self.engine.lease):
+            self.renewed = now
+            return
+        raise LeaseLost(f"job {self.job_id} lost its lease")
+
+    def checkpointed(self, job: JobRecord) -> None:
+        """After a checkpoint: the job as written says whether the lease is still ours."""
+        if job.lease_owner != self.engine.owner:
+            raise LeaseLost(f"job {job.id} lost its lease")
+        self()
+
+
 @dataclass
 class BatchResult:
     counts: JobCounts
@@ -66,8 +109,9 @@ class JobKind(Protocol):
         Raises JobFailed (or readers.FileFormatError) with a reason for the user."""
         ...
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
-        """Do the work from `job.checkpoint` on, yielding after each committed batch."""
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Callable[[], None]) -> Iterator[BatchResult]:
+        """Do the work from `job.checkpoint` on, yielding after each committed batch, and calling
+        `heartbeat` between the writes inside a batch (it may raise to stop the run there)."""
         ...
 
     def finish(self, job: JobRecord, runtime: Runtime) -> dict[str, Any]:
@@ -84,6 +128,11 @@ class JobEngine:
         self.runtime = runtime
         self.kinds = kinds
         self.owner = owner or worker_id()
+        self.stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Shutting down: runs stop at their next heartbeat, leaving their jobs resumable."""
+        self.stopping.set()
 
     @property
     def jobs(self) -> Any:
@@ -121,6 +170,7 @@ class JobEngine:
         job = self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now + self.lease)
         if job is None:
             return None
+        heartbeat = Heartbeat(self, job.id, renewed=now)
         kind = self.kinds.get(kind_key(job))
         if kind is None:
             return self._end(job, JobStatus.FAILED, summary=f"no worker for jobs of kind {kind_key(job)!r}")
@@ -129,29 +179,33 @@ class JobEngine:
                 return self._end(job, JobStatus.CANCELLED, summary="cancelled before it started")
             if job.status is JobStatus.PENDING:
                 job = self._save(job, status=JobStatus.VALIDATING, started_at=utcnow(), heartbeat_at=utcnow())
+                heartbeat()
             if job.status is JobStatus.VALIDATING:
                 total = kind.validate(job, self.runtime)
                 counts = job.counts.model_copy(update={"total": total})
                 job = self._save(job, status=JobStatus.RUNNING, counts=counts, heartbeat_at=utcnow(), attempts=0)
+                heartbeat()
             if progress is not None:
                 progress(job)
-            for result in kind.batches(job, self.runtime):
+            for result in kind.batches(job, self.runtime, heartbeat):
                 job = self._commit(job, result)
+                heartbeat.checkpointed(job)
                 if progress is not None:
                     progress(job)
-                fresh = self.jobs.get(job.id)
-                if fresh is not None and fresh.cancel_requested:
-                    return self._end(fresh, JobStatus.CANCELLED, summary="cancelled by request")
+                if job.cancel_requested:  # as read back by the checkpoint's write
+                    return self._end(job, JobStatus.CANCELLED, summary="cancelled by request")
                 if deadline is not None and time.monotonic() >= deadline:
                     # Free the lease at once: the continuation may run in another execution environment.
-                    # Set in the past: stores keep milliseconds, so `now` itself could still look held.
-                    now = utcnow()
-                    self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now - timedelta(seconds=1))
+                    self.release(job.id)
                     logger.info("job paused at the deadline", extra={"job_id": job.id, "checkpoint": job.checkpoint})
                     return job
             extra = kind.finish(job, self.runtime)
             status = JobStatus.COMPLETED_WITH_ERRORS if job.counts.failed else JobStatus.COMPLETED
             return self._end(job, status, **extra)
+        except Interrupted:
+            self.release(job.id)
+            logger.info("job stopped by a shutdown", extra={"job_id": job.id, "checkpoint": job.checkpoint})
+            return self._reload(job)
         except JobFailed as exc:
             return self._end(self._reload(job), JobStatus.FAILED, summary=str(exc))
         except ValueError as exc:  # readers.FileFormatError and other input problems found while running
@@ -172,8 +226,7 @@ class JobEngine:
             summary = f"stopped after {attempts} attempts, each on an unexpected error: {reason}"
             return self._end(job, JobStatus.FAILED, summary=summary, attempts=attempts)
         job = self._save(job, attempts=attempts)
-        now = utcnow()
-        self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now - timedelta(seconds=1))
+        self.release(job.id)
         return self._reload(job)
 
     def give_up(self, job_id: str, summary: str) -> JobRecord | None:
@@ -193,16 +246,17 @@ class JobEngine:
         saved: JobRecord = self.jobs.replace(job, job.model_copy(update=changes))
         return saved
 
+    def release(self, job_id: str) -> None:
+        """Free this worker's lease now, so the job can be resumed at once (another execution
+        environment, `portal jobs run`, the next start's sweeper). Set in the past: stores keep
+        milliseconds, so `now` itself could still look held."""
+        now = utcnow()
+        self.jobs.claim(job_id, owner=self.owner, now=now, lease_until=now - timedelta(seconds=1))
+
     def _commit(self, job: JobRecord, result: BatchResult) -> JobRecord:
         self.jobs.add_errors(result.errors)
-        now = utcnow()
-        job = self._save(
-            job, counts=job.counts.plus(result.counts), checkpoint=result.checkpoint, heartbeat_at=now, attempts=0
-        )
-        renewed = self.jobs.claim(job.id, owner=self.owner, now=now, lease_until=now + self.lease)
-        if renewed is None:
-            raise LeaseLost(f"job {job.id} lost its lease")
-        return job
+        counts = job.counts.plus(result.counts)
+        return self._save(job, counts=counts, checkpoint=result.checkpoint, heartbeat_at=utcnow(), attempts=0)
 
     def _end(self, job: JobRecord, status: JobStatus, *, summary: str | None = None, **changes: Any) -> JobRecord:
         now = utcnow()

@@ -3,11 +3,18 @@
 A concrete import (subscribers, users) supplies the target's field names, how one mapped row is
 validated into a record, and how a batch of valid records is written (or, for a dry run, checked).
 Row numbers are the file's data rows; the checkpoint is the last row of the last committed batch.
+
+Batches are sized by time, so progress moves every few seconds on a slow store too: a job starts
+with small batches and doubles them while they finish well within TARGET_BATCH_SECONDS (up to the
+kind's `batch_rows`), and shrinks them in proportion when one takes longer. The size of the next
+batch is kept in the checkpoint: a batch redone after a crash covers the same rows as the first
+time (MongoDB's counter updates are keyed by a batch's first row and count its rows once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -20,6 +27,10 @@ from app.runtime import Runtime
 from app.storage.records import JobCounts, JobRecord, JobRowError
 
 R = TypeVar("R")
+TARGET_BATCH_SECONDS = 5.0  # progress every few seconds; long enough to fill whole transactions
+START_BATCH_ROWS = 100
+MIN_BATCH_ROWS = 20
+Heartbeat = Callable[[], None]
 MAX_RAW_VALUE = 200
 DEFAULT_BATCH_ROWS = 500
 
@@ -42,6 +53,17 @@ class WriteOutcome:
     errors: list[JobRowError] | None = None
 
 
+def next_batch_rows(size: int, *, seconds: float, ceiling: int) -> int:
+    """Rows for the next batch after one of `size` rows took `seconds`, within [MIN_BATCH_ROWS, ceiling]."""
+    if seconds > TARGET_BATCH_SECONDS:
+        proposed = int(size * TARGET_BATCH_SECONDS / seconds)
+    elif seconds < TARGET_BATCH_SECONDS / 2:
+        proposed = 2 * size
+    else:
+        proposed = size
+    return max(min(ceiling, MIN_BATCH_ROWS), min(ceiling, proposed))
+
+
 def row_error(job_id: str, row: int, field: str, code: str, message: str, value: Any = None) -> JobRowError:
     text = None if value is None else str(value)[:MAX_RAW_VALUE]
     return JobRowError(job_id=job_id, row=row, field=field, code=code, message=message, value=text)
@@ -59,8 +81,11 @@ class FileImport(Generic[R]):
         """Validate one mapped row into a record with exactly the API's rules; raises ValidationError."""
         raise NotImplementedError
 
-    def write(self, rows: list[ValidRow[R]], job: JobRecord, runtime: Runtime, *, dry_run: bool) -> WriteOutcome:
-        """Write (or, for a dry run, check against the store) one batch of valid rows."""
+    def write(
+        self, rows: list[ValidRow[R]], job: JobRecord, runtime: Runtime, *, dry_run: bool, heartbeat: Heartbeat
+    ) -> WriteOutcome:
+        """Write (or, for a dry run, check against the store) one batch of valid rows, calling
+        `heartbeat` between writes."""
         raise NotImplementedError
 
     # --- the shared part --------------------------------------------------------------------------
@@ -90,7 +115,7 @@ class FileImport(Generic[R]):
                 )
         return summary.rows
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> Iterator[BatchResult]:
         mapper = self.mapper(job)
         dry_run = bool(job.options.get("dry_run"))
         start_after = int(job.checkpoint.get("row", 0))
@@ -98,27 +123,41 @@ class FileImport(Generic[R]):
             rows = read_rows(
                 stream, job.options["format"], delimiter=job.options.get("delimiter"), start_after=start_after
             )
+            size = int(job.checkpoint.get("batch_rows") or min(self.batch_rows, START_BATCH_ROWS))
             batch: list[SourceRow] = []
+            started = time.monotonic()
             for row in rows:
                 batch.append(row)
-                if len(batch) >= self.batch_rows:
-                    yield self._process(batch, mapper, job, runtime, dry_run)
+                if len(batch) >= size:
+                    result = self._process(batch, mapper, job, runtime, dry_run, heartbeat)
+                    size = next_batch_rows(size, seconds=time.monotonic() - started, ceiling=self.batch_rows)
+                    result.checkpoint["batch_rows"] = size
+                    yield result
                     batch = []
+                    started = time.monotonic()
             if batch:
-                yield self._process(batch, mapper, job, runtime, dry_run)
+                yield self._process(batch, mapper, job, runtime, dry_run, heartbeat)
 
     def finish(self, job: JobRecord, runtime: Runtime) -> dict[str, Any]:
         return {}
 
     def _process(
-        self, batch: list[SourceRow], mapper: RowMapper, job: JobRecord, runtime: Runtime, dry_run: bool
+        self,
+        batch: list[SourceRow],
+        mapper: RowMapper,
+        job: JobRecord,
+        runtime: Runtime,
+        dry_run: bool,
+        heartbeat: Heartbeat,
     ) -> BatchResult:
         errors: list[JobRowError] = []
         valid: list[ValidRow[R]] = []
         for row in batch:
             row_errors = self._check_row(row, mapper, job, runtime, valid)
             errors.extend(row_errors)
-        outcome = self.write(valid, job, runtime, dry_run=dry_run) if valid else WriteOutcome()
+        outcome = WriteOutcome()
+        if valid:
+            outcome = self.write(valid, job, runtime, dry_run=dry_run, heartbeat=heartbeat)
         write_errors = outcome.errors or []
         errors.extend(write_errors)
         failed_rows = len({error.row for error in errors})

@@ -20,7 +20,7 @@ from app.auth.schemas import UserCreate, UserImport
 from app.errors import DomainError
 from app.migration.engine import BatchResult, JobFailed
 from app.migration.filekeys import FileKeys
-from app.migration.imports import FileImport, ValidRow, WriteOutcome, row_error
+from app.migration.imports import FileImport, Heartbeat, ValidRow, WriteOutcome, row_error
 from app.migration.mapping import RowMapper
 from app.migration.readers import SourceRow, read_rows
 from app.migration.service import CONTENT_TYPES, EXPORT_PREFIX
@@ -55,12 +55,13 @@ class UserFileImport(FileImport[UserImport]):
         return UserImport.model_validate(mapped)
 
     def write(
-        self, rows: list[ValidRow[UserImport]], job: JobRecord, runtime: Runtime, *, dry_run: bool
+        self, rows: list[ValidRow[UserImport]], job: JobRecord, runtime: Runtime, *, dry_run: bool, heartbeat: Heartbeat
     ) -> WriteOutcome:
         auth = auth_service_of(runtime)
         outcome = WriteOutcome(errors=[])
         assert outcome.errors is not None
         for row in rows:
+            heartbeat()
             user = row.record
             existing = runtime.store.users.get(user.username)
             if existing is not None:
@@ -144,7 +145,8 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
     """
 
     fields = frozenset(SubscriberIn.model_fields)
-    batch_rows = 500
+    # At most: 1,000 rows are 33 full transactions and one checkpoint (docs/performance.md).
+    batch_rows = 1000
 
     def __init__(self) -> None:
         self._dry_run_keys: dict[str, FileKeys] = {}
@@ -169,16 +171,16 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
             import_row=row.number,
         )
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> Iterator[BatchResult]:
         if job.options.get("dry_run") and job.id not in self._dry_run_keys:
             self._dry_run_keys[job.id] = FileKeys()
-            self._replay(job, runtime)
+            self._replay(job, runtime, heartbeat)
         try:
-            yield from super().batches(job, runtime)
+            yield from super().batches(job, runtime, heartbeat)
         finally:
             self._dry_run_keys.pop(job.id, None)
 
-    def _replay(self, job: JobRecord, runtime: Runtime) -> None:
+    def _replay(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> None:
         """A resumed dry run checks the rows it already reported again (reads only, results
         dropped) to learn which keys they hold."""
         done = int(job.checkpoint.get("row", 0))
@@ -192,13 +194,19 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
                     break
                 self._check_row(row, mapper, job, runtime, valid)
                 if row.number % self.batch_rows == 0 and valid:
-                    self.write(valid, job, runtime, dry_run=True)
+                    self.write(valid, job, runtime, dry_run=True, heartbeat=heartbeat)
                     valid = []
         if valid:
-            self.write(valid, job, runtime, dry_run=True)
+            self.write(valid, job, runtime, dry_run=True, heartbeat=heartbeat)
 
     def write(
-        self, rows: list[ValidRow[SubscriberIn]], job: JobRecord, runtime: Runtime, *, dry_run: bool
+        self,
+        rows: list[ValidRow[SubscriberIn]],
+        job: JobRecord,
+        runtime: Runtime,
+        *,
+        dry_run: bool,
+        heartbeat: Heartbeat,
     ) -> WriteOutcome:
         now = utcnow()
         errors: list[JobRowError] = []
@@ -226,7 +234,9 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
                 seen[(name, value)] = row.number
             batch.append(ImportRow(row.number, record))
         mode = job.options.get("mode", "create")
-        outcomes = runtime.store.subscribers.import_batch(batch, mode=mode, job_id=job.id, dry_run=dry_run)
+        outcomes = runtime.store.subscribers.import_batch(
+            batch, mode=mode, job_id=job.id, dry_run=dry_run, between_writes=heartbeat
+        )
         result = WriteOutcome(errors=errors)
         by_row = {item.row: item.record for item in batch}
         for outcome in outcomes:
@@ -290,11 +300,14 @@ class SubscriberDeleteFile(FileImport[UidRow]):
     def parse(self, mapped: dict[str, Any], job: JobRecord, runtime: Runtime) -> UidRow:
         return UidRow.model_validate(mapped)
 
-    def write(self, rows: list[ValidRow[UidRow]], job: JobRecord, runtime: Runtime, *, dry_run: bool) -> WriteOutcome:
+    def write(
+        self, rows: list[ValidRow[UidRow]], job: JobRecord, runtime: Runtime, *, dry_run: bool, heartbeat: Heartbeat
+    ) -> WriteOutcome:
         outcome = WriteOutcome(errors=[])
         assert outcome.errors is not None
         now = utcnow()
         for row in rows:
+            heartbeat()
             uid = row.record.uid
             current = runtime.store.subscribers.get(uid)
             if current is None:
@@ -342,7 +355,7 @@ class SubscriberRollback:
     def validate(self, job: JobRecord, runtime: Runtime) -> int | None:
         return self._import_job(job, runtime).counts.processed
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> Iterator[BatchResult]:
         imported = self._import_job(job, runtime)
         mapper = self.importer.mapper(imported)
         done = int(job.checkpoint.get("row", 0))
@@ -354,18 +367,25 @@ class SubscriberRollback:
             for row in rows:
                 batch.append(row)
                 if len(batch) >= self.batch_rows:
-                    yield self._process(batch, mapper, job, imported, runtime)
+                    yield self._process(batch, mapper, job, imported, runtime, heartbeat)
                     batch = []
             if batch:
-                yield self._process(batch, mapper, job, imported, runtime)
+                yield self._process(batch, mapper, job, imported, runtime, heartbeat)
 
     def _process(
-        self, batch: list[SourceRow], mapper: RowMapper, job: JobRecord, imported: JobRecord, runtime: Runtime
+        self,
+        batch: list[SourceRow],
+        mapper: RowMapper,
+        job: JobRecord,
+        imported: JobRecord,
+        runtime: Runtime,
+        heartbeat: Heartbeat,
     ) -> BatchResult:
         counts = JobCounts(processed=len(batch))
         reasons: list[JobRowError] = []
         now = utcnow()
         for row in batch:
+            heartbeat()
             valid: list[ValidRow[SubscriberIn]] = []
             if self.importer._check_row(row, mapper, imported, runtime, valid) or not valid:
                 continue  # the import refused this row: nothing to undo
@@ -441,7 +461,7 @@ class SubscriberExport:
         counts = runtime.store.counters.get(SUBSCRIBER_STATUS_SCOPE)
         return counts.get(status, 0) if status else sum(counts.values())
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> Iterator[BatchResult]:
         filters = job.options.get("filters") or {}
         status = SubscriberStatus(filters["status"]) if filters.get("status") else None
         checkpoint = dict(job.checkpoint)
@@ -450,6 +470,7 @@ class SubscriberExport:
             page = runtime.store.subscribers.list(
                 status=status, plan=filters.get("plan"), limit=self.page_rows, cursor=checkpoint.get("cursor")
             )
+            heartbeat()  # a page is read and written as one batch
             self._write_part(job, runtime, part, page.items)
             checkpoint = {**checkpoint, "parts": part + 1, "cursor": page.next_cursor, "done": page.next_cursor is None}
             yield BatchResult(counts=JobCounts(processed=len(page.items)), checkpoint=checkpoint)

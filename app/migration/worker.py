@@ -96,7 +96,10 @@ class LocalDispatcher:
                 return
 
     def shutdown(self) -> None:
+        """Within a few seconds: the running job stops at its next heartbeat (between two writes),
+        resumable; queued ones stay as they are for the sweeper of the next start."""
         self._stop.set()
+        engine(self.runtime).stop()
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 

@@ -8,6 +8,7 @@ contract suite in `tests/storage`.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -471,9 +472,18 @@ class SubscriberRepository(Protocol):
         ...
 
     def import_batch(
-        self, rows: builtins.list[ImportRow], *, mode: ImportMode, job_id: str, dry_run: bool = False
+        self,
+        rows: builtins.list[ImportRow],
+        *,
+        mode: ImportMode,
+        job_id: str,
+        dry_run: bool = False,
+        between_writes: Callable[[], None] | None = None,
     ) -> builtins.list[ImportOutcome]:
         """Write a batch of imported subscribers (uids, msisdns and imsis distinct within the batch).
+
+        `between_writes` is called after each write request (the job's heartbeat); what it raises
+        stops the batch there, with the requests made so far committed and the rest not written.
 
         One outcome per row, in any order: created, updated or failed (field + code: `exists`,
         `not_found`, `duplicate_in_file`, `changed_concurrently`). A failed row writes nothing;

@@ -4,7 +4,7 @@
 
 runs the real command line in this process, after reading:
 
-- KILLTEST_BATCH_ROWS=N: subscriber imports commit every N rows (500 otherwise), so that a file small
+- KILLTEST_BATCH_ROWS=N: subscriber imports commit every N rows (sized by time otherwise), so a file small
   enough for moto has several batches and checkpoints.
 - KILLTEST_STALL_IN_BATCH=K, KILLTEST_STALL_AFTER_ROWS=M (or `all`), KILLTEST_STALLED_FILE=PATH:
   in the K-th batch (counting those with a valid row: only they are written), write only the
@@ -41,14 +41,14 @@ def install_knobs() -> None:
     write = SubscriberFileImport.write
     calls = 0
 
-    def write_then_stall(self: Any, rows: list[Any], job: Any, runtime: Any, *, dry_run: bool) -> Any:
+    def write_then_stall(self: Any, rows: list[Any], job: Any, runtime: Any, *, dry_run: bool, heartbeat: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls < stall_batch:
-            return write(self, rows, job, runtime, dry_run=dry_run)
+            return write(self, rows, job, runtime, dry_run=dry_run, heartbeat=heartbeat)
         written = rows if keep == "all" else rows[: int(keep)]
         if written:
-            write(self, written, job, runtime, dry_run=dry_run)
+            write(self, written, job, runtime, dry_run=dry_run, heartbeat=heartbeat)
         stalled_file.write_text(job.id, encoding="utf-8")
         time.sleep(STALL_LIMIT_SECONDS)
         os._exit(75)

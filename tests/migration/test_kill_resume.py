@@ -46,6 +46,7 @@ ROWS = 50
 BATCH_ROWS = 10
 LEASE_SECONDS = 3  # long enough to see a dead worker's lease refuse a resume, short enough to wait out
 WAIT_SECONDS = 45  # upper bound for any one wait; a loaded machine takes a few seconds at most
+INTERRUPT_SECONDS = 5  # Ctrl-C stops the CLI within a few seconds
 BACKENDS = [
     "dynamodb",
     "dynamodb-local",
@@ -244,9 +245,17 @@ def wait_for(condition: Callable[[], T | None], what: str, *, process: subproces
         time.sleep(0.05)
 
 
-def kill_mid_import(deployment: Deployment, *, mode: str, stall_in_batch: int, stall_after_rows: str) -> JobRecord:
+def kill_mid_import(
+    deployment: Deployment,
+    *,
+    mode: str,
+    stall_in_batch: int,
+    stall_after_rows: str,
+    stop_with: signal.Signals = signal.SIGKILL,
+) -> JobRecord:
     """`portal import` (with BATCH_ROWS-row batches) stalled in batch `stall_in_batch` after writing
-    `stall_after_rows` of its valid rows, then SIGKILLed; returns the job as the dead worker left it."""
+    `stall_after_rows` of its valid rows, then SIGKILLed; returns the job as the dead worker left it.
+    With `stop_with=SIGINT` (Ctrl-C) the process must end by itself, within INTERRUPT_SECONDS."""
     data = import_file(deployment.workdir / "legacy.csv")
     stalled = deployment.workdir / "stalled"
     log = deployment.workdir / "import.log"
@@ -285,6 +294,16 @@ def kill_mid_import(deployment: Deployment, *, mode: str, stall_in_batch: int, s
         assert job.lease_owner is not None
         assert job.lease_until is not None
         assert job.lease_until > utcnow(), "the lease lapsed before the kill: the machine is far too slow"
+        if stop_with is signal.SIGINT:
+            asked = time.monotonic()
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=INTERRUPT_SECONDS)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"Ctrl-C did not stop `portal import` within {INTERRUPT_SECONDS} s")
+            assert process.returncode == 130, f"exit {process.returncode}: {log.read_text()[-3000:]}"
+            assert time.monotonic() - asked < INTERRUPT_SECONDS
+            return job
     finally:
         kill_group(process)
     assert process.returncode == -signal.SIGKILL, f"exit {process.returncode}: {log.read_text()[-3000:]}"
@@ -429,3 +448,21 @@ def test_upsert_killed_before_its_checkpoint_is_resumed_exactly_by_the_sweeper(d
         assert store.subscribers.get_by_imsi(f"23415900000{n:04d}") is None
     status, output = run_in_process("jobs", "sweep", "--stale-after", "0")
     assert (status, "no stalled jobs" in output) == (0, True), output
+
+
+def test_import_interrupted_with_ctrl_c_stops_at_once_and_resumes_exactly(deployment: Deployment) -> None:
+    # Ctrl-C in batch 3 after its first 4 valid rows were written, with rows 1-20 checkpointed.
+    job = kill_mid_import(deployment, mode="create", stall_in_batch=3, stall_after_rows="4", stop_with=signal.SIGINT)
+    store = deployment.store
+    left = store.jobs.get(job.id)
+    assert left is not None
+    assert left.status is JobStatus.RUNNING
+    assert (left.checkpoint.get("row"), left.counts.processed) == (20, 20)  # nothing acknowledged is lost
+    assert left.lease_until is not None
+    assert left.lease_until < utcnow(), "the interrupted worker's lease must be free at once"
+    assert [uid for uid in ("s0021", "s0022", "s0024") if store.subscribers.get(uid)] == ["s0021", "s0022", "s0024"]
+
+    status, output = run_portal(deployment, "jobs", "run", job.id)  # no waiting for a lease to lapse
+    assert status == 1, output  # completed, with row errors
+    assert "COMPLETED_WITH_ERRORS" in output, output
+    assert_imported_exactly(deployment, job.id)

@@ -105,30 +105,39 @@ class DynamoJobRepository:
         return Page([to_job(item) for item in items], next_cursor)
 
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
-        """One transaction: the job and, when its status changes, the job counters (dashboard)."""
+        """The job and, when its status changes, the job counters (dashboard) in one transaction.
+        A checkpoint (same status) is one UpdateItem that returns the job as written."""
         written = updated.model_copy(update={"version": current.version + 1})
         fields = job_fields(written)
         names = {f"#f{n}": name for n, name in enumerate(fields)}
         values = {f":f{n}": value for n, value in enumerate(fields.values())}
+        expression = "SET " + ", ".join(f"#f{n} = :f{n}" for n in range(len(fields)))
+        condition = "attribute_exists(PK) AND #version = :expected"
+        names["#version"] = "version"
+        values[":expected"] = current.version
+
+        def changed() -> StorageError:
+            return PreconditionFailed(f"job {current.id!r} changed meanwhile")
+
+        if written.status is current.status:
+            pk, sk = job_key(current.id)
+            item = self.table.update(
+                pk, sk, expression, condition=condition, names=names, values=values, on_condition_failed=changed
+            )
+            return to_job(item)
         update = {
             "Update": {
                 "Key": key(*job_key(current.id)),
-                "UpdateExpression": "SET " + ", ".join(f"#f{n} = :f{n}" for n in range(len(fields))),
-                "ConditionExpression": "attribute_exists(PK) AND #version = :expected",
-                "ExpressionAttributeNames": {**names, "#version": "version"},
-                "ExpressionAttributeValues": serialize_values({**values, ":expected": current.version}),
+                "UpdateExpression": expression,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": serialize_values(values),
             }
         }
-        counters: list[dict[str, Any]] = []
-        if written.status is not current.status:
-            counters = counter_updates(JOB_STATUS_SCOPE, {current.status.value: -1, written.status.value: 1})
-            for scope, name in job_outcome_counters(written):
-                counters += counter_updates(scope, {name: 1})
-
-        def cancelled(codes: list[str]) -> StorageError:
-            return PreconditionFailed(f"job {current.id!r} changed meanwhile")
-
-        self.table.transact([update, *counters], on_cancel=cancelled)
+        counters = counter_updates(JOB_STATUS_SCOPE, {current.status.value: -1, written.status.value: 1})
+        for scope, name in job_outcome_counters(written):
+            counters += counter_updates(scope, {name: 1})
+        self.table.transact([update, *counters], on_cancel=lambda codes: changed())
         stored = self.get(current.id)
         if stored is None:
             raise NotFound(f"job {current.id!r} not found")

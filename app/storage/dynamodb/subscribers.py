@@ -15,8 +15,8 @@ import builtins
 import logging
 import math
 import zlib
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +34,12 @@ from app.storage.dynamodb.audit import audit_put
 from app.storage.dynamodb.counters import DynamoCounterRepository, counter_updates
 from app.storage.dynamodb.schema import GSI1, GSI2, GSI3, GSI4, index_keys
 from app.storage.dynamodb.table import (
+    TRANSACTION_BYTES,
     TRANSACTION_LIMIT,
     DynamoTable,
     Item,
     deserialize,
+    item_size,
     key,
     serialize,
     serialize_values,
@@ -248,7 +250,13 @@ class DynamoSubscriberRepository:
     # --- bulk import -------------------------------------------------------------------------------
 
     def import_batch(
-        self, rows: builtins.list[ImportRow], *, mode: ImportMode, job_id: str, dry_run: bool = False
+        self,
+        rows: builtins.list[ImportRow],
+        *,
+        mode: ImportMode,
+        job_id: str,
+        dry_run: bool = False,
+        between_writes: Callable[[], None] | None = None,
     ) -> builtins.list[ImportOutcome]:
         """Rows go in transactions of up to 100 actions (subscriber + claims per row, plus one ADD per
         counter key the group moves, with the group's deltas added up). A cancelled transaction wrote
@@ -258,19 +266,19 @@ class DynamoSubscriberRepository:
         if dry_run:
             return self._dry_run(rows, existing, mode=mode, job_id=job_id)
         outcomes: builtins.list[ImportOutcome] = []
-        group: builtins.list[tuple[ImportRow, PlannedWrite]] = []
+        group = _Group()
         for row in rows:
             decision = decide(row, existing.get(row.record.uid), mode=mode, job_id=job_id)
             if isinstance(decision, ImportOutcome):
                 outcomes.append(decision)
                 continue
-            candidate = [*group, (row, decision)]
-            if group and _group_actions(candidate) > TRANSACTION_LIMIT:
-                outcomes.extend(self._write_group(group, job_id))
-                candidate = [(row, decision)]
-            group = candidate
-        if group:
-            outcomes.extend(self._write_group(group, job_id))
+            entry = _Entry.of(row, decision)
+            if not group.fits(entry):
+                outcomes.extend(self._write_group(group.entries, job_id, between_writes))
+                group = _Group()
+            group.add(entry)
+        if group.entries:
+            outcomes.extend(self._write_group(group.entries, job_id, between_writes))
         return outcomes
 
     def _get_subscribers(self, uids: Iterable[str]) -> dict[str, SubscriberRecord]:
@@ -307,24 +315,26 @@ class DynamoSubscriberRepository:
         ]
 
     def _write_group(
-        self, group: builtins.list[tuple[ImportRow, PlannedWrite]], job_id: str
+        self, group: builtins.list[_Entry], job_id: str, between_writes: Callable[[], None] | None
     ) -> builtins.list[ImportOutcome]:
         outcomes: builtins.list[ImportOutcome] = []
         pending = list(group)
         while pending:
             transaction = _Transaction()
             owners: builtins.list[int] = []  # index into `pending` of each action's row
-            for index, (_, write) in enumerate(pending):
-                for action, meaning in _row_actions(write):
+            for index, entry in enumerate(pending):
+                for action, meaning in entry.actions:
                     transaction.add(action, meaning)
                     owners.append(index)
-            deltas = aggregate_deltas((write.before, write.after) for _, write in pending)
+            deltas = aggregate_deltas((entry.write.before, entry.write.after) for entry in pending)
             for scope, changes in deltas.items():
                 for action in counter_updates(scope, changes):
                     transaction.add(action)
             try:
                 self.table.transact(transaction.actions, on_cancel=_Cancelled)
             except _Cancelled as cancelled:
+                if between_writes is not None:
+                    between_writes()
                 failed = {
                     owners[position]: transaction.meanings[position]
                     for position, code in enumerate(cancelled.codes[: len(owners)])
@@ -333,11 +343,13 @@ class DynamoSubscriberRepository:
                 if not failed:
                     raise StorageError(f"import transaction cancelled: {cancelled.codes}") from None
                 for index, meaning in sorted(failed.items()):
-                    outcomes.append(self._refused(pending[index][0], meaning, job_id))
+                    outcomes.append(self._refused(pending[index].row, meaning, job_id))
                 pending = [entry for index, entry in enumerate(pending) if index not in failed]
                 continue
-            outcomes.extend(written(write) for _, write in pending)
+            outcomes.extend(written(entry.write) for entry in pending)
             pending = []
+            if between_writes is not None:
+                between_writes()
         return outcomes
 
     def _refused(self, row: ImportRow, meaning: str, job_id: str) -> ImportOutcome:
@@ -529,10 +541,71 @@ def _row_actions(write: PlannedWrite) -> list[tuple[dict[str, Any], str]]:
     return actions
 
 
-def _group_actions(group: list[tuple[ImportRow, PlannedWrite]]) -> int:
-    rows = sum(len(_row_actions(write)) for _, write in group)
-    deltas = aggregate_deltas((write.before, write.after) for _, write in group)
-    return rows + sum(len(changes) for changes in deltas.values())
+def action_size(action: Mapping[str, Any]) -> int:
+    """The item bytes a transaction action counts for: its item, or its key and values."""
+    body = next(iter(action.values()))
+    return item_size(body.get("Item") or body["Key"]) + item_size(body.get("ExpressionAttributeValues") or {})
+
+
+# A counter ADD is a short key and two small values, well under this.
+_COUNTER_ACTION_BYTES = 256
+
+
+@dataclass
+class _Entry:
+    """One imported row with its actions, built and measured once."""
+
+    row: ImportRow
+    write: PlannedWrite
+    actions: list[tuple[dict[str, Any], str]]
+    size: int
+    deltas: list[tuple[tuple[str, str], int]]
+
+    @classmethod
+    def of(cls, row: ImportRow, write: PlannedWrite) -> _Entry:
+        actions = _row_actions(write)
+        moved = subscriber_counter_deltas(write.before, write.after)
+        return cls(
+            row,
+            write,
+            actions,
+            sum(action_size(action) for action, _ in actions),
+            [((scope, name), delta) for scope, changes in moved.items() for name, delta in changes.items()],
+        )
+
+
+@dataclass
+class _Group:
+    """Rows of one import transaction. Counts its actions (the rows' plus one ADD per counter key
+    whose summed delta is not zero) and its bytes as rows are added, so a row costs its own
+    actions only, whatever the group's size."""
+
+    entries: list[_Entry] = field(default_factory=list)
+    actions: int = 0
+    size: int = 0
+    totals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    counter_keys: int = 0
+
+    def _keys_after(self, entry: _Entry) -> int:
+        return self.counter_keys + sum(
+            (self.totals[name] + delta != 0) - (self.totals[name] != 0) for name, delta in entry.deltas
+        )
+
+    def fits(self, entry: _Entry) -> bool:
+        if not self.entries:
+            return True  # a row always fits an empty transaction (at most 5 actions + 4 counters)
+        keys = self._keys_after(entry)
+        actions = self.actions + len(entry.actions) + keys
+        size = self.size + entry.size + keys * _COUNTER_ACTION_BYTES
+        return actions <= TRANSACTION_LIMIT and size <= TRANSACTION_BYTES
+
+    def add(self, entry: _Entry) -> None:
+        self.counter_keys = self._keys_after(entry)
+        for name, delta in entry.deltas:
+            self.totals[name] += delta
+        self.entries.append(entry)
+        self.actions += len(entry.actions)
+        self.size += entry.size
 
 
 def _check_successor(current: SubscriberRecord, updated: SubscriberRecord) -> None:

@@ -27,6 +27,7 @@ logger = logging.getLogger("app.storage.dynamodb")
 
 BATCH_WRITE_LIMIT = 25
 TRANSACTION_LIMIT = 100
+TRANSACTION_BYTES = 4 * 1024 * 1024  # aggregate size of a transaction's items
 _MAX_BATCH_ATTEMPTS = 8
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -64,6 +65,31 @@ def deserialize(item: Mapping[str, Any]) -> Item:
 
 def serialize_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key: _serializer.serialize(_to_dynamo(value)) for key, value in values.items()}
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """Size of a serialised item as DynamoDB counts it against its limits: attribute names plus
+    values, a number at its largest (21 bytes), 3 bytes per map or list and 1 per element."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, inner),) = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "B":
+        return len(inner)
+    if kind == "M":
+        return 3 + sum(len(name.encode()) + 1 + _value_size(part) for name, part in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(part) for part in inner)
+    if kind == "SS":
+        return sum(len(text.encode()) for text in inner)
+    if kind == "BS":
+        return sum(len(data) for data in inner)
+    if kind == "NS":
+        return 21 * len(inner)
+    return 21 if kind == "N" else 1  # BOOL, NULL
 
 
 def key(pk: str, sk: str) -> dict[str, Any]:

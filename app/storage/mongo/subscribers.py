@@ -9,7 +9,7 @@ then copies the entry and moves the counters exactly once, without multi-documen
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
@@ -131,7 +131,13 @@ class MongoSubscriberRepository:
     # --- bulk import -------------------------------------------------------------------------------
 
     def import_batch(
-        self, rows: builtins.list[ImportRow], *, mode: ImportMode, job_id: str, dry_run: bool = False
+        self,
+        rows: builtins.list[ImportRow],
+        *,
+        mode: ImportMode,
+        job_id: str,
+        dry_run: bool = False,
+        between_writes: Callable[[], None] | None = None,
     ) -> builtins.list[ImportOutcome]:
         """Creates go in one unordered `insert_many` (a duplicate key fails only its own row);
         replacements are single-document updates conditional on the version read.
@@ -165,9 +171,13 @@ class MongoSubscriberRepository:
             outcomes.append(decision)
             if decision.result != "failed":  # written by this job before a crash: its deltas are owed again
                 changed.append(_redone_pair(found[row.record.uid]))
+        beat = between_writes or _nothing
         outcomes.extend(self._insert(creates, job_id, changed))
+        if creates:
+            beat()
         for row, write in replaces:
             outcomes.append(self._replace_row(row, write, job_id, changed))
+            beat()
         entry_id = f"import:{job_id}:{rows[0].row}"
         for scope, deltas in aggregate_deltas(changed).items():
             for name, delta in sorted(deltas.items()):
@@ -331,6 +341,10 @@ class MongoSubscriberRepository:
         for group in groups:
             counts.add(group["_id"]["status"], group["_id"]["plan"], int(group["n"]))
         return reconcile(self.counters, counts, fix=fix)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _redone_pair(document: Mapping[str, Any]) -> Pair:
