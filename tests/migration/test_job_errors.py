@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.migration import worker
-from app.migration.engine import MAX_ATTEMPTS, BatchResult, JobEngine
+from app.migration.engine import MAX_ATTEMPTS, BatchResult, Heartbeat, JobEngine
 from app.runtime import Runtime
 from app.storage.base import Store
 from app.storage.records import JobCounts, JobRecord, JobStatus, JobType
@@ -40,7 +40,7 @@ class Flaky:
             self._maybe_fail()
         return 4
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> Iterator[BatchResult]:
         for number in range(int(job.checkpoint.get("batch", 0)) + 1, 5):
             if number == self.in_batch:
                 self._maybe_fail()
@@ -152,8 +152,8 @@ class TakenOver(Flaky):
     def __init__(self) -> None:
         super().__init__(RuntimeError("unused"), failures=0)
 
-    def batches(self, job: JobRecord, runtime: Runtime) -> Iterator[BatchResult]:
-        for result in super().batches(job, runtime):
+    def batches(self, job: JobRecord, runtime: Runtime, heartbeat: Heartbeat) -> Iterator[BatchResult]:
+        for result in super().batches(job, runtime, heartbeat):
             if result.checkpoint["batch"] == 2:
                 later = utcnow() + timedelta(hours=1)
                 assert runtime.store.jobs.claim(job.id, owner="other", now=later, lease_until=later)

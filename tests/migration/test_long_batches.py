@@ -107,7 +107,7 @@ def upsert_job(runtime: Runtime) -> str:
         store.subscribers.create(subscriber, audit_for(subscriber))
     lines = ["uid,msisdn,imsi,first_name,last_name,status,plan"]
     lines += [f"sub-{n:04d},+4479112{n:05d},23416{n:010d},Jane,Doe {n},SUSPENDED,GOLD" for n in range(1, ROWS + 1)]
-    principal = Principal(username="olga", role=Role.ADMIN, jti="t", expires_at=0, family_id=None)
+    principal = Principal(username="olga", role=Role.ADMIN)
     request = JobCreate.model_validate({"type": "import", "format": "csv", "mode": "upsert"})
     job, _ = service.create_job(runtime, principal, request)
     assert job.input_key is not None
