@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -44,8 +45,10 @@ from infra.package_bytecode import find_python312  # noqa: E402
 from tests.lambda_events import http_v2  # noqa: E402
 
 EVENT = json.dumps(http_v2("GET", "/health"))
+SUBSCRIBER = "bench-0001"
 
-# {init} builds `handler`; the clock readings are printed only once the answer is checked.
+# {init} builds `handler`; the clock readings are printed only once the answers are checked. A
+# second event, if given, is the first real request after init (its own time, measured alone).
 SAMPLE = """
 import time
 started = time.monotonic_ns()
@@ -54,7 +57,13 @@ import json, os, sys
 response = handler(json.loads(sys.argv[1]), None)
 answered = time.monotonic_ns()
 assert response["statusCode"] == 200, response
-sys.stdout.write(f"{{started}} {{answered}}\\n")
+read = 0
+if len(sys.argv) > 2:
+    read_started = time.monotonic_ns()
+    response = handler(json.loads(sys.argv[2]), None)
+    read = time.monotonic_ns() - read_started
+    assert response["statusCode"] == 200, response
+sys.stdout.write(f"{{started}} {{answered}} {{read}}\\n")
 sys.stdout.flush()
 os._exit(0)
 """
@@ -67,10 +76,14 @@ import boto3
 from fastapi import FastAPI
 from mangum import Mangum
 app = FastAPI()
-client = boto3.client("dynamodb", region_name="eu-west-1")
+client = boto3.client("dynamodb", region_name="eu-west-1", endpoint_url=os.environ.get("DYNAMODB_ENDPOINT_URL"))
 @app.get("/health")
 def health():
     return {"status": "ok"}
+@app.get("/subscribers/{uid}")
+def subscriber(uid: str):
+    key = {"PK": {"S": os.environ["BENCH_PK"]}, "SK": {"S": os.environ["BENCH_SK"]}}  # the bench's subscriber
+    return client.get_item(TableName=os.environ["DYNAMODB_TABLE"], Key=key)["Item"]
 handler = Mangum(app, lifespan="off")
 """
 )
@@ -100,15 +113,18 @@ class Variant:
     cwd: Path
     init_and_answer: list[float] = field(default_factory=list)
     from_spawn: list[float] = field(default_factory=list)
+    first_read: list[float] = field(default_factory=list)
 
     def sample(self) -> None:
         spawned = time.monotonic_ns()
         result = subprocess.run(self.command, cwd=self.cwd, env=self.env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise SystemExit(f"{self.name}: sample failed:\n{result.stdout}\n{result.stderr}")
-        started, answered = map(int, result.stdout.split())
+        started, answered, read = map(int, result.stdout.split())
         self.init_and_answer.append((answered - started) / 1e6)
         self.from_spawn.append((answered - spawned) / 1e6)
+        if read:
+            self.first_read.append(read / 1e6)
 
 
 def summary(samples: list[float]) -> str:
@@ -120,6 +136,7 @@ def run(variants: list[Variant], runs: int) -> None:
         variant.sample()
         variant.init_and_answer.clear()
         variant.from_spawn.clear()
+        variant.first_read.clear()
     for _ in range(runs):
         for variant in variants:
             variant.sample()
@@ -128,6 +145,9 @@ def run(variants: list[Variant], runs: int) -> None:
     print(f"{'':{width}}  {'init + first answer':>26}  {'from spawn':>26}")
     for variant in variants:
         print(f"{variant.name:{width}}  {summary(variant.init_and_answer):>26}  {summary(variant.from_spawn):>26}")
+    for variant in variants:
+        if variant.first_read:
+            print(f"{variant.name:{width}}  then its first GET /subscribers/{{uid}}: {summary(variant.first_read)}")
 
 
 def ratio(portal: Variant, baseline: Variant) -> str:
@@ -139,15 +159,62 @@ def ratio(portal: Variant, baseline: Variant) -> str:
     )
 
 
+def seeded_table(endpoint: str, env: dict[str, str]) -> str:
+    """The table on moto's server with one operator and subscriber `bench-0001`; returns the
+    operator's access token. Written by this (development) interpreter through the app's own
+    services, so the samples read exactly what the API writes."""
+    import boto3
+
+    from app.auth.deps import auth_service_of
+    from app.auth.schemas import UserCreate
+    from app.config import Settings
+    from app.runtime import Runtime
+    from app.storage.dynamodb.schema import table_definition
+    from app.storage.records import Role
+    from app.subscribers.schemas import parse_subscriber
+    from app.subscribers.service import SubscriberService
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # moto's fake credentials, for the clients here
+        os.environ[name] = env[name]
+    settings = Settings(
+        app_env="dev",
+        dynamodb_endpoint_url=endpoint,
+        dynamodb_table=env["DYNAMODB_TABLE"],
+        aws_region=env["AWS_REGION"],
+        jwt_secret=env["JWT_SECRET"],
+    )
+    boto3.client("dynamodb", region_name=settings.aws_region, endpoint_url=endpoint).create_table(
+        **table_definition(settings.dynamodb_table)
+    )
+    runtime = Runtime(settings)
+    auth = auth_service_of(runtime)
+    password = "cold-start-bench-operator-password"
+    auth.create_user("bench", UserCreate(username="operator", password=password, role=Role.OPERATOR, full_name="Bench"))
+    row = {"uid": SUBSCRIBER, "msisdn": "+447911123401", "imsi": "234150000000401", "first_name": "Ada"}
+    row |= {"last_name": "Lovelace", "status": "ACTIVE", "plan": "GOLD"}
+    SubscriberService(runtime.store, settings).create("bench", parse_subscriber(row, phone_region="GB"))
+    return auth.login("operator", password, client_ip="127.0.0.1").access_token
+
+
 def measure_environment(python: str, runs: int, from_source: bool) -> None:
-    env = dict(ENV)
+    from app.storage.dynamodb.subscribers import subscriber_key
+    from tests.servers import moto_server  # development venv only; the samples don't use it
+
+    env = {**ENV, "DYNAMODB_TABLE": "cold-start-bench"}
     if from_source:  # an empty cache folder: every module is compiled in every sample
         env["PYTHONPYCACHEPREFIX"] = tempfile.mkdtemp(prefix="cold-start-no-bytecode-")
-    baseline = Variant("baseline", [python, "-c", BASELINE, EVENT], env, ROOT)
-    portal = Variant("portal", [python, "-c", PORTAL, EVENT], env, ROOT)
-    print(f"interpreter: {python}")
-    print(f"bytecode:    {'none (all compiled from source)' if from_source else 'where present'}")
-    run([baseline, portal], runs)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
+    with moto_server() as endpoint:
+        env["DYNAMODB_ENDPOINT_URL"] = endpoint
+        env["BENCH_PK"], env["BENCH_SK"] = subscriber_key(SUBSCRIBER)
+        token = seeded_table(endpoint, env)
+        read = json.dumps(http_v2("GET", f"/subscribers/{SUBSCRIBER}", headers={"authorization": f"Bearer {token}"}))
+        baseline = Variant("baseline", [python, "-c", BASELINE, EVENT, read], env, ROOT)
+        portal = Variant("portal", [python, "-c", PORTAL, EVENT, read], env, ROOT)
+        print(f"interpreter: {python}")
+        print(f"bytecode:    {'none (all compiled from source)' if from_source else 'where present'}")
+        print(f"store:       moto server on {endpoint} (the first read includes its HTTP round trips)")
+        run([baseline, portal], runs)
     print(ratio(portal, baseline))
 
 
