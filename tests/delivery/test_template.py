@@ -20,7 +20,7 @@ import pytest
 
 from app.config import Settings
 from app.storage.dynamodb.schema import TTL_ATTRIBUTE, table_definition
-from infra.package_bytecode import NOT_COMPILED, PYC_TAG, find_python312
+from infra.package_bytecode import NOT_COMPILED, PYC_TAG, NoPython312, find_python312
 from tests.delivery.conftest import (
     ARTIFACT,
     ROOT,
@@ -372,6 +372,15 @@ def test_artifact_ships_312_bytecode_for_every_module(artifact: zipfile.ZipFile)
         header = artifact.read(name)[:8]
         assert header[:4] == PYC_MAGIC_312, name
         assert int.from_bytes(header[4:8], "little") == PYC_UNCHECKED_HASH, name
+
+
+def test_packaging_without_python_312_stops_with_what_to_install(tmp_path: Path) -> None:
+    nowhere = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path)}
+    with pytest.raises(NoPython312, match=r"No CPython 3\.12 found .* PYTHON312="):
+        find_python312(nowhere)
+    # An explicit choice that is not a 3.12 is refused, not silently replaced by another one.
+    with pytest.raises(NoPython312, match=r"is not a working CPython 3\.12"):
+        find_python312({**nowhere, "PYTHON312": sys.executable})
 
 
 def test_artifact_fits_lambda_limits(artifact: zipfile.ZipFile) -> None:
