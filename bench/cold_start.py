@@ -10,9 +10,12 @@ it. Two figures per sample, both ending at the answer:
 - **from spawn**: from just before the process is started, so the interpreter's own start too.
 
 The baseline, interleaved with the portal in the same run, is a bare FastAPI + Mangum app that
-imports boto3 and creates a DynamoDB client. Prints medians, the spread (min-max) and the ratio.
+imports boto3, creates a DynamoDB client and has a `GET /subscribers/{uid}` route doing one
+GetItem. Prints medians, the spread (min-max) and the ratio. Without `--artifact`, each sample
+then times its first `GET /subscribers/{uid}` (the portal's with an operator's token: user and
+session reads, then the subscriber) against a moto server seeded through the app's services.
 
-    python bench/cold_start.py [--runs 15] [--python PATH] [--from-source]   # app/ compiled first unless --from-source
+    python bench/cold_start.py [--runs 15] [--python PATH] [--from-source]  # else app/ compiled first
     python bench/cold_start.py --artifact .serverless/subscriber-portal.zip [--runs 11]
 
 `make bench` runs the first form with an interpreter whose environment holds exactly
