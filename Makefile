@@ -17,6 +17,7 @@ STAMP  := $(VENV)/.installed
 NPM_STAMP      := node_modules/.installed
 TEMPLATE       := .serverless/cloudformation-template-update-stack.json
 PACKAGE_INPUTS := serverless.yml package-lock.json requirements/lambda.txt $(wildcard infra/*.yml) \
+                  infra/bytecode-plugin.js infra/package_bytecode.py \
                   $(shell find app -name '*.py')
 OSLS           := PATH="$(CURDIR)/$(BIN):$$PATH" VIRTUAL_ENV="$(CURDIR)/$(VENV)" npx --no osls
 
@@ -52,7 +53,8 @@ run: $(NPM_STAMP) java
 pytest: java
 
 # `make package`: always re-packages stage dev into .serverless/ (template + zip), offline, with
-# no AWS credentials. `make test` re-packages only when an input changed.
+# no AWS credentials. `make test` re-packages only when an input changed. A CPython 3.12 compiles
+# the zip's bytecode (infra/bytecode-plugin.js): PYTHON312, python3.12 on PATH or pyenv's.
 package: $(STAMP) $(NPM_STAMP)
 	$(OSLS) package --stage dev
 
@@ -83,16 +85,20 @@ pytest: $(STAMP) $(NPM_STAMP) $(TEMPLATE)
 
 test: lint typecheck lint-infra pytest
 
-# Benchmarks measure the deployed dependency set: a venv holding exactly requirements/lambda.txt.
+# Benchmarks measure the deployed dependency set on the Lambda's Python: a CPython 3.12 venv
+# holding exactly requirements/lambda.txt, then the packaged zip itself (from source vs compiled).
+# PYTHON312 (or python3.12 on PATH, or pyenv's) is found as `make package` finds it.
 LAMBDA_VENV := .venv-lambda
+PYTHON312   ?= $(shell $(PYTHON) infra/package_bytecode.py --which)
 $(LAMBDA_VENV)/.installed: requirements/lambda.txt
-	@test -x $(LAMBDA_VENV)/bin/python || $(PYTHON) -m venv $(LAMBDA_VENV)
+	@test -x $(LAMBDA_VENV)/bin/python || $(PYTHON312) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/python -m pip install --quiet -r requirements/lambda.txt
 	@touch $@
 
-bench: $(STAMP) $(LAMBDA_VENV)/.installed
+bench: $(STAMP) $(LAMBDA_VENV)/.installed package
 	$(BIN)/python bench/cold_start.py --python $(LAMBDA_VENV)/bin/python
 	$(BIN)/python bench/cold_start.py --python $(LAMBDA_VENV)/bin/python --from-source
+	$(BIN)/python bench/cold_start.py --artifact .serverless/subscriber-portal.zip --python $(PYTHON312)
 
 # Regenerate the committed OpenAPI document (a test fails while it is stale).
 openapi: $(STAMP)

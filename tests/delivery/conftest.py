@@ -99,6 +99,8 @@ def package_inputs() -> list[Path]:
         ROOT / "package-lock.json",
         ROOT / "requirements" / "lambda.txt",
         *sorted((ROOT / "infra").glob("*.yml")),
+        ROOT / "infra" / "bytecode-plugin.js",
+        ROOT / "infra" / "package_bytecode.py",
         *sorted((ROOT / "app").rglob("*.py")),
     ]
     return [path for path in inputs if path.exists()]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import pytest
 
 from app.config import Settings
 from app.storage.dynamodb.schema import TTL_ATTRIBUTE, table_definition
+from infra.package_bytecode import NOT_COMPILED, PYC_TAG, NoPython312, find_python312
 from tests.delivery.conftest import (
     ARTIFACT,
     ROOT,
@@ -342,7 +342,7 @@ def test_artifact_ships_the_app_and_its_linux_dependencies_only(artifact: zipfil
     assert "app/handler.py" in names
     assert not tops & {"tests", "bench", "docs", "infra", "node_modules", ".venv", ".data", "requirements"}
     assert not tops & {"boto3", "botocore", "s3transfer"}  # provided by the Lambda runtime
-    assert not any("__pycache__" in name for name in names)
+    assert not any(name.endswith(".pyc") and "__pycache__/" not in name for name in names)
     # Compiled modules were built for the Lambda (CPython 3.12, Linux x86_64), not this machine.
     extensions = [name for name in names if name.endswith(".so")]
     assert any("pydantic_core" in name for name in extensions)
@@ -355,43 +355,68 @@ def test_artifact_ships_the_app_and_its_linux_dependencies_only(artifact: zipfil
     assert any(name.startswith("email_validator-") and "dist-info" in name for name in names)
 
 
+PYC_MAGIC_312 = (3531).to_bytes(2, "little") + b"\r\n"  # importlib.util.MAGIC_NUMBER of CPython 3.12
+PYC_UNCHECKED_HASH = 0b01  # flags word of PEP 552: hash-based, not checked against the source
+
+
+def test_artifact_ships_312_bytecode_for_every_module(artifact: zipfile.ZipFile) -> None:
+    """Each module has its CPython 3.12 .pyc, hash-based (valid whatever mtimes extraction gives),
+    and nothing else is compiled: no other version's, no leftovers of a removed module."""
+    names = artifact.namelist()
+    modules = [Path(name) for name in names if name.endswith(".py") and not NOT_COMPILED.search(name)]
+    expected = {(module.parent / "__pycache__" / f"{module.stem}.{PYC_TAG}.pyc").as_posix() for module in modules}
+    shipped = {name for name in names if "__pycache__/" in name}
+    assert "app/__pycache__/handler.cpython-312.pyc" in shipped
+    assert shipped == expected, (sorted(expected - shipped)[:5], sorted(shipped - expected)[:5])
+    for name in sorted(shipped):
+        header = artifact.read(name)[:8]
+        assert header[:4] == PYC_MAGIC_312, name
+        assert int.from_bytes(header[4:8], "little") == PYC_UNCHECKED_HASH, name
+
+
+def test_packaging_without_python_312_stops_with_what_to_install(tmp_path: Path) -> None:
+    nowhere = {"PATH": str(tmp_path), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path)}
+    with pytest.raises(NoPython312, match=r"No CPython 3\.12 found .* PYTHON312="):
+        find_python312(nowhere)
+    # An explicit choice that is not a 3.12 is refused, not silently replaced by another one.
+    with pytest.raises(NoPython312, match=r"is not a working CPython 3\.12"):
+        find_python312({**nowhere, "PYTHON312": sys.executable})
+
+
 def test_artifact_fits_lambda_limits(artifact: zipfile.ZipFile) -> None:
     assert ARTIFACT.stat().st_size < LAMBDA_ZIP_LIMIT
     assert sum(info.file_size for info in artifact.infolist()) < LAMBDA_UNZIPPED_LIMIT
 
 
-def find_python312() -> str | None:
-    candidates = [
-        shutil.which("python3.12"),
-        *sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12")),
-    ]
-    for candidate in candidates:
-        if (
-            candidate
-            and subprocess.run(
-                [str(candidate), "-c", "import sys; assert sys.version_info[:2] == (3, 12)"],
-                capture_output=True,
-                check=False,
-            ).returncode
-            == 0
-        ):
-            return str(candidate)
-    return None
-
-
 SMOKE = """
-import json, sys
+import importlib.machinery, importlib.util, inspect, json, pathlib, sys
+task = pathlib.Path(sys.argv[2])
+# Every module the handler imports from the package must load from its shipped bytecode: a .pyc
+# the loader rejects (wrong version, stale hash) would be compiled from source here instead.
+compiled_from_source = []
+source_to_code = importlib.machinery.SourceFileLoader.source_to_code
+def counting_source_to_code(self, data, path, *args, **kwargs):
+    if pathlib.Path(path).is_relative_to(task):
+        compiled_from_source.append(path)
+    return source_to_code(self, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = counting_source_to_code
 event = json.loads(sys.argv[1])
 from app.handler import handler
-print(json.dumps(handler(event, None)))
+response = handler(event, None)
+assert not compiled_from_source, compiled_from_source[:5]
+# Each .pyc is the compilation of the source beside it (the hash the loader would check).
+for pyc in task.rglob("__pycache__/*.pyc"):
+    source = pyc.parent.parent / (pyc.name.split(".")[0] + ".py")
+    assert pyc.read_bytes()[8:16] == importlib.util.source_hash(source.read_bytes()), pyc
+# Tracebacks keep their source lines: the sources ship beside the bytecode.
+assert "def handler(" in inspect.getsource(handler)
+print(json.dumps(response))
 """
 
 
 def test_artifact_answers_http_on_python_312(artifact: zipfile.ZipFile, tmp_path: Path) -> None:
     """Unzipped like Lambda does, with boto3 beside it as the runtime provides, on CPython 3.12."""
-    python = find_python312()
-    if python is None:
-        pytest.skip("no CPython 3.12 on this machine: the Lambda artifact cannot be imported here")
+    python = find_python312()  # packaging needed one too
     task = tmp_path / "task"
     artifact.extractall(task)
     runtime = tmp_path / "runtime"
@@ -407,6 +432,7 @@ def test_artifact_answers_http_on_python_312(artifact: zipfile.ZipFile, tmp_path
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join([str(task), str(runtime)]),
         "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",  # /var/task is read-only
         "APP_ENV": "dev",
         "JWT_SECRET": "smoke-test-secret-that-is-long-enough-0123456789",
         "DYNAMODB_TABLE": "smoke",
@@ -415,7 +441,7 @@ def test_artifact_answers_http_on_python_312(artifact: zipfile.ZipFile, tmp_path
         "AWS_SECRET_ACCESS_KEY": "testing",
     }
     result = subprocess.run(
-        [python, "-S", "-c", SMOKE, json.dumps(http_v2("GET", "/health"))],
+        [python, "-S", "-c", SMOKE, json.dumps(http_v2("GET", "/health")), str(task)],
         cwd=tempfile.gettempdir(),
         env=env,
         capture_output=True,
