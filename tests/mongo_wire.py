@@ -12,6 +12,7 @@ CI's mongo:7 job does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import struct
 import sys
@@ -104,14 +105,16 @@ async def _serve(upstream_host: str, upstream_port: int) -> None:
             client_writer.close()
             return
         handshakes: set[int] = set()
-        await asyncio.gather(
-            _pipe(client_reader, server_writer, handshakes, requests=True),
-            _pipe(server_reader, client_writer, handshakes, requests=False),
-        )
+        with contextlib.suppress(asyncio.CancelledError):  # the stand-in is stopping
+            await asyncio.gather(
+                _pipe(client_reader, server_writer, handshakes, requests=True),
+                _pipe(server_reader, client_writer, handshakes, requests=False),
+            )
 
     shim = await asyncio.start_server(connect, "127.0.0.1", 0)
     port = shim.sockets[0].getsockname()[1]
-    print(f"mongodb://127.0.0.1:{port}", flush=True)
+    # briskdb serves at most 8 sockets: every client pools at most 2 of them (plus its monitor).
+    print(f"mongodb://127.0.0.1:{port}/?maxPoolSize=2", flush=True)
     stop = asyncio.get_running_loop().create_future()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.cancel)
