@@ -25,7 +25,7 @@ from app.storage.dynamodb.audit import audit_item
 from app.storage.records import AuditEntry
 from app.timeutil import utcnow
 from tests.conftest import SERVER_URI
-from tests.migration.test_store_copy import populate
+from tests.migration.test_store_copy import LOGIN_THROTTLE, populate
 from tests.servers import ROOT, moto_server
 from tests.support import TEST_SECRET, make_settings
 
@@ -194,6 +194,7 @@ def _written(state: Path) -> int:
         return 0
 
 
+@pytest.mark.needs_mongodb_server(LOGIN_THROTTLE)
 def test_from_a_real_mongodb(env: dict[str, str], tmp_path: Path) -> None:
     database = f"copy_{uuid.uuid4().hex[:10]}"
     mongo = Runtime(make_settings(mongodb_uri=os.environ[SERVER_URI], mongodb_database=database))
