@@ -1,5 +1,5 @@
-"""MongoDB behaviour that only a server over the wire shows (mongomock ignores it): who closes the
-client, index evolution, what a duplicate-key error names, and which field names a server stores."""
+"""MongoDB behaviour that mongomock hides: who closes the client, and index evolution (a server
+refuses to create an index under a name it already has with other keys or options)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pymongo import MongoClient
+from pymongo import ASCENDING, MongoClient
 from pymongo.errors import InvalidOperation
 
 from app.runtime import Runtime
 from app.storage.cursor import CursorCodec
+from app.storage.mongo import database
 from app.storage.mongo.store import MongoStore
 from tests.conftest import SERVER_URI
 from tests.support import make_settings
@@ -48,3 +49,53 @@ def test_a_store_made_from_settings_closes_its_own_client(database_name: str) ->
     runtime.close()
     with pytest.raises(InvalidOperation):
         store.client[database_name].command("ping")
+
+
+@pytest.fixture(params=["mongo", "mongo-real"])
+def any_server(request: pytest.FixtureRequest, server: MongoClient[dict[str, Any]]) -> Any:
+    if request.param == "mongo":
+        import mongomock
+
+        return mongomock.MongoClient(tz_aware=True)
+    return server
+
+
+def test_a_changed_index_is_reported_and_migrated_not_refused_at_start(
+    any_server: Any, database_name: str, cursors: CursorCodec
+) -> None:
+    db = any_server[database_name]
+    MongoStore(any_server, database_name, cursors).close()
+    # An older release's indexes: by_status with other keys, and one the model no longer names.
+    db["jobs"].drop_index("by_status")
+    db["jobs"].create_index([("status", ASCENDING)], name="by_status")
+    db["jobs"].create_index([("kind", ASCENDING)], name="by_kind")
+
+    store = MongoStore(any_server, database_name, cursors)  # starts: a real server would refuse to create it
+    check = store.readiness().checks["indexes:jobs"]
+    assert not check.ok
+    assert "by_status: keys [('status', 1)] on the server" in check.detail
+    assert "by_kind: not in the model" in check.detail
+
+    migrated = database.migrate_indexes(db)  # on the stand-in, its TTL indexes too (see conftest)
+    assert sorted(line for line in migrated if line.startswith("jobs.")) == [
+        "jobs.by_kind: not in the model -> dropped",
+        "jobs.by_status: keys [('status', 1)] on the server, [('status', 1), ('order', -1)] in the model -> rebuilt",
+    ]
+    assert database.index_differences(db).get("jobs") is None
+    assert store.readiness().checks["indexes:jobs"].ok
+
+
+def test_portal_migrate_indexes_rebuilds_a_changed_index(monkeypatch: pytest.MonkeyPatch, cursors: CursorCodec) -> None:
+    import mongomock
+    from typer.testing import CliRunner
+
+    from app import cli
+
+    store = MongoStore(mongomock.MongoClient(tz_aware=True), "cli_indexes", cursors)
+    store.db["jobs"].drop_index("newest_first")
+    store.db["jobs"].create_index([("created_at", ASCENDING)], name="newest_first")
+    monkeypatch.setattr(cli, "open_runtime", lambda: Runtime(make_settings(), store))
+    result = CliRunner().invoke(cli.app, ["migrate-indexes"])
+    assert result.exit_code == 0, result.output
+    assert "jobs.newest_first: keys [('created_at', 1)]" in result.output
+    assert database.index_differences(store.db) == {}
