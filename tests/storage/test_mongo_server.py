@@ -1,5 +1,6 @@
-"""MongoDB behaviour that mongomock hides: who closes the client, and index evolution (a server
-refuses to create an index under a name it already has with other keys or options)."""
+"""MongoDB behaviour that mongomock hides: who closes the client, index evolution (a server refuses
+to create an index under a name it already has with other keys or options), and the `keyPattern`
+of a duplicate-key error."""
 
 from __future__ import annotations
 
@@ -99,3 +100,32 @@ def test_portal_migrate_indexes_rebuilds_a_changed_index(monkeypatch: pytest.Mon
     assert result.exit_code == 0, result.output
     assert "jobs.newest_first: keys [('created_at', 1)]" in result.output
     assert database.index_differences(store.db) == {}
+
+
+@pytest.mark.needs_mongodb_server("briskdb's duplicate-key errors carry no keyPattern")
+def test_a_duplicate_key_names_its_index_keys(
+    server: MongoClient[dict[str, Any]], database_name: str, cursors: CursorCodec
+) -> None:
+    """The subscriber repository reads `keyPattern` to name the field a create collided on."""
+    from pymongo.errors import DuplicateKeyError
+
+    MongoStore(server, database_name, cursors).close()
+    subscribers = server[database_name]["subscribers"]
+    subscribers.insert_one({"_id": "a", "msisdn": "1", "imsi": "1"})
+    with pytest.raises(DuplicateKeyError) as raised:
+        subscribers.insert_one({"_id": "b", "msisdn": "2", "imsi": "1"})
+    assert (raised.value.details or {}).get("keyPattern") == {"imsi": 1}
+
+
+def test_the_field_named_by_key_pattern_wins_over_a_lookup(cursors: CursorCodec) -> None:
+    import mongomock
+    from pymongo.errors import DuplicateKeyError
+
+    from tests.subscribers.support import audit_for, imsi, msisdn, record
+
+    store = MongoStore(mongomock.MongoClient(tz_aware=True), "key_pattern", cursors)
+    store.subscribers.create(record(1), audit_for(record(1)))
+    both_taken = record(2, msisdn=msisdn(1), imsi=imsi(1))
+    error = DuplicateKeyError("E11000", 11000, {"keyPattern": {"imsi": 1}})
+    conflict = store.subscribers._taken(error, both_taken, ("msisdn", "imsi"))
+    assert conflict.field == "body.imsi"
