@@ -106,6 +106,27 @@ def create_admin(
     console.print(f"[green]created admin {user.username!r}[/green]")
 
 
+@app.command("migrate-indexes")
+def migrate_indexes() -> None:
+    """MongoDB only: rebuild the indexes whose keys or options changed in a release, and drop
+    those it no longer names (readiness lists them). Run it before or right after an upgrade."""
+    from app.storage.mongo import database
+    from app.storage.mongo.store import MongoStore
+
+    runtime = open_runtime()
+    try:
+        store = runtime.store
+        if not isinstance(store, MongoStore):
+            console.print("[red]migrate-indexes: the store is not MongoDB[/red]")
+            raise typer.Exit(1)
+        done = database.migrate_indexes(store.db)
+    finally:
+        runtime.close()
+    for line in done:
+        console.print(line)
+    console.print("[green]every index matches the model[/green]")
+
+
 @app.command("reconcile-counters")
 def reconcile_counters(
     fix: Annotated[bool, typer.Option("--fix", help="Overwrite drifted counters with the recounted values.")] = False,

@@ -65,4 +65,4 @@ def _mongo_store(settings: Settings, cursors: CursorCodec) -> Store:
         serverSelectionTimeoutMS=5000,
         appname="subscriber-portal",
     )
-    return MongoStore(client, settings.mongodb_database, cursors)
+    return MongoStore(client, settings.mongodb_database, cursors, owns_client=True)

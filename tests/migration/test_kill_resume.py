@@ -1,9 +1,10 @@
 """A real worker process killed with SIGKILL in the middle of an import, then resumed by another one.
 
-The processes share a real store server: DynamoDB on a moto server and on DynamoDB Local (always)
-and MongoDB when MONGODB_URI is set. `portal import` runs in its own process group through killable_portal.py, which
-stalls it, on every run, with a batch partly (or wholly) written and not checkpointed; the test
-checks the job is mid-way, kills the group with SIGKILL, and resumes the job with the unmodified
+The processes share a real store server: DynamoDB on a moto server and on DynamoDB Local, and
+MongoDB on the "mongo-real" server of tests/conftest.py. `portal import` runs in its own process
+group through killable_portal.py, which stalls it, on every run, with a batch partly (or wholly)
+written and not checkpointed; the test checks the job is mid-way, kills the group with SIGKILL, and
+resumes the job with the unmodified
 `portal` console script: `portal jobs run JOB_ID`, or `portal jobs sweep`. Afterwards everything
 must be as if the import had never been interrupted: exact counts and row errors, every subscriber
 exactly once, no orphan uniqueness claim, counters that reconcile, one audit entry for the job.
@@ -34,6 +35,7 @@ from app.storage.records import JobRecord, JobStatus, SubscriberRecord
 from app.subscribers.schemas import parse_subscriber
 from app.subscribers.service import SubscriberService
 from app.timeutil import utcnow
+from tests.conftest import SERVER_URI
 from tests.servers import ROOT, moto_server
 from tests.support import TEST_SECRET
 
@@ -50,12 +52,7 @@ INTERRUPT_SECONDS = 5  # Ctrl-C stops the CLI within a few seconds
 BACKENDS = [
     "dynamodb",
     "dynamodb-local",
-    pytest.param(
-        "mongo-real",
-        marks=pytest.mark.skipif(
-            not os.environ.get("MONGODB_URI"), reason="needs a real MongoDB shared by processes (set MONGODB_URI)"
-        ),
-    ),
+    "mongo-real",
 ]
 
 # --- the file: 50 rows in 5 batches of 10, with invalid rows and duplicates inside the file --------
@@ -156,7 +153,7 @@ def deployment(
     else:
         env |= {
             "STORAGE_BACKEND": "mongo",
-            "MONGODB_URI": os.environ["MONGODB_URI"],
+            "MONGODB_URI": os.environ[SERVER_URI],
             "MONGODB_DATABASE": name.replace("-", "_"),
         }
     # This process gets exactly the same configuration (for its store and the in-process CLI calls):
@@ -184,7 +181,7 @@ def deployment(
         if request.param == "mongo-real":
             from pymongo import MongoClient
 
-            client: MongoClient[dict[str, Any]] = MongoClient(os.environ["MONGODB_URI"])
+            client: MongoClient[dict[str, Any]] = MongoClient(os.environ[SERVER_URI])
             client.drop_database(env["MONGODB_DATABASE"])
             client.close()
         runtime.close()

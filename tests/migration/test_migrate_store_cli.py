@@ -1,5 +1,5 @@
-"""`portal migrate-store` as a real process against DynamoDB on moto's server (and a real MongoDB when
-MONGODB_URI is set): a copy, a repeat, a refusal to write into a store holding other data, and a
+"""`portal migrate-store` as a real process against DynamoDB on moto's server (and the "mongo-real"
+MongoDB server of tests/conftest.py): a copy, a repeat, a refusal to write into a store holding other data, and a
 copy killed with SIGKILL half-way that the next run finishes."""
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from app.storage.base import Store
 from app.storage.dynamodb.audit import audit_item
 from app.storage.records import AuditEntry
 from app.timeutil import utcnow
-from tests.migration.test_store_copy import populate
+from tests.conftest import SERVER_URI
+from tests.migration.test_store_copy import LOGIN_THROTTLE, populate
 from tests.servers import ROOT, moto_server
 from tests.support import TEST_SECRET, make_settings
 
@@ -189,13 +190,13 @@ def _written(state: Path) -> int:
         return 0
 
 
-@pytest.mark.skipif(not os.environ.get("MONGODB_URI"), reason="needs a real MongoDB (MONGODB_URI)")
+@pytest.mark.needs_mongodb_server(LOGIN_THROTTLE)
 def test_from_a_real_mongodb(env: dict[str, str], tmp_path: Path) -> None:
     database = f"copy_{uuid.uuid4().hex[:10]}"
-    mongo = Runtime(make_settings(mongodb_uri=os.environ["MONGODB_URI"], mongodb_database=database))
+    mongo = Runtime(make_settings(mongodb_uri=os.environ[SERVER_URI], mongodb_database=database))
     try:
         populate(mongo.store, tmp_path)
-        env = {**env, "SOURCE_MONGODB_URI": os.environ["MONGODB_URI"], "SOURCE_MONGODB_DATABASE": database}
+        env = {**env, "SOURCE_MONGODB_URI": os.environ[SERVER_URI], "SOURCE_MONGODB_DATABASE": database}
         copied = portal(env, "--source", "mongo", "--target", "dynamodb")
         assert copied.returncode == 0, copied.stderr
         assert "every record is in the target, byte for byte" in copied.stderr

@@ -1,4 +1,5 @@
-"""The storage contract suite runs on every backend, DynamoDB Local included (see tests/conftest.py)."""
+"""The storage contract suite runs on every backend: DynamoDB Local and a MongoDB server over the
+wire ("mongo-real") included (see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,6 @@ from app.storage.cursor import CursorCodec
 from tests.conftest import ENGINE_BACKENDS, backend_store
 
 
-@pytest.fixture(params=ENGINE_BACKENDS)
+@pytest.fixture(params=[*ENGINE_BACKENDS, "mongo-real"])
 def store(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[Store]:
     yield from backend_store(request, cursors)

@@ -402,7 +402,9 @@ def test_has_future_confirmed_and_future_bookings_of_a_resource(store: Store) ->
 
 
 def _race(count: int, attempt: Callable[[int], None]) -> list[str]:
+    """Each attempt's outcome; an unexpected error is raised once every racer is done."""
     outcomes: list[str] = []
+    errors: list[Exception] = []
     barrier = threading.Barrier(count)
 
     def run(index: int) -> None:
@@ -412,14 +414,17 @@ def _race(count: int, attempt: Callable[[int], None]) -> list[str]:
             outcomes.append("ok")
         except (SlotFull, OverlappingBooking):
             outcomes.append("conflict")
-        except Exception as exc:  # anything else is a failure of the test, reported below
+        except Exception as exc:  # anything else is a failure of the test, raised below
             outcomes.append(f"error: {exc!r}")
+            errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if errors:
+        raise errors[0]
     return outcomes
 
 
@@ -434,6 +439,24 @@ def test_last_seat_race_has_exactly_one_winner(store: Store) -> None:
     assert len(listed) == 3
     day = at(10).date().isoformat()
     assert store.counters.get_keys("bookings.day", [day]) == {day: 3}
+
+
+def test_first_bookings_of_an_empty_slot_racing_all_get_a_seat(store: Store) -> None:
+    """No slot document exists yet: every racer's seat is the upsert that may create it."""
+    add_resource(store, capacity=12)
+    outcomes = _race(12, lambda i: book(store, make_booking(f"e{i}", at(10), subscriber=f"racer{i}")))
+    assert outcomes == ["ok"] * 12
+    assert seats(store) == {at(10): 12}
+
+
+def test_first_bookings_of_a_subscribers_day_racing_all_get_their_time(store: Store) -> None:
+    """Non-overlapping bookings of one subscriber on a day with nothing booked yet: each one's
+    time claim is the upsert that may create the day's ledger."""
+    for index in range(8):
+        add_resource(store, resource_id=f"res{index:02d}", capacity=1)
+    outcomes = _race(8, lambda i: book(store, make_booking(f"d{i}", at(8 + i), resource_id=f"res{i:02d}")))
+    assert outcomes == ["ok"] * 8
+    assert len(store.bookings.list_for_subscriber("sub1", start_from=None, start_to=None, limit=50).items) == 8
 
 
 def test_same_subscriber_racing_for_overlapping_slots_gets_one(store: Store) -> None:

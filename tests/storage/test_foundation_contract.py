@@ -27,6 +27,7 @@ def _entry(n: int, entity_id: str = "u1", **overrides: object) -> AuditEntry:
     return AuditEntry.model_validate(values)
 
 
+@pytest.mark.needs_mongodb_server("briskdb keeps no expireAfterSeconds on a TTL index")
 def test_readiness_reports_every_check_ok(store: Store) -> None:
     readiness = store.readiness()
     assert readiness.ok, readiness.checks

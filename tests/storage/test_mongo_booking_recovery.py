@@ -1,11 +1,14 @@
-"""MongoDB books in several single-document steps: recovery undoes or finishes a step a crash interrupted."""
+"""MongoDB books in several single-document steps: recovery undoes or finishes a step a crash interrupted,
+and a claim that loses an upsert race to another first claim is not refused."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import mongomock
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from app.storage.cursor import CursorCodec
 from app.storage.mongo.bookings import CLAIMING, MOVING
@@ -58,3 +61,39 @@ def test_interrupted_move_gives_back_the_new_slot(mongo: MongoStore) -> None:
     assert mongo.recover() >= 1
     assert seats(mongo) == {at(10): 1}
     assert mongo.bookings.get("b1") == booking
+
+
+class _LosesTheFirstUpsert:
+    """A collection whose first upsert loses a race: another writer's upsert created the document
+    first, so MongoDB reports a duplicate key (it does not retry upserts whose filter is not an
+    equality on `_id`). Every other call goes to the real collection."""
+
+    def __init__(self, collection: Any, rival: dict[str, Any]) -> None:
+        self.collection = collection
+        self.rival: dict[str, Any] | None = rival
+
+    def update_one(self, filter: dict[str, Any], update: dict[str, Any], upsert: bool = False) -> Any:
+        if upsert and self.rival is not None:
+            self.collection.insert_one({"_id": filter["_id"], **self.rival})
+            self.rival = None
+            raise DuplicateKeyError("E11000 duplicate key error collection: _id_ dup key")
+        return self.collection.update_one(filter, update, upsert=upsert)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+
+def test_the_first_seat_of_an_empty_slot_survives_a_racing_first_seat(mongo: MongoStore) -> None:
+    add_resource(mongo, capacity=2)
+    rival = {"booked": 1, "holders": ["rival"], "resource_id": "res1", "start": at(10)}
+    mongo.bookings.slots = _LosesTheFirstUpsert(mongo.db["slots"], rival)
+    book(mongo, make_booking("b1", at(10)))
+    assert seats(mongo) == {at(10): 2}
+
+
+def test_the_first_booking_of_a_day_survives_a_racing_first_booking(mongo: MongoStore) -> None:
+    add_resource(mongo, capacity=2)
+    rival = {"intervals": [{"booking_id": "rival", "start": at(8), "end": at(9)}], "expires_at": at(48)}
+    mongo.bookings.busy = _LosesTheFirstUpsert(mongo.db["subscriber_busy"], rival)
+    book(mongo, make_booking("b1", at(10)))
+    assert mongo.bookings.get("b1") is not None

@@ -3,7 +3,6 @@ by recovery, and counter deltas are applied exactly once however often a flush r
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +21,7 @@ from tests.subscribers.support import assert_consistent, audit_for, counts, reco
 STATUS = "subscribers.status"
 
 
-@pytest.fixture(params=["mongo"] + (["mongo-real"] if os.environ.get("MONGODB_URI") else []))
+@pytest.fixture(params=["mongo", "mongo-real"])
 def mongo(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[MongoStore]:
     stores = mongo_store(cursors, real=request.param == "mongo-real")
     store = next(stores)

@@ -72,6 +72,19 @@ def test_a_redone_batch_counts_once_and_writes_nothing(store: Store) -> None:
     assert_consistent(store)
 
 
+def test_a_batch_resumed_with_another_batch_size_counts_every_row_once(store: Store) -> None:
+    """A worker wrote and counted rows 21-24 and died before its checkpoint; the resumer's batch
+    starts at the same row but holds more rows (batch_rows changed meanwhile)."""
+    rows = [imported(n, status=SubscriberStatus.ACTIVE if n % 2 else SubscriberStatus.SUSPENDED) for n in range(21, 51)]
+    results(store, rows[:4])
+    assert results(store, rows) == [(n, "created", "", "") for n in range(21, 51)]
+    assert counts(store, STATUS) == {"ACTIVE": 15, "SUSPENDED": 15}
+    assert_consistent(store)
+    # ... and the other way round: a shorter batch redone over rows a longer one counted.
+    results(store, rows[:10])
+    assert counts(store, STATUS) == {"ACTIVE": 15, "SUSPENDED": 15}
+
+
 def test_upsert_replaces_and_update_needs_an_existing_subscriber(store: Store) -> None:
     existing = record(1, plan="OLD")
     store.subscribers.create(existing, audit_for(existing))

@@ -214,7 +214,7 @@ def population(store: Store) -> list[SubscriberRecord]:
     return _populate(store)
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[*BACKENDS, "mongo-real"])
 def populated(request: pytest.FixtureRequest) -> Iterator[tuple[Store, list[SubscriberRecord]]]:
     """One populated store per backend for the read-only tests (moto copies the whole table on
     every transaction, so populating it once per test would dominate the suite's run time)."""

@@ -78,6 +78,24 @@ def to_booking(document: dict[str, Any]) -> BookingRecord:
     return BookingRecord.model_validate({**data, "id": document["_id"]})
 
 
+def _conditional_upsert(collection: Any, filter: dict[str, Any], update: dict[str, Any]) -> bool:
+    """Apply `update` to the document `filter` matches, creating it when it does not exist; False
+    when it exists and does not match (the duplicate key of the upsert is the refusal).
+
+    The filter is not an equality on `_id` alone, so MongoDB does not retry the duplicate key of
+    two upserts that both found no document: the first one can lose to a concurrent creation. The
+    document exists after that, so a second attempt either matches it or is a true refusal.
+    """
+    for attempt in range(2):
+        try:
+            collection.update_one(filter, update, upsert=True)
+            return True
+        except DuplicateKeyError:
+            if attempt:
+                return False
+    return False
+
+
 def slot_id(resource_id: str, start: datetime) -> str:
     return f"{resource_id}#{sortable(start)}"
 
@@ -202,19 +220,15 @@ class MongoBookingRepository:
     # --- single-document claims ----------------------------------------------------------------------
 
     def _take_seat(self, booking: BookingRecord, capacity: int) -> bool:
-        try:
-            self.slots.update_one(
-                {"_id": slot_id(booking.resource_id, booking.start), "booked": {"$lt": capacity}},
-                {
-                    "$inc": {"booked": 1},
-                    "$push": {"holders": booking.id},
-                    "$setOnInsert": {"resource_id": booking.resource_id, "start": booking.start},
-                },
-                upsert=True,
-            )
-            return True
-        except DuplicateKeyError:
-            return False
+        return _conditional_upsert(
+            self.slots,
+            {"_id": slot_id(booking.resource_id, booking.start), "booked": {"$lt": capacity}},
+            {
+                "$inc": {"booked": 1},
+                "$push": {"holders": booking.id},
+                "$setOnInsert": {"resource_id": booking.resource_id, "start": booking.start},
+            },
+        )
 
     def _free_seat(self, booking_id: str, resource_id: str, start: datetime) -> None:
         self.slots.update_one(
@@ -234,17 +248,15 @@ class MongoBookingRepository:
         }
         claimed: list[str] = []
         for day in _utc_days(booking.start, booking.end):
-            try:
-                self.busy.update_one(
-                    {"_id": busy_id(booking.subscriber_uid, day), "intervals": {"$not": overlapping}},
-                    {"$push": {"intervals": entry}, "$setOnInsert": {"expires_at": ledger_expiry(day)}},
-                    upsert=True,
-                )
-                claimed.append(day)
-            except DuplicateKeyError:
+            if not _conditional_upsert(
+                self.busy,
+                {"_id": busy_id(booking.subscriber_uid, day), "intervals": {"$not": overlapping}},
+                {"$push": {"intervals": entry}, "$setOnInsert": {"expires_at": ledger_expiry(day)}},
+            ):
                 for done in claimed:
                     self._pull_interval(booking.subscriber_uid, booking.id, booking.start, [done])
                 return False
+            claimed.append(day)
         return True
 
     def _pull_interval(self, subscriber_uid: str, booking_id: str, start: datetime, days: list[str]) -> None:

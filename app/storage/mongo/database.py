@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -9,7 +11,10 @@ from pymongo.errors import PyMongoError
 
 from app.storage.base import CheckResult, Readiness
 
-# collection -> indexes. Unique indexes give the same atomic guarantees as DynamoDB's claim items.
+logger = logging.getLogger(__name__)
+
+# collection -> indexes, each by name: a change of keys or options needs `migrate_indexes`.
+# Unique indexes give the same atomic guarantees as DynamoDB's claim items.
 INDEXES: dict[str, list[IndexModel]] = {
     "audit": [
         IndexModel([("entity_type", ASCENDING), ("entity_id", ASCENDING), ("order", DESCENDING)], name="by_entity"),
@@ -70,9 +75,68 @@ INDEXES: dict[str, list[IndexModel]] = {
 AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings")
 
 
-def ensure_indexes(db: Any) -> None:
+# The options an index is compared on; any other difference is in its keys.
+COMPARED_OPTIONS = ("unique", "sparse", "expireAfterSeconds")
+BUILT_IN = "_id_"
+
+
+def index_differences(db: Any) -> dict[str, dict[str, str]]:
+    """collection -> index name -> how the server's index differs from INDEXES ("missing",
+    "keys ...", "unique ...", or "not in the model" for an index INDEXES no longer names)."""
+    differences: dict[str, dict[str, str]] = {}
     for collection, indexes in INDEXES.items():
-        db[collection].create_indexes(indexes)
+        present = db[collection].index_information()
+        found: dict[str, str] = {}
+        for index in indexes:
+            wanted = index.document
+            have = present.get(wanted["name"])
+            change = "missing" if have is None else _difference(wanted, have)
+            if change:
+                found[wanted["name"]] = change
+        named = {index.document["name"] for index in indexes}
+        found.update({name: "not in the model" for name in present if name not in named and name != BUILT_IN})
+        if found:
+            differences[collection] = found
+    return differences
+
+
+def _difference(wanted: Mapping[str, Any], have: Mapping[str, Any]) -> str:
+    wanted_keys = [(field, int(direction)) for field, direction in wanted["key"].items()]
+    have_keys = [(field, int(direction)) for field, direction in have["key"]]
+    if wanted_keys != have_keys:
+        return f"keys {have_keys} on the server, {wanted_keys} in the model"
+    for option in COMPARED_OPTIONS:
+        if wanted.get(option) != have.get(option):
+            return f"{option} {have.get(option)!r} on the server, {wanted.get(option)!r} in the model"
+    return ""
+
+
+def ensure_indexes(db: Any) -> None:
+    """Create the missing indexes. A changed one is left alone (the server would refuse to create
+    it under its name: IndexOptionsConflict) and logged; readiness reports it until
+    `migrate_indexes` (`portal migrate-indexes`) rebuilds it."""
+    for collection, found in index_differences(db).items():
+        missing = [index for index in INDEXES[collection] if found.get(index.document["name"]) == "missing"]
+        if missing:
+            db[collection].create_indexes(missing)
+        for name, change in found.items():
+            if change != "missing":
+                logger.warning("index %s.%s differs from the model: %s", collection, name, change)
+
+
+def migrate_indexes(db: Any) -> list[str]:
+    """Rebuild every index that differs from INDEXES and drop those it no longer names; returns
+    what was done, one line per index. A unique index is rebuilt only if the data allows it."""
+    done: list[str] = []
+    for collection, found in index_differences(db).items():
+        for name, change in found.items():
+            if change != "missing":
+                db[collection].drop_index(name)
+            model = [index for index in INDEXES[collection] if index.document["name"] == name]
+            if model:
+                db[collection].create_indexes(model)
+            done.append(f"{collection}.{name}: {change} -> {'rebuilt' if model else 'dropped'}")
+    return done
 
 
 def readiness(db: Any) -> Readiness:
@@ -80,10 +144,11 @@ def readiness(db: Any) -> Readiness:
     try:
         db.command("ping")
         result.checks["server"] = CheckResult(True, "ping ok")
-        for collection, indexes in INDEXES.items():
-            present = set(db[collection].index_information())
-            missing = sorted(index.document["name"] for index in indexes if index.document["name"] not in present)
-            result.checks[f"indexes:{collection}"] = CheckResult(not missing, f"missing {missing}" if missing else "ok")
+        differences = index_differences(db)
+        for collection in INDEXES:
+            found = differences.get(collection, {})
+            detail = "; ".join(f"{name}: {change}" for name, change in sorted(found.items()))
+            result.checks[f"indexes:{collection}"] = CheckResult(not found, detail or "ok")
     except PyMongoError as exc:
         result.checks["server"] = CheckResult(False, f"unreachable: {type(exc).__name__}")
     return result

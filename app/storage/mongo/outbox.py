@@ -36,6 +36,7 @@ LIVE: dict[str, Any] = {DELETED: {"$exists": False}}
 COUNTER_DELTAS = "_counter_deltas"
 APPLIED_IDS = "applied"
 APPLIED_IDS_KEPT = 1000
+APPLY_ATTEMPTS = 10
 
 
 def pending(entry: AuditEntry, counter_deltas: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
@@ -73,6 +74,60 @@ def apply_counter_delta(db: Any, entry_id: str, scope: str, name: str, delta: in
             if db["counters"].find_one({"_id": document_id, APPLIED_IDS: entry_id}, {"_id": 1}):
                 return
     raise StoreUnavailable(f"could not update counter {document_id!r}")
+
+
+def apply_import_deltas(db: Any, job_id: str, scope: str, name: str, row_deltas: Mapping[int, int]) -> None:
+    """Add the deltas of an import's rows that no earlier batch of the job counted on this counter.
+
+    The entry id names the rows it counted (`import:<job>:21-24,27`), not the batch: a batch redone
+    with another size or start still counts each row exactly once. The update is conditional on
+    the counter's applied ids being the ones read, so a concurrent change makes it read again.
+    """
+    document_id = counter_id(scope, name)
+    prefix = f"import:{job_id}:"
+    for _ in range(APPLY_ATTEMPTS):
+        document = db["counters"].find_one({"_id": document_id}, {APPLIED_IDS: 1})
+        applied = (document or {}).get(APPLIED_IDS) or []
+        counted = {row for entry in applied if entry.startswith(prefix) for row in _rows(entry[len(prefix) :])}
+        rows = sorted(row for row in row_deltas if row not in counted)
+        if not rows:
+            return
+        entry_id = prefix + _runs(rows)
+        delta = sum(row_deltas[row] for row in rows)
+        if document is None:
+            apply_counter_delta(db, entry_id, scope, name, delta)
+            return
+        result = db["counters"].update_one(
+            {"_id": document_id, APPLIED_IDS: applied},
+            {
+                "$inc": {"n": delta},
+                "$set": {"scope": scope, "key": name},
+                "$push": {APPLIED_IDS: {"$each": [entry_id], "$slice": -APPLIED_IDS_KEPT}},
+            },
+        )
+        if result.matched_count:
+            return
+    raise StoreUnavailable(f"could not update counter {document_id!r}")
+
+
+def _runs(rows: list[int]) -> str:
+    """Sorted row numbers as runs: [21, 22, 23, 27] -> '21-23,27'."""
+    runs: list[list[int]] = []
+    for row in rows:
+        if runs and row == runs[-1][1] + 1:
+            runs[-1][1] = row
+        else:
+            runs.append([row, row])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
+
+
+def _rows(runs: str) -> list[int]:
+    rows: list[int] = []
+    for run in runs.split(","):
+        first, _, last = run.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            rows.extend(range(int(first), int(last or first) + 1))
+    return rows
 
 
 def flush(db: Any, collection: str, document_id: str) -> None:

@@ -24,8 +24,10 @@ INTERRUPTED_AFTER = timedelta(seconds=60)
 class MongoStore:
     backend = "mongo"
 
-    def __init__(self, client: Any, database_name: str, cursors: CursorCodec) -> None:
+    def __init__(self, client: Any, database_name: str, cursors: CursorCodec, *, owns_client: bool = False) -> None:
+        # A client the caller made (a test's, a tool's) is the caller's to close.
         self.client = client
+        self.owns_client = owns_client
         self.db = client[database_name]
         database.ensure_indexes(self.db)
         self.audit = MongoAuditRepository(self.db, cursors)
@@ -49,4 +51,5 @@ class MongoStore:
         return database.readiness(self.db)
 
     def close(self) -> None:
-        self.client.close()
+        if self.owns_client:
+            self.client.close()

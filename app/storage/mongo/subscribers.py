@@ -37,6 +37,8 @@ from app.timeutil import as_utc
 COLLECTION = "subscribers"
 # Above every character a uid may contain ([A-Za-z0-9_-]): `prefix <= uid < prefix + "~"` is a prefix match.
 _ABOVE_UID_CHARS = "~"
+# A written row's number and its counter change.
+Counted = tuple[int, Pair]
 # Status and plan before an import replaced the subscriber: its counter change, recomputable.
 _PREVIOUS = "_import_prev"
 _INDEX_FIELDS = {"_id": "uid", "msisdn": "msisdn", "imsi": "imsi"}
@@ -142,9 +144,10 @@ class MongoSubscriberRepository:
         """Creates go in one unordered `insert_many` (a duplicate key fails only its own row);
         replacements are single-document updates conditional on the version read.
 
-        Without transactions, counters move after the writes, as the batch's deltas added up and
-        applied once per batch: each counter update is keyed by the batch (`import:<job>:<first
-        row>`) like outbox entries, so applying it again is a no-op. A replaced subscriber keeps
+        Without transactions, counters move after the writes, one update per counter and batch.
+        Each update records which rows of the job it counted (`outbox.apply_import_deltas`), so a
+        batch redone after a crash, whatever its size, adds only the rows not counted yet. A
+        replaced subscriber keeps
         its previous status and plan (`_import_prev`, written with it), so a batch redone after a
         crash between writes and counters recomputes the same deltas from the stored documents
         and the missing counter updates are applied: counters end exact. Between the writes and
@@ -162,7 +165,7 @@ class MongoSubscriberRepository:
         outcomes: builtins.list[ImportOutcome] = []
         creates: builtins.list[tuple[ImportRow, PlannedWrite]] = []
         replaces: builtins.list[tuple[ImportRow, PlannedWrite]] = []
-        changed: builtins.list[Pair] = []
+        changed: builtins.list[Counted] = []
         for row in rows:
             decision = decide(row, existing.get(row.record.uid), mode=mode, job_id=job_id)
             if isinstance(decision, PlannedWrite):
@@ -170,7 +173,7 @@ class MongoSubscriberRepository:
                 continue
             outcomes.append(decision)
             if decision.result != "failed":  # written by this job before a crash: its deltas are owed again
-                changed.append(_redone_pair(found[row.record.uid]))
+                changed.append((row.row, _redone_pair(found[row.record.uid])))
         beat = between_writes or _nothing
         outcomes.extend(self._insert(creates, job_id, changed))
         if creates:
@@ -178,14 +181,17 @@ class MongoSubscriberRepository:
         for row, write in replaces:
             outcomes.append(self._replace_row(row, write, job_id, changed))
             beat()
-        entry_id = f"import:{job_id}:{rows[0].row}"
-        for scope, deltas in aggregate_deltas(changed).items():
-            for name, delta in sorted(deltas.items()):
-                outbox.apply_counter_delta(self.db, entry_id, scope, name, delta)
+        per_counter: dict[tuple[str, str], dict[int, int]] = {}
+        for row_number, pair in changed:
+            for scope, deltas in aggregate_deltas([pair]).items():
+                for name, delta in deltas.items():
+                    per_counter.setdefault((scope, name), {})[row_number] = delta
+        for (scope, name), row_deltas in sorted(per_counter.items()):
+            outbox.apply_import_deltas(self.db, job_id, scope, name, row_deltas)
         return outcomes
 
     def _insert(
-        self, creates: builtins.list[tuple[ImportRow, PlannedWrite]], job_id: str, changed: builtins.list[Pair]
+        self, creates: builtins.list[tuple[ImportRow, PlannedWrite]], job_id: str, changed: builtins.list[Counted]
     ) -> builtins.list[ImportOutcome]:
         if not creates:
             return []
@@ -200,11 +206,11 @@ class MongoSubscriberRepository:
                 outcomes.append(self._collision(row, job_id))
             else:
                 outcomes.append(written(write))
-                changed.append((None, write.after))
+                changed.append((row.row, (None, write.after)))
         return outcomes
 
     def _replace_row(
-        self, row: ImportRow, write: PlannedWrite, job_id: str, changed: builtins.list[Pair]
+        self, row: ImportRow, write: PlannedWrite, job_id: str, changed: builtins.list[Counted]
     ) -> ImportOutcome:
         before = write.before
         assert before is not None
@@ -221,7 +227,7 @@ class MongoSubscriberRepository:
             return ImportOutcome(
                 row.row, "failed", "uid", "changed_concurrently", "the subscriber changed while importing", before.uid
             )
-        changed.append((before, write.after))
+        changed.append((row.row, (before, write.after)))
         return written(write)
 
     def _collision(self, row: ImportRow, job_id: str) -> ImportOutcome:
