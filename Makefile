@@ -74,11 +74,12 @@ run: $(STAMP)
 	$(BIN)/uvicorn app.main:app --host $(HOST) --port $(PORT) --forwarded-allow-ips '$(FORWARDED_ALLOW_IPS)'
 
 lint: $(STAMP)
-	$(BIN)/ruff check app tests bench
-	$(BIN)/ruff format --check app tests bench
+	$(BIN)/ruff check app tests bench infra
+	$(BIN)/ruff format --check app tests bench infra
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict infra/package_bytecode.py
 
 pytest: $(STAMP) $(NPM_STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest
