@@ -98,7 +98,7 @@ def run(rows: int) -> dict[str, Any]:
         runtime = Runtime(make_settings(), store)
         runtime.provide("blobs", LocalBlobStore(Path(folder) / "files"))
         runtime.provide("job_dispatcher", InlineDispatcher(runtime))
-        principal = Principal(username="bench", role=Role.ADMIN, jti="bench", expires_at=0, family_id=None)
+        principal = Principal(username="bench", role=Role.ADMIN)
         request = JobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
         job, _ = service.create_job(runtime, principal, request)
         assert job.input_key is not None

