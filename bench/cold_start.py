@@ -91,7 +91,7 @@ handler = Mangum(app, lifespan="off")
 """
 )
 
-# As deployed: not local, so no embedded store, no table creation and no demo data.
+# As deployed: not local, so no local engine, no table creation and no demo data.
 ENV = {
     "PATH": os.environ.get("PATH", ""),
     "APP_ENV": "dev",
