@@ -14,7 +14,7 @@ from app.main import create_app
 from app.runtime import Runtime
 from app.storage.base import Store
 from app.storage.records import UserRecord
-from tests.support import make_settings
+from tests.support import errors_in_threads, make_settings
 
 
 def test_local_mode_seeds_demo_data_once(local_engine_dir: Path) -> None:
@@ -59,19 +59,7 @@ def test_two_processes_starting_on_an_empty_store_seed_it_once(store: Store, mon
         return found
 
     monkeypatch.setattr(store.users, "get", get_after_both_looked)
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            seed_demo_data(Runtime(settings, store))
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=start) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    errors = errors_in_threads(2, lambda: seed_demo_data(Runtime(settings, store)))
     assert errors == []
     assert len(store.subscribers.list(limit=100).items) == 5
     assert len(store.users.list(limit=100).items) == 3

@@ -14,6 +14,7 @@ from app.storage.dynamodb.store import DynamoStore
 from app.storage.dynamodb.table import DynamoTable
 from app.storage.local_engine import CREDENTIAL
 from tests.conftest import dynamo_store
+from tests.support import errors_in_threads
 
 
 @pytest.fixture(params=["dynamodb", "dynamodb-local"])
@@ -49,19 +50,7 @@ def test_two_processes_creating_the_table_at_once_both_start(client: Any) -> Non
                     both_looked.wait()  # both found no table before either creates it
 
     created: list[bool] = []
-    errors: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            created.append(Racing(client, name, CursorCodec(b"x" * 32)).ensure_table())
-        except BaseException as exc:  # reported by the assertion below
-            errors.append(exc)
-
-    workers = [threading.Thread(target=start) for _ in range(2)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    errors = errors_in_threads(2, lambda: created.append(Racing(client, name, CursorCodec(b"x" * 32)).ensure_table()))
     try:
         assert errors == []
         assert sorted(created) == [False, True]  # one created it, the other found it created
