@@ -2,11 +2,14 @@
 
 `python -m tests.mongo_wire DATA_DIR` starts briskdb's MongoDB-subset listener on 127.0.0.1
 behind a loopback shim, prints `mongodb://127.0.0.1:<port>` once it accepts connections, and
-runs until stdin closes or it gets SIGTERM. The shim only fixes the handshake, nothing the
-product's commands go through: briskdb 0.1.0b3 rejects the `backpressure` field that pymongo
-4.20 adds to `hello`, and reports wire version 8 where pymongo needs 9 (MongoDB 4.4). Every other
-message passes byte for byte. docs/data-model.md says what this stand-in proves and what only
-CI's mongo:7 job does.
+runs until stdin closes or it gets SIGTERM. The shim fixes the handshake: briskdb 0.1.0b3 rejects
+the `backpressure` field that pymongo 4.20 adds to `hello`, and reports wire version 8 where
+pymongo needs 9 (MongoDB 4.4). And it does what mongod does itself with a write conflict outside a
+transaction: briskdb answers a command that met a busy database (SQLite's lock) with WriteConflict
+(code 112), which mongod never shows a client for a single-document write but retries inside the
+server; the shim sends such a command again (it had no effect) instead of handing that answer on.
+Every other message passes byte for byte. docs/data-model.md says what this stand-in proves and
+what only CI's mongo:7 job does.
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ HANDSHAKES = {"hello", "ismaster", "isMaster"}
 CLIENT_FIELDS_REFUSED = ("backpressure",)
 MIN_WIRE_VERSION_NEEDED = 9
 HEADER = struct.Struct("<iiii")
+WRITE_CONFLICT = 112
+CONFLICT_RETRIES = 50  # each after a short pause: a busy SQLite frees its lock in milliseconds
+CONFLICT_PAUSE_SECONDS = 0.01
 
 
 def _rewrite_request(message: bytes) -> tuple[bytes, bool]:
@@ -70,25 +76,55 @@ def _rewrite_handshake_reply(message: bytes) -> bytes:
     return HEADER.pack(16 + len(body), request_id, response_to, op_code) + body
 
 
+def _is_write_conflict(message: bytes) -> bool:
+    """A reply whose command failed with WriteConflict (an OP_MSG body `{ok: 0, code: 112}`)."""
+    if HEADER.unpack_from(message)[3] != OP_MSG or message[20] != 0:
+        return False
+    size = struct.unpack_from("<i", message, 21)[0]
+    reply: dict[str, Any] = bson.decode(message[21 : 21 + size])
+    return reply.get("ok") == 0 and reply.get("code") == WRITE_CONFLICT
+
+
 async def _read_message(reader: asyncio.StreamReader) -> bytes:
     header = await reader.readexactly(HEADER.size)
     length = HEADER.unpack(header)[0]
     return header + await reader.readexactly(length - HEADER.size)
 
 
+class _Connection:
+    """What one client connection's two directions share: the handshakes awaiting their reply, and
+    the requests in flight (a driver sends the next on a socket after the reply), for a resend."""
+
+    def __init__(self, server: asyncio.StreamWriter) -> None:
+        self.server = server
+        self.handshakes: set[int] = set()
+        self.in_flight: dict[int, tuple[bytes, int]] = {}  # request id -> (message, resends)
+
+
 async def _pipe(
-    source: asyncio.StreamReader, sink: asyncio.StreamWriter, handshakes: set[int], *, requests: bool
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, connection: _Connection, *, requests: bool
 ) -> None:
     try:
         while True:
             message = await _read_message(source)
             if requests:
                 message, is_handshake = _rewrite_request(message)
+                request_id = HEADER.unpack_from(message)[1]
                 if is_handshake:
-                    handshakes.add(HEADER.unpack_from(message)[1])
-            elif HEADER.unpack_from(message)[2] in handshakes:
-                handshakes.discard(HEADER.unpack_from(message)[2])
-                message = _rewrite_handshake_reply(message)
+                    connection.handshakes.add(request_id)
+                connection.in_flight[request_id] = (message, 0)
+            else:
+                answered = HEADER.unpack_from(message)[2]
+                request, resends = connection.in_flight.pop(answered, (b"", CONFLICT_RETRIES))
+                if resends < CONFLICT_RETRIES and _is_write_conflict(message):
+                    await asyncio.sleep(CONFLICT_PAUSE_SECONDS)
+                    connection.in_flight[answered] = (request, resends + 1)
+                    connection.server.write(request)
+                    await connection.server.drain()
+                    continue
+                if answered in connection.handshakes:
+                    connection.handshakes.discard(answered)
+                    message = _rewrite_handshake_reply(message)
             sink.write(message)
             await sink.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
@@ -104,11 +140,11 @@ async def _serve(upstream_host: str, upstream_port: int) -> None:
         except OSError:
             client_writer.close()
             return
-        handshakes: set[int] = set()
+        connection = _Connection(server_writer)
         with contextlib.suppress(asyncio.CancelledError):  # the stand-in is stopping
             await asyncio.gather(
-                _pipe(client_reader, server_writer, handshakes, requests=True),
-                _pipe(server_reader, client_writer, handshakes, requests=False),
+                _pipe(client_reader, server_writer, connection, requests=True),
+                _pipe(server_reader, client_writer, connection, requests=False),
             )
 
     shim = await asyncio.start_server(connect, "127.0.0.1", 0)
