@@ -12,6 +12,8 @@ At most 2 ledger days per booking, so a reschedule needs ~15 actions, far below 
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +41,11 @@ from app.timeutil import epoch_seconds, sortable
 
 DAY_SCOPE, RESOURCE_DAY_SCOPE = "bookings.day", "bookings.resource"
 LEDGER_RETENTION = timedelta(days=7)
-_LEDGER_ATTEMPTS = 6
+# Optimistic retries of a transaction whose only conflict was a subscriber's day ledger moving under
+# it: each round of racers has a winner, so the attempts cover that many concurrent bookings of one
+# subscriber's day; a jittered pause spreads the racers out (8 of them exhausted 6 bare attempts).
+_LEDGER_ATTEMPTS = 12
+_LEDGER_PAUSE_SECONDS = 0.002
 
 
 # --- keys and items ---------------------------------------------------------------------------------
@@ -372,7 +378,9 @@ class DynamoBookingRepository:
 
     def _run(self, build: Callable[[], _Transaction]) -> None:
         """Build and run a transaction, rebuilding it while only a ledger moved under it."""
-        for _ in range(_LEDGER_ATTEMPTS):
+        for attempt in range(_LEDGER_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, _LEDGER_PAUSE_SECONDS * 2 ** min(attempt, 5)))  # noqa: S311 - jitter
             transaction = build()
             try:
                 self.table.transact(transaction.actions, on_cancel=transaction.cancelled)
