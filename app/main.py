@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -16,6 +15,7 @@ from app import __version__
 from app.auth.router import router as auth_router
 from app.bookings.router import bookings_router, resources_router
 from app.config import ConfigurationError, Settings, get_settings
+from app.cors import install_cors
 from app.errors import install_error_handlers
 from app.jsondepth import MAX_BODY_DEPTH, JsonBodyDepthLimit
 from app.migration.router import UPLOAD_PATHS
@@ -116,15 +116,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     # Inside CORS, so a browser can read the refusal.
     app.add_middleware(JsonBodyDepthLimit, max_depth=MAX_BODY_DEPTH, skip_paths=UPLOAD_PATHS)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"],
-            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After", "Idempotent-Replayed"],
-        )
+    install_cors(app, settings)
     # Added last, so it is outermost: it sees every request, including CORS preflights and errors.
     app.add_middleware(
         RequestContextMiddleware,

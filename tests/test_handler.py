@@ -18,6 +18,8 @@ from app import events
 from tests.lambda_events import FakeContext, http_v2, rest_v1, s3_put, sqs
 from tests.support import TEST_SECRET
 
+PORTAL_ORIGIN = "https://portal.example"
+
 
 @pytest.fixture(scope="module")
 def handler_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
@@ -34,6 +36,7 @@ def handler_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleT
         "AWS_REGION": "eu-west-1",
         "DATA_DIR": str(tmp_path_factory.mktemp("data")),
         "SEED_DEMO_DATA": "false",
+        "CORS_ORIGINS": PORTAL_ORIGIN,
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -120,6 +123,27 @@ def test_stage_prefixed_path_routes_and_docs_point_inside_the_stage(handler_modu
     assert asset["headers"]["content-type"].startswith(("text/javascript", "application/javascript"))
     spec = invoke(handler_module, http_v2("GET", "/openapi.json", stage="dev"))
     assert body_of(spec)["servers"] == [{"url": "/dev"}]
+
+
+def test_cors_preflight_is_answered_by_the_app(handler_module: ModuleType) -> None:
+    # serverless.yml gives the HTTP API no CORS rule, so preflights reach the function.
+    def preflight(origin: str) -> Any:
+        headers = {
+            "origin": origin,
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization",
+        }
+        return invoke(handler_module, http_v2("OPTIONS", "/auth/login", headers=headers))
+
+    allowed = preflight(PORTAL_ORIGIN)
+    assert allowed["statusCode"] == 200
+    assert allowed["headers"]["access-control-allow-origin"] == PORTAL_ORIGIN
+    # APP_ENV=test is not local: a dev server on localhost is refused, and told why.
+    refused = preflight("http://localhost:5173")
+    assert refused["statusCode"] == 403
+    assert refused["headers"]["content-type"] == "application/problem+json"
+    assert "access-control-allow-origin" not in refused["headers"]
+    assert "CORS_ORIGINS" in body_of(refused)["detail"]
 
 
 def test_rest_v1_event_with_stage(handler_module: ModuleType) -> None:
