@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
@@ -16,6 +15,7 @@ from app.auth.router import router as auth_router
 from app.bookings.router import bookings_router, resources_router
 from app.config import ConfigurationError, Settings, get_settings
 from app.cors import install_cors
+from app.docs_pages import offline_docs_app
 from app.errors import install_error_handlers
 from app.jsondepth import MAX_BODY_DEPTH, JsonBodyDepthLimit
 from app.migration.router import UPLOAD_PATHS
@@ -85,9 +85,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         "swagger_ui_parameters": {"persistAuthorization": True, "displayRequestDuration": True},
     }
     if settings.docs_enabled:
-        # Swagger UI and ReDoc assets are served by the app itself (no CDN): the portal may run
-        # on a locked-down network, and the pages still work behind a stage prefix.
-        app = FastAPIOffline(docs_url="/docs", redoc_url="/redoc", static_url="/docs/assets", **options)
+        app = offline_docs_app(**options)
     else:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **options)
     app.state.runtime = runtime

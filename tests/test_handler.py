@@ -121,6 +121,10 @@ def test_stage_prefixed_path_routes_and_docs_point_inside_the_stage(handler_modu
     asset = invoke(handler_module, http_v2("GET", "/docs/assets/swagger-ui-bundle.js", stage="dev"))
     assert asset["statusCode"] == 200
     assert asset["headers"]["content-type"].startswith(("text/javascript", "application/javascript"))
+    redoc = invoke(handler_module, http_v2("GET", "/docs/assets/redoc.standalone.js", stage="dev"))
+    assert redoc["statusCode"] == 200
+    assert redoc["headers"]["content-type"].startswith("text/javascript")
+    assert "cdn.redoc.ly" not in redoc["body"]
     spec = invoke(handler_module, http_v2("GET", "/openapi.json", stage="dev"))
     assert body_of(spec)["servers"] == [{"url": "/dev"}]
 

@@ -1,0 +1,139 @@
+"""Swagger UI and ReDoc, opened in headless Chromium with the network cut, make no request beyond
+the app itself, and render: every operation listed (Swagger UI), the API's title (ReDoc).
+
+The network is cut twice: every host name but 127.0.0.1 resolves to nothing, and Playwright aborts
+any request to another host (and records it). Chromium is Debian's (`.ci/run` installs it) or
+Google Chrome; without one the test is skipped, except in CI (CI=true), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, Response, Route, sync_playwright
+
+from tests.servers import uvicorn_server
+
+BROWSERS = ("chromium", "google-chrome")
+# The flags that keep Chromium from phoning home at start (updates, sync, field trials), which a
+# closed network would refuse; the resolver rule is the cut itself.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+LOOPBACK = "127.0.0.1"
+
+
+def browser_path() -> str:
+    found = next((path for path in map(shutil.which, BROWSERS) if path), None)
+    if found:
+        return found
+    missing = f"no Chromium to open the docs pages in ({' or '.join(BROWSERS)} on PATH; `.ci/run` installs chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(missing)
+    pytest.skip(missing)
+
+
+@pytest.fixture(scope="module")
+def docs_url(tmp_path_factory: pytest.TempPathFactory, local_engine_dir: Path) -> Iterator[str]:
+    """The app as `make run` serves it (local mode, the local engine), on 127.0.0.1."""
+    env = {
+        "APP_ENV": "local",
+        "DATA_DIR": str(local_engine_dir),
+        "DYNAMODB_TABLE": f"docs-{uuid.uuid4().hex[:8]}",
+        "SEED_DEMO_DATA": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    with uvicorn_server(env, tmp_path_factory.mktemp("docs-server")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = browser_path()
+    with sync_playwright() as playwright:
+        # A new browser has a new, empty profile.
+        launched = playwright.chromium.launch(executable_path=executable, headless=True, args=FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class PageLog:
+    """Every request a page makes, what went out of loopback, and what failed."""
+
+    def __init__(self, page: Page) -> None:
+        self.requests: list[str] = []
+        self.outside: list[str] = []
+        self.failures: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("requestfailed", lambda request: self.failures.append(f"{request.url}: {request.failure}"))
+        page.on("response", self._status)
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.failures.append(str(error)))
+        page.route("**/*", self._only_loopback)
+
+    def _only_loopback(self, route: Route, request: Request) -> None:
+        if urlsplit(request.url).hostname == LOOPBACK:
+            route.continue_()
+        else:
+            self.outside.append(request.url)
+            route.abort("internetdisconnected")
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.failures.append(message.text)
+
+    def _status(self, response: Response) -> None:
+        if response.status >= 400:
+            self.failures.append(f"{response.url}: HTTP {response.status}")
+
+    def assert_offline(self) -> None:
+        assert self.requests, "the page made no request at all"
+        not_loopback = [url for url in self.requests if urlsplit(url).hostname != LOOPBACK]
+        assert not_loopback == [], not_loopback
+        assert self.outside == []
+        assert self.failures == []
+
+
+def open_page(browser: Browser, url: str) -> tuple[Page, PageLog]:
+    page = browser.new_page()
+    log = PageLog(page)
+    page.goto(url)
+    return page, log
+
+
+def test_swagger_ui_lists_every_operation_with_no_outside_request(browser: Browser, docs_url: str) -> None:
+    spec = httpx.get(f"{docs_url}/openapi.json").json()
+    operations = sum(1 for path in spec["paths"].values() for method in path if method != "parameters")
+    page, log = open_page(browser, f"{docs_url}/docs")
+    page.locator(".opblock-summary").nth(operations - 1).wait_for(timeout=30_000)
+    assert page.locator(".opblock-summary").count() == operations
+    page.wait_for_load_state("networkidle")
+    log.assert_offline()
+    page.close()
+
+
+def test_redoc_renders_the_api_with_no_outside_request(browser: Browser, docs_url: str) -> None:
+    title = httpx.get(f"{docs_url}/openapi.json").json()["info"]["title"]
+    page, log = open_page(browser, f"{docs_url}/redoc")
+    page.locator("h1", has_text=title).wait_for(timeout=30_000)
+    # ReDoc lists the operations in its side menu once the document is parsed.
+    assert page.locator("[role=menuitem]").count() > 10
+    page.wait_for_load_state("networkidle")
+    log.assert_offline()
+    page.close()
