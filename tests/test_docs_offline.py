@@ -1,5 +1,6 @@
 """Swagger UI and ReDoc, opened in headless Chromium with the network cut, make no request beyond
-the app itself, and render: every operation listed (Swagger UI), the API's title (ReDoc).
+the app itself, and render: every operation listed (Swagger UI), the API's title (ReDoc). In the
+same browser, a page of a dev server on another loopback port calls the local API (CORS, local mode).
 
 The network is cut twice: every host name but 127.0.0.1 resolves to nothing, and Playwright aborts
 any request to another host (and records it). Chromium is Debian's (`.ci/run` installs it) or
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -136,4 +139,53 @@ def test_redoc_renders_the_api_with_no_outside_request(browser: Browser, docs_ur
     assert page.locator("[role=menuitem]").count() > 10
     page.wait_for_load_state("networkidle")
     log.assert_offline()
+    page.close()
+
+
+@pytest.fixture
+def dev_server() -> Iterator[str]:
+    """A stand-in for a front end's dev server (Vite, say): a page on another loopback port."""
+
+    class DevPage(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><title>dev server</title>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((LOOPBACK, 0), DevPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{LOOPBACK}:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_a_dev_server_page_on_another_loopback_port_calls_the_local_api(
+    browser: Browser, docs_url: str, dev_server: str
+) -> None:
+    page = browser.new_page()
+    page.goto(dev_server)
+    # A PUT with these headers is preflighted; then the answer's status and an exposed header are readable.
+    status, request_id = page.evaluate(
+        """async (api) => {
+            const response = await fetch(api + "/subscribers/sub-1", {
+                method: "PUT",
+                headers: {"Authorization": "Bearer not-a-token", "Content-Type": "application/json", "If-Match": '"1"'},
+                body: "{}",
+            });
+            return [response.status, response.headers.get("X-Request-ID")];
+        }""",
+        docs_url,
+    )
+    assert status == 401
+    assert request_id
     page.close()
