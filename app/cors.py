@@ -25,7 +25,7 @@ logger = logging.getLogger("app.cors")
 
 # fullmatch: `http://localhost.evil.example` is not a loopback origin.
 LOOPBACK_ORIGIN = r"https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?"
-LOOPBACK_DESCRIPTION = "a dev server on localhost, 127.0.0.1 or [::1]"
+LOOPBACK_DESCRIPTION = "a dev server on localhost, 127.0.0.1 or [::1] (any port)"
 
 ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID"]

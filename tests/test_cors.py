@@ -109,7 +109,10 @@ def test_a_header_or_method_the_api_does_not_take_is_refused_by_name(caplog: pyt
     with caplog.at_level(logging.INFO, logger="app.cors"):
         assert_refused(preflight(client, "http://localhost:5173", **{"Access-Control-Request-Headers": "x-secret"}))
         assert_refused(preflight(client, "http://localhost:5173", **{"Access-Control-Request-Method": "TRACE"}))
+        # What only Starlette checks is refused (and logged) with its own words.
+        assert_refused(preflight(client, "http://localhost:5173", **{"Access-Control-Request-Private-Network": "true"}))
     reasons = [record.reason for record in refusals(caplog)]  # type: ignore[attr-defined]
-    assert len(reasons) == 2
+    assert len(reasons) == 3
     assert "x-secret" in reasons[0]
     assert "TRACE" in reasons[1]
+    assert reasons[2] == "Disallowed CORS private-network"
