@@ -141,9 +141,14 @@ export function advice(problem: Problem): string {
       return "someone changed it since it was read: reload, then apply the change again";
     case "/problems/precondition-required":
       return "send If-Match with the ETag that was read";
+    case "/problems/invalid-cursor":
+      return "start the list again from its first page";
     case "/problems/too-many-requests":
     case "/problems/service-busy":
+    case "/problems/service-unavailable":
       return "wait for Retry-After seconds, then try again";
+    case "/problems/internal-error":
+      return `the server failed: quote request id ${problem.request_id ?? "(none)"}`;
     case "/problems/unsupported-media-type":
     case "/problems/request-entity-too-large":
       return `the request itself is wrong: ${problem.detail ?? problem.title}`;
