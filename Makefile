@@ -1,5 +1,5 @@
 # Two commands matter: `make run` (API on http://127.0.0.1:8000/docs, DynamoDB Local, demo data)
-# and `make test` (lint, type-check, package and lint the AWS stack, and the whole test suite).
+# and `make test` (lint, type-check incl. the TypeScript client, package and lint the AWS stack, and the whole test suite).
 # Everything else supports them.
 
 PYTHON ?= python3
@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest bench lock clean install npm-install package lint-infra openapi fuzz java
+.PHONY: run test lint typecheck pytest bench lock clean install npm-install package lint-infra openapi client client-check fuzz java
 
 # Delivery: Node tooling (osls, serverless-python-requirements, serverless-offline) and the
 # packaged stack. osls is always called by name (DESIGN.md); it and the requirements plugin run
@@ -84,7 +84,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP) $(NPM_STAMP) $(TEMPLATE)
 	$(BIN)/python -m pytest
 
-test: lint typecheck lint-infra pytest
+test: lint typecheck client-check lint-infra pytest
 
 # Benchmarks measure the deployed dependency set on the Lambda's Python: a CPython 3.12 venv
 # holding exactly requirements/lambda.txt, then the packaged zip itself (from source vs compiled).
@@ -104,6 +104,18 @@ bench: $(STAMP) $(LAMBDA_VENV)/.installed package
 # Regenerate the committed OpenAPI document (a test fails while it is stale).
 openapi: $(STAMP)
 	$(BIN)/python -m app.openapi > docs/openapi.json
+
+# The example TypeScript client (docs/frontend.md): `make client` regenerates its types from the
+# committed document (after `make openapi`); `make test` fails while they are stale or the client
+# does not compile under tsc --strict. (tests/test_typescript_client.py also runs it against a server.)
+CLIENT     := clients/typescript
+CLIENT_GEN := node_modules/.bin/openapi-typescript docs/openapi.json --default-non-nullable false -o $(CLIENT)/src/schema.d.ts
+client: $(NPM_STAMP)
+	$(CLIENT_GEN)
+
+client-check: $(NPM_STAMP)
+	@$(CLIENT_GEN) --check || { echo "$(CLIENT)/src/schema.d.ts is stale: run \`make client\`" >&2; exit 1; }
+	node_modules/.bin/tsc -p $(CLIENT) --strict --noEmit
 
 # A longer schemathesis run than the bounded one inside `make test`.
 fuzz: $(STAMP)

@@ -311,7 +311,7 @@ def import_file(
     runtime = open_runtime()
     try:
         runtime.provide("job_dispatcher", _Deferred())
-        job, _ = _create(runtime, request)
+        job = _create(runtime, request)
         assert job.input_key is not None
         runtime.blobs.put_file(job.input_key, file, content_type=service.CONTENT_TYPES[kind])
         service.start(runtime, job)
@@ -320,7 +320,7 @@ def import_file(
         runtime.close()
 
 
-def _create(runtime: Runtime, request: Any) -> tuple[JobRecord, Any]:
+def _create(runtime: Runtime, request: Any) -> JobRecord:
     from app.errors import DomainError
     from app.migration import service
 
@@ -350,7 +350,7 @@ def export(
     runtime = open_runtime()
     try:
         runtime.provide("job_dispatcher", _Deferred())
-        job, _ = _create(runtime, request)
+        job = _create(runtime, request)
         done = _run_with_progress(runtime, job.id)
         if done is not None and done.output_key and output is not None:
             with runtime.blobs.open(done.output_key) as source, output.open("wb") as target:

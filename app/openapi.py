@@ -2,7 +2,8 @@
 
 Routes declare their error statuses with `error_responses(...)`; `build_openapi` then gives every
 error response the one problem+json schema (replacing FastAPI's default validation-error model),
-and adds 401/403 to every route whose policy needs a token or a capability.
+and adds 401/403 to every route whose policy needs a token or a capability. Every body is a named
+component (a generated client names its type after it), and every 201 documents its `Location`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ _DESCRIPTIONS = {
     "see Retry-After",
 }
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Every 201 names what it created (`app.deps.route_path`).
+_LOCATION = {
+    "description": "The absolute path of what was created, with the API's path prefix (e.g. an API Gateway "
+    "stage): request it as it is.",
+    "schema": {"type": "string"},
+}
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -43,51 +50,48 @@ def _problem_content() -> dict[str, Any]:
     return {"application/problem+json": {"schema": _PROBLEM_REF}}
 
 
-_JSON_BODY_KEY = "x-json-request-body"
-_JSON_BODIES: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {}
+_BODY_KEY = "x-request-body"
+_BODIES: dict[str, dict[str, type[BaseModel]]] = {}
+
+
+def request_body(content: dict[str, type[BaseModel]]) -> dict[str, Any]:
+    """`openapi_extra` documenting a body a route parses itself (to validate with context, or to take
+    a form and JSON alike): `content` maps each media type to its model.
+
+    The route gets a placeholder; `build_openapi` puts each model in `components/schemas` under its
+    class name and refers to it there, when the document is first asked for (no JSON schema is
+    generated when routes are declared at import).
+    """
+    key = str(len(_BODIES))
+    _BODIES[key] = content
+    return {_BODY_KEY: key}
 
 
 def json_request_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
-    """`openapi_extra` documenting a JSON body a route parses itself (e.g. to validate with context).
-
-    The route gets a placeholder; `build_openapi` writes the model's schema in its place when the
-    document is first asked for, so no JSON schema is generated when routes are declared at import.
-    """
-    key = f"{model.__module__}.{model.__qualname__}:{','.join(media_types)}"
-    _JSON_BODIES[key] = (model, media_types or ("application/json",))
-    return {_JSON_BODY_KEY: key}
+    """`request_body` of one model, sent as `media_types` (default `application/json`)."""
+    return request_body(dict.fromkeys(media_types or ("application/json",), model))
 
 
-def _json_request_body(key: str) -> dict[str, Any]:
-    """The model's schema inlined (its `$defs` resolved in place): no `components/schemas` entry."""
-    model, media_types = _JSON_BODIES[key]
-    schema = model.model_json_schema()
-    definitions = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            reference = node.get("$ref")
-            if isinstance(reference, str) and reference.startswith("#/$defs/"):
-                return resolve(
-                    {
-                        **definitions[reference.removeprefix("#/$defs/")],
-                        **{k: v for k, v in node.items() if k != "$ref"},
-                    }
-                )
-            return {key: resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [resolve(item) for item in node]
-        return node
-
-    content = {media_type: {"schema": resolve(schema)} for media_type in media_types}
+def _add_component(schemas: dict[str, Any], name: str, schema: dict[str, Any]) -> None:
     # Rendered as FastAPI renders the rest of the document (`None` values are dropped).
-    rendered: dict[str, Any] = jsonable_encoder({"required": True, "content": content}, exclude_none=True)
-    return rendered
+    schema = jsonable_encoder(schema, exclude_none=True)
+    if schemas.setdefault(name, schema) != schema:
+        raise ValueError(f"two different schemas are both called {name!r}: rename one of the models")
+
+
+def _request_body(key: str, schemas: dict[str, Any]) -> dict[str, Any]:
+    content = {}
+    for media_type, model in _BODIES[key].items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            _add_component(schemas, name, definition)
+        _add_component(schemas, model.__name__, schema)
+        content[media_type] = {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+    return {"required": True, "content": content}
 
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
-    from app.auth.schemas import LoginRequest
 
     schema = get_openapi(
         title=app.title,
@@ -103,8 +107,6 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     problem.pop("$defs", None)
     schemas["Problem"] = problem
     schemas["FieldError"] = FieldError.model_json_schema(ref_template="#/components/schemas/{model}")
-    # The login body is read by hand (form or JSON), so FastAPI does not collect its model.
-    schemas["LoginRequest"] = LoginRequest.model_json_schema(ref_template="#/components/schemas/{model}")
 
     policies = {}
     for route in app.routes:
@@ -115,12 +117,15 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             )
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
-            if _JSON_BODY_KEY in operation:
-                operation["requestBody"] = _json_request_body(operation.pop(_JSON_BODY_KEY))
+            if _BODY_KEY in operation:
+                operation["requestBody"] = _request_body(operation.pop(_BODY_KEY), schemas)
+            _rename_generated_body(operation, schemas)
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
             if "requestBody" in operation:
                 responses.setdefault("413", {"description": _DESCRIPTIONS[413]})
+            if "201" in responses:
+                responses["201"].setdefault("headers", {})["Location"] = _LOCATION
             if policy is not None and not policy.public:
                 responses.setdefault("401", {"description": _DESCRIPTIONS[401]})
                 if policy.capability is not None:
@@ -129,7 +134,19 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 if status.isdigit() and int(status) >= 400:
                     response["content"] = _problem_content()
                     response.setdefault("description", _DESCRIPTIONS.get(int(status), "Error"))
+    schema["components"]["schemas"] = dict(sorted(schemas.items()))
     return schema
+
+
+def _rename_generated_body(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """FastAPI names the model it builds for a form (file and fields) `Body_<operationId>`; generated
+    clients would call its type that. It becomes `<OperationId>Body`: `jobs_upload` -> `JobsUploadBody`."""
+    for content in operation.get("requestBody", {}).get("content", {}).values():
+        generated = content.get("schema", {}).get("$ref", "").removeprefix("#/components/schemas/")
+        if generated.startswith("Body_") and generated in schemas:
+            name = "".join(word.capitalize() for word in generated.removeprefix("Body_").split("_")) + "Body"
+            schemas[name] = {**schemas.pop(generated), "title": name}
+            content["schema"] = {"$ref": f"#/components/schemas/{name}"}
 
 
 def install_openapi(app: FastAPI) -> None:

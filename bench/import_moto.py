@@ -100,7 +100,7 @@ def run(rows: int) -> dict[str, Any]:
         runtime.provide("job_dispatcher", InlineDispatcher(runtime))
         principal = Principal(username="bench", role=Role.ADMIN)
         request = JobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
-        job, _ = service.create_job(runtime, principal, request)
+        job = service.create_job(runtime, principal, request)
         assert job.input_key is not None
         runtime.blobs.put_file(job.input_key, write(Path(folder) / "in.csv", rows), content_type="text/csv")
         calls.clear()

@@ -93,7 +93,7 @@ def run_import(endpoint: str, rows: int, folder: Path) -> dict[str, Any]:
     runtime.provide("job_dispatcher", InlineDispatcher(runtime))
     principal = Principal(username="bench", role=Role.ADMIN)
     request = JobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
-    job, _ = service.create_job(runtime, principal, request)
+    job = service.create_job(runtime, principal, request)
     assert job.input_key is not None
     source = write(folder / "in.csv", rows)
     runtime.blobs.put_file(job.input_key, source, content_type="text/csv")

@@ -150,6 +150,72 @@ def test_cors_preflight_is_answered_by_the_app(handler_module: ModuleType) -> No
     assert "CORS_ORIGINS" in body_of(refused)["detail"]
 
 
+def test_links_keep_the_api_gateway_stage(handler_module: ModuleType) -> None:
+    """Behind stage `dev` the Location is `/dev/...`: sent back as it is, API Gateway routes it to us."""
+    from app.auth.deps import auth_service_of
+    from app.auth.schemas import UserCreate
+    from app.storage.records import Role
+
+    runtime = handler_module.runtime
+    auth_service_of(runtime).create_user(
+        "test", UserCreate(username="stage-admin", password="stage-password-0123", role=Role.ADMIN)
+    )
+    login = invoke(
+        handler_module,
+        http_v2(
+            "POST",
+            "/auth/login",
+            body=json.dumps({"username": "stage-admin", "password": "stage-password-0123"}),
+            headers={"content-type": "application/json"},
+            stage="dev",
+        ),
+    )
+    assert login["statusCode"] == 200, login
+    bearer = {"authorization": f"Bearer {body_of(login)['access_token']}"}
+
+    created = invoke(
+        handler_module,
+        http_v2(
+            "POST",
+            "/subscribers",
+            body=json.dumps(
+                {
+                    "uid": "sub-stage-1",
+                    "msisdn": "+447911123456",
+                    "imsi": "234150999999999",
+                    "first_name": "Jane",
+                    "last_name": "Doe",
+                    "plan": "BASIC",
+                }
+            ),
+            headers={**bearer, "content-type": "application/json"},
+            stage="dev",
+        ),
+    )
+    assert created["statusCode"] == 201, created
+    location = created["headers"]["location"]
+    assert location == "/dev/subscribers/sub-stage-1"
+    event = http_v2("GET", location.removeprefix("/dev"), headers=bearer, stage="dev")
+    assert event["rawPath"] == location  # the request API Gateway sends for that link
+    assert invoke(handler_module, event)["statusCode"] == 200
+
+    job = invoke(
+        handler_module,
+        http_v2(
+            "POST",
+            "/migration/jobs",
+            body=json.dumps({"type": "import", "format": "csv"}),
+            headers={**bearer, "content-type": "application/json"},
+            stage="dev",
+        ),
+    )
+    assert job["statusCode"] == 201, job
+    job_id = body_of(job)["job"]["id"]
+    assert job["headers"]["location"] == f"/dev/migration/jobs/{job_id}"
+    # The handler's store has no S3 bucket configured: the upload goes to the API, inside the stage.
+    assert body_of(job)["upload"]["url"] == f"/dev/migration/jobs/{job_id}/input"
+
+
 def test_rest_v1_event_with_stage(handler_module: ModuleType) -> None:
     response = invoke(handler_module, rest_v1("GET", "/health", stage="prod"))
     assert response["statusCode"] == 200

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from fastapi.routing import APIRoute
 from openapi_spec_validator import validate
 
@@ -88,3 +89,143 @@ def test_every_api_route_has_an_operation_id() -> None:
 
 def test_committed_spec_is_json() -> None:
     json.loads(COMMITTED.read_text())
+
+
+COMPONENT_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
+
+
+def _named(schema: dict, schemas: dict) -> bool:  # type: ignore[type-arg]
+    reference = schema.get("$ref", "")
+    return reference.startswith("#/components/schemas/") and reference.rsplit("/", 1)[1] in schemas
+
+
+def test_every_json_and_form_body_is_a_named_component() -> None:
+    """Client generators name a body's type after its component: none is inlined, none is named after a
+    module path (`app__ops__schemas__DayCount`) or an operation (`Body_jobs_upload`)."""
+    document = spec()
+    schemas = document["components"]["schemas"]
+    assert [name for name in schemas if not COMPONENT_NAME.fullmatch(name)] == []
+    unnamed = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            bodies = {"request": operation.get("requestBody", {}), **operation["responses"]}
+            for where, body in bodies.items():
+                for media, content in body.get("content", {}).items():
+                    schema = content.get("schema", {})
+                    structured = media.endswith(("/json", "+json", "form-urlencoded", "form-data"))
+                    if not structured or schema.get("format") == "binary":
+                        continue  # files: CSV, NDJSON, raw uploads
+                    # An optional body (the route also takes none, or `null`): the component or null.
+                    if body is not bodies["request"] or body.get("required") or "anyOf" not in schema:
+                        named = _named(schema, schemas)
+                    else:
+                        named = len(schema["anyOf"]) == 2 and {"type": "null"} in schema["anyOf"]
+                        named = named and any(_named(option, schemas) for option in schema["anyOf"])
+                    if not named:
+                        unnamed.append(f"{method.upper()} {path} {where} {media}")
+    assert unnamed == []
+
+
+def test_subscriber_bodies_are_their_own_components() -> None:
+    document = spec()
+    bodies = {
+        (path, method): {media: content["schema"] for media, content in operation["requestBody"]["content"].items()}
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if path.startswith("/subscribers") and "requestBody" in operation
+    }
+    assert bodies == {
+        ("/subscribers", "post"): {"application/json": {"$ref": "#/components/schemas/SubscriberIn"}},
+        ("/subscribers/{uid}", "put"): {"application/json": {"$ref": "#/components/schemas/SubscriberReplace"}},
+        ("/subscribers/{uid}", "patch"): {
+            "application/merge-patch+json": {"$ref": "#/components/schemas/SubscriberPatch"},
+            "application/json": {"$ref": "#/components/schemas/SubscriberPatch"},
+        },
+    }
+    schemas = document["components"]["schemas"]
+    assert schemas["SubscriberIn"]["properties"]["status"] == {"$ref": "#/components/schemas/SubscriberStatus"} | {
+        "default": "ACTIVE"
+    }
+
+
+def test_every_created_response_documents_its_location() -> None:
+    document = spec()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            created = operation["responses"].get("201")
+            if created is not None:
+                header = created.get("headers", {}).get("Location", {})
+                assert header.get("schema") == {"type": "string"}, f"{method.upper()} {path}"
+                assert "absolute path" in header.get("description", ""), f"{method.upper()} {path}"
+
+
+def test_login_form_is_a_component_with_a_sample() -> None:
+    """ReDoc shows the form's sample (it showed 'No sample' for an inline schema without one)."""
+    document = spec()
+    content = document["paths"]["/auth/login"]["post"]["requestBody"]["content"]
+    form = content["application/x-www-form-urlencoded"]["schema"]
+    assert form == {"$ref": "#/components/schemas/LoginForm"}
+    schema = document["components"]["schemas"]["LoginForm"]
+    assert set(schema["required"]) == {"username", "password"}
+    assert schema["example"]["grant_type"] == "password"
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/LoginRequest"}
+
+
+def test_one_day_count_for_bookings_and_the_dashboard() -> None:
+    schemas = spec()["components"]["schemas"]
+    day_count = {"$ref": "#/components/schemas/DayCount"}
+    assert schemas["DailyCounts"]["properties"]["days"]["items"] == day_count
+    assert schemas["DashboardStats"]["properties"]["bookings_next_7_days"]["items"] == day_count
+    assert schemas["DayCount"]["properties"]["date"]["format"] == "date"
+
+
+def _referenced(node: object, schemas: dict, found: set[str]) -> set[str]:  # type: ignore[type-arg]
+    if isinstance(node, dict):
+        reference = node.get("$ref")
+        if isinstance(reference, str) and (name := reference.rsplit("/", 1)[1]) not in found:
+            found.add(name)
+            _referenced(schemas[name], schemas, found)
+        for value in node.values():
+            _referenced(value, schemas, found)
+    elif isinstance(node, list):
+        for item in node:
+            _referenced(item, schemas, found)
+    return found
+
+
+def test_response_fields_the_server_always_sends_are_required() -> None:
+    """Generated clients type a field that is not `required` as possibly missing (`field?: T`). Every
+    field of a response model is always sent (null where it has no value), so each one is required;
+    the problem's members are left out when empty, so they stay optional."""
+    document = spec()
+    schemas = document["components"]["schemas"]
+    operations = [operation for operations in document["paths"].values() for operation in operations.values()]
+    responses = _referenced([operation["responses"] for operation in operations], schemas, set())
+    optional = {
+        name: sorted(set(schemas[name].get("properties", {})) - set(schemas[name].get("required", [])))
+        for name in responses - {"Problem"}
+    }
+    assert {name: fields for name, fields in optional.items() if fields} == {}
+
+
+def test_two_body_models_of_one_name_are_refused() -> None:
+    """Components are named after their models: a second, different model of the same name would
+    silently replace the first in every client, so building the document fails instead."""
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    from app.openapi import json_request_body
+
+    class Clash(BaseModel):
+        a: int
+
+    first = Clash
+
+    class Clash(BaseModel):  # type: ignore[no-redef]
+        b: str
+
+    app = FastAPI()
+    app.post("/first", operation_id="clash_first", openapi_extra=json_request_body(first))(lambda: None)
+    app.post("/second", operation_id="clash_second", openapi_extra=json_request_body(Clash))(lambda: None)
+    with pytest.raises(ValueError, match="'Clash'"):
+        build_openapi(app)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import AUTHENTICATED, PUBLIC, AuthServiceDep, CurrentUser, client_ip, require
 from app.auth.policy import Capability
 from app.auth.schemas import (
+    LoginForm,
     LoginRequest,
     LogoutRequest,
     PasswordChange,
@@ -25,32 +26,13 @@ from app.auth.schemas import (
     normalise_username,
 )
 from app.auth.service import Principal
+from app.deps import route_path
 from app.errors import UnsupportedMediaType
-from app.openapi import error_responses
+from app.openapi import error_responses, request_body
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 AdminUser = Annotated[Principal, Depends(require(Capability.USERS_ADMIN))]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-_LOGIN_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "required": ["username", "password"],
-                    "properties": {
-                        "grant_type": {"type": "string", "enum": ["password"]},
-                        "username": {"type": "string", "maxLength": 64},
-                        "password": {"type": "string", "format": "password", "maxLength": 1024},
-                    },
-                }
-            },
-            "application/json": {"schema": {"$ref": "#/components/schemas/LoginRequest"}},
-        },
-    }
-}
 
 
 async def _login_form(request: Request) -> LoginRequest:
@@ -73,9 +55,7 @@ async def _login_form(request: Request) -> LoginRequest:
                 ) from None
             return LoginRequest.model_validate(data)
         if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            form = await request.form()
-            fields = {key: value for key, value in form.items() if key in ("username", "password")}
-            return LoginRequest.model_validate(fields)
+            return LoginForm.model_validate(dict((await request.form()).items()))
     except ValidationError as exc:
         raise RequestValidationError(
             [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
@@ -89,7 +69,7 @@ async def _login_form(request: Request) -> LoginRequest:
     summary="Sign in with username and password (OAuth2 password flow or JSON)",
     response_model=TokenPair,
     dependencies=[Depends(PUBLIC)],
-    openapi_extra=_LOGIN_BODY,
+    openapi_extra=request_body({"application/x-www-form-urlencoded": LoginForm, "application/json": LoginRequest}),
     responses=error_responses(401, 415, 422, 429, 503),
 )
 async def login(request: Request, response: Response, service: AuthServiceDep) -> TokenPair:
@@ -185,9 +165,11 @@ def list_users(
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 403, 409, 422, 503),
 )
-def create_user(body: UserCreate, admin: AdminUser, service: AuthServiceDep, response: Response) -> UserOut:
+def create_user(
+    body: UserCreate, admin: AdminUser, service: AuthServiceDep, request: Request, response: Response
+) -> UserOut:
     user = service.create_user(admin.username, body)
-    response.headers["Location"] = f"users/{user.username}"
+    response.headers["Location"] = route_path(request, "users_get", username=user.username)
     return UserOut.of(user)
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, StringConstraints
 
@@ -38,6 +38,21 @@ class LoginRequest(StrictModel):
     )
 
 
+class LoginForm(LoginRequest):
+    """The OAuth2 password grant as a form (RFC 6749, 4.3.2), as Swagger UI's Authorize sends it; its
+    other fields (`scope`, `client_id`) are ignored."""
+
+    grant_type: Literal["password"] = "password"
+    password: Password = Field(json_schema_extra={"format": "password"})
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "example": {"grant_type": "password", "username": "jdoe", "password": "correct horse battery"}
+        },
+    )
+
+
 class RefreshRequest(StrictModel):
     refresh_token: Annotated[str, StringConstraints(min_length=16, max_length=256)]
 
@@ -55,6 +70,8 @@ class LogoutRequest(StrictModel):
 
 
 class TokenPair(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # `token_type` is always sent
+
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int = Field(description="Seconds until the access token expires.")

@@ -6,7 +6,7 @@
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
 from app.api_types import IsoDate, IsoDateTime
 from app.auth.deps import require
@@ -30,6 +30,7 @@ from app.bookings.schemas import (
     ResourceUpdate,
     SlotOut,
 )
+from app.deps import route_path
 from app.errors import InvalidInput
 from app.openapi import error_responses
 from app.storage.records import BookingStatus
@@ -76,10 +77,10 @@ def _expected_version(if_match: str | None) -> int | None:
     responses=error_responses(401, 403, 409, 422),
 )
 def create_resource(
-    body: ResourceCreate, principal: ResourceWriter, service: BookingServiceDep, response: Response
+    body: ResourceCreate, principal: ResourceWriter, service: BookingServiceDep, request: Request, response: Response
 ) -> ResourceOut:
     resource = service.create_resource(principal.username, body)
-    response.headers["Location"] = f"resources/{resource.id}"
+    response.headers["Location"] = route_path(request, "resources_get", resource_id=resource.id)
     response.headers["ETag"] = _etag(resource.version)
     return ResourceOut.of(resource)
 
@@ -202,6 +203,7 @@ def create_booking(
     body: BookingCreate,
     principal: Writer,
     service: BookingServiceDep,
+    request: Request,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -215,7 +217,7 @@ def create_booking(
     ] = None,
 ) -> BookingOut:
     booking, replayed = service.create_booking(principal.username, body, idempotency_key)
-    response.headers["Location"] = f"bookings/{booking.id}"
+    response.headers["Location"] = route_path(request, "bookings_get", booking_id=booking.id)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return BookingOut.of(booking)

@@ -304,7 +304,7 @@ class BookingPage(BaseModel):
 
 
 class DayCount(BaseModel):
-    date: Day
+    date: Day = Field(description="A local date of the resources (each in its own time zone).")
     bookings: int = Field(description="Bookings not cancelled, by the local date of their slot.")
 
 

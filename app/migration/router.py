@@ -16,7 +16,7 @@ from app import csvsafe
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep
+from app.deps import RuntimeDep, route_path
 from app.errors import InvalidInput, PayloadTooLargeError
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
@@ -46,14 +46,19 @@ UPLOAD_PATHS = re.compile(r"/migration/(jobs/[^/]+/input|upload)$")
     operation_id="jobs_create",
     summary="Create a job; imports and deletes then take their file at `upload.url`",
     description="Exports start at once. For an import or a delete, PUT the file to `upload.url` (a presigned "
-    "S3 URL in AWS, or this API's `jobs/{id}/input` elsewhere); the job starts when the file arrives.",
+    "S3 URL in AWS, or the absolute path of this API's `/migration/jobs/{job_id}/input` elsewhere); the job "
+    "starts when the file arrives.",
     response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(401, 403, 422),
 )
-def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, response: Response) -> JobCreated:
-    job, upload = service.create_job(runtime, principal, body)
-    response.headers["Location"] = f"jobs/{job.id}"
+def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Request, response: Response) -> JobCreated:
+    job = service.create_job(runtime, principal, body)
+    response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
+    upload = None
+    if job.input_key is not None:
+        api_url = route_path(request, "jobs_put_input", job_id=job.id)
+        upload = service.upload_instructions(runtime, job, api_url)
     return JobCreated(job=JobOut.of(job), upload=upload)
 
 
@@ -102,6 +107,8 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
 def upload(
     principal: Runner,
     runtime: RuntimeDep,
+    request: Request,
+    response: Response,
     file: Annotated[UploadFile, File(description="CSV, JSON array or NDJSON; the format follows the file name.")],
     options: Annotated[
         str | None, Form(description="JSON object with the fields of JobCreate (type defaults to import).")
@@ -113,16 +120,17 @@ def upload(
             raise InvalidInput("form.options", "must be a JSON object", code="invalid")
         given.setdefault("type", "import")
         given.setdefault("format", kind_from_name(file.filename or ""))
-        request = JobCreate.model_validate(given)
+        job_request = JobCreate.model_validate(given)
     except TooDeep as exc:
         raise InvalidInput("form.options", f"JSON {exc}", code="json_too_deep") from None
     except ValueError as exc:  # malformed JSON, or a ValidationError
         errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else None
         message = str(errors[0]["msg"]) if errors else "is not valid JSON"
         raise InvalidInput("form.options", message.removeprefix("Value error, "), code="invalid") from None
-    if request.type == "export":
+    if job_request.type == "export":
         raise InvalidInput("form.options", "an upload creates an import or a delete job", code="invalid")
-    job, _ = service.create_job(runtime, principal, request)
+    job = service.create_job(runtime, principal, job_request)
+    response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
     try:
         return JobOut.of(service.receive_input(runtime, principal, job.id, file.file))
     except BlobTooLarge as exc:

@@ -132,8 +132,13 @@ class JobOut(BaseModel):
 
 
 class UploadInstructions(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # `method` is always sent
+
     method: Literal["PUT"] = "PUT"
-    url: str = Field(description="Absolute presigned S3 URL in AWS; otherwise this API's input path (relative).")
+    url: str = Field(
+        description="A presigned S3 URL in AWS; elsewhere the absolute path of this API's "
+        "`/migration/jobs/{job_id}/input`, with the API's path prefix (e.g. an API Gateway stage)."
+    )
     headers: dict[str, str]
     max_bytes: int
     expires_at: datetime | None

@@ -24,11 +24,6 @@ PRESIGN_SECONDS = 3600
 CONTENT_TYPES = {"csv": "text/csv", "json": "application/json", "ndjson": "application/x-ndjson"}
 
 
-def input_path(job_id: str) -> str:
-    """The API route that takes a job's input (relative, so it also works behind a stage prefix)."""
-    return f"jobs/{job_id}/input"
-
-
 # --- who may do what with a job: the one home of the rule (routes, the S3 trigger, the CLI) ---------
 
 
@@ -91,9 +86,9 @@ def creator_of(runtime: Runtime, job: JobRecord) -> Principal | None:
 # --- creating and running jobs ---------------------------------------------------------------------
 
 
-def create_job(
-    runtime: Runtime, principal: Principal, request: JobCreate
-) -> tuple[JobRecord, UploadInstructions | None]:
+def create_job(runtime: Runtime, principal: Principal, request: JobCreate) -> JobRecord:
+    """The new job; exports start at once, imports and deletes when their input arrives (see
+    `upload_instructions`)."""
     target = request.target if request.type == "import" else "subscribers"
     needed = required_capability(JobType(request.type), target)
     if not principal.can(needed):
@@ -121,8 +116,7 @@ def create_job(
     runtime.store.jobs.create(job)
     if job.input_key is None:  # exports need no input: start now
         worker.submit(runtime, job.id)
-        return job, None
-    return job, upload_instructions(runtime, job)
+    return job
 
 
 def _check_mapping(runtime: Runtime, request: JobCreate) -> None:
@@ -136,12 +130,14 @@ def _check_mapping(runtime: Runtime, request: JobCreate) -> None:
             raise InvalidInput(f"body.{first.field}", first.message, code=first.code)
 
 
-def upload_instructions(runtime: Runtime, job: JobRecord) -> UploadInstructions:
+def upload_instructions(runtime: Runtime, job: JobRecord, api_url: str) -> UploadInstructions:
+    """Where the job's input goes: a presigned S3 URL where the store has one, else `api_url` (the
+    API's own input route, built by the caller, which knows the request's path prefix)."""
     assert job.input_key is not None
     content_type = CONTENT_TYPES[job.options["format"]]
     presigned = runtime.blobs.presigned_put(job.input_key, expires_seconds=PRESIGN_SECONDS, content_type=content_type)
     return UploadInstructions(
-        url=presigned or input_path(job.id),
+        url=presigned or api_url,
         headers={"Content-Type": content_type},
         max_bytes=runtime.settings.max_upload_bytes,
         expires_at=utcnow() + timedelta(seconds=PRESIGN_SECONDS) if presigned else None,

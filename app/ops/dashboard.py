@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from app.ops.schemas import DashboardStats, DayCount, JobsLast24h
+from app.bookings.schemas import DayCount
+from app.ops.schemas import DashboardStats, JobsLast24h
 from app.storage.base import JOB_STATUS_SCOPE, SUBSCRIBER_PLAN_SCOPE, SUBSCRIBER_STATUS_SCOPE, Store
 from app.storage.records import JobStatus
 from app.timeutil import utcnow
@@ -15,14 +16,14 @@ def dashboard_stats(store: Store, now: datetime | None = None) -> DashboardStats
     now = now or utcnow()
     by_status = _positive(store.counters.get(SUBSCRIBER_STATUS_SCOPE))
     by_plan = _positive(store.counters.get(SUBSCRIBER_PLAN_SCOPE))
-    days = [(now + timedelta(days=offset)).date().isoformat() for offset in range(8)]
-    per_day = store.counters.get_keys("bookings.day", days)
+    days = [(now + timedelta(days=offset)).date() for offset in range(8)]
+    per_day = store.counters.get_keys("bookings.day", [day.isoformat() for day in days])
     return DashboardStats(
         subscribers_by_status=by_status,
         subscribers_by_plan=by_plan,
         subscribers_total=sum(by_status.values()),
-        bookings_today=per_day[days[0]],
-        bookings_next_7_days=[DayCount(date=day, bookings=per_day[day]) for day in days],
+        bookings_today=per_day[days[0].isoformat()],
+        bookings_next_7_days=[DayCount(date=day, bookings=per_day[day.isoformat()]) for day in days],
         jobs_by_status=_positive(store.counters.get(JOB_STATUS_SCOPE)),
         jobs_last_24h=_jobs_last_24h(store, now),
         generated_at=now,

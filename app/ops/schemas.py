@@ -3,13 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.bookings.schemas import DayCount
 from app.storage.records import AuditEntry
 from app.subscribers.schemas import masked_unless
 
 
 class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)  # `status` is always sent
+
     status: Literal["ok"] = "ok"
     version: str
     environment: str
@@ -48,11 +51,6 @@ class AuditEntryOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEntryOut]
     next_cursor: str | None = Field(description="Pass back as `cursor` for the next page; null when done.")
-
-
-class DayCount(BaseModel):
-    date: str = Field(description="YYYY-MM-DD (the resources' local dates).")
-    bookings: int
 
 
 class JobsLast24h(BaseModel):

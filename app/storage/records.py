@@ -152,6 +152,9 @@ class JobStatus(StrEnum):
 
 
 class JobCounts(Record):
+    # Shown in every job the API returns, defaults included: required in the OpenAPI document.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     total: int | None = None
     processed: int = 0
     created: int = 0

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
+from app.deps import route_path
 from app.errors import UnsupportedMediaType
 from app.openapi import error_responses, json_request_body
 from app.runtime import Runtime
@@ -129,7 +130,7 @@ def _page(page: Page[SubscriberRecord], principal: Principal) -> SubscriberPage:
     response_model=SubscriberOut,
     openapi_extra=json_request_body(SubscriberIn, JSON),
     responses={
-        201: {"headers": {"Location": {"schema": {"type": "string"}}, "ETag": {"schema": {"type": "string"}}}},
+        201: {"headers": {"ETag": {"schema": {"type": "string"}}}},
         **error_responses(401, 403, 409, 413, 415, 422),
     },
 )
@@ -137,10 +138,11 @@ def create_subscriber(
     principal: Writer,
     service: ServiceDep,
     body: Annotated[SubscriberIn, Depends(_create_body)],
+    request: Request,
     response: Response,
 ) -> SubscriberOut:
     subscriber = service.create(principal.username, body)
-    response.headers["Location"] = f"subscribers/{subscriber.uid}"
+    response.headers["Location"] = route_path(request, "subscribers_get", uid=subscriber.uid)
     return _answer(response, subscriber, principal)
 
 

@@ -45,6 +45,14 @@ class TestLogin:
         assert body["refresh_expires_in"] == 7 * 24 * 3600
         assert response.headers["cache-control"] == "no-store"
 
+    def test_form_login_takes_the_fields_its_schema_names(self, client: TestClient) -> None:
+        """The form is documented as `LoginForm`: other OAuth2 fields are ignored, another grant refused."""
+        form = {"username": "olga", "password": PASSWORD, "scope": "", "client_id": "swagger"}
+        assert client.post("/auth/login", data=form).status_code == 200
+        refused = client.post("/auth/login", data={**form, "grant_type": "client_credentials"})
+        assert refused.status_code == 422
+        assert [error["field"] for error in refused.json()["errors"]] == ["body.grant_type"]
+
     def test_json_login_and_me(self, client: TestClient) -> None:
         me = client.get("/auth/me", headers=bearer(login(client)))
         assert me.status_code == 200

@@ -109,7 +109,7 @@ def upsert_job(runtime: Runtime) -> str:
     lines += [f"sub-{n:04d},+4479112{n:05d},23416{n:010d},Jane,Doe {n},SUSPENDED,GOLD" for n in range(1, ROWS + 1)]
     principal = Principal(username="olga", role=Role.ADMIN)
     request = JobCreate.model_validate({"type": "import", "format": "csv", "mode": "upsert"})
-    job, _ = service.create_job(runtime, principal, request)
+    job = service.create_job(runtime, principal, request)
     assert job.input_key is not None
     content = io.BytesIO(("\r\n".join(lines) + "\r\n").encode())
     runtime.blobs.put_stream(job.input_key, content, max_bytes=1 << 20, content_type="text/csv")

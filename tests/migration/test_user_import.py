@@ -52,7 +52,7 @@ def test_import_users_with_legacy_hashes(
     admin = role_headers["admin"]
     created = create_job(client, admin)
     assert created["job"]["status"] == "PENDING"
-    assert created["upload"]["url"] == f"jobs/{created['job']['id']}/input"
+    assert created["upload"]["url"] == f"/migration/jobs/{created['job']['id']}/input"
     job_id = created["job"]["id"]
 
     sent = client.put(

@@ -37,7 +37,7 @@ def test_create_answers_201_with_location_etag_and_normalised_values(client: Tes
         headers=role_headers["operator"],
     )
     assert response.status_code == 201
-    assert response.headers["Location"] == "subscribers/sub-0001"
+    assert response.headers["Location"] == "/subscribers/sub-0001"
     assert response.headers["ETag"] == '"1"'
     created = response.json()
     assert created["msisdn"] == msisdn(1)
@@ -58,7 +58,7 @@ def test_uid_is_generated_when_omitted_and_status_defaults_to_active(client: Tes
     uid = response.json()["uid"]
     assert len(uid) == 32
     assert response.json()["status"] == "ACTIVE"
-    assert response.headers["Location"] == f"subscribers/{uid}"
+    assert response.headers["Location"] == f"/subscribers/{uid}"
 
 
 def test_unknown_subscriber_is_404(client: TestClient, role_headers: Headers) -> None:
@@ -475,7 +475,9 @@ def test_openapi_documents_every_subscriber_operation(client: TestClient) -> Non
         "subscribers_history",
     }
     create = spec["paths"]["/subscribers"]["post"]
-    assert create["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+    body = create["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/SubscriberIn"}
+    assert spec["components"]["schemas"]["SubscriberIn"]["required"] == [
         "msisdn",
         "imsi",
         "first_name",
