@@ -11,6 +11,7 @@ from app.auth.service import Principal
 from app.errors import ConflictError, Forbidden, InvalidInput, NotFoundError
 from app.migration import worker
 from app.migration.imports import FileImport
+from app.migration.mapping import stored_mapping
 from app.migration.schemas import JobCreate, UploadInstructions
 from app.runtime import Runtime
 from app.storage.base import Conflict, NotFound, Page
@@ -102,6 +103,8 @@ def create_job(
     options = request.model_dump(mode="json", exclude_none=True, exclude={"type"})
     if request.type == "import":
         _check_mapping(runtime, request)
+        if request.mapping is not None:
+            options["mapping"] = stored_mapping(request.mapping)
     else:
         options.pop("target", None)
     if request.type == "delete":
