@@ -4,6 +4,9 @@ portal users create-admin USERNAME        # password from a prompt, or stdin wit
 portal reconcile-counters [--fix]         # recount subscribers by status and plan; report (and fix) drift
 portal import FILE [--target ...] [--mapping mapping.json] [--mode ...] [--dry-run]
 portal export [--status ...] [--plan ...] [--format csv|ndjson] [--mask] [-o FILE]
+portal jobs list [--status ...] [--kind ...] [--limit N]   # newest first
+portal jobs show JOB_ID                   # progress, the counts of its kind, its file, first row reports
+portal jobs errors JOB_ID [--format table|csv] [-o FILE]  # the row reports (CSV: all, neutralised)
 portal jobs run JOB_ID                    # resume a stalled job (its lease must have lapsed)
 portal jobs sweep [--stale-after SECONDS] # what the scheduled sweep does, resumed jobs run here
 portal migrate-store --source mongo --target dynamodb [--source-mongodb-uri ...] [--target-dynamodb-table ...]
@@ -11,23 +14,28 @@ portal migrate-store --source mongo --target dynamodb [--source-mongodb-uri ...]
 portal local-db status|start|stop         # the local DynamoDB engine of DATA_DIR (local mode)
 
 Jobs started here are the same job records as the API's (listed, reported and rolled back there);
-they run inline in this process with a progress bar.
+they run inline in this process with a progress bar (on a terminal; elsewhere a line per batch).
+The CLI acts as an admin of the store it is configured for (it holds the store's credentials), so
+row reports show raw values, as they are to operators in the API.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import IO, TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 
 from app.config import ConfigurationError, Settings, load_settings
+from app.localfiles import open_private
 from app.runtime import Runtime
+from app.storage.records import JobStatus, JobType
 
 app = typer.Typer(help="Subscriber Portal administration.", no_args_is_help=True, add_completion=False)
 users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
@@ -39,7 +47,10 @@ app.add_typer(local_db_app, name="local-db")
 console = Console(stderr=True)
 
 if TYPE_CHECKING:
-    from app.storage.records import JobRecord
+    from rich.table import Table
+
+    from app.storage.base import Page
+    from app.storage.records import JobRecord, JobRowError
 
 
 def cli_settings() -> Settings:
@@ -198,65 +209,119 @@ def _job_request(values: dict[str, Any]) -> Any:
         raise typer.Exit(2) from None
 
 
-def _run_with_progress(runtime: Runtime, job_id: str) -> JobRecord | None:
+# What a job's progress and summary count, by kind: (label, JobCounts field).
+COUNTS_SHOWN: dict[str, tuple[tuple[str, str], ...]] = {
+    "import": (("created", "created"), ("updated", "updated"), ("errors", "failed")),
+    "export": (("exported", "processed"),),
+    "delete": (("deleted", "deleted"), ("errors", "failed")),
+    "rollback": (("deleted", "deleted"), ("kept", "skipped"), ("errors", "failed")),  # kept: changed since
+}
+
+
+def _counted(job: JobRecord) -> str:
+    """The counts that matter for the job's kind: `created 2, updated 0, errors 1`."""
+    return ", ".join(f"{label} {getattr(job.counts, field)}" for label, field in COUNTS_SHOWN[job.type.value])
+
+
+def _rows(job: JobRecord) -> str:
+    c = job.counts
+    if c.total is None:
+        return str(c.processed)
+    percent = f" ({job.percent:.0f}%)" if job.percent is not None else ""
+    return f"{c.processed}/{c.total}{percent}"
+
+
+def _kind(job: JobRecord) -> str:
+    target = job.options.get("target")
+    return f"{job.type.value} {target}" if target else job.type.value
+
+
+@contextmanager
+def _progress(job_id: str) -> Iterator[Callable[[JobRecord], None]]:
+    """What the engine calls after validation and after every batch: a bar on a terminal; elsewhere
+    (a log, a pipe), where a bar would only show its end, one line per call."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from app.migration import worker
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("created {task.fields[created]} updated {task.fields[updated]} failed {task.fields[failed]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task(f"job {job_id[:8]}", total=None, created=0, updated=0, failed=0)
+    if not console.is_terminal:
+        yield lambda job: console.print(
+            f"job {job.id[:8]} {job.status.value} rows {_rows(job)}, {_counted(job)}", soft_wrap=True
+        )
+        return
+    columns = (BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counted]}"), TimeElapsedColumn())
+    with Progress(TextColumn("[bold]{task.description}"), *columns, console=console) as bar:
+        task = bar.add_task(f"job {job_id[:8]}", total=None, counted="")
 
         def show(job: JobRecord) -> None:
-            c = job.counts
-            bar.update(
-                task, total=c.total, completed=c.processed, created=c.created, updated=c.updated, failed=c.failed
-            )
+            bar.update(task, total=job.counts.total, completed=job.counts.processed, counted=_counted(job))
 
-        engine = worker.engine(runtime)
-        try:
-            result: JobRecord | None = engine.run(job_id, progress=show)
-        except KeyboardInterrupt:
-            # Ctrl-C: what was written stays written (each write is atomic, rows are idempotent);
-            # the lease is freed so the job resumes at once from its last checkpoint.
-            engine.release(job_id)
-            bar.stop()
-            console.print(f"[yellow]interrupted; resume with: portal jobs run {job_id}[/yellow]")
-            raise typer.Exit(130) from None
-        return result
+        yield show
+
+
+def _run_with_progress(runtime: Runtime, job_id: str) -> JobRecord | None:
+    from app.migration import worker
+
+    engine = worker.engine(runtime)
+    try:
+        with _progress(job_id) as show:
+            return engine.run(job_id, progress=show)
+    except KeyboardInterrupt:
+        # Ctrl-C: what was written stays written (each write is atomic, rows are idempotent);
+        # the lease is freed so the job resumes at once from its last checkpoint.
+        engine.release(job_id)
+        console.print(f"[yellow]interrupted; resume with: portal jobs run {job_id}[/yellow]")
+        raise typer.Exit(130) from None
 
 
 def _summary(runtime: Runtime, job: JobRecord) -> None:
     from rich.table import Table
+    from rich.text import Text
 
-    c = job.counts
+    from app.migration import service
+
     table = Table("", "", title="Job summary", show_header=False)
     table.add_row("job", job.id)
+    table.add_row("kind", _kind(job))
     table.add_row("status", job.status.value)
-    for name in ("total", "processed", "created", "updated", "deleted", "skipped", "failed"):
-        value = getattr(c, name)
-        table.add_row(name, "-" if value is None else str(value))
-    Console().print(table)
+    table.add_row("rows", _rows(job))
+    table.add_row("counts", _counted(job))
+    if job.output_key:
+        table.add_row("file", job.output_key)
+    table.add_row("submitted", f"{job.created_at:%Y-%m-%d %H:%M:%S} by {job.created_by}")
+    for label, at in (("started", job.started_at), ("finished", job.finished_at)):
+        if at is not None:
+            table.add_row(label, f"{at:%Y-%m-%d %H:%M:%S}")
+    _stdout().print(table)
     if job.error_summary:
-        console.print(f"[red]{job.error_summary}[/red]")
-    errors = runtime.store.jobs.list_errors(job.id, limit=ERRORS_SHOWN).items
-    if errors:
-        report = Table("row", "field", "code", "message", "value", title=f"First {len(errors)} row report(s)")
-        for error in errors:
-            report.add_row(str(error.row), error.field, error.code, error.message, error.value or "")
-        Console().print(report)
-        console.print(f"full report: GET /migration/jobs/{job.id}/errors?format=csv (or the job's page in the portal)")
+        console.print(Text(job.error_summary, style="red"))  # may quote the input: no [markup]
+    errors = service.errors_page(runtime, _cli_principal(), job.id, limit=ERRORS_SHOWN, cursor=None)
+    if errors.items:
+        _stdout().print(_errors_table(errors.items, title=f"First {len(errors.items)} row report(s)"))
+        console.print(f"full report: portal jobs errors {job.id} --format csv -o errors.csv")
+
+
+def _errors_table(errors: list[JobRowError], *, title: str) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    report = Table("row", "field", "code", "message", "value", title=title)
+    for error in errors:
+        # Raw input: shown as plain text (Text drops control codes and reads no [markup]).
+        cells = (error.field, error.code, error.message, error.value or "")
+        report.add_row(str(error.row), *(Text(cell) for cell in cells))
+    return report
+
+
+def _stdout() -> Console:
+    """Tables go to standard output (messages and progress to standard error)."""
+    return Console()
+
+
+def _private_file(path: Path) -> IO[bytes]:
+    """A file the CLI writes for the user holds personal data: created owner-only (0600)."""
+    return os.fdopen(open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), "wb")
 
 
 def _finish(runtime: Runtime, job: JobRecord | None) -> None:
-    from app.storage.records import JobStatus
-
     if job is None:
         console.print("[yellow]another worker holds this job (or it already ended); nothing run[/yellow]")
         raise typer.Exit(1)
@@ -353,11 +418,9 @@ def export(
         job = _create(runtime, request)
         done = _run_with_progress(runtime, job.id)
         if done is not None and done.output_key and output is not None:
-            with runtime.blobs.open(done.output_key) as source, output.open("wb") as target:
+            with runtime.blobs.open(done.output_key) as source, _private_file(output) as target:
                 shutil.copyfileobj(source, target)
             console.print(f"[green]wrote {output}[/green]")
-        elif done is not None and done.output_key:
-            console.print(f"export stored as {done.output_key} (GET /migration/jobs/{done.id}/output)")
         _finish(runtime, done)
     finally:
         runtime.close()
@@ -377,6 +440,92 @@ def run_job(job_id: Annotated[str, typer.Argument(help="The job to run or resume
             _finish(runtime, job)
             return
         _finish(runtime, _run_with_progress(runtime, job_id))
+    finally:
+        runtime.close()
+
+
+def _job(runtime: Runtime, job_id: str) -> JobRecord:
+    from app.errors import DomainError
+    from app.migration import service
+
+    try:
+        return service.get_job(runtime, _cli_principal(), job_id)
+    except DomainError as exc:
+        console.print(f"[red]{getattr(exc, 'detail', None) or exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@jobs_app.command("list")
+def list_jobs(
+    status: Annotated[JobStatus | None, typer.Option(help="Only jobs in this status.")] = None,
+    kind: Annotated[JobType | None, typer.Option(help="Only jobs of this kind.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many, newest first.")] = 20,
+) -> None:
+    """List jobs newest first: kind, status, rows done and the counts that matter for the kind."""
+    from rich.table import Table
+
+    from app.migration import service
+
+    runtime = open_runtime()
+    try:
+        page: Page[JobRecord] = service.list_jobs(
+            runtime, _cli_principal(), status=status, job_type=kind, limit=limit, cursor=None
+        )
+    finally:
+        runtime.close()
+    table = Table(title="Jobs, newest first")
+    table.add_column("job", no_wrap=True, min_width=32)  # whole, to copy into `portal jobs show`
+    for name in ("kind", "status", "rows", "counts", "submitted"):
+        table.add_column(name)
+    for job in page.items:
+        submitted = f"{job.created_at:%Y-%m-%d %H:%M} by {job.created_by}"
+        table.add_row(job.id, _kind(job), job.status.value, _rows(job), _counted(job), submitted)
+    _stdout().print(table)
+    if page.next_cursor:
+        console.print(f"more jobs than these {len(page.items)}: raise --limit (at most 1000) or filter")
+
+
+@jobs_app.command("show")
+def show_job(job_id: Annotated[str, typer.Argument(help="The job.")]) -> None:
+    """One job: its kind, status, progress, the counts of its kind, its file and its first row reports."""
+    runtime = open_runtime()
+    try:
+        _summary(runtime, _job(runtime, job_id))
+    finally:
+        runtime.close()
+
+
+@jobs_app.command("errors")
+def job_errors(
+    job_id: Annotated[str, typer.Argument(help="The job.")],
+    file_format: Annotated[
+        Literal["table", "csv"], typer.Option("--format", help="table: the first --limit; csv: every one.")
+    ] = "table",
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows of the table.")] = 100,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="CSV: write it here (owner-only).")] = None,
+) -> None:
+    """The job's row reports (rows refused, with field, code, message and raw value), unmasked as
+    the operator sees them in the API. CSV cells a spreadsheet would run are neutralised."""
+    from app.migration import service
+
+    runtime = open_runtime()
+    try:
+        job = _job(runtime, job_id)
+        if file_format == "table":
+            page = service.errors_page(runtime, _cli_principal(), job.id, limit=limit, cursor=None)
+            _stdout().print(_errors_table(page.items, title=f"Row reports of job {job.id}"))
+            if page.next_cursor:
+                console.print(f"more than {limit}: the whole report with --format csv")
+            return
+        chunks = service.errors_csv(runtime, _cli_principal(), job.id)
+        if output is None:
+            for chunk in chunks:
+                typer.echo(chunk, nl=False)
+            return
+        with _private_file(output) as target:
+            for chunk in chunks:
+                target.write(chunk.encode("utf-8"))
+        console.print(f"[green]wrote {output}[/green]")
     finally:
         runtime.close()
 
@@ -411,7 +560,6 @@ def sweep_jobs(
 
     from app.migration import worker
     from app.migration.engine import STALE_AFTER
-    from app.storage.records import JobStatus
 
     runtime = open_runtime()
     collected = _Collected()

@@ -150,4 +150,13 @@ class OneLineStartupFailure:
         await self.app(scope, receive, send_plainly)
 
 
-app = create_app()
+def _app_for_server() -> FastAPI:
+    """`uvicorn app.main:app` imports this module: a setting that cannot work stops the server with
+    the one line that names it (uvicorn would print the import's whole traceback above it)."""
+    try:
+        return create_app()
+    except ConfigurationError as exc:
+        sys.exit(f"portal: {exc}")
+
+
+app = _app_for_server()

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -152,6 +152,13 @@ class TokenSigner:
             "sid": claims.family_id,
         }
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM), claims
+
+    def accepted_until(self, issued_by: datetime) -> datetime:
+        """The instant from which no access token issued up to `issued_by` is accepted any more.
+
+        `exp` is whole seconds and python-jose compares it, plus the leeway, with its clock
+        truncated to whole seconds: a token is refused only from `exp + leeway + 1` on."""
+        return datetime.fromtimestamp(epoch_seconds(issued_by + self.access_ttl) + LEEWAY_SECONDS + 1, UTC)
 
     def verify_access(self, token: str) -> AccessClaims:
         try:

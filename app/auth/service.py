@@ -16,7 +16,6 @@ from app.audit import audit_entry
 from app.auth.policy import Capability, allows
 from app.auth.schemas import PasswordChange, TokenPair, UserCreate, UserUpdate
 from app.auth.security import (
-    LEEWAY_SECONDS,
     MAX_PASSWORD_BYTES,
     InvalidToken,
     PasswordHasher,
@@ -146,7 +145,7 @@ class AuthService:
         if family is None or family.revoked:
             raise Unauthorized("session has ended")
         if user is None or not user.active or not _is_session_of(family, user):
-            self._end_session(family.family_id, now)
+            self._end_session(family.family_id)
             raise Unauthorized("session has ended")
         new_token, new_hash = new_refresh_token()
         successor = RefreshTokenRecord(
@@ -159,7 +158,7 @@ class AuthService:
         try:
             self.store.sessions.rotate(presented.token_hash, successor, now=now)
         except Conflict:  # reused (the store revoked the family) or revoked meanwhile
-            self._end_session(family.family_id, now)
+            self._end_session(family.family_id)
             logger.warning("refresh token reuse: session revoked", extra={"username": user.username})
             self._audit_auth(user.username, "auth.refresh_reuse_detected", now)
             raise Unauthorized("session has ended") from None
@@ -186,24 +185,23 @@ class AuthService:
         return Principal(username=user.username, role=user.role, family_id=claims.family_id, user_id=user.user_id)
 
     def logout(self, principal: Principal, refresh_token: str | None) -> None:
-        now = utcnow()
         if principal.family_id:
-            self._end_session(principal.family_id, now)
+            self._end_session(principal.family_id)
         if refresh_token:
             presented = self.store.sessions.find_token(hash_refresh_token(refresh_token))
             if presented and presented.username == principal.username:
-                self._end_session(presented.family_id, now)
+                self._end_session(presented.family_id)
 
-    def _end_session(self, family_id: str, now: datetime) -> None:
+    def _end_session(self, family_id: str) -> None:
         """Ends the refresh family and, through the deny-list, every access token issued in it.
 
-        An access token names its session (`sid`) and is accepted at most `access_ttl` (+ leeway)
-        after it was issued, and none is issued once the family is revoked: so the deny-list entry
-        needs to live only that long.
+        An access token names its session (`sid`), and none is issued once the family is revoked:
+        so the deny-list entry must live (and may be deleted by the store's TTL right after) until
+        no token issued up to now is accepted. "Now" is read after the revocation, so that a
+        refresh that rotated just before it is covered too.
         """
         self.store.sessions.revoke_family(family_id)
-        until = now + self.signer.access_ttl + timedelta(seconds=LEEWAY_SECONDS)
-        self.store.sessions.deny_session(family_id, until)
+        self.store.sessions.deny_session(family_id, self.signer.accepted_until(utcnow()))
 
     # --- own account --------------------------------------------------------------------------------
 
@@ -224,7 +222,7 @@ class AuthService:
         self.store.users.replace(user, updated, self._audit(principal.username, "user.password_change", user, updated))
         # The new token generation already ends every older token; this also revokes the family now.
         if principal.family_id:
-            self._end_session(principal.family_id, utcnow())
+            self._end_session(principal.family_id)
         return self._start_session(updated, utcnow())
 
     def check_password_policy(self, password: str, username: str, *, field: str = "body.password") -> None:

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from app.migration.engine import BatchResult, JobFailed
-from app.migration.mapping import MappingSpec, RowMapper
+from app.migration.mapping import MappingSpec, RowMapper, mapping_of
 from app.migration.readers import FileKind, SourceRow, check_file, read_rows
 from app.runtime import Runtime
 from app.storage.records import JobCounts, JobRecord, JobRowError
@@ -94,7 +94,7 @@ class FileImport(Generic[R]):
         return RowMapper(spec, self.fields)
 
     def mapper(self, job: JobRecord) -> RowMapper:
-        return self.mapper_for(MappingSpec.model_validate(job.options.get("mapping") or {}))
+        return self.mapper_for(mapping_of(job.options.get("mapping") or {}))
 
     def _open(self, job: JobRecord, runtime: Runtime) -> Any:
         if not job.input_key:

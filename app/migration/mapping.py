@@ -72,6 +72,30 @@ class MappingSpec(BaseModel):
         return self
 
 
+def stored_mapping(spec: MappingSpec) -> dict[str, Any]:
+    """The mapping as a job stores it (and audits it): the keys users choose (column names, source
+    values) become [key, value] pairs. Stores give such keys meaning or refuse them: MongoDB reads
+    `.` and a leading `$` in an update as paths and operators, DynamoDB refuses an empty name."""
+    data = spec.model_dump(mode="json")
+    data["columns"] = [list(pair) for pair in spec.columns.items()]
+    for steps in data["transforms"].values():
+        for step in steps:
+            if isinstance(step, dict):
+                step["map"] = [list(pair) for pair in step["map"].items()]
+    return data
+
+
+def mapping_of(stored: Mapping[str, Any]) -> MappingSpec:
+    """The mapping a job stored: pairs, or (jobs stored before pairs) objects, which read the same."""
+    data = dict(stored)
+    data["columns"] = dict(stored.get("columns") or {})
+    data["transforms"] = {
+        field: [{**step, "map": dict(step["map"])} if isinstance(step, dict) else step for step in steps]
+        for field, steps in (stored.get("transforms") or {}).items()
+    }
+    return MappingSpec.model_validate(data)
+
+
 @dataclass(frozen=True)
 class MappingProblem:
     field: str

@@ -1,10 +1,9 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-import io
 import re
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import IO, Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
@@ -12,7 +11,6 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app import csvsafe
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -201,32 +199,13 @@ def errors(
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> Response | JobErrorPage:
     if output == "csv":
-        service.job_for(runtime, principal, job_id, act=True)
         return StreamingResponse(
-            _errors_csv(runtime, principal, job_id),
+            service.errors_csv(runtime, principal, job_id),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="job-{job_id}-errors.csv"'},
         )
     page = service.errors_page(runtime, principal, job_id, limit=limit, cursor=cursor)
     return JobErrorPage(items=[JobErrorOut.of(error) for error in page.items], next_cursor=page.next_cursor)
-
-
-def _errors_csv(runtime: RuntimeDep, principal: Principal, job_id: str) -> Iterator[str]:
-    """The report streamed page by page: constant memory however many rows were rejected."""
-    buffer = io.StringIO()
-    writer = csvsafe.writer(buffer)
-    writer.writerow(["row", "field", "code", "message", "value"])
-    cursor = None
-    while True:
-        page = service.errors_page(runtime, principal, job_id, limit=500, cursor=cursor)
-        for error in page.items:
-            writer.writerow([error.row, error.field, error.code, error.message, error.value])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 @router.get(

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
-from app.migration.mapping import MappingSpec
+from app.migration.mapping import MappingSpec, mapping_of
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
 
 ImportTarget = Literal["subscribers", "users"]
@@ -87,6 +87,13 @@ class JobCreate(BaseModel):
         return self
 
 
+def shown_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A job's options as they were given: the stored mapping's pairs as objects again."""
+    if "mapping" not in options:
+        return options
+    return {**options, "mapping": mapping_of(options["mapping"]).model_dump(mode="json")}
+
+
 class JobOut(BaseModel):
     id: str
     type: JobType
@@ -113,7 +120,6 @@ class JobOut(BaseModel):
                     "id",
                     "type",
                     "status",
-                    "options",
                     "counts",
                     "created_by",
                     "created_at",
@@ -126,6 +132,7 @@ class JobOut(BaseModel):
                     "related_job_id",
                 }
             ),
+            options=shown_options(job.options),
             percent=job.percent,
             has_output=job.output_key is not None and job.status.finished,
         )

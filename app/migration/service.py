@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import IO
 
+from app import csvsafe
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.errors import ConflictError, Forbidden, InvalidInput, NotFoundError
 from app.migration import worker
 from app.migration.imports import FileImport
+from app.migration.mapping import stored_mapping
 from app.migration.schemas import JobCreate, UploadInstructions
 from app.runtime import Runtime
 from app.storage.base import Conflict, NotFound, Page
@@ -97,6 +101,8 @@ def create_job(runtime: Runtime, principal: Principal, request: JobCreate) -> Jo
     options = request.model_dump(mode="json", exclude_none=True, exclude={"type"})
     if request.type == "import":
         _check_mapping(runtime, request)
+        if request.mapping is not None:
+            options["mapping"] = stored_mapping(request.mapping)
     else:
         options.pop("target", None)
     if request.type == "delete":
@@ -232,6 +238,30 @@ def errors_page(
     if principal.can(Capability.SUBSCRIBERS_UNMASKED):
         return page
     return Page(items=[_masked_error(error) for error in page.items], next_cursor=page.next_cursor)
+
+
+def errors_csv(runtime: Runtime, principal: Principal, job_id: str) -> Iterator[str]:
+    """The job's whole error report as CSV text, as `errors_page` shows it to `principal`. Checked
+    at once; the rows then come page by page (constant memory however many rows were rejected)."""
+    job_for(runtime, principal, job_id, act=True)
+    return _error_report(runtime, principal, job_id)
+
+
+def _error_report(runtime: Runtime, principal: Principal, job_id: str) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csvsafe.writer(buffer)
+    writer.writerow(["row", "field", "code", "message", "value"])
+    cursor = None
+    while True:
+        page = errors_page(runtime, principal, job_id, limit=500, cursor=cursor)
+        for error in page.items:
+            writer.writerow([error.row, error.field, error.code, error.message, error.value])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
 
 
 # A row error's value is raw input. Without subscribers:unmasked a caller sees it as the API would

@@ -141,6 +141,8 @@ class AuditQuery:
 
 
 class AuditRepository(Protocol):
+    """Reads never return an entry past its `expires_at` (the retention), deleted by the store's TTL or not yet."""
+
     def append(self, entry: AuditEntry) -> None: ...
 
     def list_for_entity(

@@ -1,8 +1,11 @@
-"""`portal import`, `portal export` and `portal jobs run`: the same jobs as the API, run inline."""
+"""`portal import`, `portal export` and `portal jobs run|list|show|errors`: the same jobs as the API, run inline."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import stat
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,9 +52,9 @@ def test_import_reports_counts_and_errors(runner: CliRunner, store: Store, tmp_p
     assert result.exit_code == 1, result.output  # completed with errors
     assert "COMPLETED_WITH_ERRORS" in result.output
     assert "msisdn" in result.output
-    assert "/errors?format=csv" in result.output
     jobs = store.jobs.list_newest(status=None, job_type=None, limit=5).items
     assert len(jobs) == 1
+    assert f"portal jobs errors {jobs[0].id}" in result.output  # where the full report is
     assert (jobs[0].counts.created, jobs[0].counts.failed, jobs[0].created_by) == (2, 1, "cli")
     assert store.subscribers.get("c1").msisdn == "+447911100001"  # type: ignore[union-attr]
 
@@ -137,3 +140,102 @@ def test_jobs_sweep_resumes_stalled_jobs_here_and_fails_hopeless_ones(runner: Cl
     busy = store.jobs.get("busy-export")
     assert busy is not None
     assert (busy.status, busy.lease_owner, busy.checkpoint) == (JobStatus.RUNNING, "alive", {})
+
+
+def only_job(store: Store, job_type: JobType) -> JobRecord:
+    (job,) = [job for job in store.jobs.list_newest(status=None, job_type=job_type, limit=10).items]
+    return job
+
+
+def test_summaries_count_what_the_kind_of_job_does(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    data, mapping = write_input(tmp_path)
+    imported = runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])
+    assert tuple(name for name in ("created", "updated", "errors") if f"{name} " in imported.stdout) == (
+        "created",
+        "updated",
+        "errors",
+    )
+    exported = runner.invoke(cli.app, ["export"])
+    assert exported.exit_code == 0, exported.output
+    export = only_job(store, JobType.EXPORT)
+    assert "exported 2" in exported.stdout
+    assert export.output_key is not None
+    assert export.output_key in exported.stdout
+    for irrelevant in ("created", "updated", "deleted", "skipped"):
+        assert irrelevant not in exported.stdout
+
+
+def test_progress_moves_once_per_batch(
+    runner: CliRunner, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.migration import worker
+
+    runtime = cli.open_runtime()
+    monkeypatch.setattr(worker.engine(runtime).kinds["import:subscribers"], "batch_rows", 1)
+    data, mapping = write_input(tmp_path)
+    result = runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])
+    lines = [line for line in result.stderr.splitlines() if line.startswith("job ") and " rows " in line]
+    done = [line.split(" rows ")[1].split(",")[0] for line in lines]
+    assert done == ["0/3 (0%)", "1/3 (33%)", "2/3 (67%)", "3/3 (100%)"]
+    assert lines[-1].endswith("created 2, updated 0, errors 1")
+
+
+def test_jobs_list_filters_by_status_and_kind_newest_first(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    data, mapping = write_input(tmp_path)
+    runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])
+    runner.invoke(cli.app, ["export"])
+    imported, exported = only_job(store, JobType.IMPORT), only_job(store, JobType.EXPORT)
+
+    everything = runner.invoke(cli.app, ["jobs", "list"])
+    assert everything.exit_code == 0, everything.output
+    assert everything.stdout.index(exported.id) < everything.stdout.index(imported.id)
+    exports = runner.invoke(cli.app, ["jobs", "list", "--kind", "export"]).stdout
+    assert (exported.id in exports, imported.id in exports) == (True, False)
+    with_errors = runner.invoke(cli.app, ["jobs", "list", "--status", "COMPLETED_WITH_ERRORS"]).stdout
+    assert (exported.id in with_errors, imported.id in with_errors) == (False, True)
+    newest = runner.invoke(cli.app, ["jobs", "list", "--limit", "1"])
+    assert (exported.id in newest.stdout, imported.id in newest.stdout) == (True, False)
+    assert "--limit" in newest.stderr  # says there are more
+    assert runner.invoke(cli.app, ["jobs", "list", "--kind", "upload"]).exit_code == 2
+    assert runner.invoke(cli.app, ["jobs", "list", "--limit", "0"]).exit_code == 2
+
+
+def test_jobs_show_gives_progress_and_summary(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    data, mapping = write_input(tmp_path)
+    runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])
+    job = only_job(store, JobType.IMPORT)
+    shown = runner.invoke(cli.app, ["jobs", "show", job.id])
+    assert shown.exit_code == 0, shown.output
+    for expected in (job.id, "import subscribers", "COMPLETED_WITH_ERRORS", "3/3 (100%)", "created 2", "errors 1"):
+        assert expected in shown.stdout, expected
+    assert "msisdn" in shown.stdout  # its first row errors
+    missing = runner.invoke(cli.app, ["jobs", "show", "nope"])
+    assert (missing.exit_code, "not found" in missing.stderr) == (2, True)
+
+
+def test_jobs_errors_as_a_table_or_csv_with_neutralised_cells(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    data, mapping = write_input(tmp_path)
+    data.write_text(data.read_text(encoding="utf-8").replace("not a number", "=HYPERLINK(1)"), encoding="utf-8")
+    runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])
+    job = only_job(store, JobType.IMPORT)
+
+    table = runner.invoke(cli.app, ["jobs", "errors", job.id])
+    assert table.exit_code == 0, table.output
+    assert "msisdn" in table.stdout
+    as_csv = runner.invoke(cli.app, ["jobs", "errors", job.id, "--format", "csv"])
+    assert as_csv.exit_code == 0, as_csv.output
+    rows = list(csv.reader(io.StringIO(as_csv.stdout)))
+    assert rows[0] == ["row", "field", "code", "message", "value"]
+    assert [(row[0], row[1], row[4]) for row in rows[1:]] == [("3", "msisdn", "'=HYPERLINK(1)")]
+    report = tmp_path / "errors.csv"
+    written = runner.invoke(cli.app, ["jobs", "errors", job.id, "--format", "csv", "-o", str(report)])
+    assert written.exit_code == 0, written.output
+    assert report.read_text(encoding="utf-8") == as_csv.stdout
+    assert stat.S_IMODE(report.stat().st_mode) == 0o600  # it holds raw input: personal data
+    assert runner.invoke(cli.app, ["jobs", "errors", "nope"]).exit_code == 2
+
+
+def test_export_to_a_file_is_owner_only(runner: CliRunner, store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out.csv"
+    assert runner.invoke(cli.app, ["export", "-o", str(out)]).exit_code == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600

@@ -6,7 +6,7 @@ from typing import Any
 from app.storage.base import AuditQuery, InvalidCursor, Page
 from app.storage.dynamodb.table import DynamoTable, serialize
 from app.storage.records import AuditEntry
-from app.timeutil import epoch_seconds, sortable
+from app.timeutil import epoch_seconds, sortable, utcnow
 
 # Sorts after every "<time>#<id>" with the same time prefix: makes `until` an inclusive bound.
 _AFTER_ANY_ID = "#~"
@@ -41,6 +41,20 @@ def to_entry(item: dict[str, Any]) -> AuditEntry:
     return AuditEntry.model_validate({name: item.get(name) for name in AuditEntry.model_fields})
 
 
+def _filtered(values: dict[str, Any] | None = None, **equal: str | None) -> dict[str, Any]:
+    """`query_page` arguments of an audit query: entries past their retention are left out
+    (DynamoDB's TTL deletes them up to days late), and each attribute given must equal its value."""
+    expression = "(attribute_not_exists(#ttl) OR #ttl > :now)"
+    names = {"#ttl": "ttl"}
+    filter_values: dict[str, Any] = {**(values or {}), ":now": epoch_seconds(utcnow())}
+    for attribute, value in equal.items():
+        if value:
+            expression += f" AND #{attribute} = :{attribute}"
+            names[f"#{attribute}"] = attribute
+            filter_values[f":{attribute}"] = value
+    return {"filter_expression": expression, "filter_names": names, "values": filter_values}
+
+
 class DynamoAuditRepository:
     def __init__(self, table: DynamoTable) -> None:
         self.table = table
@@ -53,7 +67,7 @@ class DynamoAuditRepository:
     ) -> Page[AuditEntry]:
         partition = f"AUDIT#{entity_type}#{entity_id}"
         items, next_cursor = self.table.query_page(
-            scope=partition, partition=partition, limit=limit, cursor=cursor, forward=False
+            scope=partition, partition=partition, limit=limit, cursor=cursor, forward=False, **_filtered()
         )
         return Page([to_entry(item) for item in items], next_cursor)
 
@@ -61,46 +75,33 @@ class DynamoAuditRepository:
         time_range = {":from": sortable(query.since), ":to": sortable(query.until) + _AFTER_ANY_ID}
         between = "#sk BETWEEN :from AND :to"
         if query.entity_type and query.entity_id:
-            actor_filter = {":actor": query.actor} if query.actor else {}
             items, next_cursor = self.table.query_page(
                 scope=query.scope,
                 partition=f"AUDIT#{query.entity_type}#{query.entity_id}",
                 sort_condition=between,
-                values={**time_range, **actor_filter},
                 limit=limit,
                 cursor=cursor,
                 forward=False,
-                filter_expression="#actor = :actor" if query.actor else None,
-                filter_names={"#actor": "actor"} if query.actor else None,
+                **_filtered(time_range, actor=query.actor),
             )
             return Page([to_entry(item) for item in items], next_cursor)
-        type_filter = {":type": query.entity_type} if query.entity_type else {}
-        type_filter_args: dict[str, Any] = (
-            {"filter_expression": "#et = :type", "filter_names": {"#et": "entity_type"}} if query.entity_type else {}
-        )
+        filters = _filtered(time_range, entity_type=query.entity_type)
         if query.actor:
             items, next_cursor = self.table.query_page(
                 scope=query.scope,
                 partition=f"AUDITACTOR#{query.actor}",
                 index="GSI1",
                 sort_condition=between,
-                values={**time_range, **type_filter},
                 limit=limit,
                 cursor=cursor,
                 forward=False,
-                **type_filter_args,
+                **filters,
             )
             return Page([to_entry(item) for item in items], next_cursor)
-        return self._search_by_day(query, time_range, type_filter, type_filter_args, limit, cursor)
+        return self._search_by_day(query, filters, limit, cursor)
 
     def _search_by_day(
-        self,
-        query: AuditQuery,
-        time_range: dict[str, str],
-        type_filter: dict[str, str],
-        type_filter_args: dict[str, Any],
-        limit: int,
-        cursor: str | None,
+        self, query: AuditQuery, query_args: dict[str, Any], limit: int, cursor: str | None
     ) -> Page[AuditEntry]:
         """Walks day partitions newest first; the cursor holds the day and the position inside it."""
         day, inner = query.until.date(), None
@@ -117,11 +118,10 @@ class DynamoAuditRepository:
                 partition=f"AUDITDAY#{day.isoformat()}",
                 index="GSI2",
                 sort_condition="#sk BETWEEN :from AND :to",
-                values={**time_range, **type_filter},
                 limit=limit,
                 cursor=inner,
                 forward=False,
-                **type_filter_args,
+                **query_args,
             )
 
         entries: list[AuditEntry] = []

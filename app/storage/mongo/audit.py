@@ -6,7 +6,7 @@ from app.storage.base import AuditQuery, Page
 from app.storage.cursor import CursorCodec
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry
-from app.timeutil import as_utc, sortable
+from app.timeutil import as_utc, sortable, utcnow
 
 _AFTER_ANY_ID = "#~"
 
@@ -26,6 +26,11 @@ def to_entry(document: dict[str, Any]) -> AuditEntry:
     return AuditEntry(id=document["_id"], **data)
 
 
+def _unexpired() -> dict[str, Any]:
+    """Entries past their retention are left out: the TTL monitor deletes them a minute or more late."""
+    return {"expires_at": {"$not": {"$lte": utcnow()}}}
+
+
 class MongoAuditRepository:
     def __init__(self, db: Any, cursors: CursorCodec) -> None:
         self.collection = db["audit"]
@@ -39,7 +44,7 @@ class MongoAuditRepository:
     ) -> Page[AuditEntry]:
         documents, next_cursor = find_page(
             self.collection,
-            {"entity_type": entity_type, "entity_id": entity_id},
+            {"entity_type": entity_type, "entity_id": entity_id, **_unexpired()},
             order_field="order",
             descending=True,
             limit=limit,
@@ -51,7 +56,8 @@ class MongoAuditRepository:
 
     def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
         criteria: dict[str, Any] = {
-            "order": {"$gte": sortable(query.since), "$lte": sortable(query.until) + _AFTER_ANY_ID}
+            "order": {"$gte": sortable(query.since), "$lte": sortable(query.until) + _AFTER_ANY_ID},
+            **_unexpired(),
         }
         for field in ("entity_type", "entity_id", "actor"):
             if getattr(query, field):
