@@ -1,12 +1,15 @@
 """The OpenAPI document a frontend developer generates a client from.
 
-Routes declare their error statuses with `error_responses(...)`; `build_openapi` then gives every
-error response the one problem+json schema (replacing FastAPI's default validation-error model),
-and adds 401/403 to every route whose policy needs a token or a capability.
+Routes declare the problems they return with `error_responses(...)` (types of the catalogue in
+`app.errors`, with the fields their examples name); `build_openapi` gives every error response the one
+problem+json schema (replacing FastAPI's default validation-error model), enumerates both catalogues
+as components, and adds 401/403 to every route whose policy needs a token or a capability and 413 to
+every route that takes a body.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,32 +18,53 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.errors import FieldError, Problem
+from app.errors import PROBLEM_CONTENT_TYPE, FieldCode, FieldError, Problem, ProblemType, example_problem
 
-_DESCRIPTIONS = {
-    400: "Bad request (e.g. an invalid cursor)",
-    401: "Missing, invalid, expired or revoked credentials",
-    403: "Signed in, but the role may not do this",
-    404: "Not found",
-    409: "Conflict with the current state (uniqueness, capacity, a rule)",
-    412: "If-Match does not match the current version",
-    413: "Request body too large",
-    415: "Unsupported content type",
-    422: "Validation failed; `errors` names each field",
-    428: "If-Match is required",
-    429: "Too many requests; see Retry-After",
-    503: "The store is unavailable, or (login, password changes) no password-hashing slot freed up in time; "
-    "see Retry-After",
-}
+
+@dataclass(frozen=True)
+class Documented:
+    """A problem an operation documents, with the field errors its example shows."""
+
+    problem: ProblemType
+    errors: tuple[tuple[str, FieldCode], ...] = ()
+
+
+def problem(kind: ProblemType, *errors: tuple[str, FieldCode]) -> Documented:
+    """`kind` with an example naming these fields, e.g. `problem(CONFLICT, ("body.msisdn", ALREADY_EXISTS))`."""
+    return Documented(kind, errors)
+
+
+def invalid(*errors: tuple[str, FieldCode]) -> Documented:
+    """The 422 of an operation, its example naming these fields and codes."""
+    return Documented(ProblemType.VALIDATION_ERROR, errors)
+
+
+def error_responses(*problems: ProblemType | Documented) -> dict[int | str, dict[str, Any]]:
+    """The error responses of an operation: per status, the problem types it returns, one example
+    each, built from the catalogue (a type given twice, with different fields, has two examples)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for item in problems:
+        documented = item if isinstance(item, Documented) else Documented(item)
+        kind = documented.problem
+        if kind is ProblemType.VALIDATION_ERROR and not documented.errors:
+            raise ValueError("a documented 422 names the fields it refuses: use invalid(...)")
+        response = responses.setdefault(
+            kind.status,
+            {"description": "", "content": {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF, "examples": {}}}},
+        )
+        examples = response["content"][PROBLEM_CONTENT_TYPE]["examples"]
+        if not any(example["value"]["type"] == kind.uri for example in examples.values()):
+            response["description"] = " ".join(filter(None, (response["description"], kind.meaning)))
+        errors = [FieldError(field=field, message=code.meaning, code=code) for field, code in documented.errors]
+        name = "-".join([kind.slug, *(code.value for _, code in documented.errors[:1])])
+        examples[name] = {
+            "summary": kind.title + "".join(f": {field} {code.value}" for field, code in documented.errors[:1]),
+            "value": example_problem(kind, errors),
+        }
+    return responses
+
+
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"description": _DESCRIPTIONS[status]} for status in statuses}
-
-
-def _problem_content() -> dict[str, Any]:
-    return {"application/problem+json": {"schema": _PROBLEM_REF}}
 
 
 _JSON_BODY_KEY = "x-json-request-body"
@@ -100,9 +124,18 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    problem.pop("$defs", None)
+    schemas.update(problem.pop("$defs"))  # FieldError, FieldCode, ProblemType
     schemas["Problem"] = problem
-    schemas["FieldError"] = FieldError.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas["ProblemType"]["description"] = _catalogue_table(
+        "The `type` of every problem the API returns; switch on it.",
+        ("type", "status", "title", "meaning"),
+        [(f"`{kind.uri}`", str(kind.status), kind.title, kind.meaning) for kind in ProblemType],
+    )
+    schemas["FieldCode"]["description"] = _catalogue_table(
+        "Every `errors[].code`: why a field was refused.",
+        ("code", "meaning"),
+        [(f"`{code.value}`", code.meaning) for code in FieldCode],
+    )
     # The login body is read by hand (form or JSON), so FastAPI does not collect its model.
     schemas["LoginRequest"] = LoginRequest.model_json_schema(ref_template="#/components/schemas/{model}")
 
@@ -113,23 +146,60 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             policies[route.unique_id if route.operation_id is None else route.operation_id] = (
                 found[0] if found else None
             )
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             if _JSON_BODY_KEY in operation:
                 operation["requestBody"] = _json_request_body(operation.pop(_JSON_BODY_KEY))
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
+            # Every operation that uses the store may find it unavailable (the health probes report it their way).
+            implied = [] if "health" in operation.get("tags", ()) else [ProblemType.SERVICE_UNAVAILABLE]
             if "requestBody" in operation:
-                responses.setdefault("413", {"description": _DESCRIPTIONS[413]})
+                implied.append(ProblemType.PAYLOAD_TOO_LARGE)
             if policy is not None and not policy.public:
-                responses.setdefault("401", {"description": _DESCRIPTIONS[401]})
+                implied.append(ProblemType.UNAUTHORIZED)
                 if policy.capability is not None:
-                    responses.setdefault("403", {"description": _DESCRIPTIONS[403]})
+                    implied.append(ProblemType.FORBIDDEN)
+            for status, response in error_responses(*implied).items():
+                declared = responses.setdefault(str(status), response)
+                if declared is not response:  # e.g. a 503 of its own beside the store's
+                    declared_examples = declared["content"][PROBLEM_CONTENT_TYPE]["examples"]
+                    for name, example in response["content"][PROBLEM_CONTENT_TYPE]["examples"].items():
+                        if name not in declared_examples:
+                            declared_examples[name] = example
+                            declared["description"] += " " + response["description"]
+            instance = _example_path(path, operation)
             for status, response in responses.items():
-                if status.isdigit() and int(status) >= 400:
-                    response["content"] = _problem_content()
-                    response.setdefault("description", _DESCRIPTIONS.get(int(status), "Error"))
+                content = response.get("content", {})
+                if status == "422" and PROBLEM_CONTENT_TYPE not in content:
+                    # FastAPI's own 422, where the route declares none: no examples, so the tests refuse it.
+                    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
+                elif PROBLEM_CONTENT_TYPE in content:
+                    # FastAPI adds a JSON content beside the declared one; a problem has only its own.
+                    response["content"] = {PROBLEM_CONTENT_TYPE: content[PROBLEM_CONTENT_TYPE]}
+                    for example in content[PROBLEM_CONTENT_TYPE]["examples"].values():
+                        example["value"]["instance"] = instance
+                        if example["value"]["type"] == ProblemType.FORBIDDEN.uri and policy and policy.capability:
+                            example["value"]["detail"] = (
+                                f"role 'viewer' may not do this (needs {policy.capability.value})"
+                            )
     return schema
+
+
+def _catalogue_table(lead: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = [lead, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _example_path(template: str, operation: dict[str, Any]) -> str:
+    """The operation's path with each parameter replaced by its example (or its name)."""
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path":
+            examples = parameter.get("schema", {}).get("examples") or parameter.get("examples") or [parameter["name"]]
+            value = examples[0] if isinstance(examples, list) else next(iter(examples.values()))["value"]
+            template = template.replace("{" + parameter["name"] + "}", str(value))
+    return template
 
 
 def install_openapi(app: FastAPI) -> None:
