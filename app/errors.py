@@ -43,7 +43,7 @@ from app.storage.base import (
 from app.storage.blobs import BlobTooLarge
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
-# Relative to the API's own address, where `GET /problems/{slug}` describes each type.
+# Problem types are relative URI references: names to compare, not links (docs/api-conventions.md).
 PROBLEM_TYPE_BASE = "/problems/"
 logger = logging.getLogger("app.errors")
 
@@ -269,14 +269,12 @@ _PYDANTIC_CODES: dict[str, FieldCode] = {
     "greater_than_equal": FieldCode.TOO_SMALL,
     "less_than": FieldCode.TOO_LARGE,
     "less_than_equal": FieldCode.TOO_LARGE,
-    "finite_number": FieldCode.INVALID,
     "string_pattern_mismatch": FieldCode.PATTERN_MISMATCH,
     "enum": FieldCode.INVALID_CHOICE,
     "literal_error": FieldCode.INVALID_CHOICE,
     "union_tag_invalid": FieldCode.INVALID_CHOICE,
     "timezone_aware": FieldCode.TIMEZONE_REQUIRED,
     "json_invalid": FieldCode.JSON_INVALID,
-    "recursion_loop": FieldCode.JSON_TOO_DEEP,
 }
 _CODES: dict[str, FieldCode] = {code.value: code for code in FieldCode}
 

@@ -111,7 +111,9 @@ def _json_request_body(key: str) -> dict[str, Any]:
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
+    from app.auth.policy import allows
     from app.auth.schemas import LoginRequest
+    from app.storage.records import Role
 
     schema = get_openapi(
         title=app.title,
@@ -156,9 +158,11 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             implied = [] if "health" in operation.get("tags", ()) else [ProblemType.SERVICE_UNAVAILABLE]
             if "requestBody" in operation:
                 implied.append(ProblemType.PAYLOAD_TOO_LARGE)
+            # A 403 where some role lacks the route's capability; its example names that role.
+            refused = [role for role in Role if policy and policy.capability and not allows(role, policy.capability)]
             if policy is not None and not policy.public:
                 implied.append(ProblemType.UNAUTHORIZED)
-                if policy.capability is not None:
+                if refused:
                     implied.append(ProblemType.FORBIDDEN)
             for status, response in error_responses(*implied).items():
                 declared = responses.setdefault(str(status), response)
@@ -179,10 +183,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                     response["content"] = {PROBLEM_CONTENT_TYPE: content[PROBLEM_CONTENT_TYPE]}
                     for example in content[PROBLEM_CONTENT_TYPE]["examples"].values():
                         example["value"]["instance"] = instance
-                        if example["value"]["type"] == ProblemType.FORBIDDEN.uri and policy and policy.capability:
-                            example["value"]["detail"] = (
-                                f"role 'viewer' may not do this (needs {policy.capability.value})"
-                            )
+                        if example["value"]["type"] == ProblemType.FORBIDDEN.uri and refused and policy:
+                            needs = policy.capability.value if policy.capability else ""
+                            example["value"]["detail"] = f"role {refused[0].value!r} may not do this (needs {needs})"
     return schema
 
 

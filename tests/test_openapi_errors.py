@@ -9,6 +9,7 @@ import pkgutil
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -125,6 +126,15 @@ def test_catalogue_entries_are_unique_and_in_one_style() -> None:
     assert all(re.fullmatch(r"/problems/[a-z]+(-[a-z]+)*", kind.uri) for kind in ProblemType)
     assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", code.value) for code in FieldCode)
     assert all(kind.meaning and code.meaning for kind in ProblemType for code in FieldCode)
+
+
+def test_the_conventions_page_lists_both_catalogues_as_the_code_has_them() -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "api-conventions.md").read_text()
+    problem_rows = re.findall(r"^\| `(/problems/[^`]+)` \| (\d+) \| ([^|]+?) \|", page, re.MULTILINE)
+    assert problem_rows == [(kind.uri, str(kind.status), kind.title) for kind in ProblemType]
+    codes_section = page.split("### Field-error codes", 1)[1].split("\n## ", 1)[0]
+    code_rows = re.findall(r"^\| `([a-z_]+)` \| ", codes_section, re.MULTILINE)
+    assert code_rows == [code.value for code in FieldCode]
 
 
 def _subclasses(cls: type) -> Iterator[type]:
