@@ -188,6 +188,7 @@ class FieldCode(StrEnum):
     TOO_LONG = "too_long", "longer (text) or with more items (list, map) than allowed"
     TOO_SMALL = "too_small", "a number below the minimum"
     TOO_LARGE = "too_large", "a number above the maximum, or a file over the size limit"
+    NOT_A_MULTIPLE = "not_a_multiple", "a number off the field's step (e.g. slot minutes by 5)"
     PATTERN_MISMATCH = "pattern_mismatch", "text that does not match the field's pattern"
     INVALID_DATETIME = "invalid_datetime", "not an ISO-8601 date or time"
     TIMEZONE_REQUIRED = "timezone_required", "a time without a UTC offset"
@@ -269,6 +270,7 @@ _PYDANTIC_CODES: dict[str, FieldCode] = {
     "greater_than_equal": FieldCode.TOO_SMALL,
     "less_than": FieldCode.TOO_LARGE,
     "less_than_equal": FieldCode.TOO_LARGE,
+    "multiple_of": FieldCode.NOT_A_MULTIPLE,
     "string_pattern_mismatch": FieldCode.PATTERN_MISMATCH,
     "enum": FieldCode.INVALID_CHOICE,
     "literal_error": FieldCode.INVALID_CHOICE,

@@ -179,7 +179,7 @@ def test_every_pydantic_error_type_has_a_code() -> None:
     assert named["missing"] is FieldCode.MISSING
     assert named["int_parsing"] is FieldCode.INVALID_TYPE
     assert named["datetime_parsing"] is FieldCode.INVALID_DATETIME
-    assert named["value_error"] is FieldCode.INVALID  # a validator that names no code (there is none left)
+    assert named["value_error"] is FieldCode.INVALID  # a rule with no code of its own (pydantic's email type)
 
 
 # --- for real -------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def get_resource(resource_id: ResourceId, _: Reader, service: BookingServiceDep,
         ProblemType.NOT_FOUND,
         ProblemType.CONFLICT,
         ProblemType.PRECONDITION_FAILED,
-        invalid(("header.if-match", FieldCode.INVALID_ETAG), ("body.slot_minutes", FieldCode.INVALID_CHOICE)),
+        invalid(("header.if-match", FieldCode.INVALID_ETAG), ("body.slot_minutes", FieldCode.NOT_A_MULTIPLE)),
     ),
 )
 def update_resource(

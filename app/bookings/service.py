@@ -479,7 +479,8 @@ class BookingService:
 
     def daily_counts(self, first_day: date, days: int, resource_id: str | None) -> dict[date, int]:
         if not 1 <= days <= MAX_DAILY_COUNTS:
-            raise InvalidInput("query.days", f"must be 1-{MAX_DAILY_COUNTS}", code=FieldCode.TOO_LARGE)
+            code = FieldCode.TOO_SMALL if days < 1 else FieldCode.TOO_LARGE
+            raise InvalidInput("query.days", f"must be 1-{MAX_DAILY_COUNTS}", code=code)
         dates = [first_day + timedelta(days=offset) for offset in range(days)]
         if resource_id:
             keys = {f"{resource_id}:{day.isoformat()}": day for day in dates}

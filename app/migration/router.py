@@ -50,7 +50,7 @@ UPLOAD_PATHS = re.compile(r"/migration/(jobs/[^/]+/input|upload)$")
     response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(
-        invalid(("body.default_region", FieldCode.UNKNOWN_REGION), ("body.target", FieldCode.NOT_AVAILABLE))
+        invalid(("body.default_region", FieldCode.UNKNOWN_REGION)), invalid(("body", FieldCode.INVALID_COMBINATION))
     ),
 )
 def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, response: Response) -> JobCreated:
