@@ -167,6 +167,9 @@ class ProblemType(Enum):
     )
 
 
+PROBLEM_TYPES: dict[str, ProblemType] = {kind.uri: kind for kind in ProblemType}
+
+
 class FieldCode(StrEnum):
     """Every `errors[].code`: why a field was refused."""
 

@@ -18,7 +18,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.errors import PROBLEM_CONTENT_TYPE, FieldCode, FieldError, Problem, ProblemType, example_problem
+from app.errors import (
+    PROBLEM_CONTENT_TYPE,
+    PROBLEM_TYPES,
+    FieldCode,
+    FieldError,
+    Problem,
+    ProblemType,
+    example_problem,
+    field_code,
+)
 
 
 @dataclass(frozen=True)
@@ -39,29 +48,50 @@ def invalid(*errors: tuple[str, FieldCode]) -> Documented:
     return Documented(ProblemType.VALIDATION_ERROR, errors)
 
 
+# Where a response lists its problems until `build_openapi` turns them into examples: routes are
+# declared at import (a Lambda cold start), the document is built when first asked for.
+_PROBLEMS_KEY = "x-problems"
+
+
 def error_responses(*problems: ProblemType | Documented) -> dict[int | str, dict[str, Any]]:
-    """The error responses of an operation: per status, the problem types it returns, one example
-    each, built from the catalogue (a type given twice, with different fields, has two examples)."""
+    """The error responses of an operation: per status, the problem types it returns, each shown by
+    an example built from the catalogue (a type given twice, with other fields, has two examples)."""
     responses: dict[int | str, dict[str, Any]] = {}
     for item in problems:
         documented = item if isinstance(item, Documented) else Documented(item)
-        kind = documented.problem
-        if kind is ProblemType.VALIDATION_ERROR and not documented.errors:
+        if documented.problem is ProblemType.VALIDATION_ERROR and not documented.errors:
             raise ValueError("a documented 422 names the fields it refuses: use invalid(...)")
-        response = responses.setdefault(
-            kind.status,
-            {"description": "", "content": {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF, "examples": {}}}},
-        )
-        examples = response["content"][PROBLEM_CONTENT_TYPE]["examples"]
-        if not any(example["value"]["type"] == kind.uri for example in examples.values()):
-            response["description"] = " ".join(filter(None, (response["description"], kind.meaning)))
-        errors = [FieldError(field=field, message=code.meaning, code=code) for field, code in documented.errors]
-        name = "-".join([kind.slug, *(code.value for _, code in documented.errors[:1])])
-        examples[name] = {
-            "summary": kind.title + "".join(f": {field} {code.value}" for field, code in documented.errors[:1]),
-            "value": example_problem(kind, errors),
-        }
+        response = responses.setdefault(documented.problem.status, {"description": ""})
+        _list_problem(response, documented)
     return responses
+
+
+def _list_problem(response: dict[str, Any], documented: Documented) -> None:
+    listed = response.setdefault(_PROBLEMS_KEY, [])
+    entry = [documented.problem.uri, [[field, code.value] for field, code in documented.errors]]
+    if entry in listed:
+        return
+    if all(uri != documented.problem.uri for uri, _ in listed):
+        response["description"] = " ".join(filter(None, (response.get("description"), documented.problem.meaning)))
+    listed.append(entry)
+
+
+def _problem_content(listed: list[list[Any]], instance: str, forbidden_detail: str | None) -> dict[str, Any]:
+    examples = {}
+    for uri, errors in listed:
+        kind = PROBLEM_TYPES[uri]
+        field_errors = [
+            FieldError(field=field, message=field_code(code).meaning, code=field_code(code)) for field, code in errors
+        ]
+        value = example_problem(kind, field_errors, instance=instance)
+        if kind is ProblemType.FORBIDDEN and forbidden_detail:
+            value["detail"] = forbidden_detail
+        name = "-".join([kind.slug, *(code for _, code in errors[:1])])
+        examples[name] = {
+            "summary": kind.title + "".join(f": {field} {code}" for field, code in errors[:1]),
+            "value": value,
+        }
+    return {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF, "examples": examples}}
 
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -164,28 +194,18 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 implied.append(ProblemType.UNAUTHORIZED)
                 if refused:
                     implied.append(ProblemType.FORBIDDEN)
-            for status, response in error_responses(*implied).items():
-                declared = responses.setdefault(str(status), response)
-                if declared is not response:  # e.g. a 503 of its own beside the store's
-                    declared_examples = declared["content"][PROBLEM_CONTENT_TYPE]["examples"]
-                    for name, example in response["content"][PROBLEM_CONTENT_TYPE]["examples"].items():
-                        if name not in declared_examples:
-                            declared_examples[name] = example
-                            declared["description"] += " " + response["description"]
+            for kind in implied:
+                _list_problem(responses.setdefault(str(kind.status), {"description": ""}), Documented(kind))
             instance = _example_path(path, operation)
+            needs = policy.capability.value if policy and policy.capability else ""
+            forbidden = f"role {refused[0].value!r} may not do this (needs {needs})" if refused else None
             for status, response in responses.items():
-                content = response.get("content", {})
-                if status == "422" and PROBLEM_CONTENT_TYPE not in content:
+                if _PROBLEMS_KEY in response:
+                    # FastAPI adds a JSON content beside the declared one; a problem has only its own.
+                    response["content"] = _problem_content(response.pop(_PROBLEMS_KEY), instance, forbidden)
+                elif status == "422":
                     # FastAPI's own 422, where the route declares none: no examples, so the tests refuse it.
                     response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
-                elif PROBLEM_CONTENT_TYPE in content:
-                    # FastAPI adds a JSON content beside the declared one; a problem has only its own.
-                    response["content"] = {PROBLEM_CONTENT_TYPE: content[PROBLEM_CONTENT_TYPE]}
-                    for example in content[PROBLEM_CONTENT_TYPE]["examples"].values():
-                        example["value"]["instance"] = instance
-                        if example["value"]["type"] == ProblemType.FORBIDDEN.uri and refused and policy:
-                            needs = policy.capability.value if policy.capability else ""
-                            example["value"]["detail"] = f"role {refused[0].value!r} may not do this (needs {needs})"
     return schema
 
 
