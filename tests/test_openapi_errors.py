@@ -31,6 +31,8 @@ from app.errors import (
 from app.main import create_app
 from app.openapi import build_openapi
 from app.storage.base import StorageError, Store, StoreUnavailable
+from tests.bookings.conftest import add_subscriber
+from tests.bookings.test_bookings_api import at, book, resource_body
 from tests.conftest import ROLE_PASSWORD
 from tests.subscribers.support import body as subscriber_body
 from tests.support import make_settings
@@ -349,6 +351,40 @@ def test_each_problem_type_comes_back_as_documented(
     assert (problem["type"], problem["title"]) == (kind.uri, kind.title)
 
 
+def _resource(caller: Caller, capacity: int = 2) -> str:
+    for uid in ("sub-1", "sub-2"):
+        if caller.app.state.runtime.store.subscribers.get(uid) is None:
+            add_subscriber(caller.app, uid, "ACTIVE")
+    body = resource_body(capacity=capacity)
+    response = caller.client.post("/bookings/resources", json=body, headers=caller.headers["operator"])
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _booked(caller: Caller, **overrides: Any) -> tuple[str, Response]:
+    """A resource of one seat booked by sub-1 at 10:00, and the answer to a second booking with `overrides`."""
+    resource = _resource(caller, capacity=1)
+    assert book(caller.client, caller.headers["operator"], resource).status_code == 201
+    return resource, book(caller.client, caller.headers["operator"], resource, **overrides)
+
+
+def _booking(caller: Caller) -> str:
+    response = book(caller.client, caller.headers["operator"], _resource(caller))
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _cancelled_twice(caller: Caller) -> Response:
+    booking = _booking(caller)
+    assert caller.client.post(f"/bookings/{booking}/cancel", headers=caller.headers["operator"]).status_code == 200
+    return caller.client.post(f"/bookings/{booking}/cancel", headers=caller.headers["operator"])
+
+
+def _overlapping(caller: Caller) -> Response:
+    _booking(caller)  # sub-1 at 10:00 on one resource, then on another
+    return book(caller.client, caller.headers["operator"], _resource(caller))
+
+
 # A sample of the documented field errors, each produced for real: (operation, field, code) -> request.
 FieldTrigger = Callable[[Caller], Response]
 FIELD_TRIGGERS: dict[tuple[str, str, str, FieldCode], FieldTrigger] = {
@@ -381,6 +417,18 @@ FIELD_TRIGGERS: dict[tuple[str, str, str, FieldCode], FieldTrigger] = {
         "/migration/jobs",
         json={"type": "import", "target": "subscribers", "format": "csv", "default_region": "XX"},
         headers=c.headers["operator"],
+    ),
+    ("post", "/bookings", "body.start", FieldCode.SLOT_FULL): lambda c: _booked(c, subscriber_uid="sub-2")[1],
+    ("post", "/bookings", "body.subscriber_uid", FieldCode.OVERLAPPING_BOOKING): _overlapping,
+    ("post", "/bookings", "body.start", FieldCode.MISALIGNED_START): lambda c: book(
+        c.client, c.headers["operator"], _resource(c), start=at(10.1)
+    ),
+    ("post", "/bookings/{booking_id}/cancel", "status", FieldCode.INVALID_TRANSITION): _cancelled_twice,
+    ("post", "/bookings/{booking_id}/complete", "status", FieldCode.NOT_STARTED): lambda c: c.client.post(
+        f"/bookings/{_booking(c)}/complete", headers=c.headers["operator"]
+    ),
+    ("patch", "/bookings/resources/{resource_id}", "header.if-match", FieldCode.INVALID_ETAG): lambda c: c.client.patch(
+        f"/bookings/resources/{_resource(c)}", json={"capacity": 3}, headers={**c.headers["admin"], "If-Match": "3"}
     ),
     ("post", "/bookings/resources", "body.timezone", FieldCode.UNKNOWN_TIME_ZONE): lambda c: c.client.post(
         "/bookings/resources",
