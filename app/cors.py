@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Environment, Settings
-from app.errors import http_problem
+from app.errors import ProblemType, problem_response
 
 logger = logging.getLogger("app.cors")
 
@@ -79,7 +79,7 @@ class ExplainedCORSMiddleware(CORSMiddleware):
             # Starlette's own verdict ("Disallowed CORS origin, headers") if none of ours applies.
             reason = self.why_refused(headers) or bytes(answer.body).decode()
             logger.warning("CORS preflight refused", extra={"origin": headers["origin"], "reason": reason})
-            answer = http_problem(Request(scope), 403, f"CORS preflight refused: {reason}")
+            answer = problem_response(Request(scope), ProblemType.FORBIDDEN, detail=f"CORS preflight refused: {reason}")
         await answer(scope, receive, send)
 
     def why_refused(self, headers: Headers) -> str | None:

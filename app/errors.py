@@ -1,5 +1,13 @@
 """Domain errors and their RFC 9457 `application/problem+json` rendering.
 
+Two catalogues make the error contract, each declared once here and enumerated in the OpenAPI
+document (docs/api-conventions.md explains them):
+
+* `ProblemType`: every kind of problem the API answers with, by its stable `type` URI, with its
+  status, title and meaning. A client switches on `type`.
+* `FieldCode`: every machine reason an `errors[]` entry can carry (`errors[].code`), in one style
+  (snake_case). pydantic's own error types are mapped onto it (`field_code`).
+
 Services raise `DomainError` subclasses; the storage layer raises its own errors
 (`app.storage.base`), which are mapped here too. Every error response, including request
 validation and unexpected failures, has the same shape (`Problem`).
@@ -9,66 +17,372 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from enum import Enum, StrEnum
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.storage.base import (
     Conflict,
+    IdempotencyKeyTaken,
     InvalidCursor,
     NotFound,
+    OverlappingBooking,
     PreconditionFailed,
+    SlotFull,
     StorageError,
     StoreUnavailable,
 )
+from app.storage.blobs import BlobTooLarge
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Problem types are relative URI references: names to compare, not links (docs/api-conventions.md).
 PROBLEM_TYPE_BASE = "/problems/"
 logger = logging.getLogger("app.errors")
 
 
+class ProblemType(Enum):
+    """Every problem type the API returns: `type` URI, status, title, meaning."""
+
+    status: int
+    title: str
+    meaning: str
+
+    def __new__(cls, slug: str, status: int, title: str, meaning: str) -> ProblemType:
+        member = object.__new__(cls)
+        member._value_ = PROBLEM_TYPE_BASE + slug
+        member.status, member.title, member.meaning = status, title, meaning
+        return member
+
+    @property
+    def uri(self) -> str:
+        return str(self.value)
+
+    @property
+    def slug(self) -> str:
+        return self.uri.removeprefix(PROBLEM_TYPE_BASE)
+
+    BAD_REQUEST = (
+        "bad-request",
+        400,
+        "Bad request",
+        "The body can't be read as its Content-Type says (e.g. a multipart body without its boundary).",
+    )
+    INVALID_CURSOR = (
+        "invalid-cursor",
+        400,
+        "Invalid cursor",
+        "The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): "
+        "start again from the first page.",
+    )
+    UNAUTHORIZED = (
+        "unauthorized",
+        401,
+        "Authentication required",
+        "No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an "
+        "ended session. Sign in again.",
+    )
+    FORBIDDEN = (
+        "forbidden",
+        403,
+        "Not allowed",
+        "Signed in, but the role may not do this, or not to this object (e.g. another user's job).",
+    )
+    NOT_FOUND = ("not-found", 404, "Not found", "No such resource at this path (or no such path).")
+    METHOD_NOT_ALLOWED = (
+        "method-not-allowed",
+        405,
+        "Method Not Allowed",
+        "The path exists, but not with this method: the `Allow` header lists the methods it takes.",
+    )
+    CONFLICT = (
+        "conflict",
+        409,
+        "Conflict",
+        "The change conflicts with the current state: a unique value already in use, a full slot, a state that "
+        "does not allow it. `errors[].code` says which, when it concerns one field; nothing was written.",
+    )
+    PRECONDITION_FAILED = (
+        "precondition-failed",
+        412,
+        "Precondition failed",
+        "If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. "
+        "Nothing was written.",
+    )
+    PAYLOAD_TOO_LARGE = (
+        "request-entity-too-large",
+        413,
+        "Request Entity Too Large",
+        "The body (or the uploaded file) is larger than the server takes.",
+    )
+    UNSUPPORTED_MEDIA_TYPE = (
+        "unsupported-media-type",
+        415,
+        "Unsupported media type",
+        "The body's Content-Type is not one this operation takes (`detail` names those it does).",
+    )
+    VALIDATION_ERROR = (
+        "validation-error",
+        422,
+        "Request validation failed",
+        "The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode).",
+    )
+    PRECONDITION_REQUIRED = (
+        "precondition-required",
+        428,
+        "Precondition required",
+        "This change needs If-Match with the ETag of the version you read (`*` is not accepted).",
+    )
+    TOO_MANY_REQUESTS = (
+        "too-many-requests",
+        429,
+        "Too many requests",
+        "Too many attempts from this client: wait the seconds `Retry-After` says.",
+    )
+    INTERNAL_ERROR = (
+        "internal-error",
+        500,
+        "Internal server error",
+        "An unexpected failure; the response says nothing more. Quote its `request_id` when reporting it.",
+    )
+    SERVICE_BUSY = (
+        "service-busy",
+        503,
+        "Service busy",
+        "This server has no capacity for the request right now (e.g. every password-hashing slot is taken): "
+        "retry after `Retry-After` seconds.",
+    )
+    SERVICE_UNAVAILABLE = (
+        "service-unavailable",
+        503,
+        "Service unavailable",
+        "The store is unreachable or kept refusing the write (throttling, contention): retry shortly.",
+    )
+
+
+PROBLEM_TYPES: dict[str, ProblemType] = {kind.uri: kind for kind in ProblemType}
+
+
+class FieldCode(StrEnum):
+    """Every `errors[].code`: why a field was refused."""
+
+    meaning: str
+
+    def __new__(cls, code: str, meaning: str) -> FieldCode:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.meaning = meaning
+        return member
+
+    # Any field, checked by the schema
+    MISSING = "missing", "a required field, parameter or header is absent"
+    UNKNOWN_FIELD = "unknown_field", "a field the schema does not define"
+    NULL_NOT_ALLOWED = "null_not_allowed", "null for a field that can't be cleared"
+    INVALID_TYPE = "invalid_type", "the wrong JSON type, or text that is not the declared type (e.g. `limit=abc`)"
+    INVALID_CHOICE = "invalid_choice", "not one of the allowed values"
+    TOO_SHORT = "too_short", "shorter (text) or with fewer items (list) than allowed"
+    TOO_LONG = "too_long", "longer (text) or with more items (list, map) than allowed"
+    TOO_SMALL = "too_small", "a number below the minimum"
+    TOO_LARGE = "too_large", "a number above the maximum, or a file over the size limit"
+    NOT_A_MULTIPLE = "not_a_multiple", "a number off the field's step (e.g. slot minutes by 5)"
+    PATTERN_MISMATCH = "pattern_mismatch", "text that does not match the field's pattern"
+    INVALID_DATETIME = "invalid_datetime", "not an ISO-8601 date or time"
+    TIMEZONE_REQUIRED = "timezone_required", "a time without a UTC offset"
+    JSON_INVALID = "json_invalid", "the body (or a JSON form field) is not valid UTF-8 JSON"
+    JSON_TOO_DEEP = "json_too_deep", "JSON nested deeper than the server parses"
+    INVALID = "invalid", "breaks a rule of the field that has no code of its own (the message says which)"
+    # Cross-field rules of one request
+    EXACTLY_ONE_REQUIRED = "exactly_one_required", "give exactly one of the alternatives the message names"
+    RANGE_REVERSED = "range_reversed", "the end of a range is not after its start"
+    RANGE_TOO_LARGE = "range_too_large", "a range spans more than allowed"
+    INVALID_COMBINATION = "invalid_combination", "options that do not go together"
+    # Headers
+    INVALID_ETAG = "invalid_etag", 'If-Match is not a list of entity tags such as `"3"`'
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused", "the Idempotency-Key was used with a different body"
+    IDEMPOTENCY_IN_PROGRESS = "idempotency_in_progress", "a request with this Idempotency-Key is still in flight"
+    # Pages
+    INVALID_CURSOR = "invalid_cursor", "the cursor is malformed, edited or from another query"
+    # Stored state (409, 412)
+    ALREADY_EXISTS = "already_exists", "the value is unique and already in use (uid, msisdn, imsi, username, id)"
+    STALE_VERSION = "stale_version", "the record changed since it was read"
+    NOT_FOUND = "not_found", "the record the field names does not exist"
+    # Subscribers
+    INVALID_UID = "invalid_uid", "a uid is 1-64 of letters, digits, `_` or `-`"
+    RESERVED_UID = "reserved_uid", "a uid the API reserves (`search`)"
+    UID_IMMUTABLE = "uid_immutable", "the body's uid differs from the path's"
+    INVALID_MSISDN = "invalid_msisdn", "not a valid phone number"
+    INVALID_IMSI = "invalid_imsi", "an IMSI is exactly 15 digits"
+    INVALID_ICCID = "invalid_iccid", "an ICCID is 19-20 digits with a valid Luhn check digit"
+    INVALID_EMAIL = "invalid_email", "not a valid email address"
+    INVALID_PLAN = "invalid_plan", "a plan code is 1-32 of letters, digits, `_`, `.` or `-`"
+    INVALID_ATTRIBUTES = "invalid_attributes", "an attribute name, value, count or total size breaks the rules"
+    HAS_BOOKINGS = "has_bookings", "the subscriber (or resource) has future confirmed bookings"
+    # Users and passwords
+    INVALID_USERNAME = "invalid_username", "not a valid username"
+    WRONG_PASSWORD = "wrong_password", "the current password is not correct"
+    PASSWORD_TOO_SHORT = "password_too_short", "the new password is shorter than the policy's minimum"
+    PASSWORD_TOO_LONG = "password_too_long", "the new password is longer than the server hashes"
+    PASSWORD_IS_USERNAME = "password_is_username", "the new password is the username"
+    UNKNOWN_HASH_SCHEME = "unknown_hash_scheme", "an imported password hash of a scheme the server can't verify"
+    # Resources and bookings
+    INVALID_SCHEDULE = "invalid_schedule", "opening hours off the 5-minute grid, reversed, overlapping or repeated"
+    UNKNOWN_TIME_ZONE = "unknown_time_zone", "not an IANA time zone name"
+    UNKNOWN_RESOURCE = "unknown_resource", "no resource with this id"
+    RESOURCE_INACTIVE = "resource_inactive", "the resource takes no new bookings"
+    UNKNOWN_SUBSCRIBER = "unknown_subscriber", "no subscriber with this uid"
+    SUBSCRIBER_NOT_ACTIVE = "subscriber_not_active", "the subscriber is not ACTIVE"
+    IN_PAST = "in_past", "the slot has already started"
+    MISALIGNED_START = "misaligned_start", "not the start of one of the resource's slots"
+    OUTSIDE_SCHEDULE = "outside_schedule", "outside the resource's opening hours"
+    END_MISMATCH = "end_mismatch", "a booking is one slot: `end` must be the slot's end"
+    SLOT_FULL = "slot_full", "every seat of the slot is taken"
+    OVERLAPPING_BOOKING = "overlapping_booking", "the subscriber already has a booking at this time"
+    NOT_STARTED = "not_started", "the booking's slot has not started yet"
+    ALREADY_STARTED = "already_started", "the booking's slot has already started"
+    INVALID_TRANSITION = "invalid_transition", "the booking's status does not allow this change"
+    # Jobs
+    UNKNOWN_REGION = "unknown_region", "not an ISO 3166 region the phone number rules know"
+    NOT_AVAILABLE = "not_available", "a kind of job this server does not run"
+    EMPTY_FILE = "empty_file", "the uploaded file is empty"
+    DUPLICATE_MAPPING = "duplicate_mapping", "several columns map to the same field"
+
+
+# pydantic's error types, as the API's codes. The families the API's schemas can produce are
+# named; `field_code` maps the rest by kind (parsing and type errors, dates), else to `invalid`.
+_PYDANTIC_CODES: dict[str, FieldCode] = {
+    "missing": FieldCode.MISSING,
+    "missing_argument": FieldCode.MISSING,
+    "extra_forbidden": FieldCode.UNKNOWN_FIELD,
+    "unexpected_keyword_argument": FieldCode.UNKNOWN_FIELD,
+    "none_required": FieldCode.INVALID_TYPE,
+    "string_too_short": FieldCode.TOO_SHORT,
+    "too_short": FieldCode.TOO_SHORT,
+    "bytes_too_short": FieldCode.TOO_SHORT,
+    "string_too_long": FieldCode.TOO_LONG,
+    "too_long": FieldCode.TOO_LONG,
+    "bytes_too_long": FieldCode.TOO_LONG,
+    "url_too_long": FieldCode.TOO_LONG,
+    "greater_than": FieldCode.TOO_SMALL,
+    "greater_than_equal": FieldCode.TOO_SMALL,
+    "less_than": FieldCode.TOO_LARGE,
+    "less_than_equal": FieldCode.TOO_LARGE,
+    "multiple_of": FieldCode.NOT_A_MULTIPLE,
+    "string_pattern_mismatch": FieldCode.PATTERN_MISMATCH,
+    "enum": FieldCode.INVALID_CHOICE,
+    "literal_error": FieldCode.INVALID_CHOICE,
+    "union_tag_invalid": FieldCode.INVALID_CHOICE,
+    "timezone_aware": FieldCode.TIMEZONE_REQUIRED,
+    "json_invalid": FieldCode.JSON_INVALID,
+}
+_CODES: dict[str, FieldCode] = {code.value: code for code in FieldCode}
+
+
+def field_code(error_type: str) -> FieldCode:
+    """The API's code for a pydantic error type (our validators raise `invalid_value`, whose type is a code)."""
+    known = _CODES.get(error_type) or _PYDANTIC_CODES.get(error_type)
+    if known is not None:
+        return known
+    if error_type.startswith(("date", "time", "timezone")):
+        return FieldCode.INVALID_DATETIME
+    if error_type.endswith(("_type", "_parsing", "_parsing_size")) or "_from_" in error_type:
+        return FieldCode.INVALID_TYPE
+    return FieldCode.INVALID
+
+
+def invalid_value(code: FieldCode, message: str) -> PydanticCustomError:
+    """A `ValueError` for validators and normalisers: pydantic reports it as `code`, with `message`."""
+    return PydanticCustomError(code.value, message)
+
+
+def code_of(error: ValueError) -> FieldCode:
+    """The code of a `ValueError` raised by a validator or normaliser (`invalid` if it carries none)."""
+    return field_code(error.type) if isinstance(error, PydanticCustomError) else FieldCode.INVALID
+
+
 class FieldError(BaseModel):
     field: str = Field(description="Dotted path of the offending input, e.g. `body.msisdn` or `query.limit`.")
-    message: str
-    code: str = Field(description="Stable machine-readable reason, e.g. `missing`, `string_too_long`.")
+    message: str = Field(description="The reason, for people; may change between versions.")
+    code: FieldCode = Field(description="Stable machine-readable reason: one of FieldCode.")
 
 
 class Problem(BaseModel):
-    """RFC 9457 problem details."""
+    """RFC 9457 problem details. Some problems add members of their own (e.g. a resource change refused
+    for the bookings it would strand lists them as `bookings_outside_schedule`)."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "type": "/problems/validation-error",
-                "title": "Request validation failed",
-                "status": 422,
-                "detail": "1 field is invalid",
-                "instance": "/subscribers",
-                "request_id": "4f0c3c1e-7d7b-4b4e-9c55-0a2f4b1f2a11",
-                "errors": [{"field": "body.msisdn", "message": "not a valid phone number", "code": "msisdn"}],
-            }
-        }
+        json_schema_extra=lambda schema: schema.update(
+            example=example_problem(
+                ProblemType.VALIDATION_ERROR,
+                [FieldError(field="body.msisdn", message="not a valid phone number", code=FieldCode.INVALID_MSISDN)],
+            )
+        )
     )
 
-    type: str = Field(description="URI reference identifying the problem type.")
-    title: str
-    status: int
-    detail: str | None = None
+    type: ProblemType = Field(description="The kind of problem (a URI reference): switch on it.")
+    title: str = Field(description="The problem type's title; the same for every occurrence of the type.")
+    status: int = Field(description="The HTTP status, as in the response's status line.")
+    detail: str | None = Field(None, description="What went wrong this time, for people.")
     instance: str | None = Field(None, description="Path of the request that failed.")
     request_id: str | None = None
-    errors: list[FieldError] | None = None
+    errors: list[FieldError] | None = Field(None, description="One entry per refused field.")
+
+
+# The only detail a 500 gives: the logs have the rest.
+INTERNAL_ERROR_DETAIL = "An unexpected error occurred; quote the request id when reporting it."
+# A realistic `detail` per problem type for the documented examples.
+_EXAMPLE_DETAILS: dict[ProblemType, str] = {
+    ProblemType.BAD_REQUEST: "Missing boundary in multipart.",
+    ProblemType.INVALID_CURSOR: "cursor is malformed, tampered with or from another query",
+    ProblemType.UNAUTHORIZED: "access token is invalid or expired",
+    ProblemType.FORBIDDEN: "role 'viewer' may not do this (needs subscribers:write)",
+    ProblemType.NOT_FOUND: "subscriber 'sub-000123' not found",
+    ProblemType.CONFLICT: "the change conflicts with the current state; nothing was written",
+    ProblemType.PRECONDITION_FAILED: "subscriber 'sub-000123' is at version 4; reload it and retry",
+    ProblemType.PAYLOAD_TOO_LARGE: "the body exceeds 1048576 bytes",
+    ProblemType.UNSUPPORTED_MEDIA_TYPE: "send the body as application/json",
+    ProblemType.PRECONDITION_REQUIRED: 'send If-Match with the subscriber\'s ETag (e.g. If-Match: "3")',
+    ProblemType.TOO_MANY_REQUESTS: "too many login attempts from this address; try again later",
+    ProblemType.INTERNAL_ERROR: INTERNAL_ERROR_DETAIL,
+    ProblemType.SERVICE_BUSY: "the server is busy checking passwords; try again in a moment",
+    ProblemType.SERVICE_UNAVAILABLE: "DynamoDB is unreachable",
+}
+
+
+def example_problem(
+    problem: ProblemType, errors: Sequence[FieldError] = (), instance: str = "/subscribers/sub-000123"
+) -> dict[str, Any]:
+    """A response body of `problem` as the server writes it (the OpenAPI examples are built by this)."""
+    return Problem(
+        type=problem,
+        title=problem.title,
+        status=problem.status,
+        detail=_example_detail(problem, errors),
+        instance=instance,
+        request_id="4f0c3c1e-7d7b-4b4e-9c55-0a2f4b1f2a11",
+        errors=list(errors) or None,
+    ).model_dump(mode="json", exclude_none=True)
+
+
+def _example_detail(problem: ProblemType, errors: Sequence[FieldError]) -> str:
+    if problem is ProblemType.VALIDATION_ERROR:
+        return validation_detail(len(errors))
+    # A problem naming one field says the same in its detail (a service's conflict, a storage error).
+    return errors[0].message if errors else _EXAMPLE_DETAILS[problem]
+
+
+def validation_detail(count: int) -> str:
+    return f"{count} {'field is' if count == 1 else 'fields are'} invalid"
 
 
 class DomainError(Exception):
-    status: int = 400
-    slug: str = "bad-request"
-    title: str = "Bad request"
+    problem: ClassVar[ProblemType] = ProblemType.BAD_REQUEST
 
     def __init__(
         self,
@@ -78,7 +392,7 @@ class DomainError(Exception):
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(detail or self.title)
+        super().__init__(detail or self.problem.title)
         self.detail = detail
         self.errors = list(errors) if errors else None
         self.headers = headers
@@ -88,14 +402,14 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     """Input that passed the schema but breaks a rule; names the field."""
 
-    status, slug, title = 422, "validation-error", "Request validation failed"
+    problem = ProblemType.VALIDATION_ERROR
 
-    def __init__(self, field: str, message: str, code: str = "invalid", **kwargs: Any) -> None:
+    def __init__(self, field: str, message: str, code: FieldCode, **kwargs: Any) -> None:
         super().__init__(message, errors=[FieldError(field=field, message=message, code=code)], **kwargs)
 
 
 class Unauthorized(DomainError):
-    status, slug, title = 401, "unauthorized", "Authentication required"
+    problem = ProblemType.UNAUTHORIZED
 
     def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
@@ -103,35 +417,35 @@ class Unauthorized(DomainError):
 
 
 class Forbidden(DomainError):
-    status, slug, title = 403, "forbidden", "Not allowed"
+    problem = ProblemType.FORBIDDEN
 
 
 class NotFoundError(DomainError):
-    status, slug, title = 404, "not-found", "Not found"
+    problem = ProblemType.NOT_FOUND
 
 
 class ConflictError(DomainError):
-    status, slug, title = 409, "conflict", "Conflict"
+    problem = ProblemType.CONFLICT
 
 
 class PreconditionFailedError(DomainError):
-    status, slug, title = 412, "precondition-failed", "Precondition failed"
+    problem = ProblemType.PRECONDITION_FAILED
 
 
 class PreconditionRequired(DomainError):
-    status, slug, title = 428, "precondition-required", "Precondition required"
+    problem = ProblemType.PRECONDITION_REQUIRED
 
 
 class UnsupportedMediaType(DomainError):
-    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+    problem = ProblemType.UNSUPPORTED_MEDIA_TYPE
 
 
 class PayloadTooLargeError(DomainError):
-    status, slug, title = 413, "request-entity-too-large", "Request Entity Too Large"
+    problem = ProblemType.PAYLOAD_TOO_LARGE
 
 
 class TooManyRequests(DomainError):
-    status, slug, title = 429, "too-many-requests", "Too many requests"
+    problem = ProblemType.TOO_MANY_REQUESTS
 
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
@@ -140,7 +454,7 @@ class TooManyRequests(DomainError):
 class ServiceBusy(DomainError):
     """This process has no capacity for the request now (not the client's fault); retry shortly."""
 
-    status, slug, title = 503, "service-busy", "Service busy"
+    problem = ProblemType.SERVICE_BUSY
 
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
@@ -152,48 +466,72 @@ def request_id_of(request: Request) -> str | None:
 
 def problem_response(
     request: Request,
+    problem: ProblemType,
     *,
-    status: int,
-    slug: str,
-    title: str,
     detail: str | None = None,
     errors: Sequence[FieldError] | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body = Problem(
-        type=PROBLEM_TYPE_BASE + slug,
-        title=title,
-        status=status,
+        type=problem,
+        title=problem.title,
+        status=problem.status,
         detail=detail,
         instance=request.url.path,
         request_id=request_id_of(request),
         errors=list(errors) if errors else None,
-    ).model_dump(exclude_none=True)
+    ).model_dump(mode="json", exclude_none=True)
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+    return JSONResponse(body, status_code=problem.status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+
+
+def validation_problem(request: Request, errors: Sequence[FieldError]) -> JSONResponse:
+    return problem_response(request, ProblemType.VALIDATION_ERROR, detail=validation_detail(len(errors)), errors=errors)
 
 
 def _field_path(location: Sequence[int | str]) -> str:
     return ".".join(str(part) for part in location) or "body"
 
 
-def validation_field_errors(error: RequestValidationError) -> list[FieldError]:
-    result = []
-    for item in error.errors():
-        message = str(item.get("msg", "invalid"))
-        # pydantic prefixes custom validator messages with "Value error, "; the reason reads better without.
-        message = message.removeprefix("Value error, ")
-        result.append(FieldError(field=_field_path(item.get("loc", ())), message=message, code=str(item["type"])))
-    return result
+def as_field_error(item: Mapping[str, Any], prefix: Sequence[str] = ()) -> FieldError:
+    """One of pydantic's errors as the API's field error (`loc` prefixed, e.g. with `body` or `row`)."""
+    # pydantic prefixes a validator's ValueError message with "Value error, "; the reason reads better without.
+    message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+    return FieldError(
+        field=_field_path([*prefix, *item.get("loc", ())]), message=message, code=field_code(str(item["type"]))
+    )
 
 
-_STORAGE_STATUS: dict[type[StorageError], tuple[int, str, str]] = {
-    NotFound: (404, "not-found", "Not found"),
-    Conflict: (409, "conflict", "Conflict"),
-    PreconditionFailed: (412, "precondition-failed", "Precondition failed"),
-    InvalidCursor: (400, "invalid-cursor", "Invalid cursor"),
-    StoreUnavailable: (503, "service-unavailable", "Service unavailable"),
+# Storage errors as problems; the most specific class first. A field's code says what the store refused.
+_STORAGE_PROBLEMS: tuple[tuple[type[StorageError], ProblemType, FieldCode], ...] = (
+    (NotFound, ProblemType.NOT_FOUND, FieldCode.NOT_FOUND),
+    (SlotFull, ProblemType.CONFLICT, FieldCode.SLOT_FULL),
+    (OverlappingBooking, ProblemType.CONFLICT, FieldCode.OVERLAPPING_BOOKING),
+    (IdempotencyKeyTaken, ProblemType.CONFLICT, FieldCode.IDEMPOTENCY_IN_PROGRESS),
+    (Conflict, ProblemType.CONFLICT, FieldCode.ALREADY_EXISTS),
+    (PreconditionFailed, ProblemType.PRECONDITION_FAILED, FieldCode.STALE_VERSION),
+    (InvalidCursor, ProblemType.INVALID_CURSOR, FieldCode.INVALID_CURSOR),
+    (StoreUnavailable, ProblemType.SERVICE_UNAVAILABLE, FieldCode.INVALID),
+    (BlobTooLarge, ProblemType.PAYLOAD_TOO_LARGE, FieldCode.TOO_LARGE),
+)
+
+
+def storage_problem(error: StorageError) -> tuple[ProblemType, FieldCode | None]:
+    """The problem a storage error is answered with (500 for one the API does not expect to reach it)."""
+    for cls, problem, code in _STORAGE_PROBLEMS:
+        if isinstance(error, cls):
+            return problem, code if error.field else None
+    return ProblemType.INTERNAL_ERROR, None
+
+
+# Problems for the HTTP errors Starlette raises itself (no route, wrong method, an unreadable body).
+HTTP_STATUS_PROBLEMS: dict[int, ProblemType] = {
+    400: ProblemType.BAD_REQUEST,
+    404: ProblemType.NOT_FOUND,
+    405: ProblemType.METHOD_NOT_ALLOWED,
+    413: ProblemType.PAYLOAD_TOO_LARGE,
+    415: ProblemType.UNSUPPORTED_MEDIA_TYPE,
 }
 
 
@@ -201,54 +539,29 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         return problem_response(
-            request,
-            status=exc.status,
-            slug=exc.slug,
-            title=exc.title,
-            detail=exc.detail,
-            errors=exc.errors,
-            headers=exc.headers,
-            extra=exc.extra,
+            request, exc.problem, detail=exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
         )
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-        status, slug, title = next(
-            (mapped for cls, mapped in _STORAGE_STATUS.items() if isinstance(exc, cls)),
-            (500, "internal-error", "Internal server error"),
-        )
-        errors = [FieldError(field=exc.field, message=str(exc), code=slug)] if exc.field else None
-        if status >= 500:
+        problem, code = storage_problem(exc)
+        errors = [FieldError(field=exc.field, message=str(exc), code=code)] if exc.field and code else None
+        if problem.status >= 500:
             logger.error("storage error", exc_info=exc)
-        return problem_response(request, status=status, slug=slug, title=title, detail=str(exc), errors=errors)
+        detail = INTERNAL_ERROR_DETAIL if problem is ProblemType.INTERNAL_ERROR else str(exc)
+        return problem_response(request, problem, detail=detail, errors=errors)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = validation_field_errors(exc)
-        noun = "field is" if len(errors) == 1 else "fields are"
-        return problem_response(
-            request,
-            status=422,
-            slug="validation-error",
-            title="Request validation failed",
-            detail=f"{len(errors)} {noun} invalid",
-            errors=errors,
-        )
+        return validation_problem(request, [as_field_error(item) for item in exc.errors()])
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None
         if exc.status_code == 400 and detail == FASTAPI_BODY_PARSE_ERROR:
             # A body that is not even text (e.g. invalid UTF-8): the same answer as malformed JSON.
-            error = FieldError(field="body", message="the body is not valid UTF-8 JSON", code="json_invalid")
-            return problem_response(
-                request,
-                status=422,
-                slug="validation-error",
-                title="Request validation failed",
-                detail="1 field is invalid",
-                errors=[error],
-            )
+            error = FieldError(field="body", message="the body is not valid UTF-8 JSON", code=FieldCode.JSON_INVALID)
+            return validation_problem(request, [error])
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request))
@@ -279,14 +592,14 @@ def allowed_methods(request: Request) -> list[str]:
 def http_problem(
     request: Request, status: int, detail: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    """Problem for a plain HTTP error (404 route, 405, 413...): slug and title from the status."""
-    phrase = HTTPStatus(status).phrase
-    slug = phrase.lower().replace(" ", "-").replace("'", "")
+    """Problem for a plain HTTP error (no route, 405, 413...) by its status."""
+    problem = HTTP_STATUS_PROBLEMS.get(status)
+    if problem is None:  # none is raised in this app; a new one must join the catalogue
+        logger.error("HTTP error %s has no problem type", status)
+        problem = ProblemType.INTERNAL_ERROR
     return problem_response(
         request,
-        status=status,
-        slug=slug,
-        title=phrase,
-        detail=None if detail == phrase else detail,
+        problem,
+        detail=None if detail == HTTPStatus(status).phrase else detail,
         headers=dict(headers) if headers else None,
     )

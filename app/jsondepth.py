@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from app.errors import FieldCode
+
 MAX_BODY_DEPTH = 32  # request bodies; the deepest the API takes (a job's mapping) is 6
 
 # A complete string, escapes included; and the rest of a string that a chunk ends inside of.
@@ -109,15 +111,10 @@ class JsonBodyDepthLimit:
         if refusal is not None:
             from starlette.requests import Request
 
-            from app.errors import FieldError, problem_response
+            from app.errors import FieldError, validation_problem
 
-            response = problem_response(
-                Request(scope),
-                status=422,
-                slug="validation-error",
-                title="Request validation failed",
-                detail="1 field is invalid",
-                errors=[FieldError(field="body", message=refusal[1], code=refusal[0])],
+            response = validation_problem(
+                Request(scope), [FieldError(field="body", message=refusal[1], code=refusal[0])]
             )
             await response(scope, receive, send)
             return
@@ -132,13 +129,15 @@ class JsonBodyDepthLimit:
 
         await self.app(scope, replay, send)
 
-    def _refusal(self, body: bytes) -> tuple[str, str] | None:
+    def _refusal(self, body: bytes) -> tuple[FieldCode, str] | None:
+        from app.errors import FieldCode
+
         # json.loads takes UTF-16 and UTF-32 bytes too, where a 0x22 byte is not always a quote:
         # the depth is measured on UTF-8 only, the one encoding JSON between systems may use.
         if body and not json.detect_encoding(body).startswith("utf-8"):
-            return "json_invalid", "the body is not UTF-8 JSON"
+            return FieldCode.JSON_INVALID, "the body is not UTF-8 JSON"
         if deeper_than(body, self.max_depth):
-            return "json_too_deep", f"JSON nested deeper than {self.max_depth} levels"
+            return FieldCode.JSON_TOO_DEEP, f"JSON nested deeper than {self.max_depth} levels"
         return None
 
     def _skipped(self, scope: Scope) -> bool:

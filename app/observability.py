@@ -109,7 +109,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from app.errors import http_problem, problem_response
+        from app.errors import INTERNAL_ERROR_DETAIL, ProblemType, http_problem, problem_response
 
         request_id = _request_id_from(scope)
         token = request_id_var.set(request_id)
@@ -155,13 +155,7 @@ class RequestContextMiddleware:
         except Exception:
             logger.exception("unhandled error", extra={"path": scope.get("path")})
             if not response_started:
-                response = problem_response(
-                    Request(scope),
-                    status=500,
-                    slug="internal-error",
-                    title="Internal server error",
-                    detail="An unexpected error occurred; quote the request id when reporting it.",
-                )
+                response = problem_response(Request(scope), ProblemType.INTERNAL_ERROR, detail=INTERNAL_ERROR_DETAIL)
                 await response(scope, receive, send_with_id)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"

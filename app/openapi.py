@@ -1,13 +1,16 @@
 """The OpenAPI document a frontend developer generates a client from.
 
-Routes declare their error statuses with `error_responses(...)`; `build_openapi` then gives every
-error response the one problem+json schema (replacing FastAPI's default validation-error model),
-and adds 401/403 to every route whose policy needs a token or a capability. Every body is a named
-component (a generated client names its type after it), and every 201 documents its `Location`.
+Routes declare the problems they return with `error_responses(...)` (types of the catalogue in
+`app.errors`, with the fields their examples name); `build_openapi` gives every error response the one
+problem+json schema (replacing FastAPI's default validation-error model), enumerates both catalogues
+as components, and adds 401/403 to every route whose policy needs a token or a capability and 413 to
+every route that takes a body. Every body is a named component (a generated client names its type
+after it), and every 201 documents its `Location`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -16,23 +19,82 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from app.errors import FieldError, Problem
+from app.errors import (
+    PROBLEM_CONTENT_TYPE,
+    PROBLEM_TYPES,
+    FieldCode,
+    FieldError,
+    Problem,
+    ProblemType,
+    example_problem,
+    field_code,
+)
 
-_DESCRIPTIONS = {
-    400: "Bad request (e.g. an invalid cursor)",
-    401: "Missing, invalid, expired or revoked credentials",
-    403: "Signed in, but the role may not do this",
-    404: "Not found",
-    409: "Conflict with the current state (uniqueness, capacity, a rule)",
-    412: "If-Match does not match the current version",
-    413: "Request body too large",
-    415: "Unsupported content type",
-    422: "Validation failed; `errors` names each field",
-    428: "If-Match is required",
-    429: "Too many requests; see Retry-After",
-    503: "The store is unavailable, or (login, password changes) no password-hashing slot freed up in time; "
-    "see Retry-After",
-}
+
+@dataclass(frozen=True)
+class Documented:
+    """A problem an operation documents, with the field errors its example shows."""
+
+    problem: ProblemType
+    errors: tuple[tuple[str, FieldCode], ...] = ()
+
+
+def problem(kind: ProblemType, *errors: tuple[str, FieldCode]) -> Documented:
+    """`kind` with an example naming these fields, e.g. `problem(CONFLICT, ("body.msisdn", ALREADY_EXISTS))`."""
+    return Documented(kind, errors)
+
+
+def invalid(*errors: tuple[str, FieldCode]) -> Documented:
+    """The 422 of an operation, its example naming these fields and codes."""
+    return Documented(ProblemType.VALIDATION_ERROR, errors)
+
+
+# Where a response lists its problems until `build_openapi` turns them into examples: routes are
+# declared at import (a Lambda cold start), the document is built when first asked for.
+_PROBLEMS_KEY = "x-problems"
+
+
+def error_responses(*problems: ProblemType | Documented) -> dict[int | str, dict[str, Any]]:
+    """The error responses of an operation: per status, the problem types it returns, each shown by
+    an example built from the catalogue (a type given twice, with other fields, has two examples)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for item in problems:
+        documented = item if isinstance(item, Documented) else Documented(item)
+        if documented.problem is ProblemType.VALIDATION_ERROR and not documented.errors:
+            raise ValueError("a documented 422 names the fields it refuses: use invalid(...)")
+        response = responses.setdefault(documented.problem.status, {"description": ""})
+        _list_problem(response, documented)
+    return responses
+
+
+def _list_problem(response: dict[str, Any], documented: Documented) -> None:
+    listed = response.setdefault(_PROBLEMS_KEY, [])
+    entry = [documented.problem.uri, [[field, code.value] for field, code in documented.errors]]
+    if entry in listed:
+        return
+    if all(uri != documented.problem.uri for uri, _ in listed):
+        response["description"] = " ".join(filter(None, (response.get("description"), documented.problem.meaning)))
+    listed.append(entry)
+
+
+def _problem_content(listed: list[list[Any]], instance: str, forbidden_detail: str | None) -> dict[str, Any]:
+    examples = {}
+    for uri, errors in listed:
+        kind = PROBLEM_TYPES[uri]
+        field_errors = [
+            FieldError(field=field, message=field_code(code).meaning, code=field_code(code)) for field, code in errors
+        ]
+        value = example_problem(kind, field_errors, instance=instance)
+        if kind is ProblemType.FORBIDDEN and forbidden_detail:
+            value["detail"] = forbidden_detail
+        name = "-".join([kind.slug, *(code for _, code in errors[:1])])
+        examples[name] = {
+            "summary": kind.title + "".join(f": {field} {code}" for field, code in errors[:1]),
+            "value": value,
+        }
+    return {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF, "examples": examples}}
+
+
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 # Every 201 names what it created (`app.deps.route_path`).
 _LOCATION = {
@@ -40,14 +102,6 @@ _LOCATION = {
     "stage): request it as it is.",
     "schema": {"type": "string"},
 }
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"description": _DESCRIPTIONS[status]} for status in statuses}
-
-
-def _problem_content() -> dict[str, Any]:
-    return {"application/problem+json": {"schema": _PROBLEM_REF}}
 
 
 _BODY_KEY = "x-request-body"
@@ -92,6 +146,8 @@ def _request_body(key: str, schemas: dict[str, Any]) -> dict[str, Any]:
 
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
+    from app.auth.policy import allows
+    from app.storage.records import Role
 
     schema = get_openapi(
         title=app.title,
@@ -104,9 +160,18 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
     problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    problem.pop("$defs", None)
+    schemas.update(problem.pop("$defs"))  # FieldError, FieldCode, ProblemType
     schemas["Problem"] = problem
-    schemas["FieldError"] = FieldError.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas["ProblemType"]["description"] = _catalogue_table(
+        "The `type` of every problem the API returns; switch on it.",
+        ("type", "status", "title", "meaning"),
+        [(f"`{kind.uri}`", str(kind.status), kind.title, kind.meaning) for kind in ProblemType],
+    )
+    schemas["FieldCode"]["description"] = _catalogue_table(
+        "Every `errors[].code`: why a field was refused.",
+        ("code", "meaning"),
+        [(f"`{code.value}`", code.meaning) for code in FieldCode],
+    )
 
     policies = {}
     for route in app.routes:
@@ -115,27 +180,55 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             policies[route.unique_id if route.operation_id is None else route.operation_id] = (
                 found[0] if found else None
             )
-    for operations in schema.get("paths", {}).values():
+    for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             if _BODY_KEY in operation:
                 operation["requestBody"] = _request_body(operation.pop(_BODY_KEY), schemas)
             _rename_generated_body(operation, schemas)
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
+            # Every operation that uses the store may find it unavailable (the health probes report it their way).
+            implied = [] if "health" in operation.get("tags", ()) else [ProblemType.SERVICE_UNAVAILABLE]
             if "requestBody" in operation:
-                responses.setdefault("413", {"description": _DESCRIPTIONS[413]})
+                implied.append(ProblemType.PAYLOAD_TOO_LARGE)
             if "201" in responses:
                 responses["201"].setdefault("headers", {})["Location"] = _LOCATION
+            # A 403 where some role lacks the route's capability; its example names that role.
+            refused = [role for role in Role if policy and policy.capability and not allows(role, policy.capability)]
             if policy is not None and not policy.public:
-                responses.setdefault("401", {"description": _DESCRIPTIONS[401]})
-                if policy.capability is not None:
-                    responses.setdefault("403", {"description": _DESCRIPTIONS[403]})
+                implied.append(ProblemType.UNAUTHORIZED)
+                if refused:
+                    implied.append(ProblemType.FORBIDDEN)
+            for kind in implied:
+                _list_problem(responses.setdefault(str(kind.status), {"description": ""}), Documented(kind))
+            instance = _example_path(path, operation)
+            needs = policy.capability.value if policy and policy.capability else ""
+            forbidden = f"role {refused[0].value!r} may not do this (needs {needs})" if refused else None
             for status, response in responses.items():
-                if status.isdigit() and int(status) >= 400:
-                    response["content"] = _problem_content()
-                    response.setdefault("description", _DESCRIPTIONS.get(int(status), "Error"))
+                if _PROBLEMS_KEY in response:
+                    # FastAPI adds a JSON content beside the declared one; a problem has only its own.
+                    response["content"] = _problem_content(response.pop(_PROBLEMS_KEY), instance, forbidden)
+                elif status == "422":
+                    # FastAPI's own 422, where the route declares none: no examples, so the tests refuse it.
+                    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
     schema["components"]["schemas"] = dict(sorted(schemas.items()))
     return schema
+
+
+def _catalogue_table(lead: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = [lead, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _example_path(template: str, operation: dict[str, Any]) -> str:
+    """The operation's path with each parameter replaced by its example (or its name)."""
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path":
+            examples = parameter.get("schema", {}).get("examples") or parameter.get("examples") or [parameter["name"]]
+            value = examples[0] if isinstance(examples, list) else next(iter(examples.values()))["value"]
+            template = template.replace("{" + parameter["name"] + "}", str(value))
+    return template
 
 
 def _rename_generated_body(operation: dict[str, Any], schemas: dict[str, Any]) -> None:

@@ -27,8 +27,8 @@ from app.auth.schemas import (
 )
 from app.auth.service import Principal
 from app.deps import route_path
-from app.errors import UnsupportedMediaType
-from app.openapi import error_responses, request_body
+from app.errors import FieldCode, InvalidInput, ProblemType, UnsupportedMediaType, code_of
+from app.openapi import error_responses, invalid, problem, request_body
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 AdminUser = Annotated[Principal, Depends(require(Capability.USERS_ADMIN))]
@@ -70,7 +70,14 @@ async def _login_form(request: Request) -> LoginRequest:
     response_model=TokenPair,
     dependencies=[Depends(PUBLIC)],
     openapi_extra=request_body({"application/x-www-form-urlencoded": LoginForm, "application/json": LoginRequest}),
-    responses=error_responses(401, 415, 422, 429, 503),
+    responses=error_responses(
+        ProblemType.BAD_REQUEST,
+        ProblemType.UNAUTHORIZED,
+        ProblemType.UNSUPPORTED_MEDIA_TYPE,
+        invalid(("body.username", FieldCode.MISSING)),
+        ProblemType.TOO_MANY_REQUESTS,
+        ProblemType.SERVICE_BUSY,
+    ),
 )
 async def login(request: Request, response: Response, service: AuthServiceDep) -> TokenPair:
     credentials = await _login_form(request)
@@ -86,7 +93,7 @@ async def login(request: Request, response: Response, service: AuthServiceDep) -
     summary="Exchange a refresh token for a new token pair (the old refresh token stops working)",
     response_model=TokenPair,
     dependencies=[Depends(PUBLIC)],
-    responses=error_responses(401, 422),
+    responses=error_responses(ProblemType.UNAUTHORIZED, invalid(("body.refresh_token", FieldCode.MISSING))),
 )
 def refresh(body: RefreshRequest, response: Response, service: AuthServiceDep) -> TokenPair:
     response.headers.update(NO_STORE)
@@ -98,7 +105,7 @@ def refresh(body: RefreshRequest, response: Response, service: AuthServiceDep) -
     operation_id="auth_logout",
     summary="End this session: revokes the access token and its refresh-token family",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 422),
+    responses=error_responses(invalid(("body.refresh_token", FieldCode.TOO_LONG))),
 )
 def logout(principal: CurrentUser, service: AuthServiceDep, body: LogoutRequest | None = None) -> Response:
     service.logout(principal, body.refresh_token if body else None)
@@ -111,7 +118,6 @@ def logout(principal: CurrentUser, service: AuthServiceDep, body: LogoutRequest 
     summary="The signed-in user",
     response_model=UserOut,
     dependencies=[Depends(AUTHENTICATED)],
-    responses=error_responses(401),
 )
 def me(principal: CurrentUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.me(principal))
@@ -122,7 +128,12 @@ def me(principal: CurrentUser, service: AuthServiceDep) -> UserOut:
     operation_id="auth_change_password",
     summary="Change your password; every other session ends and a new token pair is returned",
     response_model=TokenPair,
-    responses=error_responses(401, 422, 503),
+    responses=error_responses(
+        invalid(
+            ("body.current_password", FieldCode.WRONG_PASSWORD), ("body.new_password", FieldCode.PASSWORD_TOO_SHORT)
+        ),
+        ProblemType.SERVICE_BUSY,
+    ),
 )
 def change_password(
     body: PasswordChange, principal: CurrentUser, service: AuthServiceDep, response: Response
@@ -135,9 +146,7 @@ def _username(username: str) -> str:
     try:
         return normalise_username(username)
     except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("path", "username"), "msg": str(exc), "input": username}]
-        ) from None
+        raise InvalidInput("path.username", str(exc), code=code_of(exc)) from None
 
 
 @router.get(
@@ -145,7 +154,7 @@ def _username(username: str) -> str:
     operation_id="users_list",
     summary="List users (admin), ordered by username",
     response_model=UserPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))),
 )
 def list_users(
     _: AdminUser,
@@ -163,7 +172,11 @@ def list_users(
     summary="Create a user (admin)",
     response_model=UserOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 422, 503),
+    responses=error_responses(
+        problem(ProblemType.CONFLICT, ("body.username", FieldCode.ALREADY_EXISTS)),
+        invalid(("body.username", FieldCode.INVALID_USERNAME), ("body.password", FieldCode.PASSWORD_TOO_SHORT)),
+        ProblemType.SERVICE_BUSY,
+    ),
 )
 def create_user(
     body: UserCreate, admin: AdminUser, service: AuthServiceDep, request: Request, response: Response
@@ -178,7 +191,7 @@ def create_user(
     operation_id="users_get",
     summary="One user (admin)",
     response_model=UserOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.username", FieldCode.INVALID_USERNAME))),
 )
 def get_user(username: str, _: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.get_user(_username(username)))
@@ -189,7 +202,11 @@ def get_user(username: str, _: AdminUser, service: AuthServiceDep) -> UserOut:
     operation_id="users_update",
     summary="Change a user's role, active flag, email or name (admin); disabling ends their sessions",
     response_model=UserOut,
-    responses=error_responses(401, 403, 404, 412, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("path.username", FieldCode.INVALID_USERNAME), ("body.role", FieldCode.INVALID_CHOICE)),
+    ),
 )
 def update_user(username: str, body: UserUpdate, admin: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.update_user(admin.username, _username(username), body))
@@ -200,7 +217,9 @@ def update_user(username: str, body: UserUpdate, admin: AdminUser, service: Auth
     operation_id="users_delete",
     summary="Delete a user (admin); the last active admin can't be deleted",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 403, 404, 412),
+    responses=error_responses(
+        ProblemType.NOT_FOUND, ProblemType.PRECONDITION_FAILED, invalid(("path.username", FieldCode.INVALID_USERNAME))
+    ),
 )
 def delete_user(username: str, admin: AdminUser, service: AuthServiceDep) -> Response:
     service.delete_user(admin.username, _username(username))
@@ -212,7 +231,12 @@ def delete_user(username: str, admin: AdminUser, service: AuthServiceDep) -> Res
     operation_id="users_reset_password",
     summary="Set a new password for a user (admin); ends their sessions",
     response_model=UserOut,
-    responses=error_responses(401, 403, 404, 422, 503),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("body.new_password", FieldCode.PASSWORD_TOO_SHORT)),
+        ProblemType.SERVICE_BUSY,
+    ),
 )
 def reset_password(username: str, body: PasswordReset, admin: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.reset_password(admin.username, _username(username), body.new_password))

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, StringConstraints
 
+from app.errors import FieldCode, invalid_value
 from app.storage.records import Role, UserRecord
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{2,63}$")
@@ -15,7 +16,10 @@ def normalise_username(value: str) -> str:
     """Usernames are case-insensitive: stored and compared in lower case."""
     value = value.strip().lower()
     if not USERNAME_PATTERN.fullmatch(value):
-        raise ValueError("3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise invalid_value(
+            FieldCode.INVALID_USERNAME,
+            "3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
     return value
 
 

@@ -24,7 +24,7 @@ from app.auth.security import (
     new_refresh_token,
 )
 from app.config import Settings
-from app.errors import Forbidden, InvalidInput, NotFoundError, TooManyRequests, Unauthorized
+from app.errors import FieldCode, Forbidden, InvalidInput, NotFoundError, TooManyRequests, Unauthorized
 from app.storage.base import Conflict, NotFound, Page, Store
 from app.storage.records import AuditEntry, RefreshTokenRecord, Role, TokenFamilyRecord, UserRecord
 from app.timeutil import as_utc, epoch_seconds, utcnow
@@ -216,7 +216,9 @@ class AuthService:
         user = self.me(principal)
         matches, _ = self.hasher.verify(change.current_password, user.password_hash)
         if not matches:
-            raise InvalidInput("body.current_password", "the current password is not correct", code="wrong_password")
+            raise InvalidInput(
+                "body.current_password", "the current password is not correct", code=FieldCode.WRONG_PASSWORD
+            )
         self.check_password_policy(change.new_password, user.username, field="body.new_password")
         updated = self._with_new_password(user, change.new_password)
         self.store.users.replace(user, updated, self._audit(principal.username, "user.password_change", user, updated))
@@ -231,12 +233,12 @@ class AuthService:
             raise InvalidInput(
                 field,
                 f"must be at least {self.settings.password_min_length} characters, not counting spaces at either end",
-                code="password_too_short",
+                code=FieldCode.PASSWORD_TOO_SHORT,
             )
         if len(password.encode()) > MAX_PASSWORD_BYTES:
-            raise InvalidInput(field, f"must be at most {MAX_PASSWORD_BYTES} bytes", code="password_too_long")
+            raise InvalidInput(field, f"must be at most {MAX_PASSWORD_BYTES} bytes", code=FieldCode.PASSWORD_TOO_LONG)
         if password.strip().lower() == username.lower():
-            raise InvalidInput(field, "must not be the username", code="password_is_username")
+            raise InvalidInput(field, "must not be the username", code=FieldCode.PASSWORD_IS_USERNAME)
 
     def _with_new_password(self, user: UserRecord, password: str) -> UserRecord:
         now = utcnow()
@@ -270,7 +272,7 @@ class AuthService:
             self.check_password_policy(request.password, request.username)
             password_hash = self.hasher.hash(request.password)
         elif not self.hasher.is_known_hash(password_hash):
-            raise InvalidInput("password_hash", "not a hash of a supported scheme", code="unknown_hash_scheme")
+            raise InvalidInput("password_hash", "not a hash of a supported scheme", code=FieldCode.UNKNOWN_HASH_SCHEME)
         now = utcnow()
         user = UserRecord(
             username=request.username,
@@ -294,7 +296,7 @@ class AuthService:
             return user
         for field in ("role", "active"):
             if field in values and values[field] is None:
-                raise InvalidInput(f"body.{field}", "may not be null", code="null_not_allowed")
+                raise InvalidInput(f"body.{field}", "may not be null", code=FieldCode.NULL_NOT_ALLOWED)
         if "email" in values and values["email"] is not None:
             values["email"] = str(values["email"])
         updated = user.model_copy(update={**values, "updated_at": utcnow()})

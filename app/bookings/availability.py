@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.errors import FieldCode, invalid_value
 from app.storage.records import OpeningHours, ResourceRecord
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -40,7 +41,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {name!r}") from exc
+        raise invalid_value(FieldCode.UNKNOWN_TIME_ZONE, f"unknown IANA time zone {name!r}") from exc
 
 
 def minutes_of(text: str) -> int:

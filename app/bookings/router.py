@@ -31,8 +31,8 @@ from app.bookings.schemas import (
     SlotOut,
 )
 from app.deps import route_path
-from app.errors import InvalidInput
-from app.openapi import error_responses
+from app.errors import FieldCode, InvalidInput, ProblemType
+from app.openapi import error_responses, invalid, problem
 from app.storage.records import BookingStatus
 
 resources_router = APIRouter(prefix="/bookings/resources", tags=["resources"])
@@ -61,7 +61,7 @@ def _expected_version(if_match: str | None) -> int | None:
         return None
     match = _ETAG.match(if_match.strip())
     if not match:
-        raise InvalidInput("header.if-match", 'expected an ETag such as "3"', code="invalid_etag")
+        raise InvalidInput("header.if-match", 'expected an ETag such as "3"', code=FieldCode.INVALID_ETAG)
     return int(match.group(1))
 
 
@@ -74,7 +74,9 @@ def _expected_version(if_match: str | None) -> int | None:
     summary="Create a bookable resource (store, technician, agent desk, room) with its weekly schedule",
     response_model=ResourceOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 422),
+    responses=error_responses(
+        invalid(("body.timezone", FieldCode.UNKNOWN_TIME_ZONE), ("body.capacity", FieldCode.TOO_SMALL))
+    ),
 )
 def create_resource(
     body: ResourceCreate, principal: ResourceWriter, service: BookingServiceDep, request: Request, response: Response
@@ -90,7 +92,7 @@ def create_resource(
     operation_id="resources_list",
     summary="List resources, ordered by id",
     response_model=ResourcePage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))),
 )
 def list_resources(_: Reader, service: BookingServiceDep, limit: Limit = 50, cursor: Cursor = None) -> ResourcePage:
     page = service.list_resources(limit=limit, cursor=cursor)
@@ -102,7 +104,7 @@ def list_resources(_: Reader, service: BookingServiceDep, limit: Limit = 50, cur
     operation_id="resources_get",
     summary="One resource; its version is also the ETag",
     response_model=ResourceOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.resource_id", FieldCode.PATTERN_MISMATCH))),
 )
 def get_resource(resource_id: ResourceId, _: Reader, service: BookingServiceDep, response: Response) -> ResourceOut:
     resource = service.get_resource(resource_id)
@@ -116,7 +118,12 @@ def get_resource(resource_id: ResourceId, _: Reader, service: BookingServiceDep,
     summary="Change a resource; refused (409, listing them) if confirmed bookings would fall outside the "
     "schedule or over capacity, unless force=true, which reports them",
     response_model=ResourceChange,
-    responses=error_responses(401, 403, 404, 409, 412, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        ProblemType.CONFLICT,
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("header.if-match", FieldCode.INVALID_ETAG), ("body.slot_minutes", FieldCode.NOT_A_MULTIPLE)),
+    ),
 )
 def update_resource(
     resource_id: ResourceId,
@@ -143,7 +150,12 @@ def update_resource(
     operation_id="resources_delete",
     summary="Delete a resource; refused (409) while it has confirmed future bookings",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 403, 404, 409, 412, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        ProblemType.CONFLICT,
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("header.if-match", FieldCode.INVALID_ETAG)),
+    ),
 )
 def delete_resource(
     resource_id: ResourceId, principal: ResourceWriter, service: BookingServiceDep, if_match: IfMatch = None
@@ -158,7 +170,10 @@ def delete_resource(
     summary="Every slot in a window (at most 31 days) with UTC and local times and the seats left",
     response_model=Availability,
     response_model_by_alias=True,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        invalid(("query.to", FieldCode.RANGE_TOO_LARGE), ("query.from", FieldCode.TIMEZONE_REQUIRED)),
+    ),
 )
 def availability(
     resource_id: ResourceId,
@@ -197,7 +212,13 @@ def availability(
     summary="Book one slot for an ACTIVE subscriber; safe to retry with the same Idempotency-Key",
     response_model=BookingOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 422),
+    responses=error_responses(
+        problem(ProblemType.CONFLICT, ("body.start", FieldCode.SLOT_FULL)),
+        problem(ProblemType.CONFLICT, ("body.subscriber_uid", FieldCode.OVERLAPPING_BOOKING)),
+        problem(ProblemType.CONFLICT, ("header.idempotency-key", FieldCode.IDEMPOTENCY_IN_PROGRESS)),
+        invalid(("body.start", FieldCode.MISALIGNED_START)),
+        invalid(("header.idempotency-key", FieldCode.IDEMPOTENCY_KEY_REUSED)),
+    ),
 )
 def create_booking(
     body: BookingCreate,
@@ -228,7 +249,10 @@ def create_booking(
     operation_id="bookings_list",
     summary="Bookings of one resource, one subscriber, or with one status (from/to required), by start time",
     response_model=BookingPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(
+        ProblemType.INVALID_CURSOR,
+        invalid(("query.subscriber_uid", FieldCode.EXACTLY_ONE_REQUIRED), ("query.to", FieldCode.RANGE_REVERSED)),
+    ),
 )
 def list_bookings(
     _: Reader,
@@ -258,7 +282,7 @@ def list_bookings(
     operation_id="bookings_daily_counts",
     summary="Bookings (not cancelled) per local day, from counters: one read per day",
     response_model=DailyCounts,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(invalid(("query.days", FieldCode.TOO_LARGE), ("query.from", FieldCode.INVALID_DATETIME))),
 )
 def daily_counts(
     _: Reader,
@@ -278,7 +302,7 @@ def daily_counts(
     operation_id="bookings_get",
     summary="One booking",
     response_model=BookingOut,
-    responses=error_responses(401, 403, 404, 422),
+    responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.booking_id", FieldCode.PATTERN_MISMATCH))),
 )
 def get_booking(booking_id: BookingId, _: Reader, service: BookingServiceDep) -> BookingOut:
     return BookingOut.of(service.get_booking(booking_id))
@@ -289,7 +313,12 @@ def get_booking(booking_id: BookingId, _: Reader, service: BookingServiceDep) ->
     operation_id="bookings_cancel",
     summary="Cancel a CONFIRMED booking; its seat is freed at once",
     response_model=BookingOut,
-    responses=error_responses(401, 403, 404, 409, 412, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        problem(ProblemType.CONFLICT, ("status", FieldCode.INVALID_TRANSITION)),
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("body.reason", FieldCode.TOO_LONG)),
+    ),
 )
 def cancel_booking(
     booking_id: BookingId, principal: Writer, service: BookingServiceDep, body: BookingCancel | None = None
@@ -302,7 +331,13 @@ def cancel_booking(
     operation_id="bookings_reschedule",
     summary="Move a CONFIRMED booking to another slot of its resource: all or nothing",
     response_model=BookingOut,
-    responses=error_responses(401, 403, 404, 409, 412, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        problem(ProblemType.CONFLICT, ("status", FieldCode.ALREADY_STARTED)),
+        problem(ProblemType.CONFLICT, ("body.start", FieldCode.SLOT_FULL)),
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("body.start", FieldCode.MISALIGNED_START)),
+    ),
 )
 def reschedule_booking(
     booking_id: BookingId, body: BookingReschedule, principal: Writer, service: BookingServiceDep
@@ -315,7 +350,12 @@ def reschedule_booking(
     operation_id="bookings_complete",
     summary="Mark a CONFIRMED booking whose slot has started as COMPLETED",
     response_model=BookingOut,
-    responses=error_responses(401, 403, 404, 409, 412, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        problem(ProblemType.CONFLICT, ("status", FieldCode.NOT_STARTED)),
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("path.booking_id", FieldCode.PATTERN_MISMATCH)),
+    ),
 )
 def complete_booking(booking_id: BookingId, principal: Writer, service: BookingServiceDep) -> BookingOut:
     return BookingOut.of(service.mark(principal.username, booking_id, BookingStatus.COMPLETED))
@@ -326,7 +366,12 @@ def complete_booking(booking_id: BookingId, principal: Writer, service: BookingS
     operation_id="bookings_no_show",
     summary="Mark a CONFIRMED booking whose slot has started as NO_SHOW",
     response_model=BookingOut,
-    responses=error_responses(401, 403, 404, 409, 412, 422),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        problem(ProblemType.CONFLICT, ("status", FieldCode.NOT_STARTED)),
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("path.booking_id", FieldCode.PATTERN_MISMATCH)),
+    ),
 )
 def no_show_booking(booking_id: BookingId, principal: Writer, service: BookingServiceDep) -> BookingOut:
     return BookingOut.of(service.mark(principal.username, booking_id, BookingStatus.NO_SHOW))

@@ -20,6 +20,7 @@ from pydantic import (
 
 from app.api_types import IsoDate, IsoDateTime
 from app.bookings.availability import MINUTES_PER_DAY, minutes_of, zone
+from app.errors import FieldCode, invalid_value
 from app.storage.records import BookingRecord, BookingStatus, OpeningHours, ResourceKind, ResourceRecord
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -52,15 +53,15 @@ class OpeningHoursIn(StrictModel):
     def _five_minute_grid(cls, value: str) -> str:
         # Subscribers' busy time is tracked on a 5-minute grid: every slot starts on it.
         if minutes_of(value) % 5:
-            raise ValueError("must be a multiple of 5 minutes")
+            raise invalid_value(FieldCode.INVALID_SCHEDULE, "must be a multiple of 5 minutes")
         if value != "24:00" and minutes_of(value) >= MINUTES_PER_DAY:
-            raise ValueError("must be a time of day")
+            raise invalid_value(FieldCode.INVALID_SCHEDULE, "must be a time of day")
         return value
 
     @model_validator(mode="after")
     def _close_after_open(self) -> OpeningHoursIn:
         if minutes_of(self.close) <= minutes_of(self.open):
-            raise ValueError(f"close ({self.close}) must be after open ({self.open})")
+            raise invalid_value(FieldCode.RANGE_REVERSED, f"close ({self.close}) must be after open ({self.open})")
         return self
 
 
@@ -68,7 +69,10 @@ def _no_overlap(hours: list[OpeningHoursIn]) -> list[OpeningHoursIn]:
     ordered = sorted(hours, key=lambda interval: minutes_of(interval.open))
     for before, after in pairwise(ordered):
         if minutes_of(after.open) < minutes_of(before.close):
-            raise ValueError(f"opening intervals overlap: {before.open}-{before.close} and {after.open}-{after.close}")
+            raise invalid_value(
+                FieldCode.INVALID_SCHEDULE,
+                f"opening intervals overlap: {before.open}-{before.close} and {after.open}-{after.close}",
+            )
     return ordered
 
 
@@ -83,7 +87,9 @@ class ScheduleExceptionIn(StrictModel):
     @model_validator(mode="after")
     def _closed_or_hours(self) -> ScheduleExceptionIn:
         if self.closed == bool(self.hours):
-            raise ValueError("give either closed=true or special hours, not both or neither")
+            raise invalid_value(
+                FieldCode.INVALID_COMBINATION, "give either closed=true or special hours, not both or neither"
+            )
         return self
 
 
@@ -91,7 +97,7 @@ def _unique_dates(exceptions: list[ScheduleExceptionIn]) -> list[ScheduleExcepti
     seen: set[Day] = set()
     for exception in exceptions:
         if exception.date in seen:
-            raise ValueError(f"date {exception.date} is listed twice")
+            raise invalid_value(FieldCode.INVALID_SCHEDULE, f"date {exception.date} is listed twice")
         seen.add(exception.date)
     return sorted(exceptions, key=lambda exception: exception.date)
 

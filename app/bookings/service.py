@@ -28,7 +28,7 @@ from app.bookings.schemas import (
     opening_hours,
 )
 from app.config import Settings
-from app.errors import ConflictError, FieldError, InvalidInput, NotFoundError, PreconditionFailedError
+from app.errors import ConflictError, FieldCode, FieldError, InvalidInput, NotFoundError, PreconditionFailedError
 from app.storage.base import (
     BookingsChanged,
     IdempotencyKey,
@@ -76,7 +76,7 @@ class ResourceChangeResult:
     over_capacity: list[BookingRecord]
 
 
-def _conflict(field: str, message: str, code: str) -> ConflictError:
+def _conflict(field: str, message: str, code: FieldCode) -> ConflictError:
     return ConflictError(message, errors=[FieldError(field=field, message=message, code=code)])
 
 
@@ -145,7 +145,7 @@ class BookingService:
         values = body.model_dump(exclude_unset=True)
         for name, value in values.items():
             if value is None:
-                raise InvalidInput(f"body.{name}", "may not be null", code="null_not_allowed")
+                raise InvalidInput(f"body.{name}", "may not be null", code=FieldCode.NULL_NOT_ALLOWED)
         for _ in range(_ATTEMPTS):
             current = self.get_resource(resource_id)
             if expected_version is not None and current.version != expected_version:
@@ -226,9 +226,9 @@ class BookingService:
     ) -> tuple[ResourceRecord, list[SlotAvailability]]:
         start, end = as_utc(start), as_utc(end)
         if end <= start:
-            raise InvalidInput("query.to", "must be after from", code="window_reversed")
+            raise InvalidInput("query.to", "must be after from", code=FieldCode.RANGE_REVERSED)
         if end - start > MAX_AVAILABILITY_WINDOW:
-            raise InvalidInput("query.to", "the window may span at most 31 days", code="window_too_large")
+            raise InvalidInput("query.to", "the window may span at most 31 days", code=FieldCode.RANGE_TOO_LARGE)
         resource = self.get_resource(resource_id)
         now = self.clock()
         taken = self.store.resources.seats_taken(resource.id, start, end)
@@ -283,9 +283,9 @@ class BookingService:
                     return replayed, True
                 raise _in_progress() from None
             except SlotFull as exc:
-                raise _conflict("body.start", str(exc), "slot_full") from None
+                raise _conflict("body.start", str(exc), FieldCode.SLOT_FULL) from None
             except OverlappingBooking as exc:
-                raise _conflict("body.subscriber_uid", str(exc), "overlapping_booking") from None
+                raise _conflict("body.subscriber_uid", str(exc), FieldCode.OVERLAPPING_BOOKING) from None
             except PreconditionFailed:
                 resource = self._bookable_resource(body.resource_id)  # changed meanwhile: check against it again
         raise ConflictError("the resource keeps changing; try again")
@@ -298,7 +298,7 @@ class BookingService:
             raise InvalidInput(
                 "header.idempotency-key",
                 "this Idempotency-Key was already used with a different request body; use a new key",
-                code="idempotency_key_reused",
+                code=FieldCode.IDEMPOTENCY_KEY_REUSED,
             )
         booking = self.store.bookings.get(stored.booking_id) if stored.booking_id else None
         if booking is None:
@@ -308,30 +308,36 @@ class BookingService:
     def _bookable_resource(self, resource_id: str) -> ResourceRecord:
         resource = self.store.resources.get(resource_id)
         if resource is None:
-            raise InvalidInput("body.resource_id", f"resource {resource_id!r} does not exist", code="unknown_resource")
+            raise InvalidInput(
+                "body.resource_id", f"resource {resource_id!r} does not exist", code=FieldCode.UNKNOWN_RESOURCE
+            )
         if not resource.active:
-            raise InvalidInput("body.resource_id", f"resource {resource_id!r} is not active", code="resource_inactive")
+            raise InvalidInput(
+                "body.resource_id", f"resource {resource_id!r} is not active", code=FieldCode.RESOURCE_INACTIVE
+            )
         return resource
 
     def _check_subscriber(self, subscriber_uid: str) -> None:
         status = self.subscriber_status(subscriber_uid)
         if status is None:
             raise InvalidInput(
-                "body.subscriber_uid", f"subscriber {subscriber_uid!r} does not exist", code="unknown_subscriber"
+                "body.subscriber_uid",
+                f"subscriber {subscriber_uid!r} does not exist",
+                code=FieldCode.UNKNOWN_SUBSCRIBER,
             )
         if status != BOOKABLE_STATUS:
             raise InvalidInput(
                 "body.subscriber_uid",
                 f"subscriber {subscriber_uid!r} is {status}; only {BOOKABLE_STATUS} subscribers can book",
-                code="subscriber_not_active",
+                code=FieldCode.SUBSCRIBER_NOT_ACTIVE,
             )
 
     def _slot(self, resource: ResourceRecord, start: datetime, end: datetime | None, now: datetime) -> Slot:
         start = as_utc(start)
         if end is not None and as_utc(end) <= start:
-            raise InvalidInput("body.end", "must be after start", code="end_before_start")
+            raise InvalidInput("body.end", "must be after start", code=FieldCode.RANGE_REVERSED)
         if start <= now:
-            raise InvalidInput("body.start", "must be in the future", code="in_past")
+            raise InvalidInput("body.start", "must be in the future", code=FieldCode.IN_PAST)
         slot = slot_at(resource, start)
         if slot is None:
             local_day = start.astimezone(zone(resource.timezone)).date()
@@ -339,12 +345,12 @@ class BookingService:
                 raise InvalidInput(
                     "body.start",
                     f"not the start of a slot: slots are {resource.slot_minutes} minutes long from each opening time",
-                    code="misaligned_start",
+                    code=FieldCode.MISALIGNED_START,
                 )
-            raise InvalidInput("body.start", "outside the resource's opening hours", code="outside_schedule")
+            raise InvalidInput("body.start", "outside the resource's opening hours", code=FieldCode.OUTSIDE_SCHEDULE)
         if end is not None and as_utc(end) != slot.end:
             raise InvalidInput(
-                "body.end", f"a booking is one slot: end must be {slot.end.isoformat()}", code="end_mismatch"
+                "body.end", f"a booking is one slot: end must be {slot.end.isoformat()}", code=FieldCode.END_MISMATCH
             )
         return slot
 
@@ -372,12 +378,12 @@ class BookingService:
             raise InvalidInput(
                 f"query.{given[1] if given else 'resource_id'}",
                 "filter by exactly one of resource_id, subscriber_uid or status",
-                code="one_filter",
+                code=FieldCode.EXACTLY_ONE_REQUIRED,
             )
         start_from = as_utc(start_from) if start_from else None
         start_to = as_utc(start_to) if start_to else None
         if start_from and start_to and start_to <= start_from:
-            raise InvalidInput("query.to", "must be after from", code="window_reversed")
+            raise InvalidInput("query.to", "must be after from", code=FieldCode.RANGE_REVERSED)
         if resource_id:
             return self.store.bookings.list_for_resource(
                 resource_id, start_from=start_from, start_to=start_to, limit=limit, cursor=cursor
@@ -388,9 +394,11 @@ class BookingService:
             )
         assert status is not None
         if start_from is None or start_to is None:
-            raise InvalidInput(f"query.{'from' if start_from is None else 'to'}", "required with status", "missing")
+            raise InvalidInput(
+                f"query.{'from' if start_from is None else 'to'}", "required with status", FieldCode.MISSING
+            )
         if start_to - start_from > MAX_STATUS_WINDOW:
-            raise InvalidInput("query.to", "the window may span at most 366 days", code="window_too_large")
+            raise InvalidInput("query.to", "the window may span at most 366 days", code=FieldCode.RANGE_TOO_LARGE)
         return self.store.bookings.list_by_status(
             status, start_from=start_from, start_to=start_to, limit=limit, cursor=cursor
         )
@@ -415,7 +423,7 @@ class BookingService:
         self._require_confirmed(booking, "marked " + status.value)
         now = self.clock()
         if booking.start > now:
-            raise _conflict("status", "the booking's slot has not started yet", "not_started")
+            raise _conflict("status", "the booking's slot has not started yet", FieldCode.NOT_STARTED)
         updated = booking.model_copy(update={"status": status, "updated_at": now})
         return self._change_status(actor, f"booking.{status.value.lower()}", booking, updated)
 
@@ -432,7 +440,7 @@ class BookingService:
             raise _conflict(
                 "status",
                 f"only a CONFIRMED booking can be {verb}; this one is {booking.status.value}",
-                "invalid_transition",
+                FieldCode.INVALID_TRANSITION,
             )
 
     def reschedule(self, actor: str, booking_id: str, body: BookingReschedule) -> BookingRecord:
@@ -440,7 +448,7 @@ class BookingService:
         self._require_confirmed(booking, "rescheduled")
         now = self.clock()
         if booking.start <= now:
-            raise _conflict("status", "the booking's slot has already started", "already_started")
+            raise _conflict("status", "the booking's slot has already started", FieldCode.ALREADY_STARTED)
         self._check_subscriber(booking.subscriber_uid)
         for _ in range(_ATTEMPTS):
             resource = self._bookable_resource(booking.resource_id)
@@ -461,9 +469,9 @@ class BookingService:
                 )
                 return updated
             except SlotFull as exc:
-                raise _conflict("body.start", str(exc), "slot_full") from None
+                raise _conflict("body.start", str(exc), FieldCode.SLOT_FULL) from None
             except OverlappingBooking as exc:
-                raise _conflict("body.start", str(exc), "overlapping_booking") from None
+                raise _conflict("body.start", str(exc), FieldCode.OVERLAPPING_BOOKING) from None
             except PreconditionFailed as exc:
                 if exc.field != "resource":
                     raise PreconditionFailedError(str(exc)) from None
@@ -471,7 +479,8 @@ class BookingService:
 
     def daily_counts(self, first_day: date, days: int, resource_id: str | None) -> dict[date, int]:
         if not 1 <= days <= MAX_DAILY_COUNTS:
-            raise InvalidInput("query.days", f"must be 1-{MAX_DAILY_COUNTS}", code="out_of_range")
+            code = FieldCode.TOO_SMALL if days < 1 else FieldCode.TOO_LARGE
+            raise InvalidInput("query.days", f"must be 1-{MAX_DAILY_COUNTS}", code=code)
         dates = [first_day + timedelta(days=offset) for offset in range(days)]
         if resource_id:
             keys = {f"{resource_id}:{day.isoformat()}": day for day in dates}
@@ -521,5 +530,5 @@ def _in_progress() -> ConflictError:
     return _conflict(
         "header.idempotency-key",
         "a request with this Idempotency-Key is still being processed; retry shortly",
-        "idempotency_in_progress",
+        FieldCode.IDEMPOTENCY_IN_PROGRESS,
     )

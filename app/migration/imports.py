@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
+from app.errors import field_code
 from app.migration.engine import BatchResult, JobFailed
 from app.migration.mapping import MappingSpec, RowMapper, mapping_of
 from app.migration.readers import FileKind, SourceRow, check_file, read_rows
@@ -187,7 +188,7 @@ class FileImport(Generic[R]):
                     job.id,
                     row.number,
                     ".".join(str(part) for part in item["loc"]) or "row",
-                    str(item["type"]),
+                    field_code(str(item["type"])).value,
                     str(item["msg"]).removeprefix("Value error, "),
                     _raw_value(mapped, item["loc"]),
                 )

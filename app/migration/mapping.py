@@ -23,6 +23,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from app.errors import FieldCode, invalid_value
+
 Scalar = str | int | float | bool
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 FieldName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -60,7 +62,7 @@ class MappingSpec(BaseModel):
     def _bounded_steps(cls, transforms: dict[str, list[TransformStep]]) -> dict[str, list[TransformStep]]:
         for field, steps in transforms.items():
             if len(steps) > 10:
-                raise ValueError(f"{field}: at most 10 steps")
+                raise invalid_value(FieldCode.TOO_LONG, f"{field}: at most 10 steps")
         return transforms
 
     @model_validator(mode="after")
@@ -68,7 +70,9 @@ class MappingSpec(BaseModel):
         targets = list(self.columns.values())
         duplicated = sorted({target for target in targets if targets.count(target) > 1})
         if duplicated:
-            raise ValueError(f"several columns map to the same field: {', '.join(duplicated)}")
+            raise invalid_value(
+                FieldCode.DUPLICATE_MAPPING, f"several columns map to the same field: {', '.join(duplicated)}"
+            )
         return self
 
 
@@ -120,12 +124,14 @@ class RowMapper:
         problems = []
         for column, field in self.spec.columns.items():
             if field not in self.fields:
-                problems.append(MappingProblem(f"mapping.columns.{column}", "unknown_field", f"no field {field!r}"))
+                problems.append(
+                    MappingProblem(f"mapping.columns.{column}", FieldCode.UNKNOWN_FIELD, f"no field {field!r}")
+                )
         for section in ("transforms", "defaults"):
             for field in getattr(self.spec, section):
                 if field not in self.fields:
                     problems.append(
-                        MappingProblem(f"mapping.{section}.{field}", "unknown_field", f"no field {field!r}")
+                        MappingProblem(f"mapping.{section}.{field}", FieldCode.UNKNOWN_FIELD, f"no field {field!r}")
                     )
         return problems
 

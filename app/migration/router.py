@@ -15,12 +15,12 @@ from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.deps import RuntimeDep, route_path
-from app.errors import InvalidInput, PayloadTooLargeError
+from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemType, as_field_error
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
 from app.migration.readers import kind_from_name
 from app.migration.schemas import JobCreate, JobCreated, JobErrorOut, JobErrorPage, JobOut, JobPage
-from app.openapi import error_responses
+from app.openapi import error_responses, invalid
 from app.storage.blobs import BlobTooLarge
 from app.storage.records import JobStatus, JobType
 
@@ -48,7 +48,9 @@ UPLOAD_PATHS = re.compile(r"/migration/(jobs/[^/]+/input|upload)$")
     "starts when the file arrives.",
     response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(
+        invalid(("body.default_region", FieldCode.UNKNOWN_REGION)), invalid(("body", FieldCode.INVALID_COMBINATION))
+    ),
 )
 def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Request, response: Response) -> JobCreated:
     job = service.create_job(runtime, principal, body)
@@ -66,7 +68,12 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Req
     summary="Send the job's input file (streamed; up to MAX_UPLOAD_BYTES) and start the job",
     description=ACTING,
     response_model=JobOut,
-    responses=error_responses(401, 403, 404, 409, 413),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        ProblemType.CONFLICT,
+        ProblemType.PAYLOAD_TOO_LARGE,
+        invalid(("body", FieldCode.EMPTY_FILE), ("path.job_id", FieldCode.PATTERN_MISMATCH)),
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -88,7 +95,7 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
                 raise PayloadTooLargeError(f"the file exceeds {limit} bytes")
             spool.write(chunk)
         if received == 0:
-            raise InvalidInput("body", "the file is empty", code="empty")
+            raise InvalidInput("body", "the file is empty", code=FieldCode.EMPTY_FILE)
         spool.seek(0)
         job = await run_in_threadpool(service.receive_input, runtime, principal, job_id, spool)
     return JobOut.of(job)
@@ -100,7 +107,7 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
     summary="Create and start an import from a small multipart upload in one call",
     response_model=JobOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 413, 422),
+    responses=error_responses(invalid(("form.options", FieldCode.JSON_INVALID), ("body.file", FieldCode.MISSING))),
 )
 def upload(
     principal: Runner,
@@ -115,18 +122,19 @@ def upload(
     try:
         given = loads_bounded(options, MAX_BODY_DEPTH) if options else {}
         if not isinstance(given, dict):
-            raise InvalidInput("form.options", "must be a JSON object", code="invalid")
+            raise InvalidInput("form.options", "must be a JSON object", code=FieldCode.INVALID_TYPE)
         given.setdefault("type", "import")
         given.setdefault("format", kind_from_name(file.filename or ""))
         job_request = JobCreate.model_validate(given)
     except TooDeep as exc:
-        raise InvalidInput("form.options", f"JSON {exc}", code="json_too_deep") from None
-    except ValueError as exc:  # malformed JSON, or a ValidationError
-        errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else None
-        message = str(errors[0]["msg"]) if errors else "is not valid JSON"
-        raise InvalidInput("form.options", message.removeprefix("Value error, "), code="invalid") from None
+        raise InvalidInput("form.options", f"JSON {exc}", code=FieldCode.JSON_TOO_DEEP) from None
+    except ValidationError as exc:
+        first = as_field_error(exc.errors(include_url=False)[0])
+        raise InvalidInput("form.options", first.message, code=first.code) from None
+    except ValueError:  # malformed JSON
+        raise InvalidInput("form.options", "is not valid JSON", code=FieldCode.JSON_INVALID) from None
     if job_request.type == "export":
-        raise InvalidInput("form.options", "an upload creates an import or a delete job", code="invalid")
+        raise InvalidInput("form.options", "an upload creates an import or a delete job", code=FieldCode.INVALID_CHOICE)
     job = service.create_job(runtime, principal, job_request)
     response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
     try:
@@ -142,7 +150,7 @@ def upload(
     description="A page may hold fewer than `limit` jobs when some are hidden from the caller; follow "
     "`next_cursor` until it is null.",
     response_model=JobPage,
-    responses=error_responses(400, 401, 422),
+    responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.status", FieldCode.INVALID_CHOICE))),
 )
 def list_jobs(
     principal: Reader,
@@ -161,7 +169,7 @@ def list_jobs(
     operation_id="jobs_get",
     summary="One job with its live progress",
     response_model=JobOut,
-    responses=error_responses(401, 404),
+    responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.job_id", FieldCode.PATTERN_MISMATCH))),
 )
 def get(job_id: JobId, principal: Reader, runtime: RuntimeDep) -> JobOut:
     return JobOut.of(service.get_job(runtime, principal, job_id))
@@ -173,7 +181,9 @@ def get(job_id: JobId, principal: Reader, runtime: RuntimeDep) -> JobOut:
     summary="Cancel a job; it stops at its next batch boundary",
     description=ACTING,
     response_model=JobOut,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(
+        ProblemType.NOT_FOUND, ProblemType.CONFLICT, invalid(("path.job_id", FieldCode.PATTERN_MISMATCH))
+    ),
 )
 def cancel(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> JobOut:
     return JobOut.of(service.cancel(runtime, principal, job_id))
@@ -186,7 +196,9 @@ def cancel(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> JobOut:
     description=f"{ACTING} Cells of the CSV that a spreadsheet would run as a formula are prefixed with `'`.",
     response_model=JobErrorPage,
     responses={
-        **error_responses(400, 401, 403, 404, 422),
+        **error_responses(
+            ProblemType.INVALID_CURSOR, ProblemType.NOT_FOUND, invalid(("query.format", FieldCode.PATTERN_MISMATCH))
+        ),
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The rejected rows"},
     },
 )
@@ -215,7 +227,9 @@ def errors(
     description=ACTING,
     response_class=StreamingResponse,
     responses={
-        **error_responses(401, 403, 404, 409),
+        **error_responses(
+            ProblemType.NOT_FOUND, ProblemType.CONFLICT, invalid(("path.job_id", FieldCode.PATTERN_MISMATCH))
+        ),
         200: {"content": {"text/csv": {}, "application/x-ndjson": {}}, "description": "The exported file"},
         307: {"description": "Redirect to the file in S3"},
     },
@@ -246,7 +260,9 @@ async def _chunks(stream: IO[bytes]) -> AsyncIterator[bytes]:
     summary="Undo a subscriber import (admin): deletes what it created and nobody changed since",
     response_model=JobOut,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(401, 403, 404, 409),
+    responses=error_responses(
+        ProblemType.NOT_FOUND, ProblemType.CONFLICT, invalid(("path.job_id", FieldCode.PATTERN_MISMATCH))
+    ),
 )
 def rollback(job_id: JobId, admin: Admin, runtime: RuntimeDep) -> JobOut:
     return JobOut.of(service.rollback(runtime, admin, job_id))

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from app.errors import FieldCode, invalid_value
 from app.migration.mapping import MappingSpec, mapping_of
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
 
@@ -67,23 +68,25 @@ class JobCreate(BaseModel):
             return None
         value = value.upper()
         if not is_supported_region(value):
-            raise ValueError(f"{value!r} is not a known ISO 3166 region (e.g. GB, US, DE)")
+            raise invalid_value(FieldCode.UNKNOWN_REGION, f"{value!r} is not a known ISO 3166 region (e.g. GB, US, DE)")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> JobCreate:
         if self.type in ("import", "delete") and self.format is None:
-            raise ValueError("format is required for import and delete jobs")
+            raise invalid_value(FieldCode.INVALID_COMBINATION, "format is required for import and delete jobs")
         if self.type == "export" and self.format not in (None, "csv", "ndjson"):
-            raise ValueError("an export is written as csv or ndjson")
+            raise invalid_value(FieldCode.INVALID_COMBINATION, "an export is written as csv or ndjson")
         if self.type != "import" and (
             self.mapping is not None or self.mode != "create" or self.dry_run or self.default_region
         ):
-            raise ValueError("mapping, mode, dry_run and default_region apply to imports only")
+            raise invalid_value(
+                FieldCode.INVALID_COMBINATION, "mapping, mode, dry_run and default_region apply to imports only"
+            )
         if self.type != "export" and (self.filters is not None or self.mask):
-            raise ValueError("filters and mask apply to exports only")
+            raise invalid_value(FieldCode.INVALID_COMBINATION, "filters and mask apply to exports only")
         if self.type == "delete" and self.target != "subscribers":
-            raise ValueError("delete jobs delete subscribers")
+            raise invalid_value(FieldCode.INVALID_COMBINATION, "delete jobs delete subscribers")
         return self
 
 

@@ -11,7 +11,7 @@ from typing import IO
 from app import csvsafe
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.errors import ConflictError, Forbidden, InvalidInput, NotFoundError
+from app.errors import ConflictError, FieldCode, Forbidden, InvalidInput, NotFoundError, field_code
 from app.migration import worker
 from app.migration.imports import FileImport
 from app.migration.mapping import stored_mapping
@@ -128,12 +128,14 @@ def create_job(runtime: Runtime, principal: Principal, request: JobCreate) -> Jo
 def _check_mapping(runtime: Runtime, request: JobCreate) -> None:
     kind = worker.engine(runtime).kinds.get(f"import:{request.target}")
     if not isinstance(kind, FileImport):
-        raise InvalidInput("body.target", f"imports of {request.target} are not available", code="unsupported")
+        raise InvalidInput(
+            "body.target", f"imports of {request.target} are not available", code=FieldCode.NOT_AVAILABLE
+        )
     if request.mapping is not None:
         problems = kind.mapper_for(request.mapping).check_spec()
         if problems:
             first = problems[0]
-            raise InvalidInput(f"body.{first.field}", first.message, code=first.code)
+            raise InvalidInput(f"body.{first.field}", first.message, code=field_code(first.code))
 
 
 def upload_instructions(runtime: Runtime, job: JobRecord, api_url: str) -> UploadInstructions:

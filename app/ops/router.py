@@ -12,7 +12,8 @@ from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.deps import RuntimeDep, SettingsDep, StoreDep
-from app.openapi import error_responses
+from app.errors import FieldCode, ProblemType
+from app.openapi import error_responses, invalid
 from app.ops.dashboard import dashboard_stats
 from app.ops.schemas import AuditEntryOut, AuditPage, Check, DashboardStats, Liveness, ReadinessReport
 from app.ops.service import search_audit
@@ -58,7 +59,10 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
     description="Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; "
     "default: the last 7 days). Entries expire after AUDIT_RETENTION_DAYS.",
     response_model=AuditPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(
+        ProblemType.INVALID_CURSOR,
+        invalid(("query.since", FieldCode.RANGE_REVERSED), ("query.until", FieldCode.TIMEZONE_REQUIRED)),
+    ),
 )
 def search(
     principal: AuditReader,
@@ -97,7 +101,6 @@ dashboard_router = APIRouter(prefix="/dashboard", tags=["dashboard"])
     "last 24 hours' success rate",
     description="Read from counters maintained with every write: constant cost, however large the data.",
     response_model=DashboardStats,
-    responses=error_responses(401, 403),
 )
 def stats(_: Annotated[Principal, Depends(require(Capability.DASHBOARD_READ))], store: StoreDep) -> DashboardStats:
     return dashboard_stats(store)

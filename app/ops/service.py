@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from app.errors import InvalidInput
+from app.errors import FieldCode, InvalidInput
 from app.storage.base import AuditQuery, Page, Store
 from app.storage.records import AuditEntry
 from app.timeutil import as_utc, utcnow
@@ -29,14 +29,14 @@ def search_audit(
     until = as_utc(until) if until else utcnow()
     since = as_utc(since) if since else until - DEFAULT_AUDIT_WINDOW
     if since > until:
-        raise InvalidInput("query.since", "must not be after `until`", code="range_inverted")
+        raise InvalidInput("query.since", "must not be after `until`", code=FieldCode.RANGE_REVERSED)
     if entity_id and not entity_type:
-        raise InvalidInput("query.entity_type", "is required with `entity_id`", code="missing")
+        raise InvalidInput("query.entity_type", "is required with `entity_id`", code=FieldCode.MISSING)
     if not (entity_id or actor) and until - since > MAX_UNFILTERED_WINDOW:
         raise InvalidInput(
             "query.since",
             f"without entity_id or actor the window is at most {MAX_UNFILTERED_WINDOW.days} days",
-            code="range_too_large",
+            code=FieldCode.RANGE_TOO_LARGE,
         )
     query = AuditQuery(
         since=since, until=until, entity_type=entity_type, entity_id=entity_id, actor=actor, window=window

@@ -1,8 +1,8 @@
 """Normalisation of subscriber fields, shared by the API and the bulk importer.
 
-Each function takes raw input and returns the stored form, or raises `ValueError` whose message
-is the reason shown to the caller. They are written for throughput (the importer validates tens
-of thousands of rows per second):
+Each function takes raw input and returns the stored form, or raises a `ValueError` whose message
+is the reason shown to the caller and whose type is the field's code (`app.errors.invalid_value`).
+They are written for throughput (the importer validates tens of thousands of rows per second):
 
 * MSISDNs already in E.164 are checked against phonenumbers' own metadata with regular
   expressions compiled once per region and number length, which is what `is_valid_number`
@@ -29,6 +29,8 @@ from types import ModuleType
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
+
+from app.errors import FieldCode, invalid_value
 
 UID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # Path segments a uid can't take: `GET /subscribers/search` would shadow such a subscriber.
@@ -90,10 +92,12 @@ def normalise_msisdn(value: str, region: str | None) -> str:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         if region is None and not compact.startswith("+"):
-            raise ValueError("not an international number: start it with + and the country code") from None
-        raise ValueError("not a phone number") from None
+            raise invalid_value(
+                FieldCode.INVALID_MSISDN, "not an international number: start it with + and the country code"
+            ) from None
+        raise invalid_value(FieldCode.INVALID_MSISDN, "not a phone number") from None
     if number.extension or not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
+        raise invalid_value(FieldCode.INVALID_MSISDN, "not a valid phone number")
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
@@ -231,25 +235,25 @@ def is_supported_region(region: str) -> bool:
 
 def normalise_uid(value: str) -> str:
     if not UID_PATTERN.fullmatch(value):
-        raise ValueError("1-64 characters: letters, digits, '_' or '-'")
+        raise invalid_value(FieldCode.INVALID_UID, "1-64 characters: letters, digits, '_' or '-'")
     if value in RESERVED_UIDS:
-        raise ValueError(f"{value!r} is reserved")
+        raise invalid_value(FieldCode.RESERVED_UID, f"{value!r} is reserved")
     return value
 
 
 def normalise_imsi(value: str) -> str:
     value = value.strip()
     if not IMSI_PATTERN.fullmatch(value):
-        raise ValueError("an IMSI is exactly 15 digits")
+        raise invalid_value(FieldCode.INVALID_IMSI, "an IMSI is exactly 15 digits")
     return value
 
 
 def normalise_iccid(value: str) -> str:
     value = value.strip().replace(" ", "")
     if not ICCID_PATTERN.fullmatch(value):
-        raise ValueError("an ICCID is 19 or 20 digits")
+        raise invalid_value(FieldCode.INVALID_ICCID, "an ICCID is 19 or 20 digits")
     if not luhn_valid(value):
-        raise ValueError("the ICCID's check digit (Luhn) is wrong")
+        raise invalid_value(FieldCode.INVALID_ICCID, "the ICCID's check digit (Luhn) is wrong")
     return value
 
 
@@ -267,8 +271,9 @@ def luhn_valid(digits: str) -> bool:
 def normalise_plan(value: str) -> str:
     value = value.strip()
     if not PLAN_PATTERN.fullmatch(value):
-        raise ValueError(
-            "a plan code is 1-32 characters: letters, digits, '_', '.' or '-', starting with a letter or digit"
+        raise invalid_value(
+            FieldCode.INVALID_PLAN,
+            "a plan code is 1-32 characters: letters, digits, '_', '.' or '-', starting with a letter or digit",
         )
     return value
 
@@ -286,13 +291,13 @@ def normalise_email(value: str) -> str:
     """Lower-cased address: the portal treats addresses case-insensitively (and searches them so)."""
     address = value.strip().lower()
     if len(address) > MAX_EMAIL_LENGTH:
-        raise ValueError(f"an email address is at most {MAX_EMAIL_LENGTH} characters")
+        raise invalid_value(FieldCode.INVALID_EMAIL, f"an email address is at most {MAX_EMAIL_LENGTH} characters")
     if _PLAIN_EMAIL.fullmatch(address) and _plain_email_fits(address):
         return address
     try:
         result = validate_email(address, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValueError(str(exc)) from None
+        raise invalid_value(FieldCode.INVALID_EMAIL, str(exc)) from None
     return str(result.normalized).lower()
 
 
@@ -311,18 +316,21 @@ def normalise_attributes(values: Mapping[str, Any]) -> dict[str, AttributeValue]
     """A flat map of scalars, bounded in keys and size. Integral floats become ints, so both stores
     (DynamoDB keeps numbers as decimals) give back exactly what was stored."""
     if len(values) > MAX_ATTRIBUTES:
-        raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
+        raise invalid_value(FieldCode.INVALID_ATTRIBUTES, f"at most {MAX_ATTRIBUTES} attributes")
     result = {check_attribute_name(key): normalise_attribute_value(key, value) for key, value in values.items()}
     size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode())
     if size > MAX_ATTRIBUTES_BYTES:
-        raise ValueError(f"attributes take {size} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES}")
+        raise invalid_value(
+            FieldCode.INVALID_ATTRIBUTES, f"attributes take {size} bytes as JSON; at most {MAX_ATTRIBUTES_BYTES}"
+        )
     return result
 
 
 def check_attribute_name(key: Any) -> str:
     if not isinstance(key, str) or not ATTRIBUTE_KEY_PATTERN.fullmatch(key):
-        raise ValueError(
-            f"attribute name {str(key)[:70]!r}: 1-64 characters, letters, digits, '_' or '-', starting with a letter"
+        raise invalid_value(
+            FieldCode.INVALID_ATTRIBUTES,
+            f"attribute name {str(key)[:70]!r}: 1-64 characters, letters, digits, '_' or '-', starting with a letter",
         )
     return key
 
@@ -332,19 +340,27 @@ def normalise_attribute_value(key: str, value: Any) -> AttributeValue:
         return value
     if isinstance(value, int):
         if abs(value) > MAX_ATTRIBUTE_INT:
-            raise ValueError(f"attribute {key!r}: integers are limited to +/-{MAX_ATTRIBUTE_INT}")
+            raise invalid_value(
+                FieldCode.INVALID_ATTRIBUTES, f"attribute {key!r}: integers are limited to +/-{MAX_ATTRIBUTE_INT}"
+            )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"attribute {key!r}: numbers must be finite")
+            raise invalid_value(FieldCode.INVALID_ATTRIBUTES, f"attribute {key!r}: numbers must be finite")
         if value.is_integer() and abs(value) <= MAX_ATTRIBUTE_INT:
             return int(value)
         return value
     if isinstance(value, str):
         if len(value) > MAX_ATTRIBUTE_STRING:
-            raise ValueError(f"attribute {key!r}: strings are at most {MAX_ATTRIBUTE_STRING} characters")
+            raise invalid_value(
+                FieldCode.INVALID_ATTRIBUTES,
+                f"attribute {key!r}: strings are at most {MAX_ATTRIBUTE_STRING} characters",
+            )
         return value
-    raise ValueError(f"attribute {key!r}: only strings, numbers and booleans are allowed (no lists, objects or null)")
+    raise invalid_value(
+        FieldCode.INVALID_ATTRIBUTES,
+        f"attribute {key!r}: only strings, numbers and booleans are allowed (no lists, objects or null)",
+    )
 
 
 # --- masking --------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.deps import route_path
-from app.errors import UnsupportedMediaType
-from app.openapi import error_responses, json_request_body
+from app.errors import FieldCode, ProblemType, UnsupportedMediaType
+from app.openapi import error_responses, invalid, json_request_body, problem
 from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
@@ -131,7 +131,11 @@ def _page(page: Page[SubscriberRecord], principal: Principal) -> SubscriberPage:
     openapi_extra=json_request_body(SubscriberIn, JSON),
     responses={
         201: {"headers": {"ETag": {"schema": {"type": "string"}}}},
-        **error_responses(401, 403, 409, 413, 415, 422),
+        **error_responses(
+            problem(ProblemType.CONFLICT, ("body.msisdn", FieldCode.ALREADY_EXISTS)),
+            ProblemType.UNSUPPORTED_MEDIA_TYPE,
+            invalid(("body.msisdn", FieldCode.INVALID_MSISDN), ("body.imsi", FieldCode.INVALID_IMSI)),
+        ),
     },
 )
 def create_subscriber(
@@ -153,7 +157,7 @@ def create_subscriber(
     description="Ordered by uid; filtered by `plan` alone, ordered by status, then uid. "
     "Viewers see imsi, iccid and email masked.",
     response_model=SubscriberPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.status", FieldCode.INVALID_CHOICE))),
 )
 def list_subscribers(
     principal: Reader,
@@ -173,7 +177,10 @@ def list_subscribers(
     description="Each is an index lookup. msisdn accepts national numbers (read in DEFAULT_PHONE_REGION); "
     "email matches case-insensitively. Viewers may search by imsi or email too; results are masked.",
     response_model=SubscriberPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(
+        ProblemType.INVALID_CURSOR,
+        invalid(("query", FieldCode.EXACTLY_ONE_REQUIRED), ("query.msisdn", FieldCode.INVALID_MSISDN)),
+    ),
 )
 def search_subscribers(
     principal: Reader,
@@ -194,7 +201,10 @@ def search_subscribers(
     operation_id="subscribers_get",
     summary="One subscriber, with its version as ETag",
     response_model=SubscriberOut,
-    responses={200: {"headers": {"ETag": {"schema": {"type": "string"}}}}, **error_responses(401, 403, 404)},
+    responses={
+        200: {"headers": {"ETag": {"schema": {"type": "string"}}}},
+        **error_responses(ProblemType.NOT_FOUND, invalid(("path.uid", FieldCode.PATTERN_MISMATCH))),
+    },
 )
 def get_subscriber(uid: UidPath, principal: Reader, service: ServiceDep, response: Response) -> SubscriberOut:
     return _answer(response, service.get(uid), principal)
@@ -206,7 +216,14 @@ def get_subscriber(uid: UidPath, principal: Reader, service: ServiceDep, respons
     summary="Replace every mutable field (If-Match required); omitted optional fields are cleared",
     response_model=SubscriberOut,
     openapi_extra=json_request_body(SubscriberReplace, JSON),
-    responses=error_responses(401, 403, 404, 409, 412, 413, 415, 422, 428),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        problem(ProblemType.CONFLICT, ("body.msisdn", FieldCode.ALREADY_EXISTS)),
+        ProblemType.PRECONDITION_FAILED,
+        ProblemType.UNSUPPORTED_MEDIA_TYPE,
+        invalid(("body.msisdn", FieldCode.INVALID_MSISDN), ("header.if-match", FieldCode.INVALID_ETAG)),
+        ProblemType.PRECONDITION_REQUIRED,
+    ),
 )
 def replace_subscriber(
     uid: UidPath,
@@ -227,7 +244,14 @@ def replace_subscriber(
     "email or iccid, `attributes` is merged key by key and a `null` value removes a key.",
     response_model=SubscriberOut,
     openapi_extra=json_request_body(SubscriberPatch, MERGE_PATCH, JSON),
-    responses=error_responses(401, 403, 404, 409, 412, 413, 415, 422, 428),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        problem(ProblemType.CONFLICT, ("body.msisdn", FieldCode.ALREADY_EXISTS)),
+        ProblemType.PRECONDITION_FAILED,
+        ProblemType.UNSUPPORTED_MEDIA_TYPE,
+        invalid(("body.msisdn", FieldCode.INVALID_MSISDN), ("header.if-match", FieldCode.INVALID_ETAG)),
+        ProblemType.PRECONDITION_REQUIRED,
+    ),
 )
 def update_subscriber(
     uid: UidPath,
@@ -245,7 +269,13 @@ def update_subscriber(
     operation_id="subscribers_delete",
     summary="Delete a subscriber, freeing its msisdn and imsi (If-Match optional; checked when sent)",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 403, 404, 409, 412, 422, 428),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        problem(ProblemType.CONFLICT, ("path.uid", FieldCode.HAS_BOOKINGS)),
+        ProblemType.PRECONDITION_FAILED,
+        invalid(("header.if-match", FieldCode.INVALID_ETAG)),
+        ProblemType.PRECONDITION_REQUIRED,
+    ),
 )
 def delete_subscriber(
     uid: UidPath, principal: Writer, service: ServiceDep, if_match: IfMatchOptional = None
@@ -259,7 +289,7 @@ def delete_subscriber(
     operation_id="subscribers_history",
     summary="Changes of a subscriber, newest first (still readable after it is deleted)",
     response_model=HistoryPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))),
 )
 def subscriber_history(
     uid: UidPath, principal: Reader, service: ServiceDep, limit: Limit = 50, cursor: Cursor = None

@@ -5,7 +5,8 @@ passed as validation context. The importer validates each row the same way the A
 
     row = parse_subscriber({"msisdn": "07911 123456", ...}, phone_region="GB")
 
-which raises pydantic's `ValidationError` (see `field_errors`) or returns the normalised model.
+which raises pydantic's `ValidationError` (`app.errors.as_field_error` words its errors for the
+API) or returns the normalised model.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
 )
 
-from app.errors import FieldError
+from app.errors import FieldCode, invalid_value
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import (
     MAX_ATTRIBUTES,
@@ -187,7 +187,7 @@ class SubscriberPatch(BaseModel):
         if changes is None:
             return None
         if len(changes) > MAX_ATTRIBUTES * 2:
-            raise ValueError(f"at most {MAX_ATTRIBUTES * 2} attribute changes")
+            raise invalid_value(FieldCode.INVALID_ATTRIBUTES, f"at most {MAX_ATTRIBUTES * 2} attribute changes")
         return {
             check_attribute_name(key): None if value is None else normalise_attribute_value(key, value)
             for key, value in changes.items()
@@ -201,18 +201,6 @@ def validation_context(phone_region: str) -> dict[str, Any]:
 def parse_subscriber(data: Mapping[str, Any], *, phone_region: str) -> SubscriberIn:
     """Validate and normalise one subscriber (an API body or an import row); ValidationError if invalid."""
     return SubscriberIn.model_validate(data, context={PHONE_REGION: phone_region})
-
-
-def field_errors(error: ValidationError, prefix: str = "body") -> list[FieldError]:
-    """pydantic's errors as the API's field errors (`body.msisdn`, `body.attributes`...)."""
-    return [
-        FieldError(
-            field=".".join([prefix, *(str(part) for part in item["loc"])]),
-            message=str(item["msg"]).removeprefix("Value error, "),
-            code=str(item["type"]),
-        )
-        for item in error.errors(include_url=False)
-    ]
 
 
 # --- responses ------------------------------------------------------------------------------------

@@ -17,11 +17,13 @@ from app.audit import audit_entry
 from app.config import Settings
 from app.errors import (
     ConflictError,
+    FieldCode,
     FieldError,
     InvalidInput,
     NotFoundError,
     PreconditionFailedError,
     PreconditionRequired,
+    code_of,
 )
 from app.storage.base import CounterDrift, Page, PreconditionFailed, Store
 from app.storage.records import SUBSCRIBER_BOOKKEEPING, AuditEntry, SubscriberRecord, SubscriberStatus
@@ -59,7 +61,7 @@ def expected_version(if_match: str | None, *, required: bool) -> set[int] | None
     for part in _split_etags(if_match):
         match = _ETAG.fullmatch(part)
         if match is None:
-            raise InvalidInput("header.if-match", 'expected entity tags such as "3"', code="etag")
+            raise InvalidInput("header.if-match", 'expected entity tags such as "3"', code=FieldCode.INVALID_ETAG)
         weak, value = match.groups()
         if not weak and value.isascii() and value.isdigit() and len(value) <= 12:
             versions.add(int(value))
@@ -118,14 +120,14 @@ class SubscriberService:
         given = {name: value for name, value in criteria.items() if value is not None}
         if len(given) != 1:
             raise InvalidInput(
-                "query", "give exactly one of msisdn, imsi, email or uid_prefix", code="one_search_field"
+                "query", "give exactly one of msisdn, imsi, email or uid_prefix", code=FieldCode.EXACTLY_ONE_REQUIRED
             )
         ((name, raw),) = given.items()
         repository = self.store.subscribers
         if name == "uid_prefix":
             if not UID_PATTERN.fullmatch(raw):
                 raise InvalidInput(
-                    "query.uid_prefix", "1-64 characters: letters, digits, '_' or '-'", code="value_error"
+                    "query.uid_prefix", "1-64 characters: letters, digits, '_' or '-'", code=FieldCode.INVALID_UID
                 )
             return repository.find_by_uid_prefix(raw, limit=limit, cursor=cursor)
         if name == "email":
@@ -171,7 +173,7 @@ class SubscriberService:
         _check_uid(uid, changes.pop("uid", None))
         for name in _REQUIRED:
             if name in changes and changes[name] is None:
-                raise InvalidInput(f"body.{name}", "may not be null", code="null_not_allowed")
+                raise InvalidInput(f"body.{name}", "may not be null", code=FieldCode.NULL_NOT_ALLOWED)
         current = self.get(uid)
         _check_version(current, versions)
         if "attributes" in changes:
@@ -186,7 +188,7 @@ class SubscriberService:
             try:
                 changes["attributes"] = normalise_attributes(merged)
             except ValueError as exc:
-                raise InvalidInput("body.attributes", str(exc), code="value_error") from None
+                raise InvalidInput("body.attributes", str(exc), code=code_of(exc)) from None
         return self._update(actor, current, changes)
 
     def _update(self, actor: str, current: SubscriberRecord, changes: dict[str, Any]) -> SubscriberRecord:
@@ -207,7 +209,9 @@ class SubscriberService:
         if self.store.bookings.has_future_confirmed(uid, utcnow()):
             raise ConflictError(
                 "the subscriber has future confirmed bookings; cancel them first",
-                errors=[FieldError(field="path.uid", message="has future confirmed bookings", code="has_bookings")],
+                errors=[
+                    FieldError(field="path.uid", message="has future confirmed bookings", code=FieldCode.HAS_BOOKINGS)
+                ],
             )
         for attempt in range(_DELETE_ATTEMPTS):
             current = self.get(uid)
@@ -255,11 +259,11 @@ def _time_after(current: SubscriberRecord) -> datetime:
 
 def _check_uid(path_uid: str, body_uid: str | None) -> None:
     if body_uid is not None and body_uid != path_uid:
-        raise InvalidInput("body.uid", "the uid can't be changed; it must match the path", code="uid_immutable")
+        raise InvalidInput("body.uid", "the uid can't be changed; it must match the path", code=FieldCode.UID_IMMUTABLE)
 
 
 def _query_value(name: str, raw: str, normalise: Callable[[str], str]) -> str:
     try:
         return normalise(raw)
     except ValueError as exc:
-        raise InvalidInput(f"query.{name}", str(exc), code="value_error") from None
+        raise InvalidInput(f"query.{name}", str(exc), code=code_of(exc)) from None

@@ -184,7 +184,7 @@ def test_create_get_and_seat_accounting(client: TestClient, role_headers: Header
 @pytest.mark.parametrize(
     ("overrides", "status", "field", "code"),
     [
-        ({"end": at(9.5)}, 422, "body.end", "end_before_start"),
+        ({"end": at(9.5)}, 422, "body.end", "range_reversed"),
         ({"end": at(11)}, 422, "body.end", "end_mismatch"),
         ({"start": at(10.25)}, 422, "body.start", "misaligned_start"),
         ({"start": at(20)}, 422, "body.start", "outside_schedule"),
@@ -415,7 +415,7 @@ def test_lists_and_their_filters(client: TestClient, role_headers: Headers, reso
         "/bookings", params={"status": "CONFIRMED", "from": at(0), "to": at(24)}, headers=viewer
     ).json()
     assert len(by_status["items"]) == 4
-    assert_problem(client.get("/bookings", headers=viewer), 422, "query.resource_id", "one_filter")
+    assert_problem(client.get("/bookings", headers=viewer), 422, "query.resource_id", "exactly_one_required")
     assert_problem(
         client.get("/bookings", params={"resource_id": resource_id, "status": "CONFIRMED"}, headers=viewer),
         422,

@@ -60,8 +60,8 @@ BACKENDS = [
 STATUSES = ("ACTIVE", "SUSPENDED", "INACTIVE")
 PLANS = ("GOLD", "SILVER", "BRONZE")
 EXPECTED_ERRORS = [
-    (7, "msisdn", "value_error"),  # not a phone number
-    (23, "status", "enum"),  # not a status
+    (7, "msisdn", "invalid_msisdn"),  # not a phone number
+    (23, "status", "invalid_choice"),  # not a status
     (25, "msisdn", "duplicate_in_file"),  # msisdn of row 21, same batch
     (28, "uid", "duplicate_in_file"),  # uid of row 5, an earlier batch
     (44, "imsi", "duplicate_in_file"),  # imsi of row 26, an earlier batch

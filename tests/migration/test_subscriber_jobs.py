@@ -94,7 +94,7 @@ def test_messy_csv_with_mapping(client: TestClient, role_headers: dict[str, dict
     assert first.import_job_id == job["id"]
     rejected = run_job(client, admin, MESSY_AS_IS, mapping=MESSY_MAPPING, mode="upsert")
     assert counts(rejected) == (4, 0, 0, 0, 0, 4)
-    assert errors_of(client, admin, rejected["id"])[0] == (1, "msisdn", "value_error")
+    assert errors_of(client, admin, rejected["id"])[0] == (1, "msisdn", "invalid_msisdn")
     subscriber = client.get("/subscribers/sub-001", headers=admin).json()
     assert "import_job_id" not in subscriber
 
@@ -121,7 +121,7 @@ def test_create_mode_errors_and_duplicates_in_file(
     assert errors_of(client, admin, job["id"]) == [
         (1, "uid", "exists"),
         (3, "msisdn", "duplicate_in_file"),
-        (4, "status", "enum"),
+        (4, "status", "invalid_choice"),
         (5, "imsi", "duplicate_in_file"),
         (6, "uid", "duplicate_in_file"),
     ]
@@ -233,7 +233,7 @@ def test_delete_job(
     assert errors_of(client, admin, job["id"]) == [
         (2, "uid", "not_found"),
         (3, "uid", "has_bookings"),
-        (4, "uid", "value_error"),
+        (4, "uid", "invalid_uid"),
     ]
     assert store.subscribers.get("s0001") is None
     assert store.subscribers.get_by_msisdn("+447911100001") is None

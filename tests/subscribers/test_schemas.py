@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from app.errors import FieldError
+from app.errors import FieldCode, FieldError, as_field_error
 from app.storage.records import SubscriberStatus
-from app.subscribers.schemas import SubscriberIn, SubscriberPatch, field_errors, parse_subscriber
+from app.subscribers.schemas import SubscriberIn, SubscriberPatch, parse_subscriber
 from tests.subscribers.support import body, iccid
 
 
@@ -32,14 +32,14 @@ def test_the_region_decides_how_national_numbers_are_read() -> None:
 def test_field_errors_name_each_field_for_the_api_or_an_import_report() -> None:
     with pytest.raises(ValidationError) as raised:
         parse_subscriber(body(1, imsi="12", plan="", colour="red"), phone_region="GB")
-    assert field_errors(raised.value, prefix="row") == [
-        FieldError(field="row.imsi", message="an IMSI is exactly 15 digits", code="value_error"),
+    assert [as_field_error(item, ["row"]) for item in raised.value.errors(include_url=False)] == [
+        FieldError(field="row.imsi", message="an IMSI is exactly 15 digits", code=FieldCode.INVALID_IMSI),
         FieldError(
             field="row.plan",
             message="a plan code is 1-32 characters: letters, digits, '_', '.' or '-', starting with a letter or digit",
-            code="value_error",
+            code=FieldCode.INVALID_PLAN,
         ),
-        FieldError(field="row.colour", message="Extra inputs are not permitted", code="extra_forbidden"),
+        FieldError(field="row.colour", message="Extra inputs are not permitted", code=FieldCode.UNKNOWN_FIELD),
     ]
 
 

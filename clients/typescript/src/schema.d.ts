@@ -902,6 +902,77 @@ export interface components {
             /** Plan */
             plan?: string | null;
         };
+        /**
+         * FieldCode
+         * @description Every `errors[].code`: why a field was refused.
+         *
+         *     | code | meaning |
+         *     | --- | --- |
+         *     | `missing` | a required field, parameter or header is absent |
+         *     | `unknown_field` | a field the schema does not define |
+         *     | `null_not_allowed` | null for a field that can't be cleared |
+         *     | `invalid_type` | the wrong JSON type, or text that is not the declared type (e.g. `limit=abc`) |
+         *     | `invalid_choice` | not one of the allowed values |
+         *     | `too_short` | shorter (text) or with fewer items (list) than allowed |
+         *     | `too_long` | longer (text) or with more items (list, map) than allowed |
+         *     | `too_small` | a number below the minimum |
+         *     | `too_large` | a number above the maximum, or a file over the size limit |
+         *     | `not_a_multiple` | a number off the field's step (e.g. slot minutes by 5) |
+         *     | `pattern_mismatch` | text that does not match the field's pattern |
+         *     | `invalid_datetime` | not an ISO-8601 date or time |
+         *     | `timezone_required` | a time without a UTC offset |
+         *     | `json_invalid` | the body (or a JSON form field) is not valid UTF-8 JSON |
+         *     | `json_too_deep` | JSON nested deeper than the server parses |
+         *     | `invalid` | breaks a rule of the field that has no code of its own (the message says which) |
+         *     | `exactly_one_required` | give exactly one of the alternatives the message names |
+         *     | `range_reversed` | the end of a range is not after its start |
+         *     | `range_too_large` | a range spans more than allowed |
+         *     | `invalid_combination` | options that do not go together |
+         *     | `invalid_etag` | If-Match is not a list of entity tags such as `"3"` |
+         *     | `idempotency_key_reused` | the Idempotency-Key was used with a different body |
+         *     | `idempotency_in_progress` | a request with this Idempotency-Key is still in flight |
+         *     | `invalid_cursor` | the cursor is malformed, edited or from another query |
+         *     | `already_exists` | the value is unique and already in use (uid, msisdn, imsi, username, id) |
+         *     | `stale_version` | the record changed since it was read |
+         *     | `not_found` | the record the field names does not exist |
+         *     | `invalid_uid` | a uid is 1-64 of letters, digits, `_` or `-` |
+         *     | `reserved_uid` | a uid the API reserves (`search`) |
+         *     | `uid_immutable` | the body's uid differs from the path's |
+         *     | `invalid_msisdn` | not a valid phone number |
+         *     | `invalid_imsi` | an IMSI is exactly 15 digits |
+         *     | `invalid_iccid` | an ICCID is 19-20 digits with a valid Luhn check digit |
+         *     | `invalid_email` | not a valid email address |
+         *     | `invalid_plan` | a plan code is 1-32 of letters, digits, `_`, `.` or `-` |
+         *     | `invalid_attributes` | an attribute name, value, count or total size breaks the rules |
+         *     | `has_bookings` | the subscriber (or resource) has future confirmed bookings |
+         *     | `invalid_username` | not a valid username |
+         *     | `wrong_password` | the current password is not correct |
+         *     | `password_too_short` | the new password is shorter than the policy's minimum |
+         *     | `password_too_long` | the new password is longer than the server hashes |
+         *     | `password_is_username` | the new password is the username |
+         *     | `unknown_hash_scheme` | an imported password hash of a scheme the server can't verify |
+         *     | `invalid_schedule` | opening hours off the 5-minute grid, reversed, overlapping or repeated |
+         *     | `unknown_time_zone` | not an IANA time zone name |
+         *     | `unknown_resource` | no resource with this id |
+         *     | `resource_inactive` | the resource takes no new bookings |
+         *     | `unknown_subscriber` | no subscriber with this uid |
+         *     | `subscriber_not_active` | the subscriber is not ACTIVE |
+         *     | `in_past` | the slot has already started |
+         *     | `misaligned_start` | not the start of one of the resource's slots |
+         *     | `outside_schedule` | outside the resource's opening hours |
+         *     | `end_mismatch` | a booking is one slot: `end` must be the slot's end |
+         *     | `slot_full` | every seat of the slot is taken |
+         *     | `overlapping_booking` | the subscriber already has a booking at this time |
+         *     | `not_started` | the booking's slot has not started yet |
+         *     | `already_started` | the booking's slot has already started |
+         *     | `invalid_transition` | the booking's status does not allow this change |
+         *     | `unknown_region` | not an ISO 3166 region the phone number rules know |
+         *     | `not_available` | a kind of job this server does not run |
+         *     | `empty_file` | the uploaded file is empty |
+         *     | `duplicate_mapping` | several columns map to the same field |
+         * @enum {string}
+         */
+        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "range_too_large" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "empty_file" | "duplicate_mapping";
         /** FieldError */
         FieldError: {
             /**
@@ -909,13 +980,13 @@ export interface components {
              * @description Dotted path of the offending input, e.g. `body.msisdn` or `query.limit`.
              */
             field: string;
-            /** Message */
-            message: string;
             /**
-             * Code
-             * @description Stable machine-readable reason, e.g. `missing`, `string_too_long`.
+             * Message
+             * @description The reason, for people; may change between versions.
              */
-            code: string;
+            message: string;
+            /** @description Stable machine-readable reason: one of FieldCode. */
+            code: components["schemas"]["FieldCode"];
         };
         /**
          * HistoryEntryOut
@@ -1354,17 +1425,18 @@ export interface components {
         };
         /**
          * Problem
-         * @description RFC 9457 problem details.
+         * @description RFC 9457 problem details. Some problems add members of their own (e.g. a resource change refused
+         *     for the bookings it would strand lists them as `bookings_outside_schedule`).
          * @example {
          *       "detail": "1 field is invalid",
          *       "errors": [
          *         {
-         *           "code": "msisdn",
+         *           "code": "invalid_msisdn",
          *           "field": "body.msisdn",
          *           "message": "not a valid phone number"
          *         }
          *       ],
-         *       "instance": "/subscribers",
+         *       "instance": "/subscribers/sub-000123",
          *       "request_id": "4f0c3c1e-7d7b-4b4e-9c55-0a2f4b1f2a11",
          *       "status": 422,
          *       "title": "Request validation failed",
@@ -1372,17 +1444,21 @@ export interface components {
          *     }
          */
         Problem: {
+            /** @description The kind of problem (a URI reference): switch on it. */
+            type: components["schemas"]["ProblemType"];
             /**
-             * Type
-             * @description URI reference identifying the problem type.
+             * Title
+             * @description The problem type's title; the same for every occurrence of the type.
              */
-            type: string;
-            /** Title */
             title: string;
-            /** Status */
+            /**
+             * Status
+             * @description The HTTP status, as in the response's status line.
+             */
             status: number;
             /**
              * Detail
+             * @description What went wrong this time, for people.
              * @default null
              */
             detail?: string | null;
@@ -1399,10 +1475,36 @@ export interface components {
             request_id?: string | null;
             /**
              * Errors
+             * @description One entry per refused field.
              * @default null
              */
             errors?: components["schemas"]["FieldError"][] | null;
         };
+        /**
+         * ProblemType
+         * @description The `type` of every problem the API returns; switch on it.
+         *
+         *     | type | status | title | meaning |
+         *     | --- | --- | --- | --- |
+         *     | `/problems/bad-request` | 400 | Bad request | The body can't be read as its Content-Type says (e.g. a multipart body without its boundary). |
+         *     | `/problems/invalid-cursor` | 400 | Invalid cursor | The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. |
+         *     | `/problems/unauthorized` | 401 | Authentication required | No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. |
+         *     | `/problems/forbidden` | 403 | Not allowed | Signed in, but the role may not do this, or not to this object (e.g. another user's job). |
+         *     | `/problems/not-found` | 404 | Not found | No such resource at this path (or no such path). |
+         *     | `/problems/method-not-allowed` | 405 | Method Not Allowed | The path exists, but not with this method: the `Allow` header lists the methods it takes. |
+         *     | `/problems/conflict` | 409 | Conflict | The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. |
+         *     | `/problems/precondition-failed` | 412 | Precondition failed | If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. |
+         *     | `/problems/request-entity-too-large` | 413 | Request Entity Too Large | The body (or the uploaded file) is larger than the server takes. |
+         *     | `/problems/unsupported-media-type` | 415 | Unsupported media type | The body's Content-Type is not one this operation takes (`detail` names those it does). |
+         *     | `/problems/validation-error` | 422 | Request validation failed | The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). |
+         *     | `/problems/precondition-required` | 428 | Precondition required | This change needs If-Match with the ETag of the version you read (`*` is not accepted). |
+         *     | `/problems/too-many-requests` | 429 | Too many requests | Too many attempts from this client: wait the seconds `Retry-After` says. |
+         *     | `/problems/internal-error` | 500 | Internal server error | An unexpected failure; the response says nothing more. Quote its `request_id` when reporting it. |
+         *     | `/problems/service-busy` | 503 | Service busy | This server has no capacity for the request right now (e.g. every password-hashing slot is taken): retry after `Retry-After` seconds. |
+         *     | `/problems/service-unavailable` | 503 | Service unavailable | The store is unreachable or kept refusing the write (throttling, contention): retry shortly. |
+         * @enum {string}
+         */
+        ProblemType: "/problems/bad-request" | "/problems/invalid-cursor" | "/problems/unauthorized" | "/problems/forbidden" | "/problems/not-found" | "/problems/method-not-allowed" | "/problems/conflict" | "/problems/precondition-failed" | "/problems/request-entity-too-large" | "/problems/unsupported-media-type" | "/problems/validation-error" | "/problems/precondition-required" | "/problems/too-many-requests" | "/problems/internal-error" | "/problems/service-busy" | "/problems/service-unavailable";
         /** ReadinessReport */
         ReadinessReport: {
             /**
@@ -2052,7 +2154,16 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description The body can't be read as its Content-Type says (e.g. a multipart body without its boundary). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2061,7 +2172,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2070,7 +2181,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported content type */
+            /** @description The body's Content-Type is not one this operation takes (`detail` names those it does). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -2079,7 +2190,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2088,7 +2199,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests; see Retry-After */
+            /** @description Too many attempts from this client: wait the seconds `Retry-After` says. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2097,7 +2208,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The store is unavailable, or (login, password changes) no password-hashing slot freed up in time; see Retry-After */
+            /** @description This server has no capacity for the request right now (e.g. every password-hashing slot is taken): retry after `Retry-After` seconds. The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2130,7 +2241,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2139,7 +2250,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2148,8 +2259,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2179,7 +2299,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2188,7 +2308,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2197,8 +2317,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2226,8 +2355,17 @@ export interface operations {
                     "application/json": components["schemas"]["UserOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2259,7 +2397,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2268,7 +2406,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2277,7 +2415,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2286,7 +2424,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The store is unavailable, or (login, password changes) no password-hashing slot freed up in time; see Retry-After */
+            /** @description This server has no capacity for the request right now (e.g. every password-hashing slot is taken): retry after `Retry-After` seconds. The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2318,7 +2456,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserPage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2327,7 +2465,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2336,7 +2474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2345,8 +2483,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2380,7 +2527,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2389,7 +2536,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2398,7 +2545,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2407,7 +2554,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2416,7 +2563,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2425,7 +2572,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The store is unavailable, or (login, password changes) no password-hashing slot freed up in time; see Retry-After */
+            /** @description This server has no capacity for the request right now (e.g. every password-hashing slot is taken): retry after `Retry-After` seconds. The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2456,7 +2603,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2465,7 +2612,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2474,7 +2621,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2483,8 +2630,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2512,7 +2668,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2521,7 +2677,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2530,7 +2686,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2539,7 +2695,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2548,8 +2704,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2583,7 +2748,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2592,7 +2757,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2601,7 +2766,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2610,7 +2775,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -2619,7 +2784,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2628,8 +2793,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2663,7 +2837,7 @@ export interface operations {
                     "application/json": components["schemas"]["UserOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2672,7 +2846,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2681,7 +2855,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2690,7 +2864,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2699,7 +2882,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2708,7 +2891,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The store is unavailable, or (login, password changes) no password-hashing slot freed up in time; see Retry-After */
+            /** @description This server has no capacity for the request right now (e.g. every password-hashing slot is taken): retry after `Retry-After` seconds. The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -2742,7 +2925,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobPage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2751,7 +2934,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2760,8 +2943,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2769,8 +2952,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
-            422: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2804,7 +2987,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobCreated"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2813,7 +2996,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2822,7 +3005,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2831,8 +3014,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2869,7 +3061,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2878,7 +3070,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2887,7 +3079,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2896,7 +3088,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2905,7 +3097,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2914,8 +3106,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2949,7 +3150,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2958,7 +3159,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2967,16 +3168,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -2985,8 +3177,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3016,7 +3217,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3025,16 +3226,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3043,8 +3235,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3074,7 +3275,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3083,7 +3284,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3092,7 +3293,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3101,7 +3302,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3110,8 +3311,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3146,7 +3356,7 @@ export interface operations {
                     "text/csv": string;
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3155,7 +3365,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3164,7 +3374,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3173,7 +3383,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3182,8 +3392,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3221,7 +3440,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3230,7 +3449,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3239,7 +3458,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3248,7 +3467,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3257,8 +3476,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3288,7 +3516,7 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3297,7 +3525,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3306,7 +3534,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3315,7 +3543,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3324,8 +3552,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3361,7 +3598,7 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3370,7 +3607,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3379,7 +3616,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3388,8 +3625,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3417,7 +3663,7 @@ export interface operations {
                     "application/json": components["schemas"]["DashboardStats"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3426,8 +3672,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3462,7 +3708,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberPage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3471,7 +3717,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3480,8 +3726,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3489,8 +3735,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
-            422: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3525,7 +3771,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3534,7 +3780,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3543,7 +3789,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3552,7 +3798,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3561,7 +3807,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported content type */
+            /** @description The body's Content-Type is not one this operation takes (`detail` names those it does). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3570,8 +3816,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3608,7 +3863,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberPage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3617,7 +3872,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3626,8 +3881,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3635,8 +3890,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
-            422: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3667,7 +3922,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3676,16 +3931,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3694,8 +3940,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation Error */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3732,7 +3987,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3741,7 +3996,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3750,7 +4005,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3759,7 +4014,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3768,7 +4023,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -3777,7 +4032,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3786,7 +4041,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported content type */
+            /** @description The body's Content-Type is not one this operation takes (`detail` names those it does). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3795,7 +4050,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3804,8 +4059,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match is required */
+            /** @description This change needs If-Match with the ETag of the version you read (`*` is not accepted). */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3836,7 +4100,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3845,7 +4109,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3854,7 +4118,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3863,7 +4127,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3872,7 +4136,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -3881,7 +4145,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3890,8 +4154,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match is required */
+            /** @description This change needs If-Match with the ETag of the version you read (`*` is not accepted). */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3929,7 +4202,7 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3938,7 +4211,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -3947,7 +4220,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3956,7 +4229,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3965,7 +4238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -3974,7 +4247,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -3983,7 +4256,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unsupported content type */
+            /** @description The body's Content-Type is not one this operation takes (`detail` names those it does). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -3992,7 +4265,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4001,8 +4274,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match is required */
+            /** @description This change needs If-Match with the ETag of the version you read (`*` is not accepted). */
             428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4037,7 +4319,7 @@ export interface operations {
                     "application/json": components["schemas"]["HistoryPage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4046,7 +4328,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4055,8 +4337,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4064,8 +4346,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
-            422: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4119,7 +4401,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/problem+json": components["schemas"]["Problem"];
+                    "application/json": components["schemas"]["ReadinessReport"];
                 };
             };
         };
@@ -4145,7 +4427,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResourcePage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4154,7 +4436,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4163,8 +4445,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4172,8 +4454,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
-            422: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4207,7 +4489,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResourceOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4216,7 +4498,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4225,16 +4507,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4243,8 +4516,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4274,7 +4556,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResourceOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4283,16 +4565,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4301,8 +4574,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4333,7 +4615,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4342,7 +4624,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4351,7 +4633,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4360,7 +4642,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4369,7 +4651,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -4378,8 +4660,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4419,7 +4710,7 @@ export interface operations {
                     "application/json": components["schemas"]["ResourceChange"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4428,7 +4719,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4437,7 +4728,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4446,7 +4737,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4455,7 +4746,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -4464,7 +4755,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4473,8 +4764,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4509,7 +4809,7 @@ export interface operations {
                     "application/json": components["schemas"]["Availability"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4518,16 +4818,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4536,8 +4827,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4575,7 +4875,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingPage"];
                 };
             };
-            /** @description Bad request (e.g. an invalid cursor) */
+            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4584,7 +4884,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4593,8 +4893,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4602,8 +4902,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
-            422: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4640,7 +4940,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4649,7 +4949,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4658,7 +4958,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4667,7 +4967,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4676,8 +4976,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4711,7 +5020,7 @@ export interface operations {
                     "application/json": components["schemas"]["DailyCounts"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4720,8 +5029,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4729,8 +5038,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
-            422: {
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4760,7 +5069,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4769,16 +5078,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4787,8 +5087,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4822,7 +5131,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4831,7 +5140,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4840,7 +5149,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4849,7 +5158,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4858,7 +5167,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -4867,7 +5176,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4876,8 +5185,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4911,7 +5229,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4920,7 +5238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -4929,7 +5247,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4938,7 +5256,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4947,7 +5265,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -4956,7 +5274,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Request body too large */
+            /** @description The body (or the uploaded file) is larger than the server takes. */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -4965,8 +5283,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4996,7 +5323,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5005,7 +5332,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5014,7 +5341,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5023,7 +5350,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5032,7 +5359,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -5041,8 +5368,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5072,7 +5408,7 @@ export interface operations {
                     "application/json": components["schemas"]["BookingOut"];
                 };
             };
-            /** @description Missing, invalid, expired or revoked credentials */
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5081,7 +5417,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Signed in, but the role may not do this */
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -5090,7 +5426,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
+            /** @description No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5099,7 +5435,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict with the current state (uniqueness, capacity, a rule) */
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5108,7 +5444,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description If-Match does not match the current version */
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
             412: {
                 headers: {
                     [name: string]: unknown;
@@ -5117,8 +5453,17 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Validation failed; `errors` names each field */
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
