@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -316,22 +317,26 @@ class Problem(BaseModel):
     """RFC 9457 problem details. Some problems add members of their own (e.g. a resource change refused
     for the bookings it would strand lists them as `bookings_outside_schedule`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra=lambda schema: schema.update(
-            example=example_problem(
-                ProblemType.VALIDATION_ERROR,
-                [FieldError(field="body.msisdn", message="not a valid phone number", code=FieldCode.INVALID_MSISDN)],
-            )
-        )
-    )
+    model_config = ConfigDict(json_schema_extra=lambda schema: Problem._document(schema))
 
     type: ProblemType = Field(description="The kind of problem (a URI reference): switch on it.")
     title: str = Field(description="The problem type's title; the same for every occurrence of the type.")
     status: int = Field(description="The HTTP status, as in the response's status line.")
-    detail: str | None = Field(None, description="What went wrong this time, for people.")
-    instance: str | None = Field(None, description="Path of the request that failed.")
-    request_id: str | None = None
-    errors: list[FieldError] | None = Field(None, description="One entry per refused field.")
+    # Left out when empty, never sent as null: the schema says "optional", not "nullable".
+    detail: str | SkipJsonSchema[None] = Field(None, description="What went wrong this time, for people.")
+    instance: str | SkipJsonSchema[None] = Field(None, description="Path of the request that failed.")
+    request_id: str | SkipJsonSchema[None] = Field(None, description="The request's X-Request-ID, as logged.")
+    errors: list[FieldError] | SkipJsonSchema[None] = Field(None, description="One entry per refused field.")
+
+    @staticmethod
+    def _document(schema: dict[str, Any]) -> None:
+        # An optional member has no default to show: it is absent, not null.
+        for member in schema["properties"].values():
+            member.pop("default", None)
+        schema["example"] = example_problem(
+            ProblemType.VALIDATION_ERROR,
+            [FieldError(field="body.msisdn", message="not a valid phone number", code=FieldCode.INVALID_MSISDN)],
+        )
 
 
 # The only detail a 500 gives: the logs have the rest.

@@ -232,3 +232,13 @@ def test_two_body_models_of_one_name_are_refused() -> None:
     app.post("/second", operation_id="clash_second", openapi_extra=json_request_body(Clash))(lambda: None)
     with pytest.raises(ValueError, match="'Clash'"):
         build_openapi(app)
+
+
+def test_problem_members_left_out_when_empty_are_optional_not_nullable() -> None:
+    """A problem leaves `detail`, `instance`, `request_id` and `errors` out when it has none (it never
+    sends null), so a generated client types them `field?: T`, not `T | null`."""
+    problem = spec()["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status"}
+    for name in ("detail", "instance", "request_id", "errors"):
+        member = problem["properties"][name]
+        assert "anyOf" not in member and member.get("type") != "null", (name, member)

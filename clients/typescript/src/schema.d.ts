@@ -1459,26 +1459,23 @@ export interface components {
             /**
              * Detail
              * @description What went wrong this time, for people.
-             * @default null
              */
-            detail?: string | null;
+            detail?: string;
             /**
              * Instance
              * @description Path of the request that failed.
-             * @default null
              */
-            instance?: string | null;
+            instance?: string;
             /**
              * Request Id
-             * @default null
+             * @description The request's X-Request-ID, as logged.
              */
-            request_id?: string | null;
+            request_id?: string;
             /**
              * Errors
              * @description One entry per refused field.
-             * @default null
              */
-            errors?: components["schemas"]["FieldError"][] | null;
+            errors?: components["schemas"]["FieldError"][];
         };
         /**
          * ProblemType
