@@ -88,6 +88,7 @@ def _json_request_body(key: str) -> dict[str, Any]:
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
     from app.auth.schemas import LoginRequest
+    from app.concurrency import IfMatch
 
     schema = get_openapi(
         title=app.title,
@@ -107,18 +108,27 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["LoginRequest"] = LoginRequest.model_json_schema(ref_template="#/components/schemas/{model}")
 
     policies = {}
+    if_match_parameters: dict[str, dict[str, Any]] = {}
     for route in app.routes:
         if isinstance(route, APIRoute):
+            operation_id = route.unique_id if route.operation_id is None else route.operation_id
             found = [dep.call for dep in route.dependant.dependencies if isinstance(dep.call, Policy)]
-            policies[route.unique_id if route.operation_id is None else route.operation_id] = (
-                found[0] if found else None
-            )
+            policies[operation_id] = found[0] if found else None
+            # The If-Match dependency reads the header itself (a missing one is a 428, not a 422).
+            for dependency in route.dependant.dependencies:
+                if isinstance(dependency.call, IfMatch):
+                    if_match_parameters[operation_id] = dependency.call.openapi_parameter()
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
             if _JSON_BODY_KEY in operation:
                 operation["requestBody"] = _json_request_body(operation.pop(_JSON_BODY_KEY))
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
+            if_match = if_match_parameters.get(operation.get("operationId", ""))
+            if if_match is not None:
+                operation.setdefault("parameters", []).append(if_match)
+                for status in (412, 422, 428):  # stale, malformed, missing or `*`
+                    responses.setdefault(str(status), {"description": _DESCRIPTIONS[status]})
             if "requestBody" in operation:
                 responses.setdefault("413", {"description": _DESCRIPTIONS[413]})
             if policy is not None and not policy.public:

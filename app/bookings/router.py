@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
@@ -30,7 +29,7 @@ from app.bookings.schemas import (
     ResourceUpdate,
     SlotOut,
 )
-from app.errors import InvalidInput
+from app.concurrency import IF_MATCH_OPTIONAL, Versions, etag
 from app.openapi import error_responses
 from app.storage.records import BookingStatus
 
@@ -44,24 +43,7 @@ ResourceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 BookingId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(max_length=2048)]
-IfMatch = Annotated[
-    str | None,
-    Header(max_length=64, description='The resource\'s ETag (`"<version>"`): the change applies only to that version.'),
-]
-_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    match = _ETAG.match(if_match.strip())
-    if not match:
-        raise InvalidInput("header.if-match", 'expected an ETag such as "3"', code="invalid_etag")
-    return int(match.group(1))
+OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
 
 
 # --- resources ----------------------------------------------------------------------------------------
@@ -80,7 +62,7 @@ def create_resource(
 ) -> ResourceOut:
     resource = service.create_resource(principal.username, body)
     response.headers["Location"] = f"resources/{resource.id}"
-    response.headers["ETag"] = _etag(resource.version)
+    response.headers["ETag"] = etag(resource.version)
     return ResourceOut.of(resource)
 
 
@@ -105,7 +87,7 @@ def list_resources(_: Reader, service: BookingServiceDep, limit: Limit = 50, cur
 )
 def get_resource(resource_id: ResourceId, _: Reader, service: BookingServiceDep, response: Response) -> ResourceOut:
     resource = service.get_resource(resource_id)
-    response.headers["ETag"] = _etag(resource.version)
+    response.headers["ETag"] = etag(resource.version)
     return ResourceOut.of(resource)
 
 
@@ -123,13 +105,11 @@ def update_resource(
     principal: ResourceWriter,
     service: BookingServiceDep,
     response: Response,
-    if_match: IfMatch = None,
+    versions: OptionalVersions,
     force: Annotated[bool, Query(description="Apply even if confirmed bookings are left outside.")] = False,
 ) -> ResourceChange:
-    result = service.update_resource(
-        principal.username, resource_id, body, force=force, expected_version=_expected_version(if_match)
-    )
-    response.headers["ETag"] = _etag(result.resource.version)
+    result = service.update_resource(principal.username, resource_id, body, force=force, expected_versions=versions)
+    response.headers["ETag"] = etag(result.resource.version)
     return ResourceChange(
         resource=ResourceOut.of(result.resource),
         bookings_outside_schedule=[AffectedBooking.model_validate(b.model_dump()) for b in result.outside_schedule],
@@ -145,9 +125,9 @@ def update_resource(
     responses=error_responses(401, 403, 404, 409, 412, 422),
 )
 def delete_resource(
-    resource_id: ResourceId, principal: ResourceWriter, service: BookingServiceDep, if_match: IfMatch = None
+    resource_id: ResourceId, principal: ResourceWriter, service: BookingServiceDep, versions: OptionalVersions
 ) -> Response:
-    service.delete_resource(principal.username, resource_id, expected_version=_expected_version(if_match))
+    service.delete_resource(principal.username, resource_id, expected_versions=versions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -27,6 +27,7 @@ from app.bookings.schemas import (
     Weekday,
     opening_hours,
 )
+from app.concurrency import Versions, etag
 from app.config import Settings
 from app.errors import ConflictError, FieldError, InvalidInput, NotFoundError, PreconditionFailedError
 from app.storage.base import (
@@ -140,7 +141,7 @@ class BookingService:
         return self.store.resources.list(limit=limit, cursor=cursor)
 
     def update_resource(
-        self, actor: str, resource_id: str, body: ResourceUpdate, *, force: bool, expected_version: int | None
+        self, actor: str, resource_id: str, body: ResourceUpdate, *, force: bool, expected_versions: Versions | None
     ) -> ResourceChangeResult:
         values = body.model_dump(exclude_unset=True)
         for name, value in values.items():
@@ -148,9 +149,10 @@ class BookingService:
                 raise InvalidInput(f"body.{name}", "may not be null", code="null_not_allowed")
         for _ in range(_ATTEMPTS):
             current = self.get_resource(resource_id)
-            if expected_version is not None and current.version != expected_version:
+            if expected_versions is not None and current.version not in expected_versions:
                 raise PreconditionFailedError(
-                    f"resource is at version {current.version}, not {expected_version}; reload it"
+                    f"resource is at version {current.version}; reload it and retry",
+                    headers={"ETag": etag(current.version)},
                 )
             changes: dict[str, Any] = {name: getattr(body, name) for name in values}
             if "weekly_schedule" in changes:
@@ -199,12 +201,13 @@ class BookingService:
             over = [booking for booking in bookings if booking.start in full]
         return outside, over
 
-    def delete_resource(self, actor: str, resource_id: str, *, expected_version: int | None) -> None:
+    def delete_resource(self, actor: str, resource_id: str, *, expected_versions: Versions | None) -> None:
         for _ in range(_ATTEMPTS):
             current = self.get_resource(resource_id)
-            if expected_version is not None and current.version != expected_version:
+            if expected_versions is not None and current.version not in expected_versions:
                 raise PreconditionFailedError(
-                    f"resource is at version {current.version}, not {expected_version}; reload it"
+                    f"resource is at version {current.version}; reload it and retry",
+                    headers={"ETag": etag(current.version)},
                 )
             future = self.store.bookings.future_confirmed_for_resource(resource_id, self.clock())
             if future:

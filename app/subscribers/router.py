@@ -6,13 +6,14 @@
 import json
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
+from app.concurrency import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, Versions, etag
 from app.errors import UnsupportedMediaType
 from app.openapi import error_responses, json_request_body
 from app.runtime import Runtime
@@ -28,7 +29,7 @@ from app.subscribers.schemas import (
     SubscriberPatch,
     SubscriberReplace,
 )
-from app.subscribers.service import SearchField, SubscriberService, etag
+from app.subscribers.service import SearchField, SubscriberService
 
 router = APIRouter(prefix="/subscribers", tags=["subscribers"])
 Reader = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_READ))]
@@ -41,23 +42,8 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1-200.")]
 Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
 # Bounded before it reaches the store (DynamoDB refuses keys over 2 KB with an error, not a miss).
 UidPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["sub-000123"])]
-# Declared optional so that a missing header is a 428 (Precondition Required), not a 422.
-IfMatch = Annotated[
-    str | None,
-    Header(
-        max_length=512,
-        description='Required: the ETag of the version you read, e.g. `"3"` (428 without it, 412 if stale).',
-        examples=['"3"'],
-    ),
-]
-IfMatchOptional = Annotated[
-    str | None,
-    Header(
-        max_length=512,
-        description="Optional: the ETag of the version you read; when sent, a stale one is a 412.",
-        examples=['"3"'],
-    ),
-]
+RequiredVersions = Annotated[Versions, Depends(IF_MATCH_REQUIRED)]
+OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
 
 
 async def get_subscriber_service(request: Request) -> SubscriberService:
@@ -210,11 +196,11 @@ def replace_subscriber(
     uid: UidPath,
     principal: Writer,
     service: ServiceDep,
+    versions: RequiredVersions,
     body: Annotated[SubscriberReplace, Depends(_replace_body)],
     response: Response,
-    if_match: IfMatch = None,
 ) -> SubscriberOut:
-    return _answer(response, service.replace(principal.username, uid, body, if_match), principal)
+    return _answer(response, service.replace(principal.username, uid, body, versions), principal)
 
 
 @router.patch(
@@ -231,11 +217,11 @@ def update_subscriber(
     uid: UidPath,
     principal: Writer,
     service: ServiceDep,
+    versions: RequiredVersions,
     body: Annotated[SubscriberPatch, Depends(_patch_body)],
     response: Response,
-    if_match: IfMatch = None,
 ) -> SubscriberOut:
-    return _answer(response, service.patch(principal.username, uid, body, if_match), principal)
+    return _answer(response, service.patch(principal.username, uid, body, versions), principal)
 
 
 @router.delete(
@@ -245,10 +231,8 @@ def update_subscriber(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 409, 412, 422, 428),
 )
-def delete_subscriber(
-    uid: UidPath, principal: Writer, service: ServiceDep, if_match: IfMatchOptional = None
-) -> Response:
-    service.delete(principal.username, uid, if_match)
+def delete_subscriber(uid: UidPath, principal: Writer, service: ServiceDep, versions: OptionalVersions) -> Response:
+    service.delete(principal.username, uid, versions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
