@@ -85,6 +85,17 @@ def _json_request_body(key: str) -> dict[str, Any]:
     return rendered
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema without FastAPI's `| null`: a query string or header can't carry null,
+    an optional parameter is simply left out (and then has its default)."""
+    variants = schema.get("anyOf")
+    if not isinstance(variants, list) or {"type": "null"} not in variants:
+        return schema
+    rest = [variant for variant in variants if variant != {"type": "null"}]
+    others = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**rest[0], **others} if len(rest) == 1 else {**others, "anyOf": rest}
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
     from app.auth.schemas import LoginRequest
@@ -122,6 +133,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         for operation in operations.values():
             if _JSON_BODY_KEY in operation:
                 operation["requestBody"] = _json_request_body(operation.pop(_JSON_BODY_KEY))
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _without_null(parameter["schema"])
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
             if_match = if_match_parameters.get(operation.get("operationId", ""))

@@ -1,0 +1,32 @@
+"""The OpenAPI document states what the server enforces, and allows nothing the server refuses.
+
+(The fuzzer's positive-data check in tests/test_fuzz.py proves the second half on the running
+app; these pin the declarations it relies on.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from app.main import create_app
+from app.openapi import build_openapi
+from tests.support import make_settings
+
+
+def document(**settings: Any) -> dict[str, Any]:
+    return build_openapi(create_app(make_settings(**settings)))
+
+
+def parameters(spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for parameter in operation.get("parameters", []):
+                yield f"{method.upper()} {path} {parameter['in']}.{parameter['name']}", parameter
+
+
+def test_no_parameter_is_nullable() -> None:
+    """A query string or header can't carry null: absent means the default."""
+    nullable = [where for where, parameter in parameters(document()) if "null" in json.dumps(parameter["schema"])]
+    assert nullable == []
