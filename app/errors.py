@@ -192,7 +192,8 @@ _STORAGE_STATUS: dict[type[StorageError], tuple[int, str, str]] = {
     NotFound: (404, "not-found", "Not found"),
     Conflict: (409, "conflict", "Conflict"),
     PreconditionFailed: (412, "precondition-failed", "Precondition failed"),
-    InvalidCursor: (400, "invalid-cursor", "Invalid cursor"),
+    # A well-formed cursor the server did not issue for this query names a page that does not exist.
+    InvalidCursor: (404, "invalid-cursor", "Invalid cursor"),
     StoreUnavailable: (503, "service-unavailable", "Service unavailable"),
 }
 

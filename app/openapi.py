@@ -18,10 +18,10 @@ from pydantic import BaseModel
 from app.errors import FieldError, Problem
 
 _DESCRIPTIONS = {
-    400: "Bad request (e.g. an invalid cursor)",
+    400: "Bad request",
     401: "Missing, invalid, expired or revoked credentials",
     403: "Signed in, but the role may not do this",
-    404: "Not found",
+    404: "Not found (for a list: the cursor names no page of this query)",
     409: "Conflict with the current state (uniqueness, capacity, a rule)",
     412: "If-Match does not match the current version",
     413: "Request body too large",

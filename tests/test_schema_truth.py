@@ -12,6 +12,7 @@ from typing import Any
 
 from app.main import create_app
 from app.openapi import build_openapi
+from app.storage.cursor import CURSOR_PATTERN
 from tests.support import make_settings
 
 
@@ -30,3 +31,16 @@ def test_no_parameter_is_nullable() -> None:
     """A query string or header can't carry null: absent means the default."""
     nullable = [where for where, parameter in parameters(document()) if "null" in json.dumps(parameter["schema"])]
     assert nullable == []
+
+
+def test_every_cursor_is_documented_with_the_codecs_shape() -> None:
+    """The shape the codec checks; a well-formed cursor it did not sign answers 404, not 400."""
+    spec = document()
+    cursors = [(where, parameter) for where, parameter in parameters(spec) if where.endswith("query.cursor")]
+    assert len(cursors) == 9
+    for where, parameter in cursors:
+        assert parameter["schema"]["pattern"] == CURSOR_PATTERN, where
+        assert parameter["schema"]["maxLength"] == 2048, where
+        operation = spec["paths"][where.split()[1]][where.split()[0].lower()]
+        assert "404" in operation["responses"], where
+        assert "400" not in operation["responses"], where

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.api_types import Cursor
 from app.auth.deps import AUTHENTICATED, PUBLIC, AuthServiceDep, CurrentUser, client_ip, require
 from app.auth.policy import Capability
 from app.auth.schemas import (
@@ -165,13 +166,13 @@ def _username(username: str) -> str:
     operation_id="users_list",
     summary="List users (admin), ordered by username",
     response_model=UserPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(404, 401, 403, 422),
 )
 def list_users(
     _: AdminUser,
     service: AuthServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> UserPage:
     page = service.list_users(limit=limit, cursor=cursor)
     return UserPage(items=[UserOut.of(user) for user in page.items], next_cursor=page.next_cursor)

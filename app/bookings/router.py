@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response, status
 
-from app.api_types import IsoDate, IsoDateTime
+from app.api_types import Cursor, IsoDate, IsoDateTime
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -42,7 +42,6 @@ ResourceWriter = Annotated[Principal, Depends(require(Capability.RESOURCES_WRITE
 ResourceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 BookingId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
 OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
 
 
@@ -71,7 +70,7 @@ def create_resource(
     operation_id="resources_list",
     summary="List resources, ordered by id",
     response_model=ResourcePage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(404, 401, 403, 422),
 )
 def list_resources(_: Reader, service: BookingServiceDep, limit: Limit = 50, cursor: Cursor = None) -> ResourcePage:
     page = service.list_resources(limit=limit, cursor=cursor)
@@ -206,7 +205,7 @@ def create_booking(
     operation_id="bookings_list",
     summary="Bookings of one resource, one subscriber, or with one status (from/to required), by start time",
     response_model=BookingPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(404, 401, 403, 422),
 )
 def list_bookings(
     _: Reader,

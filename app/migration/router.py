@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from app import csvsafe
+from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -136,7 +137,7 @@ def upload(
     description="A page may hold fewer than `limit` jobs when some are hidden from the caller; follow "
     "`next_cursor` until it is null.",
     response_model=JobPage,
-    responses=error_responses(400, 401, 422),
+    responses=error_responses(404, 401, 422),
 )
 def list_jobs(
     principal: Reader,
@@ -144,7 +145,7 @@ def list_jobs(
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     job_type: Annotated[JobType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> JobPage:
     page = service.list_jobs(runtime, principal, status=status_filter, job_type=job_type, limit=limit, cursor=cursor)
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
@@ -180,7 +181,7 @@ def cancel(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> JobOut:
     description=f"{ACTING} Cells of the CSV that a spreadsheet would run as a formula are prefixed with `'`.",
     response_model=JobErrorPage,
     responses={
-        **error_responses(400, 401, 403, 404, 422),
+        **error_responses(401, 403, 404, 422),
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "The rejected rows"},
     },
 )
@@ -190,7 +191,7 @@ def errors(
     runtime: RuntimeDep,
     output: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> Response | JobErrorPage:
     if output == "csv":
         service.job_for(runtime, principal, job_id, act=True)

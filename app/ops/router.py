@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.api_types import IsoDateTime
+from app.api_types import Cursor, IsoDateTime
 from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -58,7 +58,7 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
     description="Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; "
     "default: the last 7 days). Entries expire after AUDIT_RETENTION_DAYS.",
     response_model=AuditPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(404, 401, 403, 422),
 )
 def search(
     principal: AuditReader,
@@ -69,7 +69,7 @@ def search(
     since: Annotated[IsoDateTime | None, Query()] = None,
     until: Annotated[IsoDateTime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> AuditPage:
     page = search_audit(
         store,

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -39,7 +40,6 @@ Model = TypeVar("Model", bound=BaseModel)
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1-200.")]
-Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
 # Bounded before it reaches the store (DynamoDB refuses keys over 2 KB with an error, not a miss).
 UidPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["sub-000123"])]
 RequiredVersions = Annotated[Versions, Depends(IF_MATCH_REQUIRED)]
@@ -137,7 +137,7 @@ def create_subscriber(
     description="Ordered by uid; filtered by `plan` alone, ordered by status, then uid. "
     "Viewers see imsi, iccid and email masked.",
     response_model=SubscriberPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(404, 401, 403, 422),
 )
 def list_subscribers(
     principal: Reader,
@@ -157,7 +157,7 @@ def list_subscribers(
     description="Each is an index lookup. msisdn accepts national numbers (read in DEFAULT_PHONE_REGION); "
     "email matches case-insensitively. Viewers may search by imsi or email too; results are masked.",
     response_model=SubscriberPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(404, 401, 403, 422),
 )
 def search_subscribers(
     principal: Reader,
@@ -241,7 +241,7 @@ def delete_subscriber(uid: UidPath, principal: Writer, service: ServiceDep, vers
     operation_id="subscribers_history",
     summary="Changes of a subscriber, newest first (still readable after it is deleted)",
     response_model=HistoryPage,
-    responses=error_responses(400, 401, 403, 422),
+    responses=error_responses(404, 401, 403, 422),
 )
 def subscriber_history(
     uid: UidPath, principal: Reader, service: ServiceDep, limit: Limit = 50, cursor: Cursor = None

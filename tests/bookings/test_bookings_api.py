@@ -426,7 +426,7 @@ def test_lists_and_their_filters(client: TestClient, role_headers: Headers, reso
     bad_cursor = client.get(
         "/bookings", params={"subscriber_uid": "sub-2", "cursor": first["next_cursor"]}, headers=viewer
     )
-    assert_problem(bad_cursor, 400, "query.cursor")
+    assert_problem(bad_cursor, 404, "query.cursor")
 
 
 def test_subscriber_delete_guard_is_exposed(store: Store, settings: Any) -> None:
