@@ -96,6 +96,26 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {**rest[0], **others} if len(rest) == 1 else {**others, "anyOf": rest}
 
 
+def _password_policy(node: Any, min_length: int) -> None:
+    """The configured minimum in place of the new-password marker: at least `min_length` characters
+    from the first to the last that is not a space (padding doesn't count, as the service says)."""
+    from app.auth.schemas import PASSWORD_POLICY_MARKER
+
+    if isinstance(node, dict):
+        if node.pop(PASSWORD_POLICY_MARKER, False):
+            node["minLength"] = min_length
+            node["pattern"] = rf"^\s*\S[\s\S]{{{min_length - 2},}}\S\s*$"
+            node["description"] = (
+                f"At least {min_length} characters (PASSWORD_MIN_LENGTH), not counting spaces at either end; "
+                "at most 1024 bytes; not the username."
+            )
+        for value in node.values():
+            _password_policy(value, min_length)
+    elif isinstance(node, list):
+        for item in node:
+            _password_policy(item, min_length)
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
     from app.auth.schemas import LoginRequest
@@ -117,6 +137,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     schemas["FieldError"] = FieldError.model_json_schema(ref_template="#/components/schemas/{model}")
     # The login body is read by hand (form or JSON), so FastAPI does not collect its model.
     schemas["LoginRequest"] = LoginRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    _password_policy(schema, app.state.runtime.settings.password_min_length)
 
     policies = {}
     if_match_parameters: dict[str, dict[str, Any]] = {}

@@ -30,7 +30,12 @@ def test_if_match_is_documented_once_with_its_pattern(app: FastAPI, path: str, m
     (parameter,) = [p for p in operation["parameters"] if p["name"].lower() == "if-match"]
     assert parameter["in"] == "header"
     assert parameter["required"] is required
-    assert parameter["schema"] == {"type": "string", "maxLength": 512, "pattern": IF_MATCH_PATTERN}
+    assert parameter["schema"] == {
+        "type": "string",
+        "maxLength": 512,
+        "pattern": IF_MATCH_PATTERN,
+        "examples": ['"3"'],
+    }
     assert {"412", "422", "428"} <= set(operation["responses"])
 
 

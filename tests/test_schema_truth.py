@@ -7,6 +7,7 @@ app; these pin the declarations it relies on.)
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,3 +45,41 @@ def test_every_cursor_is_documented_with_the_codecs_shape() -> None:
         operation = spec["paths"][where.split()[1]][where.split()[0].lower()]
         assert "404" in operation["responses"], where
         assert "400" not in operation["responses"], where
+
+
+def _property(spec: dict[str, Any], component: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = spec["components"]["schemas"][component]["properties"][name]
+    return found
+
+
+def test_a_new_password_is_documented_with_the_configured_minimum() -> None:
+    for minimum in (12, 20):
+        spec = document(password_min_length=minimum)
+        for component, name in (
+            ("UserCreate", "password"),
+            ("PasswordChange", "new_password"),
+            ("PasswordReset", "new_password"),
+        ):
+            schema = _property(spec, component, name)
+            assert schema["minLength"] == minimum
+            assert re.fullmatch(schema["pattern"], "x" * minimum)
+            assert not re.fullmatch(schema["pattern"], " " * minimum + "x" * (minimum - 1) + " ")
+        assert "x-password-policy" not in json.dumps(spec)
+
+
+def test_field_rules_the_server_checks_are_in_the_document() -> None:
+    spec = document()
+    subscriber = (
+        spec["components"]["schemas"]["SubscriberIn"]["properties"]
+        if "SubscriberIn" in spec["components"]["schemas"]
+        else spec["paths"]["/subscribers"]["post"]["requestBody"]["content"]["application/json"]["schema"]["properties"]
+    )
+    assert subscriber["email"]["anyOf"][0]["maxLength"] == 254
+    assert re.fullmatch(subscriber["imsi"]["pattern"], "234150999999999")
+    assert not re.fullmatch(subscriber["imsi"]["pattern"], "23415099999999")
+    assert subscriber["uid"]["anyOf"][0]["not"] == {"enum": ["search"]}
+    days = dict(parameters(spec))["GET /bookings/daily-counts query.days"]["schema"]
+    assert (days["minimum"], days["maximum"]) == (1, 31)
+    username = dict(parameters(spec))["GET /auth/users/{username} path.username"]["schema"]
+    assert re.fullmatch(username["pattern"], "Jdoe")
+    assert not re.fullmatch(username["pattern"], "j")

@@ -4,7 +4,7 @@
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -152,6 +152,10 @@ def change_password(
     return service.change_password(principal, body)
 
 
+# As stored, any case: the path is read case-insensitively.
+UsernamePath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")]
+
+
 def _username(username: str) -> str:
     try:
         return normalise_username(username)
@@ -199,7 +203,7 @@ def create_user(body: UserCreate, admin: AdminUser, service: AuthServiceDep, res
     response_model=UserOut,
     responses=error_responses(401, 403, 404, 422),
 )
-def get_user(username: str, _: AdminUser, service: AuthServiceDep) -> UserOut:
+def get_user(username: UsernamePath, _: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.get_user(_username(username)))
 
 
@@ -210,7 +214,7 @@ def get_user(username: str, _: AdminUser, service: AuthServiceDep) -> UserOut:
     response_model=UserOut,
     responses=error_responses(401, 403, 404, 412, 422),
 )
-def update_user(username: str, body: UserUpdate, admin: AdminUser, service: AuthServiceDep) -> UserOut:
+def update_user(username: UsernamePath, body: UserUpdate, admin: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.update_user(admin.username, _username(username), body))
 
 
@@ -221,7 +225,7 @@ def update_user(username: str, body: UserUpdate, admin: AdminUser, service: Auth
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(401, 403, 404, 412),
 )
-def delete_user(username: str, admin: AdminUser, service: AuthServiceDep) -> Response:
+def delete_user(username: UsernamePath, admin: AdminUser, service: AuthServiceDep) -> Response:
     service.delete_user(admin.username, _username(username))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -233,5 +237,5 @@ def delete_user(username: str, admin: AdminUser, service: AuthServiceDep) -> Res
     response_model=UserOut,
     responses=error_responses(401, 403, 404, 422, 503),
 )
-def reset_password(username: str, body: PasswordReset, admin: AdminUser, service: AuthServiceDep) -> UserOut:
+def reset_password(username: UsernamePath, body: PasswordReset, admin: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.reset_password(admin.username, _username(username), body.new_password))

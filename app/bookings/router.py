@@ -29,6 +29,7 @@ from app.bookings.schemas import (
     ResourceUpdate,
     SlotOut,
 )
+from app.bookings.service import MAX_DAILY_COUNTS
 from app.concurrency import IF_MATCH_OPTIONAL, Versions, etag
 from app.openapi import error_responses
 from app.storage.records import BookingStatus
@@ -241,7 +242,7 @@ def daily_counts(
     _: Reader,
     service: BookingServiceDep,
     first_day: Annotated[IsoDate, Query(alias="from", description="First day, YYYY-MM-DD.")],
-    days: Annotated[int, Query(description="How many days (1-31).")] = 8,
+    days: Annotated[int, Query(ge=1, le=MAX_DAILY_COUNTS, description="How many days.")] = 8,
     resource_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DailyCounts:
     counts = service.daily_counts(first_day, days, resource_id)

@@ -29,9 +29,13 @@ from pydantic import (
 from app.errors import FieldError
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import (
+    IMSI_PATTERN,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
     MAX_EMAIL_LENGTH,
+    PLAN_PATTERN,
+    RESERVED_UIDS,
+    UID_PATTERN,
     AttributeValue,
     check_attribute_name,
     mask_email,
@@ -53,7 +57,11 @@ Uid = Annotated[
     str,
     StringConstraints(max_length=64),
     AfterValidator(normalise_uid),
-    Field(description="1-64 of `A-Z a-z 0-9 _ -`; generated when omitted on create.", examples=["sub-000123"]),
+    Field(
+        description="1-64 of `A-Z a-z 0-9 _ -`, not `search`; generated when omitted on create.",
+        examples=["sub-000123"],
+        json_schema_extra={"pattern": f"^{UID_PATTERN.pattern}$", "not": {"enum": sorted(RESERVED_UIDS)}},
+    ),
 ]
 
 
@@ -75,7 +83,11 @@ Imsi = Annotated[
     str,
     StringConstraints(max_length=32),
     AfterValidator(normalise_imsi),
-    Field(description="Exactly 15 digits.", examples=["234150999999999"]),
+    Field(
+        description="Exactly 15 digits.",
+        examples=["234150999999999"],
+        json_schema_extra={"pattern": rf"^\s*{IMSI_PATTERN.pattern}\s*$"},
+    ),
 ]
 Iccid = Annotated[
     str,
@@ -85,7 +97,7 @@ Iccid = Annotated[
 ]
 Email = Annotated[
     str,
-    StringConstraints(max_length=MAX_EMAIL_LENGTH + 66),
+    StringConstraints(max_length=MAX_EMAIL_LENGTH),
     AfterValidator(normalise_email),
     Field(description="Stored lower-cased.", examples=["jane.doe@example.com"]),
 ]
@@ -94,7 +106,11 @@ PlanCode = Annotated[
     str,
     StringConstraints(max_length=32),
     AfterValidator(normalise_plan),
-    Field(description="Plan code: 1-32 of `A-Z a-z 0-9 _ . -`.", examples=["UNLIMITED-5G"]),
+    Field(
+        description="Plan code: 1-32 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.",
+        examples=["UNLIMITED-5G"],
+        json_schema_extra={"pattern": rf"^\s*{PLAN_PATTERN.pattern}\s*$"},
+    ),
 ]
 _ATTRIBUTES_SCHEMA: dict[str, Any] = {
     "type": "object",
