@@ -85,6 +85,53 @@ def _json_request_body(key: str) -> dict[str, Any]:
     return rendered
 
 
+# Links from each creating operation's 201 to the operations that take the new id (and, for
+# versioned things, the ETag it answered with as If-Match): clients and stateful fuzzers chain them.
+_CREATED_LINKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "subscribers_create": (
+        "path.uid",
+        "$response.body#/uid",
+        ("subscribers_get", "subscribers_replace", "subscribers_update", "subscribers_delete", "subscribers_history"),
+    ),
+    "resources_create": (
+        "path.resource_id",
+        "$response.body#/id",
+        ("resources_get", "resources_update", "resources_delete", "resources_availability"),
+    ),
+    "bookings_create": (
+        "path.booking_id",
+        "$response.body#/id",
+        ("bookings_get", "bookings_cancel", "bookings_reschedule", "bookings_complete", "bookings_no_show"),
+    ),
+    "jobs_create": (
+        "path.job_id",
+        "$response.body#/job/id",
+        ("jobs_get", "jobs_put_input", "jobs_errors", "jobs_output", "jobs_cancel", "jobs_rollback"),
+    ),
+    "jobs_upload": (
+        "path.job_id",
+        "$response.body#/id",
+        ("jobs_get", "jobs_errors", "jobs_output", "jobs_cancel", "jobs_rollback"),
+    ),
+    "users_create": (
+        "path.username",
+        "$response.body#/username",
+        ("users_get", "users_update", "users_delete", "users_reset_password"),
+    ),
+}
+
+
+def _created_links(operation_id: str, versioned: set[str]) -> dict[str, Any]:
+    parameter, expression, targets = _CREATED_LINKS[operation_id]
+    links = {}
+    for target in targets:
+        parameters = {parameter: expression}
+        if target in versioned:
+            parameters["header.if-match"] = "$response.header.ETag"
+        links[target] = {"operationId": target, "parameters": parameters}
+    return links
+
+
 def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     """A parameter's schema without FastAPI's `| null`: a query string or header can't carry null,
     an optional parameter is simply left out (and then has its default)."""
@@ -158,7 +205,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 parameter["schema"] = _without_null(parameter["schema"])
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
-            if_match = if_match_parameters.get(operation.get("operationId", ""))
+            operation_id = operation.get("operationId", "")
+            if operation_id in _CREATED_LINKS:
+                responses["201"]["links"] = _created_links(operation_id, set(if_match_parameters))
+            if_match = if_match_parameters.get(operation_id)
             if if_match is not None:
                 operation.setdefault("parameters", []).append(if_match)
                 for status in (412, 422, 428):  # stale, malformed, missing or `*`

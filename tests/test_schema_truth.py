@@ -83,3 +83,35 @@ def test_field_rules_the_server_checks_are_in_the_document() -> None:
     username = dict(parameters(spec))["GET /auth/users/{username} path.username"]["schema"]
     assert re.fullmatch(username["pattern"], "Jdoe")
     assert not re.fullmatch(username["pattern"], "j")
+
+
+def test_search_takes_exactly_one_criterion_by_the_schema() -> None:
+    from jsonschema import Draft202012Validator
+
+    (criterion,) = [p for w, p in parameters(document()) if w == "GET /subscribers/search query.criterion"]
+    assert (criterion["style"], criterion["explode"], criterion["required"]) == ("form", True, True)
+    validator = Draft202012Validator(criterion["schema"])
+    assert validator.is_valid({"imsi": "234150999999999"})
+    assert validator.is_valid({"uid_prefix": "sub-00"})
+    assert not validator.is_valid({})
+    assert not validator.is_valid({"imsi": "234150999999999", "uid_prefix": "sub-00"})
+    assert not validator.is_valid({"imsi": "2341"})
+
+
+def test_every_created_id_links_to_the_operations_that_take_it() -> None:
+    """Each operation with a path id is reachable from the operation that creates the id."""
+    spec = document()
+    linked: set[str] = set()
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            for link in operation["responses"].get("201", {}).get("links", {}).values():
+                linked.add(link["operationId"])
+    with_path_id = {
+        operation["operationId"]
+        for path, operations in spec["paths"].items()
+        if "{" in path
+        for operation in operations.values()
+    }
+    assert with_path_id <= linked, with_path_id - linked
+    update = spec["paths"]["/subscribers"]["post"]["responses"]["201"]["links"]["subscribers_update"]
+    assert update["parameters"] == {"path.uid": "$response.body#/uid", "header.if-match": "$response.header.ETag"}

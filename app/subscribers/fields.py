@@ -38,6 +38,11 @@ ICCID_PATTERN = re.compile(r"[0-9]{19,20}")
 PLAN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 ATTRIBUTE_KEY_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
+# OpenAPI `format`s for rules a pattern can't state: a number valid per libphonenumber's metadata
+# (E.164, or national in DEFAULT_PHONE_REGION), and 19-20 digits with a Luhn check digit.
+PHONE_NUMBER_FORMAT = "phone-number"
+ICCID_FORMAT = "iccid"
+
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_BYTES = 8192
 MAX_ATTRIBUTE_STRING = 1024

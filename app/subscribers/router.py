@@ -20,7 +20,7 @@ from app.openapi import error_responses, json_request_body
 from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
-from app.subscribers.fields import PLAN_PATTERN
+from app.subscribers.fields import IMSI_PATTERN, MAX_EMAIL_LENGTH, PHONE_NUMBER_FORMAT, PLAN_PATTERN, UID_PATTERN
 from app.subscribers.schemas import (
     HistoryEntryOut,
     HistoryPage,
@@ -44,6 +44,32 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1-200.")]
 UidPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["sub-000123"])]
 RequiredVersions = Annotated[Versions, Depends(IF_MATCH_REQUIRED)]
 OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
+
+
+def _only(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": {name: schema}, "required": [name], "additionalProperties": False}
+
+
+# "Exactly one of" in the schema: the four criteria are the properties of one exploded object
+# (each is still its own query parameter on the wire, `?imsi=...`), of which `oneOf` admits one.
+SEARCH_CRITERION: dict[str, Any] = {
+    "name": "criterion",
+    "in": "query",
+    "required": True,
+    "style": "form",
+    "explode": True,
+    "description": "Exactly one of `msisdn`, `imsi`, `email` or `uid_prefix`, each sent as its own query "
+    "parameter, e.g. `?imsi=234150999999999`.",
+    "schema": {
+        "oneOf": [
+            _only("msisdn", {"type": "string", "maxLength": 32, "format": PHONE_NUMBER_FORMAT}),
+            _only("imsi", {"type": "string", "pattern": rf"^\s*{IMSI_PATTERN.pattern}\s*$"}),
+            _only("email", {"type": "string", "maxLength": MAX_EMAIL_LENGTH, "format": "email"}),
+            _only("uid_prefix", {"type": "string", "pattern": f"^{UID_PATTERN.pattern}$"}),
+        ]
+    },
+    "examples": {"imsi": {"value": {"imsi": "234150999999999"}}, "msisdn": {"value": {"msisdn": "+447911123456"}}},
+}
 
 
 async def get_subscriber_service(request: Request) -> SubscriberService:
@@ -158,14 +184,15 @@ def list_subscribers(
     "email matches case-insensitively. Viewers may search by imsi or email too; results are masked.",
     response_model=SubscriberPage,
     responses=error_responses(404, 401, 403, 422),
+    openapi_extra={"parameters": [SEARCH_CRITERION]},
 )
 def search_subscribers(
     principal: Reader,
     service: ServiceDep,
-    msisdn: Annotated[str | None, Query(max_length=32, examples=["+447911123456"])] = None,
-    imsi: Annotated[str | None, Query(max_length=32, examples=["234150999999999"])] = None,
-    email: Annotated[str | None, Query(max_length=320, examples=["jane.doe@example.com"])] = None,
-    uid_prefix: Annotated[str | None, Query(max_length=64, examples=["sub-00"])] = None,
+    msisdn: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
+    imsi: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
+    email: Annotated[str | None, Query(max_length=MAX_EMAIL_LENGTH, include_in_schema=False)] = None,
+    uid_prefix: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> SubscriberPage:

@@ -29,10 +29,12 @@ from pydantic import (
 from app.errors import FieldError
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import (
+    ICCID_FORMAT,
     IMSI_PATTERN,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
     MAX_EMAIL_LENGTH,
+    PHONE_NUMBER_FORMAT,
     PLAN_PATTERN,
     RESERVED_UIDS,
     UID_PATTERN,
@@ -75,8 +77,9 @@ Msisdn = Annotated[
     AfterValidator(_msisdn),
     Field(
         description="Phone number: E.164 (`+447911123456`) or national (`07911 123456`, read in the "
-        "DEFAULT_PHONE_REGION); stored as E.164.",
+        "DEFAULT_PHONE_REGION), valid per libphonenumber's metadata; stored as E.164.",
         examples=["+447911123456"],
+        json_schema_extra={"format": PHONE_NUMBER_FORMAT},
     ),
 ]
 Imsi = Annotated[
@@ -93,13 +96,17 @@ Iccid = Annotated[
     str,
     StringConstraints(max_length=32),
     AfterValidator(normalise_iccid),
-    Field(description="19-20 digits ending in a valid Luhn check digit.", examples=["8944110068256270054"]),
+    Field(
+        description="19-20 digits ending in a valid Luhn check digit.",
+        examples=["8944110068256270054"],
+        json_schema_extra={"format": ICCID_FORMAT},
+    ),
 ]
 Email = Annotated[
     str,
     StringConstraints(max_length=MAX_EMAIL_LENGTH),
     AfterValidator(normalise_email),
-    Field(description="Stored lower-cased.", examples=["jane.doe@example.com"]),
+    Field(description="Stored lower-cased.", examples=["jane.doe@example.com"], json_schema_extra={"format": "email"}),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 PlanCode = Annotated[
