@@ -115,3 +115,12 @@ def test_every_created_id_links_to_the_operations_that_take_it() -> None:
     assert with_path_id <= linked, with_path_id - linked
     update = spec["paths"]["/subscribers"]["post"]["responses"]["201"]["links"]["subscribers_update"]
     assert update["parameters"] == {"path.uid": "$response.body#/uid", "header.if-match": "$response.header.ETag"}
+
+
+def test_a_merge_patch_may_clear_only_the_optional_fields() -> None:
+    content = document()["paths"]["/subscribers/{uid}"]["patch"]["requestBody"]["content"]
+    properties = content["application/merge-patch+json"]["schema"]["properties"]
+    for name in ("msisdn", "imsi", "first_name", "last_name", "status", "plan"):
+        assert "null" not in json.dumps(properties[name]), name
+    for name in ("email", "iccid", "attributes"):
+        assert {"type": "null"} in properties[name]["anyOf"], name

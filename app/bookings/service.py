@@ -311,44 +311,42 @@ class BookingService:
     def _bookable_resource(self, resource_id: str) -> ResourceRecord:
         resource = self.store.resources.get(resource_id)
         if resource is None:
-            raise InvalidInput("body.resource_id", f"resource {resource_id!r} does not exist", code="unknown_resource")
+            raise _conflict("body.resource_id", f"resource {resource_id!r} does not exist", "unknown_resource")
         if not resource.active:
-            raise InvalidInput("body.resource_id", f"resource {resource_id!r} is not active", code="resource_inactive")
+            raise _conflict("body.resource_id", f"resource {resource_id!r} is not active", "resource_inactive")
         return resource
 
     def _check_subscriber(self, subscriber_uid: str) -> None:
         status = self.subscriber_status(subscriber_uid)
         if status is None:
-            raise InvalidInput(
-                "body.subscriber_uid", f"subscriber {subscriber_uid!r} does not exist", code="unknown_subscriber"
+            raise _conflict(
+                "body.subscriber_uid", f"subscriber {subscriber_uid!r} does not exist", "unknown_subscriber"
             )
         if status != BOOKABLE_STATUS:
-            raise InvalidInput(
+            raise _conflict(
                 "body.subscriber_uid",
                 f"subscriber {subscriber_uid!r} is {status}; only {BOOKABLE_STATUS} subscribers can book",
-                code="subscriber_not_active",
+                "subscriber_not_active",
             )
 
     def _slot(self, resource: ResourceRecord, start: datetime, end: datetime | None, now: datetime) -> Slot:
+        """The offered slot starting at `start`. Each refusal is a 409: whether a start is bookable
+        depends on the clock and on the resource's schedule (state), not on the request's shape."""
         start = as_utc(start)
-        if end is not None and as_utc(end) <= start:
-            raise InvalidInput("body.end", "must be after start", code="end_before_start")
         if start <= now:
-            raise InvalidInput("body.start", "must be in the future", code="in_past")
+            raise _conflict("body.start", "must be in the future", "in_past")
         slot = slot_at(resource, start)
         if slot is None:
             local_day = start.astimezone(zone(resource.timezone)).date()
             if any(candidate.start < start < candidate.end for candidate in day_slots(resource, local_day)):
-                raise InvalidInput(
+                raise _conflict(
                     "body.start",
                     f"not the start of a slot: slots are {resource.slot_minutes} minutes long from each opening time",
-                    code="misaligned_start",
+                    "misaligned_start",
                 )
-            raise InvalidInput("body.start", "outside the resource's opening hours", code="outside_schedule")
+            raise _conflict("body.start", "outside the resource's opening hours", "outside_schedule")
         if end is not None and as_utc(end) != slot.end:
-            raise InvalidInput(
-                "body.end", f"a booking is one slot: end must be {slot.end.isoformat()}", code="end_mismatch"
-            )
+            raise _conflict("body.end", f"a booking is one slot: end must be {slot.end.isoformat()}", "end_mismatch")
         return slot
 
     def get_booking(self, booking_id: str) -> BookingRecord:

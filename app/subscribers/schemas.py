@@ -185,13 +185,25 @@ class SubscriberReplace(_SubscriberFields):
     """Every mutable field (`PUT`): omitted optional fields are cleared. `uid`, if given, must match the path."""
 
 
+# Fields a merge patch may not set to null: they have no "absent" state.
+NOT_NULLABLE = ("msisdn", "imsi", "first_name", "last_name", "status", "plan")
+
+
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """The document's patch: the fields that can't be cleared are optional but not nullable."""
+    schema["example"] = {"status": "SUSPENDED", "attributes": {"roaming": None}}
+    for name in NOT_NULLABLE:
+        field = schema["properties"][name]
+        variants = [variant for variant in field.pop("anyOf") if variant != {"type": "null"}]
+        field.update(variants[0])
+        field.pop("default", None)
+
+
 class SubscriberPatch(BaseModel):
     """JSON merge patch (RFC 7396): present fields replace, `null` clears an optional field,
     `attributes` is merged key by key (a `null` value removes the key)."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"example": {"status": "SUSPENDED", "attributes": {"roaming": None}}}
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
 
     uid: Uid | None = None
     msisdn: Msisdn | None = None

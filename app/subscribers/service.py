@@ -25,13 +25,11 @@ from app.errors import (
 from app.storage.base import CounterDrift, Page, PreconditionFailed, Store
 from app.storage.records import SUBSCRIBER_BOOKKEEPING, AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import UID_PATTERN, normalise_attributes, normalise_email, normalise_imsi, normalise_msisdn
-from app.subscribers.schemas import SubscriberIn, SubscriberPatch, SubscriberReplace, validation_context
+from app.subscribers.schemas import NOT_NULLABLE, SubscriberIn, SubscriberPatch, SubscriberReplace, validation_context
 from app.timeutil import utcnow
 
 ENTITY = "subscriber"
 SearchField = Literal["msisdn", "imsi", "email", "uid_prefix"]
-# Fields a merge patch may not set to null: they have no "absent" state.
-_REQUIRED = ("msisdn", "imsi", "first_name", "last_name", "status", "plan")
 # An unconditional delete re-reads and retries when a concurrent change bumps the version.
 _DELETE_ATTEMPTS = 3
 
@@ -122,7 +120,7 @@ class SubscriberService:
         """PATCH with JSON merge patch semantics (RFC 7396), if the subscriber is at one of `versions`."""
         changes = patch.model_dump(exclude_unset=True)
         _check_uid(uid, changes.pop("uid", None))
-        for name in _REQUIRED:
+        for name in NOT_NULLABLE:
             if name in changes and changes[name] is None:
                 raise InvalidInput(f"body.{name}", "may not be null", code="null_not_allowed")
         current = self.get(uid)
@@ -206,8 +204,10 @@ def _time_after(current: SubscriberRecord) -> datetime:
 
 
 def _check_uid(path_uid: str, body_uid: str | None) -> None:
+    # 409, as RFC 9110 (9.3.4) has it for a PUT body inconsistent with its target: the body alone is fine.
     if body_uid is not None and body_uid != path_uid:
-        raise InvalidInput("body.uid", "the uid can't be changed; it must match the path", code="uid_immutable")
+        message = "the uid can't be changed; it must match the path"
+        raise ConflictError(message, errors=[FieldError(field="body.uid", message=message, code="uid_immutable")])
 
 
 def _query_value(name: str, raw: str, normalise: Callable[[str], str]) -> str:
