@@ -11,9 +11,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from app.main import create_app
 from app.openapi import build_openapi
 from app.storage.cursor import CURSOR_PATTERN
+from tests.bookings.test_bookings_api import resource_body
 from tests.support import make_settings
 
 
@@ -124,3 +127,21 @@ def test_a_merge_patch_may_clear_only_the_optional_fields() -> None:
         assert "null" not in json.dumps(properties[name]), name
     for name in ("email", "iccid", "attributes"):
         assert {"type": "null"} in properties[name]["anyOf"], name
+
+
+def test_a_window_with_no_time_in_it_holds_nothing(client: TestClient, role_headers: dict[str, dict[str, str]]) -> None:
+    """Well-formed, so not a 422: an empty or inverted window is simply empty."""
+    admin = role_headers["admin"]
+    later, earlier = "2026-11-23T10:00:00Z", "2026-11-23T09:00:00Z"
+    audit = client.get("/audit", params={"since": later, "until": earlier}, headers=admin)
+    assert (audit.status_code, audit.json()["items"]) == (200, [])
+    resource = client.post("/bookings/resources", json=resource_body(), headers=admin)
+    assert resource.status_code == 201, resource.text
+    url = f"/bookings/resources/{resource.json()['id']}/availability"
+    for window in ({"from": later, "to": earlier}, {"from": later, "to": later}):
+        slots = client.get(url, params=window, headers=admin)
+        assert (slots.status_code, slots.json()["slots"]) == (200, [])
+    bookings = client.get(
+        "/bookings", params={"resource_id": resource.json()["id"], "from": later, "to": earlier}, headers=admin
+    )
+    assert (bookings.status_code, bookings.json()["items"]) == (200, [])

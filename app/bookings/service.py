@@ -228,11 +228,11 @@ class BookingService:
         self, resource_id: str, start: datetime, end: datetime
     ) -> tuple[ResourceRecord, list[SlotAvailability]]:
         start, end = as_utc(start), as_utc(end)
-        if end <= start:
-            raise InvalidInput("query.to", "must be after from", code="window_reversed")
         if end - start > MAX_AVAILABILITY_WINDOW:
             raise InvalidInput("query.to", "the window may span at most 31 days", code="window_too_large")
         resource = self.get_resource(resource_id)
+        if end <= start:
+            return resource, []  # no time in the window, so no slot in it
         now = self.clock()
         taken = self.store.resources.seats_taken(resource.id, start, end)
         result = []
@@ -378,7 +378,7 @@ class BookingService:
         start_from = as_utc(start_from) if start_from else None
         start_to = as_utc(start_to) if start_to else None
         if start_from and start_to and start_to <= start_from:
-            raise InvalidInput("query.to", "must be after from", code="window_reversed")
+            return Page([])  # no time in the window, so no booking starts in it
         if resource_id:
             return self.store.bookings.list_for_resource(
                 resource_id, start_from=start_from, start_to=start_to, limit=limit, cursor=cursor
