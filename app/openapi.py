@@ -43,6 +43,35 @@ def _problem_content() -> dict[str, Any]:
     return {"application/problem+json": {"schema": _PROBLEM_REF}}
 
 
+def query_object(name: str, schema: dict[str, Any], *, required: bool, description: str) -> dict[str, Any]:
+    """`openapi_extra` documenting query parameters that go together as one exploded object.
+
+    On the wire each property is its own query parameter (`?status=...&from=...`); the object's
+    schema states what plain parameters can't: "exactly one of" (`oneOf`), "this one needs that
+    one" (`required` inside a branch). The route declares the parameters with `include_in_schema=False`.
+    """
+    parameter = {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "style": "form",
+        "explode": True,
+        "description": description,
+        "schema": schema,
+    }
+    return {"parameters": [parameter]}
+
+
+def only(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An object of exactly these properties, `required` ones present (a branch of `query_object`)."""
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
 _JSON_BODY_KEY = "x-json-request-body"
 _JSON_BODIES: dict[str, tuple[type[BaseModel], tuple[str, ...]]] = {}
 

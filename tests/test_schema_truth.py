@@ -145,3 +145,23 @@ def test_a_window_with_no_time_in_it_holds_nothing(client: TestClient, role_head
         "/bookings", params={"resource_id": resource.json()["id"], "from": later, "to": earlier}, headers=admin
     )
     assert (bookings.status_code, bookings.json()["items"]) == (200, [])
+
+
+def test_parameters_that_go_together_are_one_object() -> None:
+    from jsonschema import Draft202012Validator
+
+    spec = document()
+    found = dict(parameters(spec))
+    bookings = Draft202012Validator({**found["GET /bookings query.filter"]["schema"], "components": spec["components"]})
+    window = {"from": "2026-11-23T00:00:00Z", "to": "2026-11-24T00:00:00Z"}
+    assert bookings.is_valid({"resource_id": "r1"})
+    assert bookings.is_valid({"subscriber_uid": "s1", **window})
+    assert bookings.is_valid({"status": "CONFIRMED", **window})
+    assert not bookings.is_valid({"status": "CONFIRMED"})  # a status needs its window
+    assert not bookings.is_valid({"resource_id": "r1", "status": "CONFIRMED", **window})
+    assert not bookings.is_valid({})
+    audit = found["GET /audit query.entity"]
+    assert audit["required"] is False
+    entity = Draft202012Validator(audit["schema"])
+    assert entity.is_valid({"entity_type": "subscriber", "entity_id": "sub-1"})
+    assert not entity.is_valid({"entity_id": "sub-1"})  # an id needs its type

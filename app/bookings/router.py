@@ -31,7 +31,7 @@ from app.bookings.schemas import (
 )
 from app.bookings.service import MAX_DAILY_COUNTS
 from app.concurrency import IF_MATCH_OPTIONAL, Versions, etag
-from app.openapi import error_responses
+from app.openapi import error_responses, only, query_object
 from app.storage.records import BookingStatus
 
 resources_router = APIRouter(prefix="/bookings/resources", tags=["resources"])
@@ -170,6 +170,26 @@ def availability(
 # --- bookings -----------------------------------------------------------------------------------------
 
 
+_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_FROM = {"from": {"type": "string", "format": "date-time", "description": "Start at or after."}}
+_TO = {"to": {"type": "string", "format": "date-time", "description": "Start before."}}
+_STATUS = {"status": {"$ref": "#/components/schemas/BookingStatus"}}
+# One filter, and a window that a status needs (a status is over every resource and subscriber).
+BOOKINGS_FILTER = query_object(
+    "filter",
+    {
+        "oneOf": [
+            only({"resource_id": _ID}, {**_FROM, **_TO}),
+            only({"subscriber_uid": _ID}, {**_FROM, **_TO}),
+            only({**_STATUS, **_FROM, **_TO}),
+        ]
+    },
+    required=True,
+    description="Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; "
+    "`from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (at most 366 days).",
+)
+
+
 @bookings_router.post(
     "",
     operation_id="bookings_create",
@@ -207,15 +227,16 @@ def create_booking(
     summary="Bookings of one resource, one subscriber, or with one status (from/to required), by start time",
     response_model=BookingPage,
     responses=error_responses(404, 401, 403, 422),
+    openapi_extra=BOOKINGS_FILTER,
 )
 def list_bookings(
     _: Reader,
     service: BookingServiceDep,
-    resource_id: Annotated[str | None, Query(max_length=64)] = None,
-    subscriber_uid: Annotated[str | None, Query(max_length=64)] = None,
-    booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
-    start_from: Annotated[IsoDateTime | None, Query(alias="from", description="Start at or after.")] = None,
-    start_to: Annotated[IsoDateTime | None, Query(alias="to", description="Start before.")] = None,
+    resource_id: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
+    subscriber_uid: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
+    booking_status: Annotated[BookingStatus | None, Query(alias="status", include_in_schema=False)] = None,
+    start_from: Annotated[IsoDateTime | None, Query(alias="from", include_in_schema=False)] = None,
+    start_to: Annotated[IsoDateTime | None, Query(alias="to", include_in_schema=False)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> BookingPage:

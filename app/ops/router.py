@@ -12,7 +12,7 @@ from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.deps import RuntimeDep, SettingsDep, StoreDep
-from app.openapi import error_responses
+from app.openapi import error_responses, only, query_object
 from app.ops.dashboard import dashboard_stats
 from app.ops.schemas import AuditEntryOut, AuditPage, Check, DashboardStats, Liveness, ReadinessReport
 from app.ops.service import search_audit
@@ -48,6 +48,7 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
 
 
 audit_router = APIRouter(prefix="/audit", tags=["audit"])
+_ENTITY_TYPE = r"^[a-z_]+$"
 AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
 
 
@@ -59,12 +60,21 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
     "default: the last 7 days). Entries expire after AUDIT_RETENTION_DAYS.",
     response_model=AuditPage,
     responses=error_responses(404, 401, 403, 422),
+    openapi_extra=query_object(
+        "entity",
+        only(
+            {"entity_type": {"type": "string", "maxLength": 32, "pattern": _ENTITY_TYPE}},
+            {"entity_id": {"type": "string", "maxLength": 128}},
+        ),
+        required=False,
+        description="`entity_type` (e.g. `subscriber`), optionally with `entity_id`: an id needs its type.",
+    ),
 )
 def search(
     principal: AuditReader,
     store: StoreDep,
-    entity_type: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
-    entity_id: Annotated[str | None, Query(max_length=128)] = None,
+    entity_type: Annotated[str | None, Query(max_length=32, pattern=_ENTITY_TYPE, include_in_schema=False)] = None,
+    entity_id: Annotated[str | None, Query(max_length=128, include_in_schema=False)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[IsoDateTime | None, Query()] = None,
     until: Annotated[IsoDateTime | None, Query()] = None,

@@ -16,7 +16,7 @@ from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.concurrency import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, Versions, etag
 from app.errors import UnsupportedMediaType
-from app.openapi import error_responses, json_request_body
+from app.openapi import error_responses, json_request_body, only, query_object
 from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
@@ -46,30 +46,22 @@ RequiredVersions = Annotated[Versions, Depends(IF_MATCH_REQUIRED)]
 OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
 
 
-def _only(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": {name: schema}, "required": [name], "additionalProperties": False}
-
-
-# "Exactly one of" in the schema: the four criteria are the properties of one exploded object
-# (each is still its own query parameter on the wire, `?imsi=...`), of which `oneOf` admits one.
-SEARCH_CRITERION: dict[str, Any] = {
-    "name": "criterion",
-    "in": "query",
-    "required": True,
-    "style": "form",
-    "explode": True,
-    "description": "Exactly one of `msisdn`, `imsi`, `email` or `uid_prefix`, each sent as its own query "
-    "parameter, e.g. `?imsi=234150999999999`.",
-    "schema": {
+# "Exactly one of": the four criteria are the properties of one exploded object, of which `oneOf`
+# admits one (each is still its own query parameter on the wire, `?imsi=...`).
+SEARCH_CRITERION = query_object(
+    "criterion",
+    {
         "oneOf": [
-            _only("msisdn", {"type": "string", "maxLength": 32, "format": PHONE_NUMBER_FORMAT}),
-            _only("imsi", {"type": "string", "pattern": rf"^\s*{IMSI_PATTERN.pattern}\s*$"}),
-            _only("email", {"type": "string", "maxLength": MAX_EMAIL_LENGTH, "format": "email"}),
-            _only("uid_prefix", {"type": "string", "pattern": f"^{UID_PATTERN.pattern}$"}),
+            only({"msisdn": {"type": "string", "maxLength": 32, "format": PHONE_NUMBER_FORMAT}}),
+            only({"imsi": {"type": "string", "pattern": rf"^\s*{IMSI_PATTERN.pattern}\s*$"}}),
+            only({"email": {"type": "string", "maxLength": MAX_EMAIL_LENGTH, "format": "email"}}),
+            only({"uid_prefix": {"type": "string", "pattern": f"^{UID_PATTERN.pattern}$"}}),
         ]
     },
-    "examples": {"imsi": {"value": {"imsi": "234150999999999"}}, "msisdn": {"value": {"msisdn": "+447911123456"}}},
-}
+    required=True,
+    description="Exactly one of `msisdn`, `imsi`, `email` or `uid_prefix`, each sent as its own query "
+    "parameter, e.g. `?imsi=234150999999999`.",
+)
 
 
 async def get_subscriber_service(request: Request) -> SubscriberService:
@@ -184,7 +176,7 @@ def list_subscribers(
     "email matches case-insensitively. Viewers may search by imsi or email too; results are masked.",
     response_model=SubscriberPage,
     responses=error_responses(404, 401, 403, 422),
-    openapi_extra={"parameters": [SEARCH_CRITERION]},
+    openapi_extra=SEARCH_CRITERION,
 )
 def search_subscribers(
     principal: Reader,
