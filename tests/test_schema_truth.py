@@ -165,3 +165,13 @@ def test_parameters_that_go_together_are_one_object() -> None:
     entity = Draft202012Validator(audit["schema"])
     assert entity.is_valid({"entity_type": "subscriber", "entity_id": "sub-1"})
     assert not entity.is_valid({"entity_id": "sub-1"})  # an id needs its type
+
+
+def test_an_email_at_a_special_use_domain_is_outside_the_schema() -> None:
+    from jsonschema import Draft202012Validator, FormatChecker
+
+    content = document()["paths"]["/subscribers"]["post"]["requestBody"]["content"]["application/json"]
+    email = Draft202012Validator(content["schema"]["properties"]["email"]["anyOf"][0], format_checker=FormatChecker())
+    assert email.is_valid("jane.doe@example.com")
+    for refused in ("jane@host.test", "jane@LOCALHOST", "jane@x.Onion"):
+        assert not email.is_valid(refused), refused

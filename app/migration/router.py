@@ -69,7 +69,7 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, response: Re
         "requestBody": {
             "required": True,
             "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
+                media: {"schema": {"type": "string", "format": "binary", "minLength": 1}}  # empty: 422
                 for media in ("text/csv", "application/json", "application/x-ndjson", "application/octet-stream")
             },
         }

@@ -287,6 +287,19 @@ _SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test"
 MAX_EMAIL_LENGTH = 254
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{char}{char.upper()}]" for char in word)
+
+
+# What the document adds to `format: email`: the refused special-use domains (RFC 6761), any case.
+EMAIL_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "maxLength": MAX_EMAIL_LENGTH,
+    "format": "email",
+    "not": {"pattern": rf"[.@]({'|'.join(_any_case(name) for name in _SPECIAL_USE_DOMAINS)})\.?$"},
+}
+
+
 def normalise_email(value: str) -> str:
     """Lower-cased address: the portal treats addresses case-insensitively (and searches them so)."""
     address = value.strip().lower()

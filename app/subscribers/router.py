@@ -20,7 +20,14 @@ from app.openapi import error_responses, json_request_body, only, query_object
 from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
-from app.subscribers.fields import IMSI_PATTERN, MAX_EMAIL_LENGTH, PHONE_NUMBER_FORMAT, PLAN_PATTERN, UID_PATTERN
+from app.subscribers.fields import (
+    EMAIL_SCHEMA,
+    IMSI_PATTERN,
+    MAX_EMAIL_LENGTH,
+    PHONE_NUMBER_FORMAT,
+    PLAN_PATTERN,
+    UID_PATTERN,
+)
 from app.subscribers.schemas import (
     HistoryEntryOut,
     HistoryPage,
@@ -54,7 +61,7 @@ SEARCH_CRITERION = query_object(
         "oneOf": [
             only({"msisdn": {"type": "string", "maxLength": 32, "format": PHONE_NUMBER_FORMAT}}),
             only({"imsi": {"type": "string", "pattern": rf"^\s*{IMSI_PATTERN.pattern}\s*$"}}),
-            only({"email": {"type": "string", "maxLength": MAX_EMAIL_LENGTH, "format": "email"}}),
+            only({"email": EMAIL_SCHEMA}),
             only({"uid_prefix": {"type": "string", "pattern": f"^{UID_PATTERN.pattern}$"}}),
         ]
     },

@@ -29,6 +29,7 @@ from pydantic import (
 from app.errors import FieldError
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import (
+    EMAIL_SCHEMA,
     ICCID_FORMAT,
     IMSI_PATTERN,
     MAX_ATTRIBUTES,
@@ -106,7 +107,11 @@ Email = Annotated[
     str,
     StringConstraints(max_length=MAX_EMAIL_LENGTH),
     AfterValidator(normalise_email),
-    Field(description="Stored lower-cased.", examples=["jane.doe@example.com"], json_schema_extra={"format": "email"}),
+    Field(
+        description="Stored lower-cased; not at a special-use domain (`.test`, `.local`, ...).",
+        examples=["jane.doe@example.com"],
+        json_schema_extra=EMAIL_SCHEMA,
+    ),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 PlanCode = Annotated[
