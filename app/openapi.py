@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from app.errors import FieldError, Problem
 
 _DESCRIPTIONS = {
-    400: "Bad request",
+    400: "Bad request: a body that can't be parsed at all (e.g. multipart without its boundary)",
     401: "Missing, invalid, expired or revoked credentials",
     403: "Signed in, but the role may not do this",
     404: "Not found (for a list: the cursor names no page of this query)",

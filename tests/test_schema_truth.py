@@ -175,3 +175,22 @@ def test_an_email_at_a_special_use_domain_is_outside_the_schema() -> None:
     assert email.is_valid("jane.doe@example.com")
     for refused in ("jane@host.test", "jane@LOCALHOST", "jane@x.Onion"):
         assert not email.is_valid(refused), refused
+
+
+def test_a_malformed_multipart_body_is_a_documented_problem(
+    client: TestClient, role_headers: dict[str, dict[str, str]]
+) -> None:
+    """A part without its name is a 422 naming the field; a body the parser can't split at all
+    (no boundary) is Starlette's 400, which the document now lists."""
+    documented = document()["paths"]["/migration/upload"]["post"]["responses"]
+    for content_type, body in (
+        ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=file\r\n\r\nno end"),
+        ("multipart/form-data", b"no boundary"),
+        ("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: nonsense\r\n\r\nx\r\n--b--\r\n"),
+    ):
+        response = client.post(
+            "/migration/upload", content=body, headers={**role_headers["admin"], "Content-Type": content_type}
+        )
+        assert str(response.status_code) in documented, response.text
+        assert response.status_code in (400, 422), response.text
+        assert response.headers["content-type"] == "application/problem+json"

@@ -98,7 +98,8 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
     summary="Create and start an import from a small multipart upload in one call",
     response_model=JobOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(401, 403, 409, 413, 422),
+    # 400: a body the multipart parser can't split at all (e.g. no boundary in its Content-Type).
+    responses=error_responses(400, 401, 403, 409, 413, 422),
 )
 def upload(
     principal: Runner,
