@@ -194,3 +194,27 @@ def test_a_malformed_multipart_body_is_a_documented_problem(
         assert str(response.status_code) in documented, response.text
         assert response.status_code in (400, 422), response.text
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_attribute_numbers_are_bounded_to_what_every_store_keeps(
+    client: TestClient, role_headers: dict[str, dict[str, str]]
+) -> None:
+    """DynamoDB keeps numbers of magnitude 1e-130 to 1e126 only: beyond, a 422, never a 500."""
+    from tests.subscribers.test_api import body
+
+    operator = role_headers["operator"]
+    for n, value in enumerate((-1.4390057870960898e269, 1e-200, 1e126)):
+        response = client.post("/subscribers", json=body(n, attributes={"x": value}), headers=operator)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["field"].startswith("body.attributes")
+    for n, value in enumerate((9.5e124, -2.5e-130, 0.5, 1e20), start=10):
+        response = client.post("/subscribers", json=body(n, attributes={"x": value}), headers=operator)
+        assert response.status_code == 201, response.text
+    schema = document()["paths"]["/subscribers"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    from jsonschema import Draft202012Validator
+
+    values = Draft202012Validator(schema["properties"]["attributes"]["additionalProperties"])
+    assert not values.is_valid(1e126)
+    assert not values.is_valid(1e-200)
+    assert values.is_valid(9.5e124)
+    assert values.is_valid(2**53 - 1)

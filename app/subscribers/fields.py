@@ -48,6 +48,9 @@ MAX_ATTRIBUTES_BYTES = 8192
 MAX_ATTRIBUTE_STRING = 1024
 # Integers beyond 2^53 lose precision in JavaScript clients; MongoDB stores at most 64-bit integers.
 MAX_ATTRIBUTE_INT = 2**53 - 1
+# DynamoDB keeps numbers of magnitude 1e-130 to just under 1e126 (it refuses others outright).
+MIN_ATTRIBUTE_MAGNITUDE = 1e-130
+MAX_ATTRIBUTE_MAGNITUDE = 1e125
 
 AttributeValue = str | int | float | bool
 
@@ -357,6 +360,11 @@ def normalise_attribute_value(key: str, value: Any) -> AttributeValue:
             raise ValueError(f"attribute {key!r}: numbers must be finite")
         if value.is_integer() and abs(value) <= MAX_ATTRIBUTE_INT:
             return int(value)
+        if not MIN_ATTRIBUTE_MAGNITUDE <= abs(value) <= MAX_ATTRIBUTE_MAGNITUDE:
+            raise ValueError(
+                f"attribute {key!r}: numbers are 0 or of magnitude {MIN_ATTRIBUTE_MAGNITUDE:g} to "
+                f"{MAX_ATTRIBUTE_MAGNITUDE:g}"
+            )
         return value
     if isinstance(value, str):
         if len(value) > MAX_ATTRIBUTE_STRING:

@@ -32,9 +32,13 @@ from app.subscribers.fields import (
     EMAIL_SCHEMA,
     ICCID_FORMAT,
     IMSI_PATTERN,
+    MAX_ATTRIBUTE_INT,
+    MAX_ATTRIBUTE_MAGNITUDE,
+    MAX_ATTRIBUTE_STRING,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
     MAX_EMAIL_LENGTH,
+    MIN_ATTRIBUTE_MAGNITUDE,
     PHONE_NUMBER_FORMAT,
     PLAN_PATTERN,
     RESERVED_UIDS,
@@ -124,11 +128,18 @@ PlanCode = Annotated[
         json_schema_extra={"pattern": rf"^\s*{PLAN_PATTERN.pattern}\s*$"},
     ),
 ]
+_ATTRIBUTE_VALUE: list[dict[str, Any]] = [
+    {"type": "string", "maxLength": MAX_ATTRIBUTE_STRING},
+    {"type": "boolean"},
+    {"type": "integer", "minimum": -MAX_ATTRIBUTE_INT, "maximum": MAX_ATTRIBUTE_INT},
+    {"type": "number", "minimum": MIN_ATTRIBUTE_MAGNITUDE, "maximum": MAX_ATTRIBUTE_MAGNITUDE},
+    {"type": "number", "minimum": -MAX_ATTRIBUTE_MAGNITUDE, "maximum": -MIN_ATTRIBUTE_MAGNITUDE},
+]
 _ATTRIBUTES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "maxProperties": MAX_ATTRIBUTES,
     "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]{0,63}$"},
-    "additionalProperties": {"type": ["string", "number", "boolean"]},
+    "additionalProperties": {"anyOf": _ATTRIBUTE_VALUE},
     "description": f"Operator-specific flat map of scalars: at most {MAX_ATTRIBUTES} keys and "
     f"{MAX_ATTRIBUTES_BYTES} bytes as JSON; strings at most 1024 characters.",
     "examples": [{"tier": "gold", "roaming": True, "credit_limit": 50}],
@@ -139,7 +150,7 @@ AttributesPatch = Annotated[
     WithJsonSchema(
         {
             **_ATTRIBUTES_SCHEMA,
-            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            "additionalProperties": {"anyOf": [*_ATTRIBUTE_VALUE, {"type": "null"}]},
             "description": "Merged into the current attributes; a null value removes that key.",
         }
     ),
