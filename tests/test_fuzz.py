@@ -27,7 +27,7 @@ from tests.servers import uvicorn_server
 
 ADMIN_PASSWORD = "fuzz-admin-password-1"
 SESSION_CHANGING = ["auth_logout", "auth_change_password", "users_reset_password", "users_update", "users_delete"]
-MAX_EXAMPLES = os.environ.get("FUZZ_MAX_EXAMPLES", "15")
+MAX_EXAMPLES = os.environ.get("FUZZ_MAX_EXAMPLES", "30")
 HERE = Path(__file__).resolve().parent
 
 
