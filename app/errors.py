@@ -78,10 +78,11 @@ class ProblemType(Enum):
     )
     INVALID_CURSOR = (
         "invalid-cursor",
-        400,
+        404,
         "Invalid cursor",
-        "The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): "
-        "start again from the first page.",
+        "The `cursor` has the documented shape but was not issued for this query (edited, forged, or from "
+        "another query), so the page it names does not exist (`errors` names `query.cursor`): start again from "
+        "the first page. A cursor of another shape is a 422.",
     )
     UNAUTHORIZED = (
         "unauthorized",

@@ -49,6 +49,13 @@ def invalid(*errors: tuple[str, FieldCode]) -> Documented:
     return Documented(ProblemType.VALIDATION_ERROR, errors)
 
 
+# What an operation taking If-Match (`app.concurrency.IfMatch`) may answer: stale, malformed, missing or `*`.
+IF_MATCH_PROBLEMS = (
+    Documented(ProblemType.PRECONDITION_FAILED),
+    invalid(("header.if-match", FieldCode.INVALID_ETAG)),
+    Documented(ProblemType.PRECONDITION_REQUIRED),
+)
+
 # Where a response lists its problems until `build_openapi` turns them into examples: routes are
 # declared at import (a Lambda cold start), the document is built when first asked for.
 _PROBLEMS_KEY = "x-problems"
@@ -121,6 +128,35 @@ def request_body(content: dict[str, type[BaseModel]]) -> dict[str, Any]:
     return {_BODY_KEY: key}
 
 
+def query_object(name: str, schema: dict[str, Any], *, required: bool, description: str) -> dict[str, Any]:
+    """`openapi_extra` documenting query parameters that go together as one exploded object.
+
+    On the wire each property is its own query parameter (`?status=...&from=...`); the object's
+    schema states what plain parameters can't: "exactly one of" (`oneOf`), "this one needs that
+    one" (`required` inside a branch). The route declares the parameters with `include_in_schema=False`.
+    """
+    parameter = {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "style": "form",
+        "explode": True,
+        "description": description,
+        "schema": schema,
+    }
+    return {"parameters": [parameter]}
+
+
+def only(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An object of exactly these properties, `required` ones present (a branch of `query_object`)."""
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
 def json_request_body(model: type[BaseModel], *media_types: str) -> dict[str, Any]:
     """`request_body` of one model, sent as `media_types` (default `application/json`)."""
     return request_body(dict.fromkeys(media_types or ("application/json",), model))
@@ -144,9 +180,89 @@ def _request_body(key: str, schemas: dict[str, Any]) -> dict[str, Any]:
     return {"required": True, "content": content}
 
 
+# Links from each creating operation's 201 to the operations that take the new id (and, for
+# versioned things, the ETag it answered with as If-Match): clients and stateful fuzzers chain them.
+_CREATED_LINKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "subscribers_create": (
+        "path.uid",
+        "$response.body#/uid",
+        ("subscribers_get", "subscribers_replace", "subscribers_update", "subscribers_delete", "subscribers_history"),
+    ),
+    "resources_create": (
+        "path.resource_id",
+        "$response.body#/id",
+        ("resources_get", "resources_update", "resources_delete", "resources_availability"),
+    ),
+    "bookings_create": (
+        "path.booking_id",
+        "$response.body#/id",
+        ("bookings_get", "bookings_cancel", "bookings_reschedule", "bookings_complete", "bookings_no_show"),
+    ),
+    "jobs_create": (
+        "path.job_id",
+        "$response.body#/job/id",
+        ("jobs_get", "jobs_put_input", "jobs_errors", "jobs_output", "jobs_cancel", "jobs_rollback"),
+    ),
+    "jobs_upload": (
+        "path.job_id",
+        "$response.body#/id",
+        ("jobs_get", "jobs_errors", "jobs_output", "jobs_cancel", "jobs_rollback"),
+    ),
+    "users_create": (
+        "path.username",
+        "$response.body#/username",
+        ("users_get", "users_update", "users_delete", "users_reset_password"),
+    ),
+}
+
+
+def _created_links(operation_id: str, versioned: set[str]) -> dict[str, Any]:
+    parameter, expression, targets = _CREATED_LINKS[operation_id]
+    links = {}
+    for target in targets:
+        parameters = {parameter: expression}
+        if target in versioned:
+            parameters["header.if-match"] = "$response.header.ETag"
+        links[target] = {"operationId": target, "parameters": parameters}
+    return links
+
+
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's schema without FastAPI's `| null`: a query string or header can't carry null,
+    an optional parameter is simply left out (and then has its default)."""
+    variants = schema.get("anyOf")
+    if not isinstance(variants, list) or {"type": "null"} not in variants:
+        return schema
+    rest = [variant for variant in variants if variant != {"type": "null"}]
+    others = {key: value for key, value in schema.items() if key != "anyOf"}
+    return {**rest[0], **others} if len(rest) == 1 else {**others, "anyOf": rest}
+
+
+def _password_policy(node: Any, min_length: int) -> None:
+    """The configured minimum in place of the new-password marker: at least `min_length` characters
+    from the first to the last that is not a space (padding doesn't count, as the service says)."""
+    from app.auth.schemas import PASSWORD_POLICY_MARKER
+
+    if isinstance(node, dict):
+        if node.pop(PASSWORD_POLICY_MARKER, False):
+            node["minLength"] = min_length
+            node["pattern"] = rf"^\s*\S[\s\S]{{{min_length - 2},}}\S\s*$"
+            node["description"] = (
+                f"At least {min_length} characters (PASSWORD_MIN_LENGTH), not counting spaces at either end; "
+                "at most 1024 bytes; not the username."
+            )
+        for value in node.values():
+            _password_policy(value, min_length)
+    elif isinstance(node, list):
+        for item in node:
+            _password_policy(item, min_length)
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
     from app.auth.policy import allows
+    from app.concurrency import IfMatch
+    from app.config import Settings
     from app.storage.records import Role
 
     schema = get_openapi(
@@ -172,23 +288,42 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         ("code", "meaning"),
         [(f"`{code.value}`", code.meaning) for code in FieldCode],
     )
+    # The running app's minimum; an app built without a runtime (a test's) documents the default.
+    runtime = getattr(app.state, "runtime", None)
+    settings = runtime.settings if runtime is not None else Settings(_env_file=None)
+    _password_policy(schema, settings.password_min_length)
 
     policies = {}
+    if_match_parameters: dict[str, dict[str, Any]] = {}
     for route in app.routes:
         if isinstance(route, APIRoute):
+            operation_id = route.unique_id if route.operation_id is None else route.operation_id
             found = [dep.call for dep in route.dependant.dependencies if isinstance(dep.call, Policy)]
-            policies[route.unique_id if route.operation_id is None else route.operation_id] = (
-                found[0] if found else None
-            )
+            policies[operation_id] = found[0] if found else None
+            # The If-Match dependency reads the header itself (a missing one is a 428, not a 422).
+            for dependency in route.dependant.dependencies:
+                if isinstance(dependency.call, IfMatch):
+                    if_match_parameters[operation_id] = dependency.call.openapi_parameter()
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             if _BODY_KEY in operation:
                 operation["requestBody"] = _request_body(operation.pop(_BODY_KEY), schemas)
             _rename_generated_body(operation, schemas)
+            for parameter in operation.get("parameters", []):
+                parameter["schema"] = _without_null(parameter["schema"])
             responses = operation.setdefault("responses", {})
             policy = policies.get(operation.get("operationId", ""))
+            operation_id = operation.get("operationId", "")
+            if operation_id in _CREATED_LINKS:
+                responses["201"]["links"] = _created_links(operation_id, set(if_match_parameters))
             # Every operation that uses the store may find it unavailable (the health probes report it their way).
-            implied = [] if "health" in operation.get("tags", ()) else [ProblemType.SERVICE_UNAVAILABLE]
+            implied: list[ProblemType | Documented] = (
+                [] if "health" in operation.get("tags", ()) else [ProblemType.SERVICE_UNAVAILABLE]
+            )
+            if_match = if_match_parameters.get(operation_id)
+            if if_match is not None:
+                operation.setdefault("parameters", []).append(if_match)
+                implied += IF_MATCH_PROBLEMS
             if "requestBody" in operation:
                 implied.append(ProblemType.PAYLOAD_TOO_LARGE)
             if "201" in responses:
@@ -199,8 +334,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
                 implied.append(ProblemType.UNAUTHORIZED)
                 if refused:
                     implied.append(ProblemType.FORBIDDEN)
-            for kind in implied:
-                _list_problem(responses.setdefault(str(kind.status), {"description": ""}), Documented(kind))
+            for item in implied:
+                documented = item if isinstance(item, Documented) else Documented(item)
+                _list_problem(responses.setdefault(str(documented.problem.status), {"description": ""}), documented)
             instance = _example_path(path, operation)
             needs = policy.capability.value if policy and policy.capability else ""
             forbidden = f"role {refused[0].value!r} may not do this (needs {needs})" if refused else None

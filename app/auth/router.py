@@ -4,11 +4,12 @@
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.api_types import Cursor
 from app.auth.deps import AUTHENTICATED, PUBLIC, AuthServiceDep, CurrentUser, client_ip, require
 from app.auth.policy import Capability
 from app.auth.schemas import (
@@ -142,6 +143,10 @@ def change_password(
     return service.change_password(principal, body)
 
 
+# As stored, any case: the path is read case-insensitively.
+UsernamePath = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")]
+
+
 def _username(username: str) -> str:
     try:
         return normalise_username(username)
@@ -160,7 +165,7 @@ def list_users(
     _: AdminUser,
     service: AuthServiceDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> UserPage:
     page = service.list_users(limit=limit, cursor=cursor)
     return UserPage(items=[UserOut.of(user) for user in page.items], next_cursor=page.next_cursor)
@@ -191,9 +196,9 @@ def create_user(
     operation_id="users_get",
     summary="One user (admin)",
     response_model=UserOut,
-    responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.username", FieldCode.INVALID_USERNAME))),
+    responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.username", FieldCode.PATTERN_MISMATCH))),
 )
-def get_user(username: str, _: AdminUser, service: AuthServiceDep) -> UserOut:
+def get_user(username: UsernamePath, _: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.get_user(_username(username)))
 
 
@@ -205,10 +210,10 @@ def get_user(username: str, _: AdminUser, service: AuthServiceDep) -> UserOut:
     responses=error_responses(
         ProblemType.NOT_FOUND,
         ProblemType.PRECONDITION_FAILED,
-        invalid(("path.username", FieldCode.INVALID_USERNAME), ("body.role", FieldCode.INVALID_CHOICE)),
+        invalid(("path.username", FieldCode.PATTERN_MISMATCH), ("body.role", FieldCode.INVALID_CHOICE)),
     ),
 )
-def update_user(username: str, body: UserUpdate, admin: AdminUser, service: AuthServiceDep) -> UserOut:
+def update_user(username: UsernamePath, body: UserUpdate, admin: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.update_user(admin.username, _username(username), body))
 
 
@@ -218,10 +223,10 @@ def update_user(username: str, body: UserUpdate, admin: AdminUser, service: Auth
     summary="Delete a user (admin); the last active admin can't be deleted",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=error_responses(
-        ProblemType.NOT_FOUND, ProblemType.PRECONDITION_FAILED, invalid(("path.username", FieldCode.INVALID_USERNAME))
+        ProblemType.NOT_FOUND, ProblemType.PRECONDITION_FAILED, invalid(("path.username", FieldCode.PATTERN_MISMATCH))
     ),
 )
-def delete_user(username: str, admin: AdminUser, service: AuthServiceDep) -> Response:
+def delete_user(username: UsernamePath, admin: AdminUser, service: AuthServiceDep) -> Response:
     service.delete_user(admin.username, _username(username))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -238,5 +243,5 @@ def delete_user(username: str, admin: AdminUser, service: AuthServiceDep) -> Res
         ProblemType.SERVICE_BUSY,
     ),
 )
-def reset_password(username: str, body: PasswordReset, admin: AdminUser, service: AuthServiceDep) -> UserOut:
+def reset_password(username: UsernamePath, body: PasswordReset, admin: AdminUser, service: AuthServiceDep) -> UserOut:
     return UserOut.of(service.reset_password(admin.username, _username(username), body.new_password))

@@ -4,7 +4,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StrictBool, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from app.errors import FieldCode, invalid_value
 from app.storage.records import Role, UserRecord
@@ -23,9 +32,25 @@ def normalise_username(value: str) -> str:
     return value
 
 
-Username = Annotated[str, StringConstraints(max_length=64), AfterValidator(normalise_username)]
-# Policy (minimum length, not the username) is checked by the service, which knows the settings.
+# The documented pattern is the stored one, any case (usernames are compared in lower case).
+USERNAME_SCHEMA_PATTERN = r"^\s*[A-Za-z0-9][A-Za-z0-9._-]{2,63}\s*$"
+Username = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(normalise_username),
+    Field(json_schema_extra={"pattern": USERNAME_SCHEMA_PATTERN}),
+]
+# A password as sent to sign in (any the account was given, legacy ones included).
 Password = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# A password being set: the service checks the policy (PASSWORD_MIN_LENGTH without the padding at
+# either end, at most 1024 bytes, not the username); `app.openapi` writes the length into the
+# document from the settings in place of the marker.
+PASSWORD_POLICY_MARKER = "x-password-policy"  # noqa: S105 - a schema keyword, not a password
+NewPassword = Annotated[
+    str,
+    StringConstraints(max_length=1024),
+    WithJsonSchema({"type": "string", "maxLength": 1024, PASSWORD_POLICY_MARKER: True}),
+]
 
 
 class StrictModel(BaseModel):
@@ -85,7 +110,7 @@ class TokenPair(BaseModel):
 
 class PasswordChange(StrictModel):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
     model_config = ConfigDict(
         extra="forbid",
@@ -96,7 +121,7 @@ class PasswordChange(StrictModel):
 
 
 class PasswordReset(StrictModel):
-    new_password: Password
+    new_password: NewPassword
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"example": {"new_password": "a temporary passphrase 7"}}
@@ -105,7 +130,7 @@ class PasswordReset(StrictModel):
 
 class UserCreate(StrictModel):
     username: Username
-    password: Password
+    password: NewPassword
     role: Role = Role.VIEWER
     email: EmailStr | None = None
     full_name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)] | None = None

@@ -3,12 +3,11 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.api_types import IsoDate, IsoDateTime
+from app.api_types import Cursor, IsoDate, IsoDateTime
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -30,9 +29,11 @@ from app.bookings.schemas import (
     ResourceUpdate,
     SlotOut,
 )
+from app.bookings.service import MAX_DAILY_COUNTS
+from app.concurrency import IF_MATCH_OPTIONAL, Versions, etag
 from app.deps import route_path
-from app.errors import FieldCode, InvalidInput, ProblemType
-from app.openapi import error_responses, invalid, problem
+from app.errors import FieldCode, ProblemType
+from app.openapi import error_responses, invalid, only, problem, query_object
 from app.storage.records import BookingStatus
 
 resources_router = APIRouter(prefix="/bookings/resources", tags=["resources"])
@@ -44,25 +45,7 @@ ResourceWriter = Annotated[Principal, Depends(require(Capability.RESOURCES_WRITE
 ResourceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 BookingId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=2048)]
-IfMatch = Annotated[
-    str | None,
-    Header(max_length=64, description='The resource\'s ETag (`"<version>"`): the change applies only to that version.'),
-]
-_ETAG = re.compile(r'^(?:W/)?"(\d{1,9})"$')
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    match = _ETAG.match(if_match.strip())
-    if not match:
-        raise InvalidInput("header.if-match", 'expected an ETag such as "3"', code=FieldCode.INVALID_ETAG)
-    return int(match.group(1))
+OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
 
 
 # --- resources ----------------------------------------------------------------------------------------
@@ -83,7 +66,7 @@ def create_resource(
 ) -> ResourceOut:
     resource = service.create_resource(principal.username, body)
     response.headers["Location"] = route_path(request, "resources_get", resource_id=resource.id)
-    response.headers["ETag"] = _etag(resource.version)
+    response.headers["ETag"] = etag(resource.version)
     return ResourceOut.of(resource)
 
 
@@ -108,7 +91,7 @@ def list_resources(_: Reader, service: BookingServiceDep, limit: Limit = 50, cur
 )
 def get_resource(resource_id: ResourceId, _: Reader, service: BookingServiceDep, response: Response) -> ResourceOut:
     resource = service.get_resource(resource_id)
-    response.headers["ETag"] = _etag(resource.version)
+    response.headers["ETag"] = etag(resource.version)
     return ResourceOut.of(resource)
 
 
@@ -131,13 +114,11 @@ def update_resource(
     principal: ResourceWriter,
     service: BookingServiceDep,
     response: Response,
-    if_match: IfMatch = None,
+    versions: OptionalVersions,
     force: Annotated[bool, Query(description="Apply even if confirmed bookings are left outside.")] = False,
 ) -> ResourceChange:
-    result = service.update_resource(
-        principal.username, resource_id, body, force=force, expected_version=_expected_version(if_match)
-    )
-    response.headers["ETag"] = _etag(result.resource.version)
+    result = service.update_resource(principal.username, resource_id, body, force=force, expected_versions=versions)
+    response.headers["ETag"] = etag(result.resource.version)
     return ResourceChange(
         resource=ResourceOut.of(result.resource),
         bookings_outside_schedule=[AffectedBooking.model_validate(b.model_dump()) for b in result.outside_schedule],
@@ -158,9 +139,9 @@ def update_resource(
     ),
 )
 def delete_resource(
-    resource_id: ResourceId, principal: ResourceWriter, service: BookingServiceDep, if_match: IfMatch = None
+    resource_id: ResourceId, principal: ResourceWriter, service: BookingServiceDep, versions: OptionalVersions
 ) -> Response:
-    service.delete_resource(principal.username, resource_id, expected_version=_expected_version(if_match))
+    service.delete_resource(principal.username, resource_id, expected_versions=versions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -206,6 +187,26 @@ def availability(
 # --- bookings -----------------------------------------------------------------------------------------
 
 
+_ID = {"type": "string", "minLength": 1, "maxLength": 64}
+_FROM = {"from": {"type": "string", "format": "date-time", "description": "Start at or after."}}
+_TO = {"to": {"type": "string", "format": "date-time", "description": "Start before."}}
+_STATUS = {"status": {"$ref": "#/components/schemas/BookingStatus"}}
+# One filter, and a window that a status needs (a status is over every resource and subscriber).
+BOOKINGS_FILTER = query_object(
+    "filter",
+    {
+        "oneOf": [
+            only({"resource_id": _ID}, {**_FROM, **_TO}),
+            only({"subscriber_uid": _ID}, {**_FROM, **_TO}),
+            only({**_STATUS, **_FROM, **_TO}),
+        ]
+    },
+    required=True,
+    description="Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; "
+    "`from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (at most 366 days).",
+)
+
+
 @bookings_router.post(
     "",
     operation_id="bookings_create",
@@ -216,7 +217,7 @@ def availability(
         problem(ProblemType.CONFLICT, ("body.start", FieldCode.SLOT_FULL)),
         problem(ProblemType.CONFLICT, ("body.subscriber_uid", FieldCode.OVERLAPPING_BOOKING)),
         problem(ProblemType.CONFLICT, ("header.idempotency-key", FieldCode.IDEMPOTENCY_IN_PROGRESS)),
-        invalid(("body.start", FieldCode.MISALIGNED_START)),
+        problem(ProblemType.CONFLICT, ("body.start", FieldCode.MISALIGNED_START)),
         invalid(("header.idempotency-key", FieldCode.IDEMPOTENCY_KEY_REUSED)),
     ),
 )
@@ -251,17 +252,18 @@ def create_booking(
     response_model=BookingPage,
     responses=error_responses(
         ProblemType.INVALID_CURSOR,
-        invalid(("query.subscriber_uid", FieldCode.EXACTLY_ONE_REQUIRED), ("query.to", FieldCode.RANGE_REVERSED)),
+        invalid(("query.subscriber_uid", FieldCode.EXACTLY_ONE_REQUIRED)),
     ),
+    openapi_extra=BOOKINGS_FILTER,
 )
 def list_bookings(
     _: Reader,
     service: BookingServiceDep,
-    resource_id: Annotated[str | None, Query(max_length=64)] = None,
-    subscriber_uid: Annotated[str | None, Query(max_length=64)] = None,
-    booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
-    start_from: Annotated[IsoDateTime | None, Query(alias="from", description="Start at or after.")] = None,
-    start_to: Annotated[IsoDateTime | None, Query(alias="to", description="Start before.")] = None,
+    resource_id: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
+    subscriber_uid: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
+    booking_status: Annotated[BookingStatus | None, Query(alias="status", include_in_schema=False)] = None,
+    start_from: Annotated[IsoDateTime | None, Query(alias="from", include_in_schema=False)] = None,
+    start_to: Annotated[IsoDateTime | None, Query(alias="to", include_in_schema=False)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> BookingPage:
@@ -288,7 +290,7 @@ def daily_counts(
     _: Reader,
     service: BookingServiceDep,
     first_day: Annotated[IsoDate, Query(alias="from", description="First day, YYYY-MM-DD.")],
-    days: Annotated[int, Query(description="How many days (1-31).")] = 8,
+    days: Annotated[int, Query(ge=1, le=MAX_DAILY_COUNTS, description="How many days.")] = 8,
     resource_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> DailyCounts:
     counts = service.daily_counts(first_day, days, resource_id)
@@ -336,7 +338,8 @@ def cancel_booking(
         problem(ProblemType.CONFLICT, ("status", FieldCode.ALREADY_STARTED)),
         problem(ProblemType.CONFLICT, ("body.start", FieldCode.SLOT_FULL)),
         ProblemType.PRECONDITION_FAILED,
-        invalid(("body.start", FieldCode.MISALIGNED_START)),
+        problem(ProblemType.CONFLICT, ("body.start", FieldCode.MISALIGNED_START)),
+        invalid(("body.start", FieldCode.MISSING)),
     ),
 )
 def reschedule_booking(

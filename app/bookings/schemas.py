@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from datetime import date as Day
 from datetime import datetime
 from itertools import pairwise
@@ -111,7 +112,12 @@ def _known_zone(name: str) -> str:
     return name
 
 
-KnownTimeZone = Annotated[TimeZoneName, AfterValidator(_known_zone)]
+# The document lists the zones this server knows (its tz database), so a client can offer them.
+KnownTimeZone = Annotated[
+    TimeZoneName,
+    AfterValidator(_known_zone),
+    Field(json_schema_extra=lambda schema: schema.update(enum=sorted(zoneinfo.available_timezones()))),
+]
 
 
 class ResourceCreate(StrictModel):
@@ -140,11 +146,20 @@ class ResourceCreate(StrictModel):
     active: StrictBool = True
 
 
+def _update_schema(schema: dict[str, Any]) -> None:
+    """Every field is optional, none nullable: leaving a field out keeps it, null is refused."""
+    schema["example"] = {"capacity": 3, "active": True}
+    for field in schema["properties"].values():
+        variants = [variant for variant in field.pop("anyOf") if variant != {"type": "null"}]
+        field.update(variants[0])
+        field.pop("default", None)
+
+
 class ResourceUpdate(StrictModel):
     """Only the fields sent change. A change that would leave confirmed bookings outside the schedule
     or over capacity is refused (409) unless `force=true`."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"capacity": 3, "active": True}})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_update_schema)
 
     name: Name | None = None
     kind: ResourceKind | None = None

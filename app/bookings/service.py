@@ -27,6 +27,7 @@ from app.bookings.schemas import (
     Weekday,
     opening_hours,
 )
+from app.concurrency import Versions, etag
 from app.config import Settings
 from app.errors import ConflictError, FieldCode, FieldError, InvalidInput, NotFoundError, PreconditionFailedError
 from app.storage.base import (
@@ -140,7 +141,7 @@ class BookingService:
         return self.store.resources.list(limit=limit, cursor=cursor)
 
     def update_resource(
-        self, actor: str, resource_id: str, body: ResourceUpdate, *, force: bool, expected_version: int | None
+        self, actor: str, resource_id: str, body: ResourceUpdate, *, force: bool, expected_versions: Versions | None
     ) -> ResourceChangeResult:
         values = body.model_dump(exclude_unset=True)
         for name, value in values.items():
@@ -148,9 +149,10 @@ class BookingService:
                 raise InvalidInput(f"body.{name}", "may not be null", code=FieldCode.NULL_NOT_ALLOWED)
         for _ in range(_ATTEMPTS):
             current = self.get_resource(resource_id)
-            if expected_version is not None and current.version != expected_version:
+            if expected_versions is not None and current.version not in expected_versions:
                 raise PreconditionFailedError(
-                    f"resource is at version {current.version}, not {expected_version}; reload it"
+                    f"resource is at version {current.version}; reload it and retry",
+                    headers={"ETag": etag(current.version)},
                 )
             changes: dict[str, Any] = {name: getattr(body, name) for name in values}
             if "weekly_schedule" in changes:
@@ -199,12 +201,13 @@ class BookingService:
             over = [booking for booking in bookings if booking.start in full]
         return outside, over
 
-    def delete_resource(self, actor: str, resource_id: str, *, expected_version: int | None) -> None:
+    def delete_resource(self, actor: str, resource_id: str, *, expected_versions: Versions | None) -> None:
         for _ in range(_ATTEMPTS):
             current = self.get_resource(resource_id)
-            if expected_version is not None and current.version != expected_version:
+            if expected_versions is not None and current.version not in expected_versions:
                 raise PreconditionFailedError(
-                    f"resource is at version {current.version}, not {expected_version}; reload it"
+                    f"resource is at version {current.version}; reload it and retry",
+                    headers={"ETag": etag(current.version)},
                 )
             future = self.store.bookings.future_confirmed_for_resource(resource_id, self.clock())
             if future:
@@ -225,11 +228,11 @@ class BookingService:
         self, resource_id: str, start: datetime, end: datetime
     ) -> tuple[ResourceRecord, list[SlotAvailability]]:
         start, end = as_utc(start), as_utc(end)
-        if end <= start:
-            raise InvalidInput("query.to", "must be after from", code=FieldCode.RANGE_REVERSED)
         if end - start > MAX_AVAILABILITY_WINDOW:
             raise InvalidInput("query.to", "the window may span at most 31 days", code=FieldCode.RANGE_TOO_LARGE)
         resource = self.get_resource(resource_id)
+        if end <= start:
+            return resource, []  # no time in the window, so no slot in it
         now = self.clock()
         taken = self.store.resources.seats_taken(resource.id, start, end)
         result = []
@@ -308,49 +311,43 @@ class BookingService:
     def _bookable_resource(self, resource_id: str) -> ResourceRecord:
         resource = self.store.resources.get(resource_id)
         if resource is None:
-            raise InvalidInput(
-                "body.resource_id", f"resource {resource_id!r} does not exist", code=FieldCode.UNKNOWN_RESOURCE
-            )
+            raise _conflict("body.resource_id", f"resource {resource_id!r} does not exist", FieldCode.UNKNOWN_RESOURCE)
         if not resource.active:
-            raise InvalidInput(
-                "body.resource_id", f"resource {resource_id!r} is not active", code=FieldCode.RESOURCE_INACTIVE
-            )
+            raise _conflict("body.resource_id", f"resource {resource_id!r} is not active", FieldCode.RESOURCE_INACTIVE)
         return resource
 
     def _check_subscriber(self, subscriber_uid: str) -> None:
         status = self.subscriber_status(subscriber_uid)
         if status is None:
-            raise InvalidInput(
-                "body.subscriber_uid",
-                f"subscriber {subscriber_uid!r} does not exist",
-                code=FieldCode.UNKNOWN_SUBSCRIBER,
+            raise _conflict(
+                "body.subscriber_uid", f"subscriber {subscriber_uid!r} does not exist", FieldCode.UNKNOWN_SUBSCRIBER
             )
         if status != BOOKABLE_STATUS:
-            raise InvalidInput(
+            raise _conflict(
                 "body.subscriber_uid",
                 f"subscriber {subscriber_uid!r} is {status}; only {BOOKABLE_STATUS} subscribers can book",
-                code=FieldCode.SUBSCRIBER_NOT_ACTIVE,
+                FieldCode.SUBSCRIBER_NOT_ACTIVE,
             )
 
     def _slot(self, resource: ResourceRecord, start: datetime, end: datetime | None, now: datetime) -> Slot:
+        """The offered slot starting at `start`. Each refusal is a 409: whether a start is bookable
+        depends on the clock and on the resource's schedule (state), not on the request's shape."""
         start = as_utc(start)
-        if end is not None and as_utc(end) <= start:
-            raise InvalidInput("body.end", "must be after start", code=FieldCode.RANGE_REVERSED)
         if start <= now:
-            raise InvalidInput("body.start", "must be in the future", code=FieldCode.IN_PAST)
+            raise _conflict("body.start", "must be in the future", FieldCode.IN_PAST)
         slot = slot_at(resource, start)
         if slot is None:
             local_day = start.astimezone(zone(resource.timezone)).date()
             if any(candidate.start < start < candidate.end for candidate in day_slots(resource, local_day)):
-                raise InvalidInput(
+                raise _conflict(
                     "body.start",
                     f"not the start of a slot: slots are {resource.slot_minutes} minutes long from each opening time",
-                    code=FieldCode.MISALIGNED_START,
+                    FieldCode.MISALIGNED_START,
                 )
-            raise InvalidInput("body.start", "outside the resource's opening hours", code=FieldCode.OUTSIDE_SCHEDULE)
+            raise _conflict("body.start", "outside the resource's opening hours", FieldCode.OUTSIDE_SCHEDULE)
         if end is not None and as_utc(end) != slot.end:
-            raise InvalidInput(
-                "body.end", f"a booking is one slot: end must be {slot.end.isoformat()}", code=FieldCode.END_MISMATCH
+            raise _conflict(
+                "body.end", f"a booking is one slot: end must be {slot.end.isoformat()}", FieldCode.END_MISMATCH
             )
         return slot
 
@@ -383,7 +380,7 @@ class BookingService:
         start_from = as_utc(start_from) if start_from else None
         start_to = as_utc(start_to) if start_to else None
         if start_from and start_to and start_to <= start_from:
-            raise InvalidInput("query.to", "must be after from", code=FieldCode.RANGE_REVERSED)
+            return Page([])  # no time in the window, so no booking starts in it
         if resource_id:
             return self.store.bookings.list_for_resource(
                 resource_id, start_from=start_from, start_to=start_to, limit=limit, cursor=cursor

@@ -11,6 +11,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -78,7 +79,7 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Req
         "requestBody": {
             "required": True,
             "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
+                media: {"schema": {"type": "string", "format": "binary", "minLength": 1}}  # empty: 422
                 for media in ("text/csv", "application/json", "application/x-ndjson", "application/octet-stream")
             },
         }
@@ -107,7 +108,11 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
     summary="Create and start an import from a small multipart upload in one call",
     response_model=JobOut,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(invalid(("form.options", FieldCode.JSON_INVALID), ("body.file", FieldCode.MISSING))),
+    # 400: a body the multipart parser can't split at all (e.g. no boundary in its Content-Type).
+    responses=error_responses(
+        ProblemType.BAD_REQUEST,
+        invalid(("form.options", FieldCode.JSON_INVALID), ("body.file", FieldCode.MISSING)),
+    ),
 )
 def upload(
     principal: Runner,
@@ -158,7 +163,7 @@ def list_jobs(
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     job_type: Annotated[JobType | None, Query(alias="type")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> JobPage:
     page = service.list_jobs(runtime, principal, status=status_filter, job_type=job_type, limit=limit, cursor=cursor)
     return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
@@ -208,7 +213,7 @@ def errors(
     runtime: RuntimeDep,
     output: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> Response | JobErrorPage:
     if output == "csv":
         return StreamingResponse(

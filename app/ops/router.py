@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.api_types import IsoDateTime
+from app.api_types import Cursor, IsoDateTime
 from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.deps import RuntimeDep, SettingsDep, StoreDep
 from app.errors import FieldCode, ProblemType
-from app.openapi import error_responses, invalid
+from app.openapi import error_responses, invalid, only, query_object
 from app.ops.dashboard import dashboard_stats
 from app.ops.schemas import AuditEntryOut, AuditPage, Check, DashboardStats, Liveness, ReadinessReport
 from app.ops.service import search_audit
@@ -49,6 +49,7 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
 
 
 audit_router = APIRouter(prefix="/audit", tags=["audit"])
+_ENTITY_TYPE = r"^[a-z_]+$"
 AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
 
 
@@ -61,19 +62,28 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
     response_model=AuditPage,
     responses=error_responses(
         ProblemType.INVALID_CURSOR,
-        invalid(("query.since", FieldCode.RANGE_REVERSED), ("query.until", FieldCode.TIMEZONE_REQUIRED)),
+        invalid(("query.until", FieldCode.TIMEZONE_REQUIRED)),
+    ),
+    openapi_extra=query_object(
+        "entity",
+        only(
+            {"entity_type": {"type": "string", "maxLength": 32, "pattern": _ENTITY_TYPE}},
+            {"entity_id": {"type": "string", "maxLength": 128}},
+        ),
+        required=False,
+        description="`entity_type` (e.g. `subscriber`), optionally with `entity_id`: an id needs its type.",
     ),
 )
 def search(
     principal: AuditReader,
     store: StoreDep,
-    entity_type: Annotated[str | None, Query(max_length=32, pattern=r"^[a-z_]+$")] = None,
-    entity_id: Annotated[str | None, Query(max_length=128)] = None,
+    entity_type: Annotated[str | None, Query(max_length=32, pattern=_ENTITY_TYPE, include_in_schema=False)] = None,
+    entity_id: Annotated[str | None, Query(max_length=128, include_in_schema=False)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[IsoDateTime | None, Query()] = None,
     until: Annotated[IsoDateTime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2048)] = None,
+    cursor: Cursor = None,
 ) -> AuditPage:
     page = search_audit(
         store,

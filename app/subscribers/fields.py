@@ -40,11 +40,19 @@ ICCID_PATTERN = re.compile(r"[0-9]{19,20}")
 PLAN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 ATTRIBUTE_KEY_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
+# OpenAPI `format`s for rules a pattern can't state: a number valid per libphonenumber's metadata
+# (E.164, or national in DEFAULT_PHONE_REGION), and 19-20 digits with a Luhn check digit.
+PHONE_NUMBER_FORMAT = "phone-number"
+ICCID_FORMAT = "iccid"
+
 MAX_ATTRIBUTES = 50
 MAX_ATTRIBUTES_BYTES = 8192
 MAX_ATTRIBUTE_STRING = 1024
 # Integers beyond 2^53 lose precision in JavaScript clients; MongoDB stores at most 64-bit integers.
 MAX_ATTRIBUTE_INT = 2**53 - 1
+# DynamoDB keeps numbers of magnitude 1e-130 to just under 1e126 (it refuses others outright).
+MIN_ATTRIBUTE_MAGNITUDE = 1e-130
+MAX_ATTRIBUTE_MAGNITUDE = 1e125
 
 AttributeValue = str | int | float | bool
 
@@ -287,6 +295,19 @@ _SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test"
 MAX_EMAIL_LENGTH = 254
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{char}{char.upper()}]" for char in word)
+
+
+# What the document adds to `format: email`: the refused special-use domains (RFC 6761), any case.
+EMAIL_SCHEMA: dict[str, object] = {
+    "type": "string",
+    "maxLength": MAX_EMAIL_LENGTH,
+    "format": "email",
+    "not": {"pattern": rf"[.@]({'|'.join(_any_case(name) for name in _SPECIAL_USE_DOMAINS)})\.?$"},
+}
+
+
 def normalise_email(value: str) -> str:
     """Lower-cased address: the portal treats addresses case-insensitively (and searches them so)."""
     address = value.strip().lower()
@@ -349,6 +370,11 @@ def normalise_attribute_value(key: str, value: Any) -> AttributeValue:
             raise invalid_value(FieldCode.INVALID_ATTRIBUTES, f"attribute {key!r}: numbers must be finite")
         if value.is_integer() and abs(value) <= MAX_ATTRIBUTE_INT:
             return int(value)
+        if not MIN_ATTRIBUTE_MAGNITUDE <= abs(value) <= MAX_ATTRIBUTE_MAGNITUDE:
+            raise ValueError(
+                f"attribute {key!r}: numbers are 0 or of magnitude {MIN_ATTRIBUTE_MAGNITUDE:g} to "
+                f"{MAX_ATTRIBUTE_MAGNITUDE:g}"
+            )
         return value
     if isinstance(value, str):
         if len(value) > MAX_ATTRIBUTE_STRING:

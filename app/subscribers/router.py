@@ -6,20 +6,29 @@
 import json
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
+from app.concurrency import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, Versions, etag
 from app.deps import route_path
 from app.errors import FieldCode, ProblemType, UnsupportedMediaType
-from app.openapi import error_responses, invalid, json_request_body, problem
+from app.openapi import error_responses, invalid, json_request_body, only, problem, query_object
 from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
-from app.subscribers.fields import PLAN_PATTERN
+from app.subscribers.fields import (
+    EMAIL_SCHEMA,
+    IMSI_PATTERN,
+    MAX_EMAIL_LENGTH,
+    PHONE_NUMBER_FORMAT,
+    PLAN_PATTERN,
+    UID_PATTERN,
+)
 from app.subscribers.schemas import (
     HistoryEntryOut,
     HistoryPage,
@@ -29,7 +38,7 @@ from app.subscribers.schemas import (
     SubscriberPatch,
     SubscriberReplace,
 )
-from app.subscribers.service import SearchField, SubscriberService, etag
+from app.subscribers.service import SearchField, SubscriberService
 
 router = APIRouter(prefix="/subscribers", tags=["subscribers"])
 Reader = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_READ))]
@@ -39,26 +48,28 @@ Model = TypeVar("Model", bound=BaseModel)
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1-200.")]
-Cursor = Annotated[str | None, Query(max_length=2048, description="`next_cursor` of the previous page.")]
 # Bounded before it reaches the store (DynamoDB refuses keys over 2 KB with an error, not a miss).
 UidPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["sub-000123"])]
-# Declared optional so that a missing header is a 428 (Precondition Required), not a 422.
-IfMatch = Annotated[
-    str | None,
-    Header(
-        max_length=512,
-        description='Required: the ETag of the version you read, e.g. `"3"` (428 without it, 412 if stale).',
-        examples=['"3"'],
-    ),
-]
-IfMatchOptional = Annotated[
-    str | None,
-    Header(
-        max_length=512,
-        description="Optional: the ETag of the version you read; when sent, a stale one is a 412.",
-        examples=['"3"'],
-    ),
-]
+RequiredVersions = Annotated[Versions, Depends(IF_MATCH_REQUIRED)]
+OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
+
+
+# "Exactly one of": the four criteria are the properties of one exploded object, of which `oneOf`
+# admits one (each is still its own query parameter on the wire, `?imsi=...`).
+SEARCH_CRITERION = query_object(
+    "criterion",
+    {
+        "oneOf": [
+            only({"msisdn": {"type": "string", "maxLength": 32, "format": PHONE_NUMBER_FORMAT}}),
+            only({"imsi": {"type": "string", "pattern": rf"^\s*{IMSI_PATTERN.pattern}\s*$"}}),
+            only({"email": EMAIL_SCHEMA}),
+            only({"uid_prefix": {"type": "string", "pattern": f"^{UID_PATTERN.pattern}$"}}),
+        ]
+    },
+    required=True,
+    description="Exactly one of `msisdn`, `imsi`, `email` or `uid_prefix`, each sent as its own query "
+    "parameter, e.g. `?imsi=234150999999999`.",
+)
 
 
 async def get_subscriber_service(request: Request) -> SubscriberService:
@@ -181,14 +192,15 @@ def list_subscribers(
         ProblemType.INVALID_CURSOR,
         invalid(("query", FieldCode.EXACTLY_ONE_REQUIRED), ("query.msisdn", FieldCode.INVALID_MSISDN)),
     ),
+    openapi_extra=SEARCH_CRITERION,
 )
 def search_subscribers(
     principal: Reader,
     service: ServiceDep,
-    msisdn: Annotated[str | None, Query(max_length=32, examples=["+447911123456"])] = None,
-    imsi: Annotated[str | None, Query(max_length=32, examples=["234150999999999"])] = None,
-    email: Annotated[str | None, Query(max_length=320, examples=["jane.doe@example.com"])] = None,
-    uid_prefix: Annotated[str | None, Query(max_length=64, examples=["sub-00"])] = None,
+    msisdn: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
+    imsi: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
+    email: Annotated[str | None, Query(max_length=MAX_EMAIL_LENGTH, include_in_schema=False)] = None,
+    uid_prefix: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> SubscriberPage:
@@ -229,11 +241,11 @@ def replace_subscriber(
     uid: UidPath,
     principal: Writer,
     service: ServiceDep,
+    versions: RequiredVersions,
     body: Annotated[SubscriberReplace, Depends(_replace_body)],
     response: Response,
-    if_match: IfMatch = None,
 ) -> SubscriberOut:
-    return _answer(response, service.replace(principal.username, uid, body, if_match), principal)
+    return _answer(response, service.replace(principal.username, uid, body, versions), principal)
 
 
 @router.patch(
@@ -257,11 +269,11 @@ def update_subscriber(
     uid: UidPath,
     principal: Writer,
     service: ServiceDep,
+    versions: RequiredVersions,
     body: Annotated[SubscriberPatch, Depends(_patch_body)],
     response: Response,
-    if_match: IfMatch = None,
 ) -> SubscriberOut:
-    return _answer(response, service.patch(principal.username, uid, body, if_match), principal)
+    return _answer(response, service.patch(principal.username, uid, body, versions), principal)
 
 
 @router.delete(
@@ -277,10 +289,8 @@ def update_subscriber(
         ProblemType.PRECONDITION_REQUIRED,
     ),
 )
-def delete_subscriber(
-    uid: UidPath, principal: Writer, service: ServiceDep, if_match: IfMatchOptional = None
-) -> Response:
-    service.delete(principal.username, uid, if_match)
+def delete_subscriber(uid: UidPath, principal: Writer, service: ServiceDep, versions: OptionalVersions) -> Response:
+    service.delete(principal.username, uid, versions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -29,9 +29,20 @@ from pydantic import (
 from app.errors import FieldCode, invalid_value
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import (
+    EMAIL_SCHEMA,
+    ICCID_FORMAT,
+    IMSI_PATTERN,
+    MAX_ATTRIBUTE_INT,
+    MAX_ATTRIBUTE_MAGNITUDE,
+    MAX_ATTRIBUTE_STRING,
     MAX_ATTRIBUTES,
     MAX_ATTRIBUTES_BYTES,
     MAX_EMAIL_LENGTH,
+    MIN_ATTRIBUTE_MAGNITUDE,
+    PHONE_NUMBER_FORMAT,
+    PLAN_PATTERN,
+    RESERVED_UIDS,
+    UID_PATTERN,
     AttributeValue,
     check_attribute_name,
     mask_email,
@@ -53,7 +64,11 @@ Uid = Annotated[
     str,
     StringConstraints(max_length=64),
     AfterValidator(normalise_uid),
-    Field(description="1-64 of `A-Z a-z 0-9 _ -`; generated when omitted on create.", examples=["sub-000123"]),
+    Field(
+        description="1-64 of `A-Z a-z 0-9 _ -`, not `search`; generated when omitted on create.",
+        examples=["sub-000123"],
+        json_schema_extra={"pattern": f"^{UID_PATTERN.pattern}$", "not": {"enum": sorted(RESERVED_UIDS)}},
+    ),
 ]
 
 
@@ -67,40 +82,64 @@ Msisdn = Annotated[
     AfterValidator(_msisdn),
     Field(
         description="Phone number: E.164 (`+447911123456`) or national (`07911 123456`, read in the "
-        "DEFAULT_PHONE_REGION); stored as E.164.",
+        "DEFAULT_PHONE_REGION), valid per libphonenumber's metadata; stored as E.164.",
         examples=["+447911123456"],
+        json_schema_extra={"format": PHONE_NUMBER_FORMAT},
     ),
 ]
 Imsi = Annotated[
     str,
     StringConstraints(max_length=32),
     AfterValidator(normalise_imsi),
-    Field(description="Exactly 15 digits.", examples=["234150999999999"]),
+    Field(
+        description="Exactly 15 digits.",
+        examples=["234150999999999"],
+        json_schema_extra={"pattern": rf"^\s*{IMSI_PATTERN.pattern}\s*$"},
+    ),
 ]
 Iccid = Annotated[
     str,
     StringConstraints(max_length=32),
     AfterValidator(normalise_iccid),
-    Field(description="19-20 digits ending in a valid Luhn check digit.", examples=["8944110068256270054"]),
+    Field(
+        description="19-20 digits ending in a valid Luhn check digit.",
+        examples=["8944110068256270054"],
+        json_schema_extra={"format": ICCID_FORMAT},
+    ),
 ]
 Email = Annotated[
     str,
-    StringConstraints(max_length=MAX_EMAIL_LENGTH + 66),
+    StringConstraints(max_length=MAX_EMAIL_LENGTH),
     AfterValidator(normalise_email),
-    Field(description="Stored lower-cased.", examples=["jane.doe@example.com"]),
+    Field(
+        description="Stored lower-cased; not at a special-use domain (`.test`, `.local`, ...).",
+        examples=["jane.doe@example.com"],
+        json_schema_extra=EMAIL_SCHEMA,
+    ),
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 PlanCode = Annotated[
     str,
     StringConstraints(max_length=32),
     AfterValidator(normalise_plan),
-    Field(description="Plan code: 1-32 of `A-Z a-z 0-9 _ . -`.", examples=["UNLIMITED-5G"]),
+    Field(
+        description="Plan code: 1-32 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.",
+        examples=["UNLIMITED-5G"],
+        json_schema_extra={"pattern": rf"^\s*{PLAN_PATTERN.pattern}\s*$"},
+    ),
+]
+_ATTRIBUTE_VALUE: list[dict[str, Any]] = [
+    {"type": "string", "maxLength": MAX_ATTRIBUTE_STRING},
+    {"type": "boolean"},
+    {"type": "integer", "minimum": -MAX_ATTRIBUTE_INT, "maximum": MAX_ATTRIBUTE_INT},
+    {"type": "number", "minimum": MIN_ATTRIBUTE_MAGNITUDE, "maximum": MAX_ATTRIBUTE_MAGNITUDE},
+    {"type": "number", "minimum": -MAX_ATTRIBUTE_MAGNITUDE, "maximum": -MIN_ATTRIBUTE_MAGNITUDE},
 ]
 _ATTRIBUTES_SCHEMA: dict[str, Any] = {
     "type": "object",
     "maxProperties": MAX_ATTRIBUTES,
     "propertyNames": {"pattern": "^[A-Za-z][A-Za-z0-9_-]{0,63}$"},
-    "additionalProperties": {"type": ["string", "number", "boolean"]},
+    "additionalProperties": {"anyOf": _ATTRIBUTE_VALUE},
     "description": f"Operator-specific flat map of scalars: at most {MAX_ATTRIBUTES} keys and "
     f"{MAX_ATTRIBUTES_BYTES} bytes as JSON; strings at most 1024 characters.",
     "examples": [{"tier": "gold", "roaming": True, "credit_limit": 50}],
@@ -111,7 +150,7 @@ AttributesPatch = Annotated[
     WithJsonSchema(
         {
             **_ATTRIBUTES_SCHEMA,
-            "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+            "additionalProperties": {"anyOf": [*_ATTRIBUTE_VALUE, {"type": "null"}]},
             "description": "Merged into the current attributes; a null value removes that key.",
         }
     ),
@@ -162,13 +201,25 @@ class SubscriberReplace(_SubscriberFields):
     """Every mutable field (`PUT`): omitted optional fields are cleared. `uid`, if given, must match the path."""
 
 
+# Fields a merge patch may not set to null: they have no "absent" state.
+NOT_NULLABLE = ("msisdn", "imsi", "first_name", "last_name", "status", "plan")
+
+
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """The document's patch: the fields that can't be cleared are optional but not nullable."""
+    schema["example"] = {"status": "SUSPENDED", "attributes": {"roaming": None}}
+    for name in NOT_NULLABLE:
+        field = schema["properties"][name]
+        variants = [variant for variant in field.pop("anyOf") if variant != {"type": "null"}]
+        field.update(variants[0])
+        field.pop("default", None)
+
+
 class SubscriberPatch(BaseModel):
     """JSON merge patch (RFC 7396): present fields replace, `null` clears an optional field,
     `attributes` is merged key by key (a `null` value removes the key)."""
 
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"example": {"status": "SUSPENDED", "attributes": {"roaming": None}}}
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
 
     uid: Uid | None = None
     msisdn: Msisdn | None = None

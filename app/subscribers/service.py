@@ -7,13 +7,13 @@ its audit entry, which the store writes in the same atomic step as the change.
 from __future__ import annotations
 
 import builtins
-import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from app.audit import audit_entry
+from app.concurrency import Versions, etag
 from app.config import Settings
 from app.errors import (
     ConflictError,
@@ -22,68 +22,21 @@ from app.errors import (
     InvalidInput,
     NotFoundError,
     PreconditionFailedError,
-    PreconditionRequired,
     code_of,
 )
 from app.storage.base import CounterDrift, Page, PreconditionFailed, Store
 from app.storage.records import SUBSCRIBER_BOOKKEEPING, AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import UID_PATTERN, normalise_attributes, normalise_email, normalise_imsi, normalise_msisdn
-from app.subscribers.schemas import SubscriberIn, SubscriberPatch, SubscriberReplace, validation_context
+from app.subscribers.schemas import NOT_NULLABLE, SubscriberIn, SubscriberPatch, SubscriberReplace, validation_context
 from app.timeutil import utcnow
 
 ENTITY = "subscriber"
 SearchField = Literal["msisdn", "imsi", "email", "uid_prefix"]
-# Fields a merge patch may not set to null: they have no "absent" state.
-_REQUIRED = ("msisdn", "imsi", "first_name", "last_name", "status", "plan")
 # An unconditional delete re-reads and retries when a concurrent change bumps the version.
 _DELETE_ATTEMPTS = 3
-_ETAG = re.compile(r'\s*(W/)?"([^"]*)"\s*')
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def expected_version(if_match: str | None, *, required: bool) -> set[int] | None:
-    """The versions an If-Match header accepts (a list of strong ETags such as `"3"`).
-
-    Missing: 428 when required. `*` is refused with 428 too: it would skip the very check the
-    header exists for. Weak tags never match (If-Match compares strongly, RFC 9110), nor do tags
-    that are not a version number; both end in 412 like a stale version.
-    """
-    if if_match is None or not if_match.strip():
-        if required:
-            raise PreconditionRequired('send If-Match with the subscriber\'s ETag (e.g. If-Match: "3")')
-        return None
-    if if_match.strip() == "*":
-        raise PreconditionRequired('If-Match: * is not accepted; send the subscriber\'s ETag (e.g. "3")')
-    versions: set[int] = set()
-    for part in _split_etags(if_match):
-        match = _ETAG.fullmatch(part)
-        if match is None:
-            raise InvalidInput("header.if-match", 'expected entity tags such as "3"', code=FieldCode.INVALID_ETAG)
-        weak, value = match.groups()
-        if not weak and value.isascii() and value.isdigit() and len(value) <= 12:
-            versions.add(int(value))
-    return versions
-
-
-def _split_etags(header: str) -> list[str]:
-    # Entity tags can't contain '"' and are separated by commas outside quotes.
-    parts, current, quoted = [], "", False
-    for char in header:
-        if char == '"':
-            quoted = not quoted
-        if char == "," and not quoted:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
-    return parts
-
-
-def _check_version(subscriber: SubscriberRecord, versions: set[int] | None) -> None:
+def _check_version(subscriber: SubscriberRecord, versions: Versions | None) -> None:
     if versions is not None and subscriber.version not in versions:
         raise PreconditionFailedError(
             f"subscriber {subscriber.uid!r} is at version {subscriber.version}; reload it and retry",
@@ -158,20 +111,18 @@ class SubscriberService:
         self.store.subscribers.create(subscriber, self._audit(actor, "subscriber.create", now, None, subscriber))
         return subscriber
 
-    def replace(self, actor: str, uid: str, data: SubscriberReplace, if_match: str | None) -> SubscriberRecord:
-        """PUT: every mutable field from `data`."""
-        versions = expected_version(if_match, required=True)
+    def replace(self, actor: str, uid: str, data: SubscriberReplace, versions: Versions) -> SubscriberRecord:
+        """PUT: every mutable field from `data`, if the subscriber is at one of `versions` (If-Match)."""
         _check_uid(uid, data.uid)
         current = self.get(uid)
         _check_version(current, versions)
         return self._update(actor, current, data.stored_fields())
 
-    def patch(self, actor: str, uid: str, patch: SubscriberPatch, if_match: str | None) -> SubscriberRecord:
-        """PATCH with JSON merge patch semantics (RFC 7396)."""
-        versions = expected_version(if_match, required=True)
+    def patch(self, actor: str, uid: str, patch: SubscriberPatch, versions: Versions) -> SubscriberRecord:
+        """PATCH with JSON merge patch semantics (RFC 7396), if the subscriber is at one of `versions`."""
         changes = patch.model_dump(exclude_unset=True)
         _check_uid(uid, changes.pop("uid", None))
-        for name in _REQUIRED:
+        for name in NOT_NULLABLE:
             if name in changes and changes[name] is None:
                 raise InvalidInput(f"body.{name}", "may not be null", code=FieldCode.NULL_NOT_ALLOWED)
         current = self.get(uid)
@@ -203,9 +154,8 @@ class SubscriberService:
         self.store.subscribers.replace(current, updated, audit)
         return updated
 
-    def delete(self, actor: str, uid: str, if_match: str | None) -> None:
-        """Frees the msisdn and imsi. If-Match is optional; when given it must match."""
-        versions = expected_version(if_match, required=False)
+    def delete(self, actor: str, uid: str, versions: Versions | None) -> None:
+        """Frees the msisdn and imsi. If-Match is optional (`versions` None); when given it must match."""
         if self.store.bookings.has_future_confirmed(uid, utcnow()):
             raise ConflictError(
                 "the subscriber has future confirmed bookings; cancel them first",
@@ -258,8 +208,12 @@ def _time_after(current: SubscriberRecord) -> datetime:
 
 
 def _check_uid(path_uid: str, body_uid: str | None) -> None:
+    # 409, as RFC 9110 (9.3.4) has it for a PUT body inconsistent with its target: the body alone is fine.
     if body_uid is not None and body_uid != path_uid:
-        raise InvalidInput("body.uid", "the uid can't be changed; it must match the path", code=FieldCode.UID_IMMUTABLE)
+        message = "the uid can't be changed; it must match the path"
+        raise ConflictError(
+            message, errors=[FieldError(field="body.uid", message=message, code=FieldCode.UID_IMMUTABLE)]
+        )
 
 
 def _query_value(name: str, raw: str, normalise: Callable[[str], str]) -> str:

@@ -159,8 +159,12 @@ def test_the_uid_cannot_change(client: TestClient, role_headers: Headers) -> Non
         client.put("/subscribers/sub-0001", json=body(1, uid="other"), headers=headers),
         client.patch("/subscribers/sub-0001", json={"uid": "other"}, headers=headers),
     ):
-        assert response.status_code == 422
-        assert response.json()["errors"][0]["field"] == "body.uid"
+        assert response.status_code == 409  # a body at odds with its target (RFC 9110, 9.3.4)
+        assert response.json()["errors"][0] == {
+            "field": "body.uid",
+            "message": "the uid can't be changed; it must match the path",
+            "code": "uid_immutable",
+        }
     same_uid = client.patch("/subscribers/sub-0001", json={"uid": "sub-0001", "plan": "SILVER"}, headers=headers)
     assert same_uid.status_code == 200
 

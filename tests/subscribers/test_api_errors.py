@@ -180,7 +180,8 @@ BAD_LIST_PARAMETERS: list[tuple[dict[str, Any], int, str]] = [
     ({"limit": "ten"}, 422, "query.limit"),
     ({"status": "DELETED"}, 422, "query.status"),
     ({"plan": "bad plan"}, 422, "query.plan"),
-    ({"cursor": "garbage"}, 400, "query.cursor"),
+    ({"cursor": "garbage"}, 422, "query.cursor"),  # not of the documented shape
+    ({"cursor": "eyJhZnRlciI6ImEifQ.AAAAAAAAAAAAAAAAAAAAAA"}, 404, "query.cursor"),  # well-formed, not issued
     ({"cursor": "x" * 3000}, 422, "query.cursor"),
 ]
 
@@ -199,11 +200,11 @@ def test_a_cursor_from_another_filter_is_refused(client: TestClient, role_header
     cursor = client.get("/subscribers", params={"limit": 1}, headers=viewer).json()["next_cursor"]
     assert cursor
     response = client.get("/subscribers", params={"limit": 1, "status": "ACTIVE", "cursor": cursor}, headers=viewer)
-    _assert_problem(response, 400, "query.cursor")
+    _assert_problem(response, 404, "query.cursor")
     history = client.get("/subscribers/sub-0000/history", params={"cursor": cursor}, headers=viewer)
-    _assert_problem(history, 400, "query.cursor")
+    _assert_problem(history, 404, "query.cursor")
     search = client.get("/subscribers/search", params={"uid_prefix": "sub", "cursor": cursor}, headers=viewer)
-    _assert_problem(search, 400, "query.cursor")
+    _assert_problem(search, 404, "query.cursor")
 
 
 def test_writes_to_a_missing_subscriber_are_404(client: TestClient, role_headers: Headers, store: Store) -> None:
