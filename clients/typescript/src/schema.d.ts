@@ -1410,7 +1410,10 @@ export interface components {
         PasswordChange: {
             /** Current Password */
             current_password: string;
-            /** New Password */
+            /**
+             * New Password
+             * @description At least 12 characters (PASSWORD_MIN_LENGTH), not counting spaces at either end; at most 1024 bytes; not the username.
+             */
             new_password: string;
         };
         /**
@@ -1420,7 +1423,10 @@ export interface components {
          *     }
          */
         PasswordReset: {
-            /** New Password */
+            /**
+             * New Password
+             * @description At least 12 characters (PASSWORD_MIN_LENGTH), not counting spaces at either end; at most 1024 bytes; not the username.
+             */
             new_password: string;
         };
         /**
@@ -1484,7 +1490,7 @@ export interface components {
          *     | type | status | title | meaning |
          *     | --- | --- | --- | --- |
          *     | `/problems/bad-request` | 400 | Bad request | The body can't be read as its Content-Type says (e.g. a multipart body without its boundary). |
-         *     | `/problems/invalid-cursor` | 400 | Invalid cursor | The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. |
+         *     | `/problems/invalid-cursor` | 404 | Invalid cursor | The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. |
          *     | `/problems/unauthorized` | 401 | Authentication required | No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. |
          *     | `/problems/forbidden` | 403 | Not allowed | Signed in, but the role may not do this, or not to this object (e.g. another user's job). |
          *     | `/problems/not-found` | 404 | Not found | No such resource at this path (or no such path). |
@@ -1590,8 +1596,9 @@ export interface components {
             /**
              * Timezone
              * @description IANA time zone, e.g. Europe/London.
+             * @enum {string}
              */
-            timezone: string;
+            timezone: "Africa/Abidjan" | "Africa/Accra" | "Africa/Addis_Ababa" | "Africa/Algiers" | "Africa/Asmara" | "Africa/Asmera" | "Africa/Bamako" | "Africa/Bangui" | "Africa/Banjul" | "Africa/Bissau" | "Africa/Blantyre" | "Africa/Brazzaville" | "Africa/Bujumbura" | "Africa/Cairo" | "Africa/Casablanca" | "Africa/Ceuta" | "Africa/Conakry" | "Africa/Dakar" | "Africa/Dar_es_Salaam" | "Africa/Djibouti" | "Africa/Douala" | "Africa/El_Aaiun" | "Africa/Freetown" | "Africa/Gaborone" | "Africa/Harare" | "Africa/Johannesburg" | "Africa/Juba" | "Africa/Kampala" | "Africa/Khartoum" | "Africa/Kigali" | "Africa/Kinshasa" | "Africa/Lagos" | "Africa/Libreville" | "Africa/Lome" | "Africa/Luanda" | "Africa/Lubumbashi" | "Africa/Lusaka" | "Africa/Malabo" | "Africa/Maputo" | "Africa/Maseru" | "Africa/Mbabane" | "Africa/Mogadishu" | "Africa/Monrovia" | "Africa/Nairobi" | "Africa/Ndjamena" | "Africa/Niamey" | "Africa/Nouakchott" | "Africa/Ouagadougou" | "Africa/Porto-Novo" | "Africa/Sao_Tome" | "Africa/Timbuktu" | "Africa/Tripoli" | "Africa/Tunis" | "Africa/Windhoek" | "America/Adak" | "America/Anchorage" | "America/Anguilla" | "America/Antigua" | "America/Araguaina" | "America/Argentina/Buenos_Aires" | "America/Argentina/Catamarca" | "America/Argentina/ComodRivadavia" | "America/Argentina/Cordoba" | "America/Argentina/Jujuy" | "America/Argentina/La_Rioja" | "America/Argentina/Mendoza" | "America/Argentina/Rio_Gallegos" | "America/Argentina/Salta" | "America/Argentina/San_Juan" | "America/Argentina/San_Luis" | "America/Argentina/Tucuman" | "America/Argentina/Ushuaia" | "America/Aruba" | "America/Asuncion" | "America/Atikokan" | "America/Atka" | "America/Bahia" | "America/Bahia_Banderas" | "America/Barbados" | "America/Belem" | "America/Belize" | "America/Blanc-Sablon" | "America/Boa_Vista" | "America/Bogota" | "America/Boise" | "America/Buenos_Aires" | "America/Cambridge_Bay" | "America/Campo_Grande" | "America/Cancun" | "America/Caracas" | "America/Catamarca" | "America/Cayenne" | "America/Cayman" | "America/Chicago" | "America/Chihuahua" | "America/Ciudad_Juarez" | "America/Coral_Harbour" | "America/Cordoba" | "America/Costa_Rica" | "America/Coyhaique" | "America/Creston" | "America/Cuiaba" | "America/Curacao" | "America/Danmarkshavn" | "America/Dawson" | "America/Dawson_Creek" | "America/Denver" | "America/Detroit" | "America/Dominica" | "America/Edmonton" | "America/Eirunepe" | "America/El_Salvador" | "America/Ensenada" | "America/Fort_Nelson" | "America/Fort_Wayne" | "America/Fortaleza" | "America/Glace_Bay" | "America/Godthab" | "America/Goose_Bay" | "America/Grand_Turk" | "America/Grenada" | "America/Guadeloupe" | "America/Guatemala" | "America/Guayaquil" | "America/Guyana" | "America/Halifax" | "America/Havana" | "America/Hermosillo" | "America/Indiana/Indianapolis" | "America/Indiana/Knox" | "America/Indiana/Marengo" | "America/Indiana/Petersburg" | "America/Indiana/Tell_City" | "America/Indiana/Vevay" | "America/Indiana/Vincennes" | "America/Indiana/Winamac" | "America/Indianapolis" | "America/Inuvik" | "America/Iqaluit" | "America/Jamaica" | "America/Jujuy" | "America/Juneau" | "America/Kentucky/Louisville" | "America/Kentucky/Monticello" | "America/Knox_IN" | "America/Kralendijk" | "America/La_Paz" | "America/Lima" | "America/Los_Angeles" | "America/Louisville" | "America/Lower_Princes" | "America/Maceio" | "America/Managua" | "America/Manaus" | "America/Marigot" | "America/Martinique" | "America/Matamoros" | "America/Mazatlan" | "America/Mendoza" | "America/Menominee" | "America/Merida" | "America/Metlakatla" | "America/Mexico_City" | "America/Miquelon" | "America/Moncton" | "America/Monterrey" | "America/Montevideo" | "America/Montreal" | "America/Montserrat" | "America/Nassau" | "America/New_York" | "America/Nipigon" | "America/Nome" | "America/Noronha" | "America/North_Dakota/Beulah" | "America/North_Dakota/Center" | "America/North_Dakota/New_Salem" | "America/Nuuk" | "America/Ojinaga" | "America/Panama" | "America/Pangnirtung" | "America/Paramaribo" | "America/Phoenix" | "America/Port-au-Prince" | "America/Port_of_Spain" | "America/Porto_Acre" | "America/Porto_Velho" | "America/Puerto_Rico" | "America/Punta_Arenas" | "America/Rainy_River" | "America/Rankin_Inlet" | "America/Recife" | "America/Regina" | "America/Resolute" | "America/Rio_Branco" | "America/Rosario" | "America/Santa_Isabel" | "America/Santarem" | "America/Santiago" | "America/Santo_Domingo" | "America/Sao_Paulo" | "America/Scoresbysund" | "America/Shiprock" | "America/Sitka" | "America/St_Barthelemy" | "America/St_Johns" | "America/St_Kitts" | "America/St_Lucia" | "America/St_Thomas" | "America/St_Vincent" | "America/Swift_Current" | "America/Tegucigalpa" | "America/Thule" | "America/Thunder_Bay" | "America/Tijuana" | "America/Toronto" | "America/Tortola" | "America/Vancouver" | "America/Virgin" | "America/Whitehorse" | "America/Winnipeg" | "America/Yakutat" | "America/Yellowknife" | "Antarctica/Casey" | "Antarctica/Davis" | "Antarctica/DumontDUrville" | "Antarctica/Macquarie" | "Antarctica/Mawson" | "Antarctica/McMurdo" | "Antarctica/Palmer" | "Antarctica/Rothera" | "Antarctica/South_Pole" | "Antarctica/Syowa" | "Antarctica/Troll" | "Antarctica/Vostok" | "Arctic/Longyearbyen" | "Asia/Aden" | "Asia/Almaty" | "Asia/Amman" | "Asia/Anadyr" | "Asia/Aqtau" | "Asia/Aqtobe" | "Asia/Ashgabat" | "Asia/Ashkhabad" | "Asia/Atyrau" | "Asia/Baghdad" | "Asia/Bahrain" | "Asia/Baku" | "Asia/Bangkok" | "Asia/Barnaul" | "Asia/Beirut" | "Asia/Bishkek" | "Asia/Brunei" | "Asia/Calcutta" | "Asia/Chita" | "Asia/Choibalsan" | "Asia/Chongqing" | "Asia/Chungking" | "Asia/Colombo" | "Asia/Dacca" | "Asia/Damascus" | "Asia/Dhaka" | "Asia/Dili" | "Asia/Dubai" | "Asia/Dushanbe" | "Asia/Famagusta" | "Asia/Gaza" | "Asia/Harbin" | "Asia/Hebron" | "Asia/Ho_Chi_Minh" | "Asia/Hong_Kong" | "Asia/Hovd" | "Asia/Irkutsk" | "Asia/Istanbul" | "Asia/Jakarta" | "Asia/Jayapura" | "Asia/Jerusalem" | "Asia/Kabul" | "Asia/Kamchatka" | "Asia/Karachi" | "Asia/Kashgar" | "Asia/Kathmandu" | "Asia/Katmandu" | "Asia/Khandyga" | "Asia/Kolkata" | "Asia/Krasnoyarsk" | "Asia/Kuala_Lumpur" | "Asia/Kuching" | "Asia/Kuwait" | "Asia/Macao" | "Asia/Macau" | "Asia/Magadan" | "Asia/Makassar" | "Asia/Manila" | "Asia/Muscat" | "Asia/Nicosia" | "Asia/Novokuznetsk" | "Asia/Novosibirsk" | "Asia/Omsk" | "Asia/Oral" | "Asia/Phnom_Penh" | "Asia/Pontianak" | "Asia/Pyongyang" | "Asia/Qatar" | "Asia/Qostanay" | "Asia/Qyzylorda" | "Asia/Rangoon" | "Asia/Riyadh" | "Asia/Saigon" | "Asia/Sakhalin" | "Asia/Samarkand" | "Asia/Seoul" | "Asia/Shanghai" | "Asia/Singapore" | "Asia/Srednekolymsk" | "Asia/Taipei" | "Asia/Tashkent" | "Asia/Tbilisi" | "Asia/Tehran" | "Asia/Tel_Aviv" | "Asia/Thimbu" | "Asia/Thimphu" | "Asia/Tokyo" | "Asia/Tomsk" | "Asia/Ujung_Pandang" | "Asia/Ulaanbaatar" | "Asia/Ulan_Bator" | "Asia/Urumqi" | "Asia/Ust-Nera" | "Asia/Vientiane" | "Asia/Vladivostok" | "Asia/Yakutsk" | "Asia/Yangon" | "Asia/Yekaterinburg" | "Asia/Yerevan" | "Atlantic/Azores" | "Atlantic/Bermuda" | "Atlantic/Canary" | "Atlantic/Cape_Verde" | "Atlantic/Faeroe" | "Atlantic/Faroe" | "Atlantic/Jan_Mayen" | "Atlantic/Madeira" | "Atlantic/Reykjavik" | "Atlantic/South_Georgia" | "Atlantic/St_Helena" | "Atlantic/Stanley" | "Australia/ACT" | "Australia/Adelaide" | "Australia/Brisbane" | "Australia/Broken_Hill" | "Australia/Canberra" | "Australia/Currie" | "Australia/Darwin" | "Australia/Eucla" | "Australia/Hobart" | "Australia/LHI" | "Australia/Lindeman" | "Australia/Lord_Howe" | "Australia/Melbourne" | "Australia/NSW" | "Australia/North" | "Australia/Perth" | "Australia/Queensland" | "Australia/South" | "Australia/Sydney" | "Australia/Tasmania" | "Australia/Victoria" | "Australia/West" | "Australia/Yancowinna" | "Brazil/Acre" | "Brazil/DeNoronha" | "Brazil/East" | "Brazil/West" | "CET" | "CST6CDT" | "Canada/Atlantic" | "Canada/Central" | "Canada/Eastern" | "Canada/Mountain" | "Canada/Newfoundland" | "Canada/Pacific" | "Canada/Saskatchewan" | "Canada/Yukon" | "Chile/Continental" | "Chile/EasterIsland" | "Cuba" | "EET" | "EST" | "EST5EDT" | "Egypt" | "Eire" | "Etc/GMT" | "Etc/GMT+0" | "Etc/GMT+1" | "Etc/GMT+10" | "Etc/GMT+11" | "Etc/GMT+12" | "Etc/GMT+2" | "Etc/GMT+3" | "Etc/GMT+4" | "Etc/GMT+5" | "Etc/GMT+6" | "Etc/GMT+7" | "Etc/GMT+8" | "Etc/GMT+9" | "Etc/GMT-0" | "Etc/GMT-1" | "Etc/GMT-10" | "Etc/GMT-11" | "Etc/GMT-12" | "Etc/GMT-13" | "Etc/GMT-14" | "Etc/GMT-2" | "Etc/GMT-3" | "Etc/GMT-4" | "Etc/GMT-5" | "Etc/GMT-6" | "Etc/GMT-7" | "Etc/GMT-8" | "Etc/GMT-9" | "Etc/GMT0" | "Etc/Greenwich" | "Etc/UCT" | "Etc/UTC" | "Etc/Universal" | "Etc/Zulu" | "Europe/Amsterdam" | "Europe/Andorra" | "Europe/Astrakhan" | "Europe/Athens" | "Europe/Belfast" | "Europe/Belgrade" | "Europe/Berlin" | "Europe/Bratislava" | "Europe/Brussels" | "Europe/Bucharest" | "Europe/Budapest" | "Europe/Busingen" | "Europe/Chisinau" | "Europe/Copenhagen" | "Europe/Dublin" | "Europe/Gibraltar" | "Europe/Guernsey" | "Europe/Helsinki" | "Europe/Isle_of_Man" | "Europe/Istanbul" | "Europe/Jersey" | "Europe/Kaliningrad" | "Europe/Kiev" | "Europe/Kirov" | "Europe/Kyiv" | "Europe/Lisbon" | "Europe/Ljubljana" | "Europe/London" | "Europe/Luxembourg" | "Europe/Madrid" | "Europe/Malta" | "Europe/Mariehamn" | "Europe/Minsk" | "Europe/Monaco" | "Europe/Moscow" | "Europe/Nicosia" | "Europe/Oslo" | "Europe/Paris" | "Europe/Podgorica" | "Europe/Prague" | "Europe/Riga" | "Europe/Rome" | "Europe/Samara" | "Europe/San_Marino" | "Europe/Sarajevo" | "Europe/Saratov" | "Europe/Simferopol" | "Europe/Skopje" | "Europe/Sofia" | "Europe/Stockholm" | "Europe/Tallinn" | "Europe/Tirane" | "Europe/Tiraspol" | "Europe/Ulyanovsk" | "Europe/Uzhgorod" | "Europe/Vaduz" | "Europe/Vatican" | "Europe/Vienna" | "Europe/Vilnius" | "Europe/Volgograd" | "Europe/Warsaw" | "Europe/Zagreb" | "Europe/Zaporozhye" | "Europe/Zurich" | "Factory" | "GB" | "GB-Eire" | "GMT" | "GMT+0" | "GMT-0" | "GMT0" | "Greenwich" | "HST" | "Hongkong" | "Iceland" | "Indian/Antananarivo" | "Indian/Chagos" | "Indian/Christmas" | "Indian/Cocos" | "Indian/Comoro" | "Indian/Kerguelen" | "Indian/Mahe" | "Indian/Maldives" | "Indian/Mauritius" | "Indian/Mayotte" | "Indian/Reunion" | "Iran" | "Israel" | "Jamaica" | "Japan" | "Kwajalein" | "Libya" | "MET" | "MST" | "MST7MDT" | "Mexico/BajaNorte" | "Mexico/BajaSur" | "Mexico/General" | "NZ" | "NZ-CHAT" | "Navajo" | "PRC" | "PST8PDT" | "Pacific/Apia" | "Pacific/Auckland" | "Pacific/Bougainville" | "Pacific/Chatham" | "Pacific/Chuuk" | "Pacific/Easter" | "Pacific/Efate" | "Pacific/Enderbury" | "Pacific/Fakaofo" | "Pacific/Fiji" | "Pacific/Funafuti" | "Pacific/Galapagos" | "Pacific/Gambier" | "Pacific/Guadalcanal" | "Pacific/Guam" | "Pacific/Honolulu" | "Pacific/Johnston" | "Pacific/Kanton" | "Pacific/Kiritimati" | "Pacific/Kosrae" | "Pacific/Kwajalein" | "Pacific/Majuro" | "Pacific/Marquesas" | "Pacific/Midway" | "Pacific/Nauru" | "Pacific/Niue" | "Pacific/Norfolk" | "Pacific/Noumea" | "Pacific/Pago_Pago" | "Pacific/Palau" | "Pacific/Pitcairn" | "Pacific/Pohnpei" | "Pacific/Ponape" | "Pacific/Port_Moresby" | "Pacific/Rarotonga" | "Pacific/Saipan" | "Pacific/Samoa" | "Pacific/Tahiti" | "Pacific/Tarawa" | "Pacific/Tongatapu" | "Pacific/Truk" | "Pacific/Wake" | "Pacific/Wallis" | "Pacific/Yap" | "Poland" | "Portugal" | "ROC" | "ROK" | "Singapore" | "Turkey" | "UCT" | "US/Alaska" | "US/Aleutian" | "US/Arizona" | "US/Central" | "US/East-Indiana" | "US/Eastern" | "US/Hawaii" | "US/Indiana-Starke" | "US/Michigan" | "US/Mountain" | "US/Pacific" | "US/Samoa" | "UTC" | "Universal" | "W-SU" | "WET" | "Zulu" | "localtime";
             /**
              * Slot Minutes
              * @description Slot length in minutes (5-240, by 5).
@@ -1679,22 +1686,31 @@ export interface components {
          */
         ResourceUpdate: {
             /** Name */
-            name?: string | null;
-            kind?: components["schemas"]["ResourceKind"] | null;
-            /** Timezone */
-            timezone?: string | null;
-            /** Slot Minutes */
-            slot_minutes?: number | null;
-            /** Capacity */
-            capacity?: number | null;
+            name?: string;
+            kind?: components["schemas"]["ResourceKind"];
+            /**
+             * Timezone
+             * @enum {string}
+             */
+            timezone?: "Africa/Abidjan" | "Africa/Accra" | "Africa/Addis_Ababa" | "Africa/Algiers" | "Africa/Asmara" | "Africa/Asmera" | "Africa/Bamako" | "Africa/Bangui" | "Africa/Banjul" | "Africa/Bissau" | "Africa/Blantyre" | "Africa/Brazzaville" | "Africa/Bujumbura" | "Africa/Cairo" | "Africa/Casablanca" | "Africa/Ceuta" | "Africa/Conakry" | "Africa/Dakar" | "Africa/Dar_es_Salaam" | "Africa/Djibouti" | "Africa/Douala" | "Africa/El_Aaiun" | "Africa/Freetown" | "Africa/Gaborone" | "Africa/Harare" | "Africa/Johannesburg" | "Africa/Juba" | "Africa/Kampala" | "Africa/Khartoum" | "Africa/Kigali" | "Africa/Kinshasa" | "Africa/Lagos" | "Africa/Libreville" | "Africa/Lome" | "Africa/Luanda" | "Africa/Lubumbashi" | "Africa/Lusaka" | "Africa/Malabo" | "Africa/Maputo" | "Africa/Maseru" | "Africa/Mbabane" | "Africa/Mogadishu" | "Africa/Monrovia" | "Africa/Nairobi" | "Africa/Ndjamena" | "Africa/Niamey" | "Africa/Nouakchott" | "Africa/Ouagadougou" | "Africa/Porto-Novo" | "Africa/Sao_Tome" | "Africa/Timbuktu" | "Africa/Tripoli" | "Africa/Tunis" | "Africa/Windhoek" | "America/Adak" | "America/Anchorage" | "America/Anguilla" | "America/Antigua" | "America/Araguaina" | "America/Argentina/Buenos_Aires" | "America/Argentina/Catamarca" | "America/Argentina/ComodRivadavia" | "America/Argentina/Cordoba" | "America/Argentina/Jujuy" | "America/Argentina/La_Rioja" | "America/Argentina/Mendoza" | "America/Argentina/Rio_Gallegos" | "America/Argentina/Salta" | "America/Argentina/San_Juan" | "America/Argentina/San_Luis" | "America/Argentina/Tucuman" | "America/Argentina/Ushuaia" | "America/Aruba" | "America/Asuncion" | "America/Atikokan" | "America/Atka" | "America/Bahia" | "America/Bahia_Banderas" | "America/Barbados" | "America/Belem" | "America/Belize" | "America/Blanc-Sablon" | "America/Boa_Vista" | "America/Bogota" | "America/Boise" | "America/Buenos_Aires" | "America/Cambridge_Bay" | "America/Campo_Grande" | "America/Cancun" | "America/Caracas" | "America/Catamarca" | "America/Cayenne" | "America/Cayman" | "America/Chicago" | "America/Chihuahua" | "America/Ciudad_Juarez" | "America/Coral_Harbour" | "America/Cordoba" | "America/Costa_Rica" | "America/Coyhaique" | "America/Creston" | "America/Cuiaba" | "America/Curacao" | "America/Danmarkshavn" | "America/Dawson" | "America/Dawson_Creek" | "America/Denver" | "America/Detroit" | "America/Dominica" | "America/Edmonton" | "America/Eirunepe" | "America/El_Salvador" | "America/Ensenada" | "America/Fort_Nelson" | "America/Fort_Wayne" | "America/Fortaleza" | "America/Glace_Bay" | "America/Godthab" | "America/Goose_Bay" | "America/Grand_Turk" | "America/Grenada" | "America/Guadeloupe" | "America/Guatemala" | "America/Guayaquil" | "America/Guyana" | "America/Halifax" | "America/Havana" | "America/Hermosillo" | "America/Indiana/Indianapolis" | "America/Indiana/Knox" | "America/Indiana/Marengo" | "America/Indiana/Petersburg" | "America/Indiana/Tell_City" | "America/Indiana/Vevay" | "America/Indiana/Vincennes" | "America/Indiana/Winamac" | "America/Indianapolis" | "America/Inuvik" | "America/Iqaluit" | "America/Jamaica" | "America/Jujuy" | "America/Juneau" | "America/Kentucky/Louisville" | "America/Kentucky/Monticello" | "America/Knox_IN" | "America/Kralendijk" | "America/La_Paz" | "America/Lima" | "America/Los_Angeles" | "America/Louisville" | "America/Lower_Princes" | "America/Maceio" | "America/Managua" | "America/Manaus" | "America/Marigot" | "America/Martinique" | "America/Matamoros" | "America/Mazatlan" | "America/Mendoza" | "America/Menominee" | "America/Merida" | "America/Metlakatla" | "America/Mexico_City" | "America/Miquelon" | "America/Moncton" | "America/Monterrey" | "America/Montevideo" | "America/Montreal" | "America/Montserrat" | "America/Nassau" | "America/New_York" | "America/Nipigon" | "America/Nome" | "America/Noronha" | "America/North_Dakota/Beulah" | "America/North_Dakota/Center" | "America/North_Dakota/New_Salem" | "America/Nuuk" | "America/Ojinaga" | "America/Panama" | "America/Pangnirtung" | "America/Paramaribo" | "America/Phoenix" | "America/Port-au-Prince" | "America/Port_of_Spain" | "America/Porto_Acre" | "America/Porto_Velho" | "America/Puerto_Rico" | "America/Punta_Arenas" | "America/Rainy_River" | "America/Rankin_Inlet" | "America/Recife" | "America/Regina" | "America/Resolute" | "America/Rio_Branco" | "America/Rosario" | "America/Santa_Isabel" | "America/Santarem" | "America/Santiago" | "America/Santo_Domingo" | "America/Sao_Paulo" | "America/Scoresbysund" | "America/Shiprock" | "America/Sitka" | "America/St_Barthelemy" | "America/St_Johns" | "America/St_Kitts" | "America/St_Lucia" | "America/St_Thomas" | "America/St_Vincent" | "America/Swift_Current" | "America/Tegucigalpa" | "America/Thule" | "America/Thunder_Bay" | "America/Tijuana" | "America/Toronto" | "America/Tortola" | "America/Vancouver" | "America/Virgin" | "America/Whitehorse" | "America/Winnipeg" | "America/Yakutat" | "America/Yellowknife" | "Antarctica/Casey" | "Antarctica/Davis" | "Antarctica/DumontDUrville" | "Antarctica/Macquarie" | "Antarctica/Mawson" | "Antarctica/McMurdo" | "Antarctica/Palmer" | "Antarctica/Rothera" | "Antarctica/South_Pole" | "Antarctica/Syowa" | "Antarctica/Troll" | "Antarctica/Vostok" | "Arctic/Longyearbyen" | "Asia/Aden" | "Asia/Almaty" | "Asia/Amman" | "Asia/Anadyr" | "Asia/Aqtau" | "Asia/Aqtobe" | "Asia/Ashgabat" | "Asia/Ashkhabad" | "Asia/Atyrau" | "Asia/Baghdad" | "Asia/Bahrain" | "Asia/Baku" | "Asia/Bangkok" | "Asia/Barnaul" | "Asia/Beirut" | "Asia/Bishkek" | "Asia/Brunei" | "Asia/Calcutta" | "Asia/Chita" | "Asia/Choibalsan" | "Asia/Chongqing" | "Asia/Chungking" | "Asia/Colombo" | "Asia/Dacca" | "Asia/Damascus" | "Asia/Dhaka" | "Asia/Dili" | "Asia/Dubai" | "Asia/Dushanbe" | "Asia/Famagusta" | "Asia/Gaza" | "Asia/Harbin" | "Asia/Hebron" | "Asia/Ho_Chi_Minh" | "Asia/Hong_Kong" | "Asia/Hovd" | "Asia/Irkutsk" | "Asia/Istanbul" | "Asia/Jakarta" | "Asia/Jayapura" | "Asia/Jerusalem" | "Asia/Kabul" | "Asia/Kamchatka" | "Asia/Karachi" | "Asia/Kashgar" | "Asia/Kathmandu" | "Asia/Katmandu" | "Asia/Khandyga" | "Asia/Kolkata" | "Asia/Krasnoyarsk" | "Asia/Kuala_Lumpur" | "Asia/Kuching" | "Asia/Kuwait" | "Asia/Macao" | "Asia/Macau" | "Asia/Magadan" | "Asia/Makassar" | "Asia/Manila" | "Asia/Muscat" | "Asia/Nicosia" | "Asia/Novokuznetsk" | "Asia/Novosibirsk" | "Asia/Omsk" | "Asia/Oral" | "Asia/Phnom_Penh" | "Asia/Pontianak" | "Asia/Pyongyang" | "Asia/Qatar" | "Asia/Qostanay" | "Asia/Qyzylorda" | "Asia/Rangoon" | "Asia/Riyadh" | "Asia/Saigon" | "Asia/Sakhalin" | "Asia/Samarkand" | "Asia/Seoul" | "Asia/Shanghai" | "Asia/Singapore" | "Asia/Srednekolymsk" | "Asia/Taipei" | "Asia/Tashkent" | "Asia/Tbilisi" | "Asia/Tehran" | "Asia/Tel_Aviv" | "Asia/Thimbu" | "Asia/Thimphu" | "Asia/Tokyo" | "Asia/Tomsk" | "Asia/Ujung_Pandang" | "Asia/Ulaanbaatar" | "Asia/Ulan_Bator" | "Asia/Urumqi" | "Asia/Ust-Nera" | "Asia/Vientiane" | "Asia/Vladivostok" | "Asia/Yakutsk" | "Asia/Yangon" | "Asia/Yekaterinburg" | "Asia/Yerevan" | "Atlantic/Azores" | "Atlantic/Bermuda" | "Atlantic/Canary" | "Atlantic/Cape_Verde" | "Atlantic/Faeroe" | "Atlantic/Faroe" | "Atlantic/Jan_Mayen" | "Atlantic/Madeira" | "Atlantic/Reykjavik" | "Atlantic/South_Georgia" | "Atlantic/St_Helena" | "Atlantic/Stanley" | "Australia/ACT" | "Australia/Adelaide" | "Australia/Brisbane" | "Australia/Broken_Hill" | "Australia/Canberra" | "Australia/Currie" | "Australia/Darwin" | "Australia/Eucla" | "Australia/Hobart" | "Australia/LHI" | "Australia/Lindeman" | "Australia/Lord_Howe" | "Australia/Melbourne" | "Australia/NSW" | "Australia/North" | "Australia/Perth" | "Australia/Queensland" | "Australia/South" | "Australia/Sydney" | "Australia/Tasmania" | "Australia/Victoria" | "Australia/West" | "Australia/Yancowinna" | "Brazil/Acre" | "Brazil/DeNoronha" | "Brazil/East" | "Brazil/West" | "CET" | "CST6CDT" | "Canada/Atlantic" | "Canada/Central" | "Canada/Eastern" | "Canada/Mountain" | "Canada/Newfoundland" | "Canada/Pacific" | "Canada/Saskatchewan" | "Canada/Yukon" | "Chile/Continental" | "Chile/EasterIsland" | "Cuba" | "EET" | "EST" | "EST5EDT" | "Egypt" | "Eire" | "Etc/GMT" | "Etc/GMT+0" | "Etc/GMT+1" | "Etc/GMT+10" | "Etc/GMT+11" | "Etc/GMT+12" | "Etc/GMT+2" | "Etc/GMT+3" | "Etc/GMT+4" | "Etc/GMT+5" | "Etc/GMT+6" | "Etc/GMT+7" | "Etc/GMT+8" | "Etc/GMT+9" | "Etc/GMT-0" | "Etc/GMT-1" | "Etc/GMT-10" | "Etc/GMT-11" | "Etc/GMT-12" | "Etc/GMT-13" | "Etc/GMT-14" | "Etc/GMT-2" | "Etc/GMT-3" | "Etc/GMT-4" | "Etc/GMT-5" | "Etc/GMT-6" | "Etc/GMT-7" | "Etc/GMT-8" | "Etc/GMT-9" | "Etc/GMT0" | "Etc/Greenwich" | "Etc/UCT" | "Etc/UTC" | "Etc/Universal" | "Etc/Zulu" | "Europe/Amsterdam" | "Europe/Andorra" | "Europe/Astrakhan" | "Europe/Athens" | "Europe/Belfast" | "Europe/Belgrade" | "Europe/Berlin" | "Europe/Bratislava" | "Europe/Brussels" | "Europe/Bucharest" | "Europe/Budapest" | "Europe/Busingen" | "Europe/Chisinau" | "Europe/Copenhagen" | "Europe/Dublin" | "Europe/Gibraltar" | "Europe/Guernsey" | "Europe/Helsinki" | "Europe/Isle_of_Man" | "Europe/Istanbul" | "Europe/Jersey" | "Europe/Kaliningrad" | "Europe/Kiev" | "Europe/Kirov" | "Europe/Kyiv" | "Europe/Lisbon" | "Europe/Ljubljana" | "Europe/London" | "Europe/Luxembourg" | "Europe/Madrid" | "Europe/Malta" | "Europe/Mariehamn" | "Europe/Minsk" | "Europe/Monaco" | "Europe/Moscow" | "Europe/Nicosia" | "Europe/Oslo" | "Europe/Paris" | "Europe/Podgorica" | "Europe/Prague" | "Europe/Riga" | "Europe/Rome" | "Europe/Samara" | "Europe/San_Marino" | "Europe/Sarajevo" | "Europe/Saratov" | "Europe/Simferopol" | "Europe/Skopje" | "Europe/Sofia" | "Europe/Stockholm" | "Europe/Tallinn" | "Europe/Tirane" | "Europe/Tiraspol" | "Europe/Ulyanovsk" | "Europe/Uzhgorod" | "Europe/Vaduz" | "Europe/Vatican" | "Europe/Vienna" | "Europe/Vilnius" | "Europe/Volgograd" | "Europe/Warsaw" | "Europe/Zagreb" | "Europe/Zaporozhye" | "Europe/Zurich" | "Factory" | "GB" | "GB-Eire" | "GMT" | "GMT+0" | "GMT-0" | "GMT0" | "Greenwich" | "HST" | "Hongkong" | "Iceland" | "Indian/Antananarivo" | "Indian/Chagos" | "Indian/Christmas" | "Indian/Cocos" | "Indian/Comoro" | "Indian/Kerguelen" | "Indian/Mahe" | "Indian/Maldives" | "Indian/Mauritius" | "Indian/Mayotte" | "Indian/Reunion" | "Iran" | "Israel" | "Jamaica" | "Japan" | "Kwajalein" | "Libya" | "MET" | "MST" | "MST7MDT" | "Mexico/BajaNorte" | "Mexico/BajaSur" | "Mexico/General" | "NZ" | "NZ-CHAT" | "Navajo" | "PRC" | "PST8PDT" | "Pacific/Apia" | "Pacific/Auckland" | "Pacific/Bougainville" | "Pacific/Chatham" | "Pacific/Chuuk" | "Pacific/Easter" | "Pacific/Efate" | "Pacific/Enderbury" | "Pacific/Fakaofo" | "Pacific/Fiji" | "Pacific/Funafuti" | "Pacific/Galapagos" | "Pacific/Gambier" | "Pacific/Guadalcanal" | "Pacific/Guam" | "Pacific/Honolulu" | "Pacific/Johnston" | "Pacific/Kanton" | "Pacific/Kiritimati" | "Pacific/Kosrae" | "Pacific/Kwajalein" | "Pacific/Majuro" | "Pacific/Marquesas" | "Pacific/Midway" | "Pacific/Nauru" | "Pacific/Niue" | "Pacific/Norfolk" | "Pacific/Noumea" | "Pacific/Pago_Pago" | "Pacific/Palau" | "Pacific/Pitcairn" | "Pacific/Pohnpei" | "Pacific/Ponape" | "Pacific/Port_Moresby" | "Pacific/Rarotonga" | "Pacific/Saipan" | "Pacific/Samoa" | "Pacific/Tahiti" | "Pacific/Tarawa" | "Pacific/Tongatapu" | "Pacific/Truk" | "Pacific/Wake" | "Pacific/Wallis" | "Pacific/Yap" | "Poland" | "Portugal" | "ROC" | "ROK" | "Singapore" | "Turkey" | "UCT" | "US/Alaska" | "US/Aleutian" | "US/Arizona" | "US/Central" | "US/East-Indiana" | "US/Eastern" | "US/Hawaii" | "US/Indiana-Starke" | "US/Michigan" | "US/Mountain" | "US/Pacific" | "US/Samoa" | "UTC" | "Universal" | "W-SU" | "WET" | "Zulu" | "localtime";
+            /**
+             * Slot Minutes
+             * @description Slot length in minutes (5-240, by 5).
+             */
+            slot_minutes?: number;
+            /**
+             * Capacity
+             * @description Seats per slot.
+             */
+            capacity?: number;
             /** Weekly Schedule */
             weekly_schedule?: {
                 [key: string]: components["schemas"]["OpeningHoursIn"][];
-            } | null;
+            };
             /** Exceptions */
-            exceptions?: components["schemas"]["ScheduleExceptionIn"][] | null;
+            exceptions?: components["schemas"]["ScheduleExceptionIn"][];
             /** Active */
-            active?: boolean | null;
+            active?: boolean;
         };
         /**
          * Role
@@ -1790,7 +1806,8 @@ export interface components {
             uid?: string | null;
             /**
              * Msisdn
-             * @description Phone number: E.164 (`+447911123456`) or national (`07911 123456`, read in the DEFAULT_PHONE_REGION); stored as E.164.
+             * Format: phone-number
+             * @description Phone number: E.164 (`+447911123456`) or national (`07911 123456`, read in the DEFAULT_PHONE_REGION), valid per libphonenumber's metadata; stored as E.164.
              * @example +447911123456
              */
             msisdn: string;
@@ -1812,7 +1829,7 @@ export interface components {
             status?: components["schemas"]["SubscriberStatus"];
             /**
              * Plan
-             * @description Plan code: 1-32 of `A-Z a-z 0-9 _ . -`.
+             * @description Plan code: 1-32 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.
              * @example UNLIMITED-5G
              */
             plan: string;
@@ -1826,7 +1843,7 @@ export interface components {
              *     }
              */
             attributes?: {
-                [key: string]: string | number | boolean;
+                [key: string]: string | boolean | number;
             };
         };
         /**
@@ -1912,24 +1929,37 @@ export interface components {
         SubscriberPatch: {
             /** Uid */
             uid?: string | null;
-            /** Msisdn */
-            msisdn?: string | null;
-            /** Imsi */
-            imsi?: string | null;
+            /**
+             * Msisdn
+             * Format: phone-number
+             * @description Phone number: E.164 (`+447911123456`) or national (`07911 123456`, read in the DEFAULT_PHONE_REGION), valid per libphonenumber's metadata; stored as E.164.
+             * @example +447911123456
+             */
+            msisdn?: string;
+            /**
+             * Imsi
+             * @description Exactly 15 digits.
+             * @example 234150999999999
+             */
+            imsi?: string;
             /** Iccid */
             iccid?: string | null;
             /** Email */
             email?: string | null;
             /** First Name */
-            first_name?: string | null;
+            first_name?: string;
             /** Last Name */
-            last_name?: string | null;
-            status?: components["schemas"]["SubscriberStatus"] | null;
-            /** Plan */
-            plan?: string | null;
+            last_name?: string;
+            status?: components["schemas"]["SubscriberStatus"];
+            /**
+             * Plan
+             * @description Plan code: 1-32 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.
+             * @example UNLIMITED-5G
+             */
+            plan?: string;
             /** Attributes */
             attributes?: {
-                [key: string]: string | number | boolean | null;
+                [key: string]: string | boolean | number | null;
             } | null;
         };
         /**
@@ -1956,7 +1986,8 @@ export interface components {
             uid?: string | null;
             /**
              * Msisdn
-             * @description Phone number: E.164 (`+447911123456`) or national (`07911 123456`, read in the DEFAULT_PHONE_REGION); stored as E.164.
+             * Format: phone-number
+             * @description Phone number: E.164 (`+447911123456`) or national (`07911 123456`, read in the DEFAULT_PHONE_REGION), valid per libphonenumber's metadata; stored as E.164.
              * @example +447911123456
              */
             msisdn: string;
@@ -1977,7 +2008,7 @@ export interface components {
             status: components["schemas"]["SubscriberStatus"];
             /**
              * Plan
-             * @description Plan code: 1-32 of `A-Z a-z 0-9 _ . -`.
+             * @description Plan code: 1-32 of `A-Z a-z 0-9 _ . -`, starting with a letter or digit.
              * @example UNLIMITED-5G
              */
             plan: string;
@@ -1991,7 +2022,7 @@ export interface components {
              *     }
              */
             attributes?: {
-                [key: string]: string | number | boolean;
+                [key: string]: string | boolean | number;
             };
         };
         /**
@@ -2056,7 +2087,10 @@ export interface components {
         UserCreate: {
             /** Username */
             username: string;
-            /** Password */
+            /**
+             * Password
+             * @description At least 12 characters (PASSWORD_MIN_LENGTH), not counting spaces at either end; at most 1024 bytes; not the username.
+             */
             password: string;
             /** @default viewer */
             role?: components["schemas"]["Role"];
@@ -2436,7 +2470,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -2453,15 +2488,6 @@ export interface operations {
                     "application/json": components["schemas"]["UserPage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
@@ -2473,6 +2499,15 @@ export interface operations {
             };
             /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2902,10 +2937,11 @@ export interface operations {
     jobs_list: {
         parameters: {
             query?: {
-                status?: components["schemas"]["JobStatus"] | null;
-                type?: components["schemas"]["JobType"] | null;
+                status?: components["schemas"]["JobStatus"];
+                type?: components["schemas"]["JobType"];
                 limit?: number;
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -2922,8 +2958,8 @@ export interface operations {
                     "application/json": components["schemas"]["JobPage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2931,8 +2967,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
-            401: {
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3147,6 +3183,15 @@ export interface operations {
                     "application/json": components["schemas"]["JobOut"];
                 };
             };
+            /** @description The body can't be read as its Content-Type says (e.g. a multipart body without its boundary). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
@@ -3333,7 +3378,8 @@ export interface operations {
             query?: {
                 format?: string;
                 limit?: number;
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -3351,15 +3397,6 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["JobErrorPage"];
                     "text/csv": string;
-                };
-            };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
@@ -3380,7 +3417,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such resource at this path (or no such path). */
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. No such resource at this path (or no such path). */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3572,13 +3609,17 @@ export interface operations {
     audit_search: {
         parameters: {
             query?: {
-                entity_type?: string | null;
-                entity_id?: string | null;
-                actor?: string | null;
-                since?: string | null;
-                until?: string | null;
+                actor?: string;
+                since?: string;
+                until?: string;
                 limit?: number;
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
+                /** @description `entity_type` (e.g. `subscriber`), optionally with `entity_id`: an id needs its type. */
+                entity?: {
+                    entity_type: string;
+                    entity_id?: string;
+                };
             };
             header?: never;
             path?: never;
@@ -3595,15 +3636,6 @@ export interface operations {
                     "application/json": components["schemas"]["AuditPage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
             401: {
                 headers: {
@@ -3615,6 +3647,15 @@ export interface operations {
             };
             /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3683,12 +3724,12 @@ export interface operations {
     subscribers_list: {
         parameters: {
             query?: {
-                status?: components["schemas"]["SubscriberStatus"] | null;
-                plan?: string | null;
+                status?: components["schemas"]["SubscriberStatus"];
+                plan?: string;
                 /** @description Page size, 1-200. */
                 limit?: number;
-                /** @description `next_cursor` of the previous page. */
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -3705,8 +3746,8 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberPage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3714,8 +3755,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
-            401: {
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3835,15 +3876,23 @@ export interface operations {
     };
     subscribers_search: {
         parameters: {
-            query?: {
-                msisdn?: string | null;
-                imsi?: string | null;
-                email?: string | null;
-                uid_prefix?: string | null;
+            query: {
                 /** @description Page size, 1-200. */
                 limit?: number;
-                /** @description `next_cursor` of the previous page. */
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
+                /** @description Exactly one of `msisdn`, `imsi`, `email` or `uid_prefix`, each sent as its own query parameter, e.g. `?imsi=234150999999999`. */
+                criterion: {
+                    /** Format: phone-number */
+                    msisdn: string;
+                } | {
+                    imsi: string;
+                } | {
+                    /** Format: email */
+                    email: string;
+                } | {
+                    uid_prefix: string;
+                };
             };
             header?: never;
             path?: never;
@@ -3860,8 +3909,8 @@ export interface operations {
                     "application/json": components["schemas"]["SubscriberPage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3869,8 +3918,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
-            401: {
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3960,9 +4009,12 @@ export interface operations {
     subscribers_replace: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Required: the ETag of the version you read, e.g. `"3"` (428 without it, 412 if stale). */
-                "if-match"?: string | null;
+            header: {
+                /**
+                 * @description Required: the ETag of the version you read (428 without it, 412 if stale). One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never matches; `*` is refused with 428.
+                 * @example "3"
+                 */
+                "if-match": string;
             };
             path: {
                 uid: string;
@@ -4080,8 +4132,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Optional: the ETag of the version you read; when sent, a stale one is a 412. */
-                "if-match"?: string | null;
+                /**
+                 * @description Optional: the ETag of the version you read; when sent, a stale one is a 412. One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never matches; `*` is refused with 428.
+                 * @example "3"
+                 */
+                "if-match"?: string;
             };
             path: {
                 uid: string;
@@ -4174,9 +4229,12 @@ export interface operations {
     subscribers_update: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Required: the ETag of the version you read, e.g. `"3"` (428 without it, 412 if stale). */
-                "if-match"?: string | null;
+            header: {
+                /**
+                 * @description Required: the ETag of the version you read (428 without it, 412 if stale). One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never matches; `*` is refused with 428.
+                 * @example "3"
+                 */
+                "if-match": string;
             };
             path: {
                 uid: string;
@@ -4296,8 +4354,8 @@ export interface operations {
             query?: {
                 /** @description Page size, 1-200. */
                 limit?: number;
-                /** @description `next_cursor` of the previous page. */
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
             };
             header?: never;
             path: {
@@ -4316,8 +4374,8 @@ export interface operations {
                     "application/json": components["schemas"]["HistoryPage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4325,8 +4383,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
-            401: {
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4407,7 +4465,8 @@ export interface operations {
         parameters: {
             query?: {
                 limit?: number;
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
             };
             header?: never;
             path?: never;
@@ -4424,8 +4483,8 @@ export interface operations {
                     "application/json": components["schemas"]["ResourcePage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4433,8 +4492,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
-            401: {
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4595,8 +4654,11 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description The resource's ETag (`"<version>"`): the change applies only to that version. */
-                "if-match"?: string | null;
+                /**
+                 * @description Optional: the ETag of the version you read; when sent, a stale one is a 412. One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never matches; `*` is refused with 428.
+                 * @example "3"
+                 */
+                "if-match"?: string;
             };
             path: {
                 resource_id: string;
@@ -4666,6 +4728,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description This change needs If-Match with the ETag of the version you read (`*` is not accepted). */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
             503: {
                 headers: {
@@ -4684,8 +4755,11 @@ export interface operations {
                 force?: boolean;
             };
             header?: {
-                /** @description The resource's ETag (`"<version>"`): the change applies only to that version. */
-                "if-match"?: string | null;
+                /**
+                 * @description Optional: the ETag of the version you read; when sent, a stale one is a 412. One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never matches; `*` is refused with 428.
+                 * @example "3"
+                 */
+                "if-match"?: string;
             };
             path: {
                 resource_id: string;
@@ -4770,6 +4844,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description This change needs If-Match with the ETag of the version you read (`*` is not accepted). */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
             503: {
                 headers: {
@@ -4846,16 +4929,48 @@ export interface operations {
     };
     bookings_list: {
         parameters: {
-            query?: {
-                resource_id?: string | null;
-                subscriber_uid?: string | null;
-                status?: components["schemas"]["BookingStatus"] | null;
-                /** @description Start at or after. */
-                from?: string | null;
-                /** @description Start before. */
-                to?: string | null;
+            query: {
                 limit?: number;
-                cursor?: string | null;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
+                /** @description Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; `from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (at most 366 days). */
+                filter: {
+                    resource_id: string;
+                    /**
+                     * Format: date-time
+                     * @description Start at or after.
+                     */
+                    from?: string;
+                    /**
+                     * Format: date-time
+                     * @description Start before.
+                     */
+                    to?: string;
+                } | {
+                    subscriber_uid: string;
+                    /**
+                     * Format: date-time
+                     * @description Start at or after.
+                     */
+                    from?: string;
+                    /**
+                     * Format: date-time
+                     * @description Start before.
+                     */
+                    to?: string;
+                } | {
+                    status: components["schemas"]["BookingStatus"];
+                    /**
+                     * Format: date-time
+                     * @description Start at or after.
+                     */
+                    from: string;
+                    /**
+                     * Format: date-time
+                     * @description Start before.
+                     */
+                    to: string;
+                };
             };
             header?: never;
             path?: never;
@@ -4872,8 +4987,8 @@ export interface operations {
                     "application/json": components["schemas"]["BookingPage"];
                 };
             };
-            /** @description The `cursor` is malformed, was edited, or belongs to another query (`errors` names `query.cursor`): start again from the first page. */
-            400: {
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4881,8 +4996,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
-            401: {
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4915,7 +5030,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description Client-chosen key (printable ASCII, <= 255). A retry with the same key and body returns the same booking for 24 h; the same key with another body is a 422. */
-                "idempotency-key"?: string | null;
+                "idempotency-key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -4998,9 +5113,9 @@ export interface operations {
             query: {
                 /** @description First day, YYYY-MM-DD. */
                 from: string;
-                /** @description How many days (1-31). */
+                /** @description How many days. */
                 days?: number;
-                resource_id?: string | null;
+                resource_id?: string;
             };
             header?: never;
             path?: never;
