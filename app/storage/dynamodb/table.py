@@ -45,9 +45,17 @@ def _to_dynamo(value: Any) -> Any:
     return value
 
 
+# DynamoDB keeps one number type; an integral one read back within this bound is an int (counts,
+# versions, epochs, the API's attribute integers). A larger one was a float (1e125): as an int it
+# would have 126 digits, more than DynamoDB's 38, and could not be written back (an audit snapshot).
+_LARGEST_INT = 2**53 - 1
+
+
 def _from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        if value == value.to_integral_value() and abs(value) <= _LARGEST_INT:
+            return int(value)
+        return float(value)
     if isinstance(value, dict):
         return {key: _from_dynamo(inner) for key, inner in value.items()}
     if isinstance(value, list | set):
