@@ -198,10 +198,10 @@ def _cli_principal() -> Any:
 def _job_request(values: dict[str, Any]) -> Any:
     from pydantic import ValidationError
 
-    from app.migration.schemas import JOB_CREATE
+    from app.migration.schemas import JobCreate
 
     try:
-        return JOB_CREATE.validate_python(values)
+        return JobCreate.model_validate(values).root
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             where = ".".join(str(part) for part in error["loc"]) or "options"

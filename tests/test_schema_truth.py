@@ -255,3 +255,17 @@ def test_an_imports_region_is_one_the_server_has_phone_metadata_for() -> None:
     """`'000'` fits 2-3 characters but is no region: the document lists the regions instead."""
     region = _property(document(), "ImportJobCreate", "default_region")
     assert {"enum": supported_regions(), "type": "string"} in region["anyOf"]
+
+
+def test_an_uploads_options_are_documented_as_the_json_object_they_are() -> None:
+    """The form field carries JSON text; OpenAPI 3.1 says so with the object's schema and the part's
+    `contentType`, so a generator sends valid JSON (an import by default, or a delete)."""
+    spec = document()
+    content = spec["paths"]["/migration/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert content["encoding"] == {"options": {"contentType": "application/json"}}
+    options = _property(spec, "JobsUploadBody", "options")
+    import_branch, delete_branch = options["oneOf"]
+    assert import_branch["properties"]["type"] == {**import_branch["properties"]["type"], "const": "import"}
+    assert import_branch["required"] == []
+    assert delete_branch["required"] == ["type"]
+    assert all(branch["additionalProperties"] is False for branch in options["oneOf"])

@@ -8,8 +8,8 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    RootModel,
     StrictBool,
-    TypeAdapter,
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
@@ -50,23 +50,6 @@ KnownRegion = Annotated[str, Field(json_schema_extra=_known_regions)]
 
 
 class ImportJobCreate(_JobCreateBase):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "type": "import",
-                "target": "subscribers",
-                "format": "csv",
-                "mode": "upsert",
-                "dry_run": False,
-                "mapping": {
-                    "columns": {"MSISDN": "msisdn", "Tariff": "plan"},
-                    "transforms": {"status": ["trim", "upper", {"map": {"A": "ACTIVE"}}]},
-                    "unmapped": "attributes",
-                },
-            }
-        },
-    )
-
     type: Literal["import"]
     target: ImportTarget = Field("subscribers", description="What the import creates.")
     format: InputFormat = Field(description="The input file's format.")
@@ -128,13 +111,45 @@ def _errors_without_tag(value: Any, handler: ValidatorFunctionWrapHandler) -> An
         raise ValidationError.from_exception_data(exc.title, errors) from None
 
 
-JobCreate = Annotated[
-    ImportJobCreate | ExportJobCreate | DeleteJobCreate,
-    Discriminator("type"),  # not Field(discriminator=...): FastAPI would take that for the parameter's own
-    WrapValidator(_errors_without_tag),
-]
-"""A new job: its fields depend on its `type`."""
-JOB_CREATE: TypeAdapter[JobCreate] = TypeAdapter(JobCreate)
+JobRequest = ImportJobCreate | ExportJobCreate | DeleteJobCreate
+
+
+class JobCreate(RootModel[Annotated[JobRequest, Discriminator("type"), WrapValidator(_errors_without_tag)]]):
+    """A new job: its fields depend on its `type`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "type": "import",
+                "target": "subscribers",
+                "format": "csv",
+                "mode": "upsert",
+                "dry_run": False,
+                "mapping": {
+                    "columns": {"MSISDN": "msisdn", "Tariff": "plan"},
+                    "transforms": {"status": ["trim", "upper", {"map": {"A": "ACTIVE"}}]},
+                    "unmapped": "attributes",
+                },
+            }
+        },
+    )
+
+
+def upload_options_schema(schema: dict[str, Any]) -> None:
+    """`POST /migration/upload`'s `options` as the document states it: a JSON object (the form
+    field's text) with an import's fields or a delete's, where `type` defaults to import and
+    `format` to the one the file's name says. The models nested in them are components already."""
+    branches = []
+    for model, optional in ((ImportJobCreate, {"type", "format"}), (DeleteJobCreate, {"format"})):
+        branch = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        branch.pop("$defs", None)
+        branch["required"] = [name for name in branch["required"] if name not in optional]
+        branch["properties"]["format"]["description"] += " Default: from the file's name."
+        branches.append(branch)
+    branches[0]["properties"]["type"]["default"] = "import"
+    schema.clear()
+    schema["oneOf"] = branches
+    schema["description"] = "The job's fields, as for `POST /migration/jobs`: an import (the default) or a delete."
 
 
 def shown_options(options: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from app.errors import ConflictError, FieldCode, Forbidden, InvalidInput, NotFou
 from app.migration import worker
 from app.migration.imports import FileImport
 from app.migration.mapping import stored_mapping
-from app.migration.schemas import ExportJobCreate, ImportJobCreate, JobCreate, UploadInstructions
+from app.migration.schemas import ExportJobCreate, ImportJobCreate, JobRequest, UploadInstructions
 from app.runtime import Runtime
 from app.storage.base import Conflict, NotFound, Page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
@@ -90,7 +90,7 @@ def creator_of(runtime: Runtime, job: JobRecord) -> Principal | None:
 # --- creating and running jobs ---------------------------------------------------------------------
 
 
-def create_job(runtime: Runtime, principal: Principal, request: JobCreate) -> JobRecord:
+def create_job(runtime: Runtime, principal: Principal, request: JobRequest) -> JobRecord:
     """The new job; exports start at once, imports and deletes when their input arrives (see
     `upload_instructions`)."""
     needed = required_capability(JobType(request.type), request.target)

@@ -342,3 +342,19 @@ def test_a_jobs_fields_follow_its_type(
     response = client.post("/migration/jobs", json=body, headers=role_headers["admin"])
     assert response.status_code == 422, response.text
     assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, code)]
+
+
+def test_an_upload_whose_name_tells_no_format_asks_for_one(
+    client: TestClient, role_headers: dict[str, dict[str, str]]
+) -> None:
+    admin = role_headers["admin"]
+    unnamed = client.post("/migration/upload", files={"file": ("file", csv_file(row(1)))}, headers=admin)
+    assert unnamed.status_code == 422, unnamed.text
+    assert [(e["field"], e["code"]) for e in unnamed.json()["errors"]] == [("form.options", "missing")]
+    named = client.post(
+        "/migration/upload",
+        files={"file": ("file", csv_file(row(1)))},
+        data={"options": '{"format": "csv"}'},
+        headers=admin,
+    )
+    assert named.status_code == 201, named.text

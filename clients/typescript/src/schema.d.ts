@@ -1088,34 +1088,7 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
-        /**
-         * ImportJobCreate
-         * @example {
-         *       "dry_run": false,
-         *       "format": "csv",
-         *       "mapping": {
-         *         "columns": {
-         *           "MSISDN": "msisdn",
-         *           "Tariff": "plan"
-         *         },
-         *         "transforms": {
-         *           "status": [
-         *             "trim",
-         *             "upper",
-         *             {
-         *               "map": {
-         *                 "A": "ACTIVE"
-         *               }
-         *             }
-         *           ]
-         *         },
-         *         "unmapped": "attributes"
-         *       },
-         *       "mode": "upsert",
-         *       "target": "subscribers",
-         *       "type": "import"
-         *     }
-         */
+        /** ImportJobCreate */
         ImportJobCreate: {
             /** File Name */
             file_name?: string | null;
@@ -1197,6 +1170,36 @@ export interface components {
              */
             failed: number;
         };
+        /**
+         * JobCreate
+         * @description A new job: its fields depend on its `type`.
+         * @example {
+         *       "dry_run": false,
+         *       "format": "csv",
+         *       "mapping": {
+         *         "columns": {
+         *           "MSISDN": "msisdn",
+         *           "Tariff": "plan"
+         *         },
+         *         "transforms": {
+         *           "status": [
+         *             "trim",
+         *             "upper",
+         *             {
+         *               "map": {
+         *                 "A": "ACTIVE"
+         *               }
+         *             }
+         *           ]
+         *         },
+         *         "unmapped": "attributes"
+         *       },
+         *       "mode": "upsert",
+         *       "target": "subscribers",
+         *       "type": "import"
+         *     }
+         */
+        JobCreate: components["schemas"]["ImportJobCreate"] | components["schemas"]["ExportJobCreate"] | components["schemas"]["DeleteJobCreate"];
         /** JobCreated */
         JobCreated: {
             job: components["schemas"]["JobOut"];
@@ -1306,9 +1309,81 @@ export interface components {
             file: string;
             /**
              * Options
-             * @description JSON object with the fields of JobCreate (type defaults to import).
+             * @description The job's fields, as for `POST /migration/jobs`: an import (the default) or a delete.
              */
-            options?: string | null;
+            options?: {
+                /** File Name */
+                file_name?: string | null;
+                /**
+                 * Type
+                 * @default import
+                 * @constant
+                 */
+                type?: "import";
+                /**
+                 * Target
+                 * @description What the import creates.
+                 * @default subscribers
+                 * @enum {string}
+                 */
+                target?: "subscribers" | "users";
+                /**
+                 * Format
+                 * @description The input file's format. Default: from the file's name.
+                 * @enum {string}
+                 */
+                format?: "csv" | "json" | "ndjson";
+                /**
+                 * Delimiter
+                 * @description CSV delimiter; detected when omitted.
+                 */
+                delimiter?: ("," | ";" | "\t") | null;
+                /**
+                 * Mode
+                 * @description Create only, create or replace, or update existing only.
+                 * @default create
+                 * @enum {string}
+                 */
+                mode?: "create" | "upsert" | "update";
+                /**
+                 * Dry Run
+                 * @description Validate and check against the store; write nothing.
+                 * @default false
+                 */
+                dry_run?: boolean;
+                mapping?: components["schemas"]["MappingSpec"] | null;
+                /**
+                 * Default Region
+                 * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
+                 */
+                default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
+            } | {
+                /** File Name */
+                file_name?: string | null;
+                /**
+                 * Type
+                 * @constant
+                 */
+                type: "delete";
+                /**
+                 * Target
+                 * @description Delete jobs delete subscribers.
+                 * @default subscribers
+                 * @constant
+                 */
+                target?: "subscribers";
+                /**
+                 * Format
+                 * @description The format of the file listing the subscribers to delete. Default: from the file's name.
+                 * @enum {string}
+                 */
+                format?: "csv" | "json" | "ndjson";
+                /**
+                 * Delimiter
+                 * @description CSV delimiter; detected when omitted.
+                 */
+                delimiter?: ("," | ";" | "\t") | null;
+            };
         };
         /** Liveness */
         Liveness: {
@@ -3055,7 +3130,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["ImportJobCreate"] | components["schemas"]["ExportJobCreate"] | components["schemas"]["DeleteJobCreate"];
+                "application/json": components["schemas"]["JobCreate"];
             };
         };
         responses: {
