@@ -149,7 +149,7 @@ def test_multipart_upload_creates_and_runs(client: TestClient, role_headers: dic
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({"type": "import", "target": "users"}, "body"),
+        ({"type": "import", "target": "users"}, "body.format"),  # named by its field since the oneOf
         ({"type": "import", "target": "users", "format": "xml"}, "body.format"),
         (
             {"type": "import", "target": "users", "format": "csv", "mapping": {"columns": {"A": "nope"}}},
@@ -159,7 +159,7 @@ def test_multipart_upload_creates_and_runs(client: TestClient, role_headers: dic
             {"type": "import", "target": "users", "format": "csv", "mapping": {"unmapped": "keep"}},
             "body.mapping.unmapped",
         ),
-        ({"type": "export", "format": "json"}, "body"),
+        ({"type": "export", "format": "json"}, "body.format"),
         ({"type": "import", "target": "users", "format": "csv", "surprise": 1}, "body.surprise"),
     ],
 )
