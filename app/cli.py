@@ -201,7 +201,7 @@ def _job_request(values: dict[str, Any]) -> Any:
     from app.migration.schemas import JobCreate
 
     try:
-        return JobCreate.model_validate(values)
+        return JobCreate.model_validate(values).root
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             where = ".".join(str(part) for part in error["loc"]) or "options"

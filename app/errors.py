@@ -252,7 +252,6 @@ class FieldCode(StrEnum):
     # Jobs
     UNKNOWN_REGION = "unknown_region", "not an ISO 3166 region the phone number rules know"
     NOT_AVAILABLE = "not_available", "a kind of job this server does not run"
-    EMPTY_FILE = "empty_file", "the uploaded file is empty"
     DUPLICATE_MAPPING = "duplicate_mapping", "several columns map to the same field"
 
 

@@ -68,9 +68,14 @@ def input_names(document: Document, operation: dict[str, Any]) -> set[str]:
     for media in operation.get("requestBody", {}).get("content", {}).values():
         schema = media.get("schema", {})
         properties = dict(schema.get("properties", {}))
+        components = document["components"]["schemas"]
         for option in [schema, *schema.get("anyOf", [])]:  # an optional body is `anyOf: [model, null]`
             if "$ref" in option:
-                properties |= document["components"]["schemas"][option["$ref"].rsplit("/", 1)[1]]["properties"]
+                component = components[option["$ref"].rsplit("/", 1)[1]]
+                for branch in [component, *component.get("oneOf", [])]:  # a `oneOf`: one object per kind
+                    if "$ref" in branch:
+                        branch = components[branch["$ref"].rsplit("/", 1)[1]]
+                    properties |= branch.get("properties", {})
         prefix = "form" if media is operation["requestBody"]["content"].get("multipart/form-data") else "body"
         names |= {f"{prefix}.{name}" for name in properties}
         names |= {f"body.{name}" for name in properties if prefix == "form"}  # the file part

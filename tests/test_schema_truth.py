@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.openapi import build_openapi
 from app.storage.cursor import CURSOR_PATTERN
+from app.subscribers.fields import supported_regions
 from tests.bookings.test_bookings_api import resource_body
 from tests.support import make_settings
 
@@ -221,3 +222,50 @@ def test_attribute_numbers_are_bounded_to_what_every_store_keeps(
     assert not values.is_valid(1e-200)
     assert values.is_valid(9.5e124)
     assert values.is_valid(2**53 - 1)
+
+
+def test_a_job_is_one_clean_object_per_type() -> None:
+    """Which fields a job takes depends on its type; the document says so with a discriminated oneOf."""
+    spec = document()
+    body = _body_schema(spec, "/migration/jobs", "post", "application/json")
+    schemas = spec["components"]["schemas"]
+    by_type = {tag: ref.rsplit("/", 1)[1] for tag, ref in body["discriminator"]["mapping"].items()}
+    assert body["discriminator"]["propertyName"] == "type"
+    assert by_type == {"import": "ImportJobCreate", "export": "ExportJobCreate", "delete": "DeleteJobCreate"}
+    assert sorted(one["$ref"].rsplit("/", 1)[1] for one in body["oneOf"]) == sorted(by_type.values())
+    fields = {tag: set(schemas[name]["properties"]) for tag, name in by_type.items()}
+    assert all(schemas[name]["additionalProperties"] is False for name in by_type.values())
+    assert {"mapping", "mode", "dry_run", "default_region"} <= fields["import"]
+    assert not {"mapping", "mode", "dry_run", "default_region"} & (fields["export"] | fields["delete"])
+    assert {"filters", "mask"} <= fields["export"]
+    assert not {"filters", "mask"} & (fields["import"] | fields["delete"])
+    assert "format" in schemas[by_type["import"]]["required"]
+    assert "format" in schemas[by_type["delete"]]["required"]
+    assert "format" not in schemas[by_type["export"]].get("required", [])
+
+
+def test_an_empty_input_file_is_allowed_by_the_document() -> None:
+    """A file with no bytes is a file with no rows (tests/migration/test_subscriber_jobs.py runs one)."""
+    content = document()["paths"]["/migration/jobs/{job_id}/input"]["put"]["requestBody"]["content"]
+    assert content
+    assert all("minLength" not in media["schema"] for media in content.values())
+
+
+def test_an_imports_region_is_one_the_server_has_phone_metadata_for() -> None:
+    """`'000'` fits 2-3 characters but is no region: the document lists the regions instead."""
+    region = _property(document(), "ImportJobCreate", "default_region")
+    assert {"enum": supported_regions(), "type": "string"} in region["anyOf"]
+
+
+def test_an_uploads_options_are_documented_as_the_json_object_they_are() -> None:
+    """The form field carries JSON text; OpenAPI 3.1 says so with the object's schema and the part's
+    `contentType`, so a generator sends valid JSON (an import by default, or a delete)."""
+    spec = document()
+    content = spec["paths"]["/migration/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert content["encoding"] == {"options": {"contentType": "application/json"}}
+    options = _property(spec, "JobsUploadBody", "options")
+    import_branch, delete_branch = options["oneOf"]
+    assert import_branch["properties"]["type"] == {**import_branch["properties"]["type"], "const": "import"}
+    assert import_branch["required"] == []
+    assert delete_branch["required"] == ["type"]
+    assert all(branch["additionalProperties"] is False for branch in options["oneOf"])

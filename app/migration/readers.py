@@ -113,8 +113,10 @@ def _csv_reader(text: io.TextIOWrapper, delimiter: str | None) -> tuple[list[str
         raise FileFormatError("the file is not UTF-8 text") from None
     if len(first_line) > MAX_ROW_BYTES:
         raise FileFormatError(f"the header row is longer than {MAX_ROW_BYTES} characters")
+    if not first_line:  # no bytes at all (a byte-order mark at most): a file with no rows
+        return [], delimiter or ",", _RecordLines(text, delimiter or ",")
     if not first_line.strip():
-        raise FileFormatError("the file is empty or its first line is blank; a header row is required")
+        raise FileFormatError("the first line is blank; a header row is required")
     if "\0" in first_line:
         raise FileFormatError("the file is binary, not CSV text")
     if first_line.lstrip().startswith(("{", "[")):
@@ -215,6 +217,8 @@ def _json_rows(stream: IO[bytes]) -> Iterator[SourceRow]:
     import ijson
 
     head = stream.read(4096)
+    if not head.removeprefix(codecs.BOM_UTF8):
+        return  # no bytes at all: a file with no rows
     start = head.removeprefix(codecs.BOM_UTF8).lstrip()
     if not start.startswith(b"["):
         raise FileFormatError("a JSON import must be an array of objects: [{...}, {...}]")

@@ -20,7 +20,15 @@ from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemTyp
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
 from app.migration.readers import kind_from_name
-from app.migration.schemas import JobCreate, JobCreated, JobErrorOut, JobErrorPage, JobOut, JobPage
+from app.migration.schemas import (
+    JobCreate,
+    JobCreated,
+    JobErrorOut,
+    JobErrorPage,
+    JobOut,
+    JobPage,
+    upload_options_schema,
+)
 from app.openapi import error_responses, invalid
 from app.storage.blobs import BlobTooLarge
 from app.storage.records import JobStatus, JobType
@@ -49,12 +57,10 @@ UPLOAD_PATHS = re.compile(r"/migration/(jobs/[^/]+/input|upload)$")
     "starts when the file arrives.",
     response_model=JobCreated,
     status_code=status.HTTP_201_CREATED,
-    responses=error_responses(
-        invalid(("body.default_region", FieldCode.UNKNOWN_REGION)), invalid(("body", FieldCode.INVALID_COMBINATION))
-    ),
+    responses=error_responses(invalid(("body.default_region", FieldCode.UNKNOWN_REGION))),
 )
 def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Request, response: Response) -> JobCreated:
-    job = service.create_job(runtime, principal, body)
+    job = service.create_job(runtime, principal, body.root)
     response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
     upload = None
     if job.input_key is not None:
@@ -73,13 +79,13 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Req
         ProblemType.NOT_FOUND,
         ProblemType.CONFLICT,
         ProblemType.PAYLOAD_TOO_LARGE,
-        invalid(("body", FieldCode.EMPTY_FILE), ("path.job_id", FieldCode.PATTERN_MISMATCH)),
+        invalid(("path.job_id", FieldCode.PATTERN_MISMATCH)),
     ),
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                media: {"schema": {"type": "string", "format": "binary", "minLength": 1}}  # empty: 422
+                media: {"schema": {"type": "string", "format": "binary"}}  # empty: a file with no rows
                 for media in ("text/csv", "application/json", "application/x-ndjson", "application/octet-stream")
             },
         }
@@ -95,8 +101,6 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
             if received > limit:
                 raise PayloadTooLargeError(f"the file exceeds {limit} bytes")
             spool.write(chunk)
-        if received == 0:
-            raise InvalidInput("body", "the file is empty", code=FieldCode.EMPTY_FILE)
         spool.seek(0)
         job = await run_in_threadpool(service.receive_input, runtime, principal, job_id, spool)
     return JobOut.of(job)
@@ -111,8 +115,18 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
     # 400: a body the multipart parser can't split at all (e.g. no boundary in its Content-Type).
     responses=error_responses(
         ProblemType.BAD_REQUEST,
-        invalid(("form.options", FieldCode.JSON_INVALID), ("body.file", FieldCode.MISSING)),
+        invalid(
+            ("form.options", FieldCode.JSON_INVALID),
+            ("form.options", FieldCode.MISSING),
+            ("body.file", FieldCode.MISSING),
+        ),
     ),
+    # OpenAPI 3.1: a multipart part holding JSON says so, and generators then send the object as JSON.
+    openapi_extra={
+        "requestBody": {
+            "content": {"multipart/form-data": {"encoding": {"options": {"contentType": "application/json"}}}}
+        }
+    },
 )
 def upload(
     principal: Runner,
@@ -120,17 +134,23 @@ def upload(
     request: Request,
     response: Response,
     file: Annotated[UploadFile, File(description="CSV, JSON array or NDJSON; the format follows the file name.")],
-    options: Annotated[
-        str | None, Form(description="JSON object with the fields of JobCreate (type defaults to import).")
-    ] = None,
+    # Read as text and parsed here (depth-bounded, errors named `form.options`); documented as the object.
+    options: Annotated[str | None, Form(json_schema_extra=upload_options_schema)] = None,
 ) -> JobOut:
     try:
         given = loads_bounded(options, MAX_BODY_DEPTH) if options else {}
         if not isinstance(given, dict):
             raise InvalidInput("form.options", "must be a JSON object", code=FieldCode.INVALID_TYPE)
         given.setdefault("type", "import")
-        given.setdefault("format", kind_from_name(file.filename or ""))
-        job_request = JobCreate.model_validate(given)
+        if "format" not in given:
+            given["format"] = kind_from_name(file.filename or "")
+            if given["format"] is None:
+                raise InvalidInput(
+                    "form.options",
+                    "give a format: the file's name says neither csv, json nor ndjson",
+                    code=FieldCode.MISSING,
+                )
+        job_request = JobCreate.model_validate(given).root
     except TooDeep as exc:
         raise InvalidInput("form.options", f"JSON {exc}", code=FieldCode.JSON_TOO_DEEP) from None
     except ValidationError as exc:

@@ -1,9 +1,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    StrictBool,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.errors import FieldCode, invalid_value
 from app.migration.mapping import MappingSpec, mapping_of
@@ -11,6 +23,8 @@ from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, Jo
 
 ImportTarget = Literal["subscribers", "users"]
 InputFormat = Literal["csv", "json", "ndjson"]
+Delimiter = Literal[",", ";", "\t"]
+JOB_TYPES = ("import", "export", "delete")
 
 
 class ExportFilters(BaseModel):
@@ -19,9 +33,91 @@ class ExportFilters(BaseModel):
     plan: str | None = Field(None, min_length=1, max_length=32)
 
 
-class JobCreate(BaseModel):
+class _JobCreateBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/\\]+$")
+
+
+def _known_regions(schema: dict[str, Any]) -> None:
+    from app.subscribers.fields import supported_regions
+
+    # The regions the server has phone metadata for (lower case is read as upper case too).
+    schema["enum"] = supported_regions()
+
+
+KnownRegion = Annotated[str, Field(json_schema_extra=_known_regions)]
+
+
+class ImportJobCreate(_JobCreateBase):
+    type: Literal["import"]
+    target: ImportTarget = Field("subscribers", description="What the import creates.")
+    format: InputFormat = Field(description="The input file's format.")
+    delimiter: Delimiter | None = Field(None, description="CSV delimiter; detected when omitted.")
+    mode: Literal["create", "upsert", "update"] = Field(
+        "create", description="Create only, create or replace, or update existing only."
+    )
+    dry_run: StrictBool = Field(False, description="Validate and check against the store; write nothing.")
+    mapping: MappingSpec | None = None
+    default_region: KnownRegion | None = Field(
+        None, description="Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's)."
+    )
+
+    @field_validator("default_region")
+    @classmethod
+    def _known_region(cls, value: str | None) -> str | None:
+        from app.subscribers.fields import is_supported_region
+
+        if value is None:
+            return None
+        value = value.upper()
+        if not is_supported_region(value):
+            raise invalid_value(FieldCode.UNKNOWN_REGION, f"{value!r} is not a known ISO 3166 region (e.g. GB, US, DE)")
+        return value
+
+
+class ExportJobCreate(_JobCreateBase):
+    type: Literal["export"]
+    target: Literal["subscribers"] = Field("subscribers", description="Exports write subscribers.")
+    format: Literal["csv", "ndjson"] | None = Field(None, description="The file written (default: csv).")
+    filters: ExportFilters | None = Field(None, description="Which subscribers.")
+    mask: StrictBool = Field(False, description="Mask IMSI, ICCID and email as viewers see them.")
+
+
+class DeleteJobCreate(_JobCreateBase):
+    type: Literal["delete"]
+    target: Literal["subscribers"] = Field("subscribers", description="Delete jobs delete subscribers.")
+    format: InputFormat = Field(description="The format of the file listing the subscribers to delete.")
+    delimiter: Delimiter | None = Field(None, description="CSV delimiter; detected when omitted.")
+
+
+def _errors_without_tag(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """pydantic puts the matched `type` first in a tagged union's error locations (`import.format`);
+    the API names the field as sent (`format`), and a missing or unknown type as `type` itself."""
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        errors: list[InitErrorDetails] = []
+        for error in exc.errors(include_url=False):
+            kind, message, location = error["type"], error["msg"], error["loc"]
+            if kind == "union_tag_not_found":
+                kind, message, location = "missing", "Field required", ("type",)
+            elif kind == "union_tag_invalid":
+                kind, message, location = "literal_error", "Input should be 'import', 'export' or 'delete'", ("type",)
+            elif location and location[0] in JOB_TYPES:
+                location = location[1:]
+            escaped = message.replace("{", "{{").replace("}", "}}")  # the message is a template
+            errors.append({"type": PydanticCustomError(kind, escaped), "loc": location, "input": error["input"]})
+        raise ValidationError.from_exception_data(exc.title, errors) from None
+
+
+JobRequest = ImportJobCreate | ExportJobCreate | DeleteJobCreate
+
+
+class JobCreate(RootModel[Annotated[JobRequest, Discriminator("type"), WrapValidator(_errors_without_tag)]]):
+    """A new job: its fields depend on its `type`."""
+
     model_config = ConfigDict(
-        extra="forbid",
         json_schema_extra={
             "example": {
                 "type": "import",
@@ -38,56 +134,22 @@ class JobCreate(BaseModel):
         },
     )
 
-    type: Literal["import", "export", "delete"]
-    target: ImportTarget = Field("subscribers", description="What an import creates.")
-    format: Literal["csv", "json", "ndjson"] | None = Field(
-        None, description="Input format (import, delete: required) or export file format (csv or ndjson)."
-    )
-    delimiter: Literal[",", ";", "\t"] | None = Field(None, description="CSV delimiter; detected when omitted.")
-    mode: Literal["create", "upsert", "update"] = Field(
-        "create", description="Imports: create only, create or replace, or update existing only."
-    )
-    dry_run: StrictBool = Field(False, description="Validate and check against the store; write nothing.")
-    mapping: MappingSpec | None = None
-    default_region: str | None = Field(
-        None,
-        min_length=2,
-        max_length=3,
-        description="Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).",
-    )
-    filters: ExportFilters | None = Field(None, description="Export: which subscribers.")
-    mask: StrictBool = Field(False, description="Export: mask IMSI, ICCID and email as viewers see them.")
-    file_name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^[^/\\]+$")
 
-    @field_validator("default_region")
-    @classmethod
-    def _known_region(cls, value: str | None) -> str | None:
-        from app.subscribers.fields import is_supported_region
-
-        if value is None:
-            return None
-        value = value.upper()
-        if not is_supported_region(value):
-            raise invalid_value(FieldCode.UNKNOWN_REGION, f"{value!r} is not a known ISO 3166 region (e.g. GB, US, DE)")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> JobCreate:
-        if self.type in ("import", "delete") and self.format is None:
-            raise invalid_value(FieldCode.INVALID_COMBINATION, "format is required for import and delete jobs")
-        if self.type == "export" and self.format not in (None, "csv", "ndjson"):
-            raise invalid_value(FieldCode.INVALID_COMBINATION, "an export is written as csv or ndjson")
-        if self.type != "import" and (
-            self.mapping is not None or self.mode != "create" or self.dry_run or self.default_region
-        ):
-            raise invalid_value(
-                FieldCode.INVALID_COMBINATION, "mapping, mode, dry_run and default_region apply to imports only"
-            )
-        if self.type != "export" and (self.filters is not None or self.mask):
-            raise invalid_value(FieldCode.INVALID_COMBINATION, "filters and mask apply to exports only")
-        if self.type == "delete" and self.target != "subscribers":
-            raise invalid_value(FieldCode.INVALID_COMBINATION, "delete jobs delete subscribers")
-        return self
+def upload_options_schema(schema: dict[str, Any]) -> None:
+    """`POST /migration/upload`'s `options` as the document states it: a JSON object (the form
+    field's text) with an import's fields or a delete's, where `type` defaults to import and
+    `format` to the one the file's name says. The models nested in them are components already."""
+    branches = []
+    for model, optional in ((ImportJobCreate, {"type", "format"}), (DeleteJobCreate, {"format"})):
+        branch = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        branch.pop("$defs", None)
+        branch["required"] = [name for name in branch["required"] if name not in optional]
+        branch["properties"]["format"]["description"] += " Default: from the file's name."
+        branches.append(branch)
+    branches[0]["properties"]["type"]["default"] = "import"
+    schema.clear()
+    schema["oneOf"] = branches
+    schema["description"] = "The job's fields, as for `POST /migration/jobs`: an import (the default) or a delete."
 
 
 def shown_options(options: dict[str, Any]) -> dict[str, Any]:

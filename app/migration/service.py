@@ -15,7 +15,7 @@ from app.errors import ConflictError, FieldCode, Forbidden, InvalidInput, NotFou
 from app.migration import worker
 from app.migration.imports import FileImport
 from app.migration.mapping import stored_mapping
-from app.migration.schemas import JobCreate, UploadInstructions
+from app.migration.schemas import ExportJobCreate, ImportJobCreate, JobRequest, UploadInstructions
 from app.runtime import Runtime
 from app.storage.base import Conflict, NotFound, Page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
@@ -90,24 +90,20 @@ def creator_of(runtime: Runtime, job: JobRecord) -> Principal | None:
 # --- creating and running jobs ---------------------------------------------------------------------
 
 
-def create_job(runtime: Runtime, principal: Principal, request: JobCreate) -> JobRecord:
+def create_job(runtime: Runtime, principal: Principal, request: JobRequest) -> JobRecord:
     """The new job; exports start at once, imports and deletes when their input arrives (see
     `upload_instructions`)."""
-    target = request.target if request.type == "import" else "subscribers"
-    needed = required_capability(JobType(request.type), target)
+    needed = required_capability(JobType(request.type), request.target)
     if not principal.can(needed):
         raise Forbidden(f"role {principal.role.value!r} may not start this job (needs {needed.value})")
     job_id = uuid.uuid4().hex
     options = request.model_dump(mode="json", exclude_none=True, exclude={"type"})
-    if request.type == "import":
+    if isinstance(request, ImportJobCreate):
         _check_mapping(runtime, request)
         if request.mapping is not None:
             options["mapping"] = stored_mapping(request.mapping)
-    else:
-        options.pop("target", None)
-    if request.type == "delete":
-        options["target"] = "subscribers"
-    if request.type == "export":
+    if isinstance(request, ExportJobCreate):
+        options.pop("target")  # an export's options say what it wrote, not what it read
         # Written as its creator may see it: whoever may download it then sees no more than they did.
         options["mask"] = request.mask or not principal.can(Capability.SUBSCRIBERS_UNMASKED)
     job = JobRecord(
@@ -117,7 +113,7 @@ def create_job(runtime: Runtime, principal: Principal, request: JobCreate) -> Jo
         created_by=principal.username,
         created_by_id=principal.user_id,
         created_at=utcnow(),
-        input_key=f"{UPLOAD_PREFIX}{job_id}/input.{request.format}" if request.type != "export" else None,
+        input_key=None if isinstance(request, ExportJobCreate) else f"{UPLOAD_PREFIX}{job_id}/input.{request.format}",
     )
     runtime.store.jobs.create(job)
     if job.input_key is None:  # exports need no input: start now
@@ -125,7 +121,7 @@ def create_job(runtime: Runtime, principal: Principal, request: JobCreate) -> Jo
     return job
 
 
-def _check_mapping(runtime: Runtime, request: JobCreate) -> None:
+def _check_mapping(runtime: Runtime, request: ImportJobCreate) -> None:
     kind = worker.engine(runtime).kinds.get(f"import:{request.target}")
     if not isinstance(kind, FileImport):
         raise InvalidInput(

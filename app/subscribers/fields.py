@@ -225,6 +225,18 @@ def _metadata(region: str) -> Any:
     return _phone_library().PhoneMetadata.metadata_for_region(region, None)
 
 
+def supported_regions() -> list[str]:
+    """Every region `is_supported_region` accepts, sorted (for the OpenAPI document)."""
+    spec = importlib.util.find_spec("phonenumbers")
+    locations = (spec.submodule_search_locations or []) if spec else []
+    names = (
+        path.stem.removeprefix("region_")
+        for location in locations
+        for path in (Path(location) / "data").glob("region_*.py")
+    )
+    return sorted({name for name in names if _REGION_CODE.fullmatch(name)})
+
+
 def is_supported_region(region: str) -> bool:
     """Whether phonenumbers has metadata for `region` (one `data/region_XX.py` per region).
 

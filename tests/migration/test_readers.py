@@ -76,10 +76,17 @@ def test_json_reader_streams_from_a_non_seekable_body() -> None:
     assert sum(1 for _ in read_rows(Body(data), "json")) == 5000  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kind", ["csv", "json", "ndjson"])
+def test_a_file_with_no_bytes_has_no_rows(kind: str) -> None:
+    """An empty file (a byte-order mark at most) is valid and empty; a blank first line is not."""
+    for content in (b"", b"\xef\xbb\xbf"):
+        assert check_file(io.BytesIO(content), kind).rows == 0  # type: ignore[arg-type]
+        assert list(read_rows(io.BytesIO(content), kind)) == []  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("content", "kind", "reason"),
     [
-        (b"", "csv", "header row is required"),
         (b"\n\na,b\n", "csv", "header row is required"),
         (b"a,,b\n1,2,3\n", "csv", "empty column name"),
         (b"Name,name\n1,2\n", "csv", "duplicate column names"),

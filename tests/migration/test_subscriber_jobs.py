@@ -302,3 +302,59 @@ def test_crash_between_batch_and_checkpoint_resumes_exactly(
     assert live(store, SUBSCRIBER_STATUS_SCOPE) == {"ACTIVE": 9}
     assert store.subscribers.get("s0050").msisdn == "+447911100090"  # type: ignore[union-attr]
     assert store.subscribers.reconcile_counters(fix=False) == []
+
+
+@pytest.mark.parametrize("file_format", ["csv", "json", "ndjson"])
+def test_an_empty_input_file_completes_the_job_with_no_rows(
+    client: TestClient, role_headers: dict[str, dict[str, str]], store: Store, file_format: str
+) -> None:
+    """A file with no bytes is a file with no rows (an export from elsewhere may be empty)."""
+    admin = role_headers["admin"]
+    imported = run_job(client, admin, b"", format=file_format)
+    assert (imported["status"], counts(imported)) == ("COMPLETED", (0, 0, 0, 0, 0, 0))
+    deleted = run_job(client, admin, b"", type="delete", format=file_format)
+    assert (deleted["status"], counts(deleted)) == ("COMPLETED", (0, 0, 0, 0, 0, 0))
+    uploaded = client.post("/migration/upload", files={"file": (f"empty.{file_format}", b"")}, headers=admin)
+    assert uploaded.status_code == 201, uploaded.text
+    job = client.get(f"/migration/jobs/{uploaded.json()['id']}", headers=admin).json()
+    assert (job["status"], counts(job)) == ("COMPLETED", (0, 0, 0, 0, 0, 0))
+    assert live(store, "subscribers") == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"type": "import"}, "body.format", "missing"),
+        ({"type": "delete"}, "body.format", "missing"),
+        ({"type": "export", "mode": "upsert"}, "body.mode", "unknown_field"),
+        ({"type": "export", "format": "json"}, "body.format", "invalid_choice"),
+        ({"type": "delete", "format": "csv", "mask": True}, "body.mask", "unknown_field"),
+        ({"type": "delete", "format": "csv", "target": "users"}, "body.target", "invalid_choice"),
+        ({"type": "import", "format": "csv", "filters": {}}, "body.filters", "unknown_field"),
+        ({"type": "rename"}, "body.type", "invalid_choice"),
+        ({"format": "csv"}, "body.type", "missing"),
+    ],
+)
+def test_a_jobs_fields_follow_its_type(
+    client: TestClient, role_headers: dict[str, dict[str, str]], body: dict[str, Any], field: str, code: str
+) -> None:
+    """A field another type of job takes is refused by its own name, as the document's oneOf says."""
+    response = client.post("/migration/jobs", json=body, headers=role_headers["admin"])
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, code)]
+
+
+def test_an_upload_whose_name_tells_no_format_asks_for_one(
+    client: TestClient, role_headers: dict[str, dict[str, str]]
+) -> None:
+    admin = role_headers["admin"]
+    unnamed = client.post("/migration/upload", files={"file": ("file", csv_file(row(1)))}, headers=admin)
+    assert unnamed.status_code == 422, unnamed.text
+    assert [(e["field"], e["code"]) for e in unnamed.json()["errors"]] == [("form.options", "missing")]
+    named = client.post(
+        "/migration/upload",
+        files={"file": ("file", csv_file(row(1)))},
+        data={"options": '{"format": "csv"}'},
+        headers=admin,
+    )
+    assert named.status_code == 201, named.text

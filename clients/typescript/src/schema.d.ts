@@ -895,12 +895,70 @@ export interface components {
              */
             bookings: number;
         };
+        /** DeleteJobCreate */
+        DeleteJobCreate: {
+            /** File Name */
+            file_name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "delete";
+            /**
+             * Target
+             * @description Delete jobs delete subscribers.
+             * @default subscribers
+             * @constant
+             */
+            target?: "subscribers";
+            /**
+             * Format
+             * @description The format of the file listing the subscribers to delete.
+             * @enum {string}
+             */
+            format: "csv" | "json" | "ndjson";
+            /**
+             * Delimiter
+             * @description CSV delimiter; detected when omitted.
+             */
+            delimiter?: ("," | ";" | "\t") | null;
+        };
         /** ExportFilters */
         ExportFilters: {
             /** Status */
             status?: ("ACTIVE" | "INACTIVE" | "SUSPENDED" | "TERMINATED") | null;
             /** Plan */
             plan?: string | null;
+        };
+        /** ExportJobCreate */
+        ExportJobCreate: {
+            /** File Name */
+            file_name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "export";
+            /**
+             * Target
+             * @description Exports write subscribers.
+             * @default subscribers
+             * @constant
+             */
+            target?: "subscribers";
+            /**
+             * Format
+             * @description The file written (default: csv).
+             */
+            format?: ("csv" | "ndjson") | null;
+            /** @description Which subscribers. */
+            filters?: components["schemas"]["ExportFilters"] | null;
+            /**
+             * Mask
+             * @description Mask IMSI, ICCID and email as viewers see them.
+             * @default false
+             */
+            mask?: boolean;
         };
         /**
          * FieldCode
@@ -968,11 +1026,10 @@ export interface components {
          *     | `invalid_transition` | the booking's status does not allow this change |
          *     | `unknown_region` | not an ISO 3166 region the phone number rules know |
          *     | `not_available` | a kind of job this server does not run |
-         *     | `empty_file` | the uploaded file is empty |
          *     | `duplicate_mapping` | several columns map to the same field |
          * @enum {string}
          */
-        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "range_too_large" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "empty_file" | "duplicate_mapping";
+        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "range_too_large" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "duplicate_mapping";
         /** FieldError */
         FieldError: {
             /**
@@ -1031,6 +1088,53 @@ export interface components {
             /** Next Cursor */
             next_cursor: string | null;
         };
+        /** ImportJobCreate */
+        ImportJobCreate: {
+            /** File Name */
+            file_name?: string | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "import";
+            /**
+             * Target
+             * @description What the import creates.
+             * @default subscribers
+             * @enum {string}
+             */
+            target?: "subscribers" | "users";
+            /**
+             * Format
+             * @description The input file's format.
+             * @enum {string}
+             */
+            format: "csv" | "json" | "ndjson";
+            /**
+             * Delimiter
+             * @description CSV delimiter; detected when omitted.
+             */
+            delimiter?: ("," | ";" | "\t") | null;
+            /**
+             * Mode
+             * @description Create only, create or replace, or update existing only.
+             * @default create
+             * @enum {string}
+             */
+            mode?: "create" | "upsert" | "update";
+            /**
+             * Dry Run
+             * @description Validate and check against the store; write nothing.
+             * @default false
+             */
+            dry_run?: boolean;
+            mapping?: components["schemas"]["MappingSpec"] | null;
+            /**
+             * Default Region
+             * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
+             */
+            default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
+        };
         /** JobCounts */
         JobCounts: {
             /** Total */
@@ -1068,6 +1172,7 @@ export interface components {
         };
         /**
          * JobCreate
+         * @description A new job: its fields depend on its `type`.
          * @example {
          *       "dry_run": false,
          *       "format": "csv",
@@ -1094,59 +1199,7 @@ export interface components {
          *       "type": "import"
          *     }
          */
-        JobCreate: {
-            /**
-             * Type
-             * @enum {string}
-             */
-            type: "import" | "export" | "delete";
-            /**
-             * Target
-             * @description What an import creates.
-             * @default subscribers
-             * @enum {string}
-             */
-            target?: "subscribers" | "users";
-            /**
-             * Format
-             * @description Input format (import, delete: required) or export file format (csv or ndjson).
-             */
-            format?: ("csv" | "json" | "ndjson") | null;
-            /**
-             * Delimiter
-             * @description CSV delimiter; detected when omitted.
-             */
-            delimiter?: ("," | ";" | "\t") | null;
-            /**
-             * Mode
-             * @description Imports: create only, create or replace, or update existing only.
-             * @default create
-             * @enum {string}
-             */
-            mode?: "create" | "upsert" | "update";
-            /**
-             * Dry Run
-             * @description Validate and check against the store; write nothing.
-             * @default false
-             */
-            dry_run?: boolean;
-            mapping?: components["schemas"]["MappingSpec"] | null;
-            /**
-             * Default Region
-             * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
-             */
-            default_region?: string | null;
-            /** @description Export: which subscribers. */
-            filters?: components["schemas"]["ExportFilters"] | null;
-            /**
-             * Mask
-             * @description Export: mask IMSI, ICCID and email as viewers see them.
-             * @default false
-             */
-            mask?: boolean;
-            /** File Name */
-            file_name?: string | null;
-        };
+        JobCreate: components["schemas"]["ImportJobCreate"] | components["schemas"]["ExportJobCreate"] | components["schemas"]["DeleteJobCreate"];
         /** JobCreated */
         JobCreated: {
             job: components["schemas"]["JobOut"];
@@ -1256,9 +1309,81 @@ export interface components {
             file: string;
             /**
              * Options
-             * @description JSON object with the fields of JobCreate (type defaults to import).
+             * @description The job's fields, as for `POST /migration/jobs`: an import (the default) or a delete.
              */
-            options?: string | null;
+            options?: {
+                /** File Name */
+                file_name?: string | null;
+                /**
+                 * Type
+                 * @default import
+                 * @constant
+                 */
+                type?: "import";
+                /**
+                 * Target
+                 * @description What the import creates.
+                 * @default subscribers
+                 * @enum {string}
+                 */
+                target?: "subscribers" | "users";
+                /**
+                 * Format
+                 * @description The input file's format. Default: from the file's name.
+                 * @enum {string}
+                 */
+                format?: "csv" | "json" | "ndjson";
+                /**
+                 * Delimiter
+                 * @description CSV delimiter; detected when omitted.
+                 */
+                delimiter?: ("," | ";" | "\t") | null;
+                /**
+                 * Mode
+                 * @description Create only, create or replace, or update existing only.
+                 * @default create
+                 * @enum {string}
+                 */
+                mode?: "create" | "upsert" | "update";
+                /**
+                 * Dry Run
+                 * @description Validate and check against the store; write nothing.
+                 * @default false
+                 */
+                dry_run?: boolean;
+                mapping?: components["schemas"]["MappingSpec"] | null;
+                /**
+                 * Default Region
+                 * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
+                 */
+                default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
+            } | {
+                /** File Name */
+                file_name?: string | null;
+                /**
+                 * Type
+                 * @constant
+                 */
+                type: "delete";
+                /**
+                 * Target
+                 * @description Delete jobs delete subscribers.
+                 * @default subscribers
+                 * @constant
+                 */
+                target?: "subscribers";
+                /**
+                 * Format
+                 * @description The format of the file listing the subscribers to delete. Default: from the file's name.
+                 * @enum {string}
+                 */
+                format?: "csv" | "json" | "ndjson";
+                /**
+                 * Delimiter
+                 * @description CSV delimiter; detected when omitted.
+                 */
+                delimiter?: ("," | ";" | "\t") | null;
+            };
         };
         /** Liveness */
         Liveness: {
