@@ -54,7 +54,7 @@ def book(client: TestClient, headers: dict[str, str], resource: str, **overrides
 
 def remaining(client: TestClient, headers: dict[str, str], resource_id: str, start: str) -> int:
     response = client.get(
-        f"/bookings/resources/{resource_id}/availability", params={"from": at(0), "to": at(24)}, headers=headers
+        f"/bookings/resources/{resource_id}/availability", params={"from": at(0), "days": 1}, headers=headers
     )
     assert response.status_code == 200, response.text
     slot = next(
@@ -141,22 +141,26 @@ def test_bad_resources_are_refused_naming_the_field(
 def test_availability_window_rules(client: TestClient, role_headers: Headers, resource_id: str) -> None:
     viewer = role_headers["viewer"]
     url = f"/bookings/resources/{resource_id}/availability"
-    day = client.get(url, params={"from": at(0), "to": at(24)}, headers=viewer)
+    day = client.get(url, params={"from": at(0), "days": 1}, headers=viewer)
     assert day.status_code == 200
+    assert datetime.fromisoformat(day.json()["to"]) == DAY + timedelta(days=1)
     slots = day.json()["slots"]
     assert len(slots) == 20
     assert slots[0]["start"].startswith(DAY.date().isoformat() + "T08:00:00")
     assert datetime.fromisoformat(slots[0]["local_start"]).utcoffset() == timedelta(0)
     assert {s["remaining"] for s in slots} == {2}
-    assert_problem(client.get(url, params={"from": at(0), "to": at(24 * 32)}, headers=viewer), 422, "query.to")
-    inverted = client.get(url, params={"from": at(5), "to": at(1)}, headers=viewer)
-    assert (inverted.status_code, inverted.json()["slots"]) == (200, [])  # no time in it, so no slot
+    month = client.get(url, params={"from": at(0), "days": 31}, headers=viewer)
+    assert (month.status_code, len(month.json()["slots"])) == (200, 31 * 20)
+    # The window's length is a parameter with a range the document states, not a rule between two times.
+    for days in (0, 32):
+        assert_problem(client.get(url, params={"from": at(0), "days": days}, headers=viewer), 422, "query.days")
+    assert_problem(client.get(url, params={"from": at(0), "to": at(24)}, headers=viewer), 422, "query.days")
     assert_problem(
-        client.get(url, params={"from": "2026-01-01T00:00:00", "to": at(1)}, headers=viewer), 422, "query.from"
+        client.get(url, params={"from": "2026-01-01T00:00:00", "days": 1}, headers=viewer), 422, "query.from"
     )
     assert (
         client.get(
-            "/bookings/resources/nope/availability", params={"from": at(0), "to": at(1)}, headers=viewer
+            "/bookings/resources/nope/availability", params={"from": at(0), "days": 1}, headers=viewer
         ).status_code
         == 404
     )

@@ -497,7 +497,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every slot in a window (at most 31 days) with UTC and local times and the seats left */
+        /** Every slot in `days` days (1-31) from `from`, with UTC and local times and the seats left */
         get: operations["resources_availability"];
         put?: never;
         post?: never;
@@ -4869,8 +4869,8 @@ export interface operations {
             query: {
                 /** @description Window start, with a UTC offset. */
                 from: string;
-                /** @description Window end (exclusive), at most 31 days on. */
-                to: string;
+                /** @description Length of the window in days (24 hours each). */
+                days: number;
             };
             header?: never;
             path: {
