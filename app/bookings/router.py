@@ -206,7 +206,8 @@ BOOKINGS_FILTER = query_object(
     },
     required=True,
     description="Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; "
-    "`from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (at most 366 days).",
+    "`from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (of any length: "
+    "a page of a long window may hold fewer items than `limit`, even none, and still a `next_cursor`).",
 )
 
 

@@ -55,7 +55,6 @@ SubscriberStatusLookup = Callable[[str], str | None]
 
 BOOKABLE_STATUS = "ACTIVE"
 MAX_AVAILABILITY_DAYS = 31  # availability is computed day by day, in one response
-MAX_STATUS_WINDOW = timedelta(days=366)
 MAX_DAILY_COUNTS = 31
 IDEMPOTENCY_TTL = timedelta(hours=24)
 AFFECTED_LISTED = 100  # a refused or forced change lists at most this many bookings
@@ -395,8 +394,6 @@ class BookingService:
             raise InvalidInput(
                 f"query.{'from' if start_from is None else 'to'}", "required with status", FieldCode.MISSING
             )
-        if start_to - start_from > MAX_STATUS_WINDOW:
-            raise InvalidInput("query.to", "the window may span at most 366 days", code=FieldCode.RANGE_TOO_LARGE)
         return self.store.bookings.list_by_status(
             status, start_from=start_from, start_to=start_to, limit=limit, cursor=cursor
         )

@@ -4933,7 +4933,7 @@ export interface operations {
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
-                /** @description Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; `from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (at most 366 days). */
+                /** @description Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; `from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (of any length: a page of a long window may hold fewer items than `limit`, even none, and still a `next_cursor`). */
                 filter: {
                     resource_id: string;
                     /**
