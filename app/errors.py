@@ -203,7 +203,6 @@ class FieldCode(StrEnum):
     # Cross-field rules of one request
     EXACTLY_ONE_REQUIRED = "exactly_one_required", "give exactly one of the alternatives the message names"
     RANGE_REVERSED = "range_reversed", "the end of a range is not after its start"
-    RANGE_TOO_LARGE = "range_too_large", "a range spans more than allowed"
     INVALID_COMBINATION = "invalid_combination", "options that do not go together"
     # Headers
     INVALID_ETAG = "invalid_etag", 'If-Match is not a list of entity tags such as `"3"`'

@@ -307,7 +307,7 @@ export interface paths {
         };
         /**
          * Search the audit log (admin), newest first
-         * @description Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; default: the last 7 days). Entries expire after AUDIT_RETENTION_DAYS.
+         * @description Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; default: the last 7 days; of any length). Entries expire after AUDIT_RETENTION_DAYS. A page may hold fewer entries than `limit`, even none, and still a `next_cursor`: a long window costs more pages.
          */
         get: operations["audit_search"];
         put?: never;
@@ -926,7 +926,6 @@ export interface components {
          *     | `invalid` | breaks a rule of the field that has no code of its own (the message says which) |
          *     | `exactly_one_required` | give exactly one of the alternatives the message names |
          *     | `range_reversed` | the end of a range is not after its start |
-         *     | `range_too_large` | a range spans more than allowed |
          *     | `invalid_combination` | options that do not go together |
          *     | `invalid_etag` | If-Match is not a list of entity tags such as `"3"` |
          *     | `idempotency_key_reused` | the Idempotency-Key was used with a different body |
@@ -972,7 +971,7 @@ export interface components {
          *     | `duplicate_mapping` | several columns map to the same field |
          * @enum {string}
          */
-        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "range_too_large" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "empty_file" | "duplicate_mapping";
+        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "empty_file" | "duplicate_mapping";
         /** FieldError */
         FieldError: {
             /**
