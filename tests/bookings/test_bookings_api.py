@@ -166,6 +166,14 @@ def test_availability_window_rules(client: TestClient, role_headers: Headers, re
     )
 
 
+def test_status_windows_at_the_ends_of_the_calendar_are_answered(client: TestClient, role_headers: Headers) -> None:
+    """Schema-valid times, so never a 500 (the month after 9999-12 is not a month of the window)."""
+    for window in (("0001-01-01T00:00:00Z", "0001-03-01T00:00:00Z"), ("9999-11-01T00:00:00Z", "9999-12-31T23:59:59Z")):
+        params = {"status": "CONFIRMED", "from": window[0], "to": window[1]}
+        listed = client.get("/bookings", params=params, headers=role_headers["viewer"])
+        assert (listed.status_code, listed.json()) == (200, {"items": [], "next_cursor": None}), listed.text
+
+
 # --- create -------------------------------------------------------------------------------------------
 
 

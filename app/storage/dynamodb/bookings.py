@@ -286,7 +286,7 @@ def _month(moment: datetime) -> str:
 
 def _months_from(first: str, last: str) -> Iterator[str]:
     year, month = int(first[:4]), int(first[5:7])
-    while f"{year:04d}-{month:02d}" <= last:
+    while (year, month) <= (int(last[:4]), int(last[5:7])):  # as numbers: 9999-12 is followed by 10000-01
         yield f"{year:04d}-{month:02d}"
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
