@@ -950,7 +950,7 @@ export interface components {
          *     | `password_too_long` | the new password is longer than the server hashes |
          *     | `password_is_username` | the new password is the username |
          *     | `unknown_hash_scheme` | an imported password hash of a scheme the server can't verify |
-         *     | `invalid_schedule` | opening hours off the 5-minute grid, reversed, overlapping or repeated |
+         *     | `invalid_schedule` | a schedule lists one date twice |
          *     | `unknown_time_zone` | not an IANA time zone name |
          *     | `unknown_resource` | no resource with this id |
          *     | `resource_inactive` | the resource takes no new bookings |
@@ -1388,7 +1388,7 @@ export interface components {
             open: string;
             /**
              * Close
-             * @description Local wall-clock time HH:MM (24:00 = midnight at the end of the day).
+             * @description Local wall-clock time HH:MM, a multiple of 5 minutes; 24:00 or 00:00 is the midnight that ends the day (answered as 24:00).
              */
             close: string;
         };
