@@ -71,7 +71,7 @@ def seed_demo_data(runtime: Runtime) -> None:
         ),
     )
     tomorrow = utcnow() + timedelta(days=1)
-    _, slots = bookings.availability(resource.id, tomorrow, tomorrow + timedelta(days=7))
+    _, slots = bookings.availability(resource.id, tomorrow, 7)
     open_slots = [slot.slot.start for slot in slots if slot.remaining > 0]
     for uid, start in zip(("demo-0001", "demo-0002", "demo-0003"), open_slots[::5], strict=False):
         bookings.create_booking(

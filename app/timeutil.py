@@ -21,7 +21,8 @@ def as_utc(value: datetime) -> datetime:
 
 def sortable(value: datetime) -> str:
     """Fixed-width UTC ISO-8601 text, so string order equals time order in sort keys."""
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = as_utc(value)
+    return f"{utc.year:04d}" + utc.strftime("-%m-%dT%H:%M:%S.%fZ")  # %Y leaves years before 1000 unpadded
 
 
 def epoch_seconds(value: datetime) -> int:

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -29,7 +30,7 @@ from app.bookings.schemas import (
     ResourceUpdate,
     SlotOut,
 )
-from app.bookings.service import MAX_DAILY_COUNTS
+from app.bookings.service import MAX_AVAILABILITY_DAYS, MAX_DAILY_COUNTS
 from app.concurrency import IF_MATCH_OPTIONAL, Versions, etag
 from app.deps import route_path
 from app.errors import FieldCode, ProblemType
@@ -148,12 +149,12 @@ def delete_resource(
 @resources_router.get(
     "/{resource_id}/availability",
     operation_id="resources_availability",
-    summary="Every slot in a window (at most 31 days) with UTC and local times and the seats left",
+    summary="Every slot in `days` days (1-31) from `from`, with UTC and local times and the seats left",
     response_model=Availability,
     response_model_by_alias=True,
     responses=error_responses(
         ProblemType.NOT_FOUND,
-        invalid(("query.to", FieldCode.RANGE_TOO_LARGE), ("query.from", FieldCode.TIMEZONE_REQUIRED)),
+        invalid(("query.days", FieldCode.TOO_LARGE), ("query.from", FieldCode.TIMEZONE_REQUIRED)),
     ),
 )
 def availability(
@@ -161,15 +162,17 @@ def availability(
     _: Reader,
     service: BookingServiceDep,
     window_from: Annotated[IsoDateTime, Query(alias="from", description="Window start, with a UTC offset.")],
-    window_to: Annotated[IsoDateTime, Query(alias="to", description="Window end (exclusive), at most 31 days on.")],
+    days: Annotated[
+        int, Query(ge=1, le=MAX_AVAILABILITY_DAYS, description="Length of the window in days (24 hours each).")
+    ],
 ) -> Availability:
-    resource, slots = service.availability(resource_id, window_from, window_to)
+    resource, slots = service.availability(resource_id, window_from, days)
     return Availability(
         resource_id=resource.id,
         timezone=resource.timezone,
         active=resource.active,
         window_from=window_from,
-        window_to=window_to,
+        window_to=window_from + timedelta(days=days),
         slots=[
             SlotOut(
                 start=item.slot.start,
@@ -203,7 +206,8 @@ BOOKINGS_FILTER = query_object(
     },
     required=True,
     description="Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; "
-    "`from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (at most 366 days).",
+    "`from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (of any length: "
+    "a page of a long window may hold fewer items than `limit`, even none, and still a `next_cursor`).",
 )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import zoneinfo
 from datetime import date as Day
 from datetime import datetime
-from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -20,12 +19,13 @@ from pydantic import (
 )
 
 from app.api_types import IsoDate, IsoDateTime
-from app.bookings.availability import MINUTES_PER_DAY, minutes_of, zone
+from app.bookings.availability import minutes_of, zone
 from app.errors import FieldCode, invalid_value
 from app.storage.records import BookingRecord, BookingStatus, OpeningHours, ResourceKind, ResourceRecord
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-ClockTime = Annotated[str, StringConstraints(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
+# On a 5-minute grid: subscribers' busy time is tracked on it, so every slot starts on it.
+ClockTime = Annotated[str, StringConstraints(pattern=r"^(([01]\d|2[0-3]):[0-5][05]|24:00)$")]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -47,17 +47,15 @@ class StrictModel(BaseModel):
 
 class OpeningHoursIn(StrictModel):
     open: ClockTime = Field(description="Local wall-clock time HH:MM, a multiple of 5 minutes.")
-    close: ClockTime = Field(description="Local wall-clock time HH:MM (24:00 = midnight at the end of the day).")
+    close: ClockTime = Field(
+        description="Local wall-clock time HH:MM, a multiple of 5 minutes; 24:00 or 00:00 is the midnight "
+        "that ends the day (answered as 24:00)."
+    )
 
-    @field_validator("open", "close")
+    @field_validator("close")
     @classmethod
-    def _five_minute_grid(cls, value: str) -> str:
-        # Subscribers' busy time is tracked on a 5-minute grid: every slot starts on it.
-        if minutes_of(value) % 5:
-            raise invalid_value(FieldCode.INVALID_SCHEDULE, "must be a multiple of 5 minutes")
-        if value != "24:00" and minutes_of(value) >= MINUTES_PER_DAY:
-            raise invalid_value(FieldCode.INVALID_SCHEDULE, "must be a time of day")
-        return value
+    def _midnight_ends_the_day(cls, value: str) -> str:
+        return "24:00" if value == "00:00" else value
 
     @model_validator(mode="after")
     def _close_after_open(self) -> OpeningHoursIn:
@@ -66,18 +64,24 @@ class OpeningHoursIn(StrictModel):
         return self
 
 
-def _no_overlap(hours: list[OpeningHoursIn]) -> list[OpeningHoursIn]:
-    ordered = sorted(hours, key=lambda interval: minutes_of(interval.open))
-    for before, after in pairwise(ordered):
-        if minutes_of(after.open) < minutes_of(before.close):
-            raise invalid_value(
-                FieldCode.INVALID_SCHEDULE,
-                f"opening intervals overlap: {before.open}-{before.close} and {after.open}-{after.close}",
-            )
-    return ordered
+def _union(hours: list[OpeningHoursIn]) -> list[OpeningHoursIn]:
+    """The day's hours in order, overlapping intervals merged into one: open whenever one says so.
+    Intervals that only touch stay apart, as each opening time starts its own run of slots."""
+    merged: list[OpeningHoursIn] = []
+    for interval in sorted(hours, key=lambda interval: minutes_of(interval.open)):
+        if merged and minutes_of(interval.open) < minutes_of(merged[-1].close):
+            if minutes_of(interval.close) > minutes_of(merged[-1].close):
+                merged[-1] = merged[-1].model_copy(update={"close": interval.close})
+        else:
+            merged.append(interval)
+    return merged
 
 
-DayHours = Annotated[list[OpeningHoursIn], Field(max_length=12), AfterValidator(_no_overlap)]
+DayHours = Annotated[
+    list[OpeningHoursIn],
+    Field(max_length=12, description="Opening intervals; overlapping ones are merged."),
+    AfterValidator(_union),
+]
 
 
 class ScheduleExceptionIn(StrictModel):

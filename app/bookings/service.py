@@ -54,8 +54,7 @@ SubscriberStatusLookup = Callable[[str], str | None]
 """The subscriber's status (e.g. `ACTIVE`, `SUSPENDED`), or None if there is no such subscriber."""
 
 BOOKABLE_STATUS = "ACTIVE"
-MAX_AVAILABILITY_WINDOW = timedelta(days=31)
-MAX_STATUS_WINDOW = timedelta(days=366)
+MAX_AVAILABILITY_DAYS = 31  # availability is computed day by day, in one response
 MAX_DAILY_COUNTS = 31
 IDEMPOTENCY_TTL = timedelta(hours=24)
 AFFECTED_LISTED = 100  # a refused or forced change lists at most this many bookings
@@ -225,14 +224,15 @@ class BookingService:
         raise ConflictError("bookings of this resource keep changing; try again")
 
     def availability(
-        self, resource_id: str, start: datetime, end: datetime
+        self, resource_id: str, start: datetime, days: int
     ) -> tuple[ResourceRecord, list[SlotAvailability]]:
-        start, end = as_utc(start), as_utc(end)
-        if end - start > MAX_AVAILABILITY_WINDOW:
-            raise InvalidInput("query.to", "the window may span at most 31 days", code=FieldCode.RANGE_TOO_LARGE)
+        """Slots starting in [start, start + days)."""
+        if not 1 <= days <= MAX_AVAILABILITY_DAYS:
+            code = FieldCode.TOO_SMALL if days < 1 else FieldCode.TOO_LARGE
+            raise InvalidInput("query.days", f"must be 1-{MAX_AVAILABILITY_DAYS}", code=code)
+        start = as_utc(start)
+        end = start + timedelta(days=days)
         resource = self.get_resource(resource_id)
-        if end <= start:
-            return resource, []  # no time in the window, so no slot in it
         now = self.clock()
         taken = self.store.resources.seats_taken(resource.id, start, end)
         result = []
@@ -394,8 +394,6 @@ class BookingService:
             raise InvalidInput(
                 f"query.{'from' if start_from is None else 'to'}", "required with status", FieldCode.MISSING
             )
-        if start_to - start_from > MAX_STATUS_WINDOW:
-            raise InvalidInput("query.to", "the window may span at most 366 days", code=FieldCode.RANGE_TOO_LARGE)
         return self.store.bookings.list_by_status(
             status, start_from=start_from, start_to=start_to, limit=limit, cursor=cursor
         )

@@ -58,7 +58,8 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
     operation_id="audit_search",
     summary="Search the audit log (admin), newest first",
     description="Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; "
-    "default: the last 7 days). Entries expire after AUDIT_RETENTION_DAYS.",
+    "default: the last 7 days; of any length). Entries expire after AUDIT_RETENTION_DAYS. A page may hold "
+    "fewer entries than `limit`, even none, and still a `next_cursor`: a long window costs more pages.",
     response_model=AuditPage,
     responses=error_responses(
         ProblemType.INVALID_CURSOR,

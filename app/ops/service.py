@@ -10,8 +10,6 @@ from app.storage.records import AuditEntry
 from app.timeutil import as_utc, utcnow
 
 DEFAULT_AUDIT_WINDOW = timedelta(days=7)
-# Without an entity or actor the search walks one day partition per day: bound the walk.
-MAX_UNFILTERED_WINDOW = timedelta(days=93)
 
 
 def search_audit(
@@ -32,12 +30,6 @@ def search_audit(
         return Page([])  # no time in the window, so no entry in it
     if entity_id and not entity_type:
         raise InvalidInput("query.entity_type", "is required with `entity_id`", code=FieldCode.MISSING)
-    if not (entity_id or actor) and until - since > MAX_UNFILTERED_WINDOW:
-        raise InvalidInput(
-            "query.since",
-            f"without entity_id or actor the window is at most {MAX_UNFILTERED_WINDOW.days} days",
-            code=FieldCode.RANGE_TOO_LARGE,
-        )
     query = AuditQuery(
         since=since, until=until, entity_type=entity_type, entity_id=entity_id, actor=actor, window=window
     )

@@ -25,6 +25,9 @@ def test_audit_lists_user_changes_with_filters(client: TestClient, role_headers:
     assert [item["entity_id"] for item in by_actor] == ["viewer-user"]
     assert by_actor[0]["after"] == {"full_name": "Vera"}
 
+    # A window of any length, without entity or actor: no maximum to refuse (pages bound the work).
+    long_ago = client.get("/audit", params={"since": "2016-01-01T00:00:00+00:00", "limit": 200}, headers=admin)
+    assert long_ago.status_code == 200, long_ago.text
     future = (utcnow() + timedelta(hours=1)).isoformat()
     assert client.get("/audit", params={"since": future, "until": future}, headers=admin).json()["items"] == []
 
@@ -41,7 +44,6 @@ def test_audit_pages(client: TestClient, role_headers: dict[str, dict[str, str]]
     ("params", "field"),
     [
         ({"entity_id": "x"}, "query.entity_type"),
-        ({"since": "2025-01-01T00:00:00+00:00", "until": "2026-01-01T00:00:00+00:00"}, "query.since"),
         ({"since": "2026-01-01T00:00:00"}, "query.since"),
         ({"until": "0.5"}, "query.until"),
         ({"until": "1700000000"}, "query.until"),

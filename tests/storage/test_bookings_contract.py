@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from app.storage.base import (
     SlotFull,
     Store,
 )
+from app.storage.dynamodb.bookings import STATUS_MONTHS_PER_PAGE
 from app.storage.records import AuditEntry, BookingRecord, BookingStatus, OpeningHours, ResourceRecord
 from app.timeutil import utcnow
 
@@ -367,6 +369,33 @@ def test_lists_by_resource_subscriber_and_status_with_windows_and_cursors(store:
         store.bookings.list_for_resource("res2", start_from=None, start_to=None, limit=1, cursor=first.next_cursor)
     with pytest.raises(InvalidCursor):
         store.bookings.list_for_resource("res1", start_from=at(1), start_to=None, limit=1, cursor=first.next_cursor)
+
+
+def test_a_status_window_of_any_length_is_listed_in_pages_of_bounded_work(
+    store: Store, dynamo_queries: list[dict[str, Any]] | None
+) -> None:
+    """Thirty years are some 360 month partitions on DynamoDB: a page reads a bounded number of them
+    and its cursor goes on from there, so a long window costs more pages, never one unbounded request."""
+    add_resource(store, capacity=10)
+    far = at(24 * 365 * 30)
+    book(store, make_booking("near", at(10)))
+    book(store, make_booking("far", far))
+    ids, cursor, pages = [], None, 0
+    while True:
+        before = len(dynamo_queries or [])
+        page = store.bookings.list_by_status(
+            BookingStatus.CONFIRMED, start_from=at(0), start_to=far + timedelta(hours=1), limit=10, cursor=cursor
+        )
+        if dynamo_queries is not None:
+            assert len(dynamo_queries) - before <= STATUS_MONTHS_PER_PAGE
+        ids.extend(booking.id for booking in page.items)
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert ids == ["near", "far"]
+    months = (far.year - BASE.year) * 12 + far.month - BASE.month + 1
+    assert pages == (1 if dynamo_queries is None else -(-months // STATUS_MONTHS_PER_PAGE))
 
 
 def test_cancelled_booking_moves_between_status_lists(store: Store) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from app.storage.base import AuditQuery, InvalidCursor, Store
+from app.storage.dynamodb.audit import AUDIT_DAYS_PER_PAGE
 from app.storage.records import AuditEntry
 from app.timeutil import utcnow
 
@@ -174,6 +176,38 @@ def test_a_full_audit_page_has_a_cursor_only_if_more_entries_follow(store: Store
     assert page.next_cursor is not None
     rest = store.audit.search(query, limit=2, cursor=page.next_cursor)
     assert ([entry.id for entry in rest.items], rest.next_cursor) == ([earlier[0].id], None)
+
+
+def test_an_audit_window_of_any_length_is_searched_in_pages_of_bounded_work(
+    store: Store, dynamo_queries: list[dict[str, Any]] | None
+) -> None:
+    """Ten years are some 3,650 day partitions on DynamoDB: a page reads a bounded number of them and
+    its cursor goes on from there, so a long window costs more pages, never one unbounded request."""
+    now = utcnow()
+    recent, old = _entry(1, at=now - timedelta(minutes=1)), _entry(2, at=now - timedelta(days=3650))
+    for entry in (recent, old):
+        store.audit.append(entry)
+    query = AuditQuery(since=now - timedelta(days=3660), until=now)
+    ids, cursor, pages = [], None, 0
+    while True:
+        before = len(dynamo_queries or [])
+        page = store.audit.search(query, limit=5, cursor=cursor)
+        if dynamo_queries is not None:
+            assert len(dynamo_queries) - before <= AUDIT_DAYS_PER_PAGE
+        ids.extend(entry.id for entry in page.items)
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert ids == [recent.id, old.id]
+    days = (query.until.date() - query.since.date()).days + 1
+    assert pages == (1 if dynamo_queries is None else -(-days // AUDIT_DAYS_PER_PAGE))
+
+
+def test_an_audit_window_at_the_first_day_of_the_calendar_is_searched(store: Store) -> None:
+    first_day = datetime(1, 1, 1, tzinfo=UTC)
+    query = AuditQuery(since=first_day, until=first_day + timedelta(days=1))
+    assert store.audit.search(query, limit=5).items == []
 
 
 def test_audit_search_cursor_is_bound_to_its_filters(store: Store) -> None:

@@ -10,6 +10,9 @@ from app.timeutil import epoch_seconds, sortable, utcnow
 
 # Sorts after every "<time>#<id>" with the same time prefix: makes `until` an inclusive bound.
 _AFTER_ANY_ID = "#~"
+# Day partitions one page of a search without entity or actor reads at most: a long window costs
+# more pages, not a longer request.
+AUDIT_DAYS_PER_PAGE = 93  # as many as the former maximum window: a window that was allowed still reads as before
 
 
 def audit_key(entity_type: str, entity_id: str, at: datetime, entry_id: str) -> tuple[str, str]:
@@ -104,13 +107,15 @@ class DynamoAuditRepository:
         self, query: AuditQuery, query_args: dict[str, Any], limit: int, cursor: str | None
     ) -> Page[AuditEntry]:
         """Walks day partitions newest first; the cursor holds the day and the position inside it."""
-        day, inner = query.until.date(), None
+        first_day, day, inner = query.since.date(), query.until.date(), None
         if cursor:
             position = self.table.cursors.decode(query.scope, cursor)
             try:
                 day, inner = type(day).fromisoformat(position["day"]), position.get("inner")
             except (KeyError, TypeError, ValueError):
                 raise InvalidCursor() from None
+            if not first_day <= day <= query.until.date():
+                raise InvalidCursor()
 
         def read_day(day: date, limit: int, inner: str | None) -> tuple[list[Any], str | None]:
             return self.table.query_page(
@@ -124,19 +129,28 @@ class DynamoAuditRepository:
                 **query_args,
             )
 
+        def older(day: date) -> date | None:
+            return day - timedelta(days=1) if day > first_day else None
+
+        def from_day(day: date | None) -> str | None:
+            return self.table.cursors.encode(query.scope, {"day": day.isoformat()}) if day else None
+
         entries: list[AuditEntry] = []
-        while day >= query.since.date():
-            items, inner = read_day(day, limit - len(entries), inner)
-            entries.extend(to_entry(item) for item in items)
-            if inner:  # this day has more: the page is full
-                return Page(entries, self.table.cursors.encode(query.scope, {"day": day.isoformat(), "inner": inner}))
-            day -= timedelta(days=1)
-            if len(entries) == limit:
-                # Full at a day's end: a cursor only if an older day of the window holds an entry,
-                # so the last page is never empty (the next page would read these days anyway).
-                while day >= query.since.date() and not read_day(day, 1, None)[0]:
-                    day -= timedelta(days=1)
-                more = day >= query.since.date()
-                next_cursor = self.table.cursors.encode(query.scope, {"day": day.isoformat()}) if more else None
-                return Page(entries, next_cursor)
-        return Page(entries, None)
+        next_day: date | None = day if day >= first_day else None
+        for _ in range(AUDIT_DAYS_PER_PAGE):
+            if next_day is None:
+                return Page(entries, None)
+            day = next_day
+            if len(entries) < limit:
+                items, inner = read_day(day, limit - len(entries), inner)
+                entries.extend(to_entry(item) for item in items)
+                if inner:  # this day has more: the page is full
+                    position = {"day": day.isoformat(), "inner": inner}
+                    return Page(entries, self.table.cursors.encode(query.scope, position))
+            elif read_day(day, 1, None)[0]:
+                # Full, and this older day holds an entry: a cursor only then, so that the last page
+                # is never empty when the older days of the window are.
+                return Page(entries, from_day(day))
+            next_day = older(day)
+        # The day budget is spent: the next page goes on from the next day to read.
+        return Page(entries, from_day(next_day))

@@ -13,6 +13,7 @@ At most 2 ledger days per booking, so a reschedule needs ~15 actions, far below 
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -271,13 +272,23 @@ def _sort_range(start_from: datetime | None, start_to: datetime | None) -> tuple
     return None, {}
 
 
-def _months(start: datetime, end: datetime) -> list[str]:
-    months, year, month = [], start.astimezone(UTC).year, start.astimezone(UTC).month
-    last = sortable(end)[:7]
-    while f"{year:04d}-{month:02d}" <= last:
-        months.append(f"{year:04d}-{month:02d}")
+# Month partitions one page of a status list reads at most: a long window costs more pages, not a
+# longer request.
+STATUS_MONTHS_PER_PAGE = 12
+_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def _month(moment: datetime) -> str:
+    """`YYYY-MM` of a UTC time: the month partition of a booking starting then."""
+    utc = moment.astimezone(UTC)
+    return f"{utc.year:04d}-{utc.month:02d}"
+
+
+def _months_from(first: str, last: str) -> Iterator[str]:
+    year, month = int(first[:4]), int(first[5:7])
+    while (year, month) <= (int(last[:4]), int(last[5:7])):  # as numbers: 9999-12 is followed by 10000-01
+        yield f"{year:04d}-{month:02d}"
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
 
 
 # --- repositories -------------------------------------------------------------------------------------
@@ -551,15 +562,19 @@ class DynamoBookingRepository:
     def list_by_status(
         self, status: BookingStatus, *, start_from: datetime, start_to: datetime, limit: int, cursor: str | None = None
     ) -> Page[BookingRecord]:
-        """Walks the month partitions of the window in order; the cursor says where it stopped."""
+        """Walks the month partitions of the window in order, at most STATUS_MONTHS_PER_PAGE of them
+        per page (so a page may hold fewer than `limit`); the cursor says where it stopped."""
         scope = f"BOOKSTATUS#{status.value}#{sortable(start_from)}#{sortable(start_to)}"
-        months = _months(start_from, start_to)
-        position = self.table.cursors.decode(scope, cursor) if cursor else {"month": months[0]}
-        if position.get("month") not in months:
+        first, last_month = _month(start_from), _month(start_to)
+        position = self.table.cursors.decode(scope, cursor) if cursor else {"month": first}
+        start = position.get("month")
+        if not (isinstance(start, str) and _MONTH.fullmatch(start) and first <= start <= last_month):
             raise InvalidCursor()
         items: list[dict[str, Any]] = []
-        for month in months[months.index(position["month"]) :]:
-            after = position.get("after") if month == position["month"] else None
+        for read, month in enumerate(_months_from(start, last_month)):
+            if read == STATUS_MONTHS_PER_PAGE:
+                return Page([to_booking(item) for item in items], self.table.cursors.encode(scope, {"month": month}))
+            after = position.get("after") if month == start else None
             for item in self._status_month(status, month, start_from, start_to, after):
                 items.append(item)
                 if len(items) > limit:

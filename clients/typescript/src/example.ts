@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     await portal.api.GET("/bookings/resources/{resource_id}/availability", {
       params: {
         path: { resource_id: resource.id },
-        query: { from: tomorrow.toISOString(), to: new Date(tomorrow.getTime() + 24 * 3600 * 1000).toISOString() },
+        query: { from: tomorrow.toISOString(), days: 1 },
       },
     }),
   );

@@ -307,7 +307,7 @@ export interface paths {
         };
         /**
          * Search the audit log (admin), newest first
-         * @description Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; default: the last 7 days). Entries expire after AUDIT_RETENTION_DAYS.
+         * @description Filter by entity, actor and time range (`since`/`until`, inclusive, ISO-8601 with offset; default: the last 7 days; of any length). Entries expire after AUDIT_RETENTION_DAYS. A page may hold fewer entries than `limit`, even none, and still a `next_cursor`: a long window costs more pages.
          */
         get: operations["audit_search"];
         put?: never;
@@ -497,7 +497,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Every slot in a window (at most 31 days) with UTC and local times and the seats left */
+        /** Every slot in `days` days (1-31) from `from`, with UTC and local times and the seats left */
         get: operations["resources_availability"];
         put?: never;
         post?: never;
@@ -984,7 +984,6 @@ export interface components {
          *     | `invalid` | breaks a rule of the field that has no code of its own (the message says which) |
          *     | `exactly_one_required` | give exactly one of the alternatives the message names |
          *     | `range_reversed` | the end of a range is not after its start |
-         *     | `range_too_large` | a range spans more than allowed |
          *     | `invalid_combination` | options that do not go together |
          *     | `invalid_etag` | If-Match is not a list of entity tags such as `"3"` |
          *     | `idempotency_key_reused` | the Idempotency-Key was used with a different body |
@@ -1009,7 +1008,7 @@ export interface components {
          *     | `password_too_long` | the new password is longer than the server hashes |
          *     | `password_is_username` | the new password is the username |
          *     | `unknown_hash_scheme` | an imported password hash of a scheme the server can't verify |
-         *     | `invalid_schedule` | opening hours off the 5-minute grid, reversed, overlapping or repeated |
+         *     | `invalid_schedule` | a schedule lists one date twice |
          *     | `unknown_time_zone` | not an IANA time zone name |
          *     | `unknown_resource` | no resource with this id |
          *     | `resource_inactive` | the resource takes no new bookings |
@@ -1029,7 +1028,7 @@ export interface components {
          *     | `duplicate_mapping` | several columns map to the same field |
          * @enum {string}
          */
-        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "range_too_large" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "duplicate_mapping";
+        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "duplicate_mapping";
         /** FieldError */
         FieldError: {
             /**
@@ -1514,7 +1513,7 @@ export interface components {
             open: string;
             /**
              * Close
-             * @description Local wall-clock time HH:MM (24:00 = midnight at the end of the day).
+             * @description Local wall-clock time HH:MM, a multiple of 5 minutes; 24:00 or 00:00 is the midnight that ends the day (answered as 24:00).
              */
             close: string;
         };
@@ -4994,8 +4993,8 @@ export interface operations {
             query: {
                 /** @description Window start, with a UTC offset. */
                 from: string;
-                /** @description Window end (exclusive), at most 31 days on. */
-                to: string;
+                /** @description Length of the window in days (24 hours each). */
+                days: number;
             };
             header?: never;
             path: {
@@ -5058,7 +5057,7 @@ export interface operations {
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
-                /** @description Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; `from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (at most 366 days). */
+                /** @description Exactly one of `resource_id`, `subscriber_uid` or `status`, each its own query parameter; `from` and `to` (ISO-8601 with offset) narrow it, and are required with `status` (of any length: a page of a long window may hold fewer items than `limit`, even none, and still a `next_cursor`). */
                 filter: {
                     resource_id: string;
                     /**
