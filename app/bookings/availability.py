@@ -116,8 +116,22 @@ def day_slots(resource: ResourceRecord, day: date) -> list[Slot]:
     return sorted(slots, key=lambda slot: slot.start)
 
 
+# Slots are computed between these instants only: Python's calendar (years 1-9999) less the days
+# at each end that a time zone's local date (up to 14 hours off), the day before and a slot's end need.
+FIRST_INSTANT = datetime(1, 1, 4, tzinfo=UTC)
+LAST_INSTANT = datetime(9999, 12, 28, tzinfo=UTC)
+
+
+def window_end(start: datetime, days: int) -> datetime:
+    """`start` plus `days` days, or the last instant with slots when that lies beyond it."""
+    return start + timedelta(days=days) if start < LAST_INSTANT - timedelta(days=days) else max(start, LAST_INSTANT)
+
+
 def slots_between(resource: ResourceRecord, start: datetime, end: datetime) -> list[Slot]:
     """Slots starting in [start, end), across as many local dates as the window touches."""
+    start, end = max(start, FIRST_INSTANT), min(end, LAST_INSTANT)
+    if start >= end:
+        return []
     tz = zone(resource.timezone)
     first = start.astimezone(tz).date() - timedelta(days=1)
     last = end.astimezone(tz).date()

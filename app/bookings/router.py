@@ -3,7 +3,6 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
@@ -12,6 +11,7 @@ from app.api_types import Cursor, IsoDate, IsoDateTime
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
+from app.bookings.availability import window_end
 from app.bookings.deps import BookingServiceDep
 from app.bookings.schemas import (
     AffectedBooking,
@@ -36,6 +36,7 @@ from app.deps import route_path
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, problem, query_object
 from app.storage.records import BookingStatus
+from app.timeutil import as_utc
 
 resources_router = APIRouter(prefix="/bookings/resources", tags=["resources"])
 bookings_router = APIRouter(prefix="/bookings", tags=["bookings"])
@@ -172,7 +173,7 @@ def availability(
         timezone=resource.timezone,
         active=resource.active,
         window_from=window_from,
-        window_to=window_from + timedelta(days=days),
+        window_to=window_end(as_utc(window_from), days),
         slots=[
             SlotOut(
                 start=item.slot.start,

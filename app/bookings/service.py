@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from app.audit import audit_entry
-from app.bookings.availability import Slot, day_slots, slot_at, slots_between, zone
+from app.bookings.availability import Slot, day_slots, slot_at, slots_between, window_end, zone
 from app.bookings.schemas import (
     BookingCreate,
     BookingReschedule,
@@ -231,7 +231,7 @@ class BookingService:
             code = FieldCode.TOO_SMALL if days < 1 else FieldCode.TOO_LARGE
             raise InvalidInput("query.days", f"must be 1-{MAX_AVAILABILITY_DAYS}", code=code)
         start = as_utc(start)
-        end = start + timedelta(days=days)
+        end = window_end(start, days)
         resource = self.get_resource(resource_id)
         now = self.clock()
         taken = self.store.resources.seats_taken(resource.id, start, end)

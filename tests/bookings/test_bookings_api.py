@@ -190,6 +190,26 @@ def test_availability_window_rules(client: TestClient, role_headers: Headers, re
     )
 
 
+@pytest.mark.parametrize("timezone", ["Etc/UTC", "Pacific/Kiritimati", "Etc/GMT+12"])
+def test_availability_at_the_ends_of_the_calendar_is_answered(
+    client: TestClient, role_headers: Headers, timezone: str
+) -> None:
+    """Schema-valid windows, so never a 500: a window reaching past the calendar Python can count
+    ends where the calendar does (no slot starts beyond it), in the time zones furthest from UTC."""
+    created = client.post(
+        "/bookings/resources", json=resource_body(timezone=timezone), headers=role_headers["operator"]
+    )
+    assert created.status_code == 201, created.text
+    url = f"/bookings/resources/{created.json()['id']}/availability"
+    for start in ("9999-12-30T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "9999-12-01T00:00:00Z"):
+        response = client.get(url, params={"from": start, "days": 31}, headers=role_headers["viewer"])
+        assert response.status_code == 200, response.text
+        window = response.json()
+        window_from, window_to = datetime.fromisoformat(window["from"]), datetime.fromisoformat(window["to"])
+        assert window_to >= window_from
+        assert all(window_from <= datetime.fromisoformat(slot["start"]) < window_to for slot in window["slots"])
+
+
 def test_status_windows_at_the_ends_of_the_calendar_are_answered(client: TestClient, role_headers: Headers) -> None:
     """Schema-valid times, so never a 500 (the month after 9999-12 is not a month of the window)."""
     for window in (("0001-01-01T00:00:00Z", "0001-03-01T00:00:00Z"), ("9999-11-01T00:00:00Z", "9999-12-31T23:59:59Z")):
