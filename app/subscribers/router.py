@@ -222,20 +222,26 @@ def get_subscriber(uid: UidPath, principal: Reader, service: ServiceDep, respons
     return _answer(response, service.get(uid), principal)
 
 
-@router.put(
-    "/{uid}",
-    operation_id="subscribers_replace",
-    summary="Replace every mutable field (If-Match required); omitted optional fields are cleared",
-    response_model=SubscriberOut,
-    openapi_extra=json_request_body(SubscriberReplace, JSON),
-    responses=error_responses(
+def _change_problems() -> dict[int | str, dict[str, Any]]:
+    """What a replace and a merge patch of one subscriber can both answer (a fresh dict per route:
+    building the document adds to each route's own)."""
+    return error_responses(
         ProblemType.NOT_FOUND,
         problem(ProblemType.CONFLICT, ("body.msisdn", FieldCode.ALREADY_EXISTS)),
         ProblemType.PRECONDITION_FAILED,
         ProblemType.UNSUPPORTED_MEDIA_TYPE,
         invalid(("body.msisdn", FieldCode.INVALID_MSISDN), ("header.if-match", FieldCode.INVALID_ETAG)),
         ProblemType.PRECONDITION_REQUIRED,
-    ),
+    )
+
+
+@router.put(
+    "/{uid}",
+    operation_id="subscribers_replace",
+    summary="Replace every mutable field (If-Match required); omitted optional fields are cleared",
+    response_model=SubscriberOut,
+    openapi_extra=json_request_body(SubscriberReplace, JSON),
+    responses=_change_problems(),
 )
 def replace_subscriber(
     uid: UidPath,
@@ -256,14 +262,7 @@ def replace_subscriber(
     "email or iccid, `attributes` is merged key by key and a `null` value removes a key.",
     response_model=SubscriberOut,
     openapi_extra=json_request_body(SubscriberPatch, MERGE_PATCH, JSON),
-    responses=error_responses(
-        ProblemType.NOT_FOUND,
-        problem(ProblemType.CONFLICT, ("body.msisdn", FieldCode.ALREADY_EXISTS)),
-        ProblemType.PRECONDITION_FAILED,
-        ProblemType.UNSUPPORTED_MEDIA_TYPE,
-        invalid(("body.msisdn", FieldCode.INVALID_MSISDN), ("header.if-match", FieldCode.INVALID_ETAG)),
-        ProblemType.PRECONDITION_REQUIRED,
-    ),
+    responses=_change_problems(),
 )
 def update_subscriber(
     uid: UidPath,
