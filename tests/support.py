@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
 from app.config import Settings
+
+T = TypeVar("T")
+E = TypeVar("E", bound=BaseException)
 
 TEST_SECRET = "test-signing-secret-that-is-long-enough-0123456789"
 
@@ -23,20 +27,38 @@ def make_settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def errors_in_threads(count: int, work: Callable[[], object]) -> list[BaseException]:
-    """Run `work` in `count` threads at once (two processes starting together, say) and return what
-    they raised, so a test can assert on it in its own thread."""
-    errors: list[BaseException] = []
+@overload
+def race(count: int, work: Callable[[int], T]) -> list[T]: ...
 
-    def run() -> None:
+
+@overload
+def race(count: int, work: Callable[[int], T], *, refusals: tuple[type[E], ...]) -> list[T | E]: ...
+
+
+def race(count: int, work: Callable[[int], Any], *, refusals: tuple[type[BaseException], ...] = ()) -> list[Any]:
+    """Run `work(0)` ... `work(count - 1)` on threads released together and return each one's
+    result by index; a racer that raised one of `refusals` has that error as its result.
+
+    Anything else a racer raised is raised here once every racer is done, so it fails the test in
+    the test's own thread instead of scrolling by as a thread's traceback."""
+    outcomes: list[Any] = [None] * count
+    unexpected: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        start.wait()
         try:
-            work()
-        except BaseException as exc:  # handed to the caller's assertion
-            errors.append(exc)
+            outcomes[index] = work(index)
+        except refusals as exc:
+            outcomes[index] = exc
+        except BaseException as exc:  # raised below, in the test's thread
+            unexpected.append(exc)
 
-    threads = [threading.Thread(target=run) for _ in range(count)]
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return errors
+    if unexpected:
+        raise unexpected[0]
+    return outcomes

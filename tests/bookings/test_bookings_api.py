@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from app.bookings.service import BookingService
 from app.storage.base import Store
 from app.storage.records import BookingStatus
 from tests.bookings.conftest import add_subscriber
+from tests.support import race
 
 EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAY = (datetime.now(UTC) + timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -314,7 +314,7 @@ def test_concurrent_retries_with_one_key_make_one_booking(
     client: TestClient, role_headers: Headers, resource_id: str
 ) -> None:
     headers = {**role_headers["operator"], "Idempotency-Key": "burst-1"}
-    responses = _concurrently(20, lambda _: book(client, headers, resource_id))
+    responses = race(20, lambda _: book(client, headers, resource_id))
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {201, 409}
     assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
@@ -324,22 +324,6 @@ def test_concurrent_retries_with_one_key_make_one_booking(
 # --- the last seat, through the API ------------------------------------------------------------------
 
 
-def _concurrently(count: int, call: Any) -> list[Any]:
-    results: list[Any] = [None] * count
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        results[index] = call(index)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 def test_twenty_requests_for_the_last_seat(
     client: TestClient, role_headers: Headers, resource_id: str, app: FastAPI
 ) -> None:
@@ -347,7 +331,7 @@ def test_twenty_requests_for_the_last_seat(
     assert book(client, operator, resource_id, subscriber_uid="sub-1").status_code == 201
     for index in range(20):
         add_subscriber(app, f"racer-{index}")
-    responses = _concurrently(20, lambda i: book(client, operator, resource_id, subscriber_uid=f"racer-{i}"))
+    responses = race(20, lambda i: book(client, operator, resource_id, subscriber_uid=f"racer-{i}"))
     assert sorted(r.status_code for r in responses) == [201] + [409] * 19
     assert remaining(client, operator, resource_id, at(10)) == 0
     assert len(bookings_of(client, operator, resource_id)) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from app.audit import audit_entry
 from app.storage.base import Conflict, NotFound, PreconditionFailed, Store
 from app.storage.records import RefreshTokenRecord, Role, TokenFamilyRecord, UserRecord
 from app.timeutil import utcnow
+from tests.support import race
 
 
 def make_user(username: str, role: Role = Role.OPERATOR, **overrides: object) -> UserRecord:
@@ -108,23 +108,13 @@ def test_concurrent_demotions_leave_one_admin(store: Store) -> None:
     admins = [make_user(f"admin{i}", Role.ADMIN) for i in range(4)]
     for admin in admins:
         store.users.create(admin, audit_for(admin))  # type: ignore[arg-type]
-    outcomes: list[str] = []
-    barrier = threading.Barrier(len(admins))
 
-    def demote(admin: UserRecord) -> None:
-        barrier.wait()
-        try:
-            store.users.replace(admin, admin.model_copy(update={"role": Role.VIEWER}), audit_for(admin))  # type: ignore[arg-type]
-            outcomes.append("ok")
-        except Conflict:
-            outcomes.append("conflict")
+    def demote(index: int) -> None:
+        admin = admins[index]
+        store.users.replace(admin, admin.model_copy(update={"role": Role.VIEWER}), audit_for(admin))  # type: ignore[arg-type]
 
-    threads = [threading.Thread(target=demote, args=(admin,)) for admin in admins]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(outcomes) == ["conflict", "ok", "ok", "ok"]
+    outcomes = race(len(admins), demote, refusals=(Conflict,))
+    assert sorted("ok" if outcome is None else "conflict" for outcome in outcomes) == ["conflict", "ok", "ok", "ok"]
     remaining = [u for u in store.users.list(limit=10).items if u.is_active_admin]
     assert len(remaining) == 1
     assert store.users.count_active_admins() == 1
@@ -200,23 +190,12 @@ def test_rotate_unknown_or_expired_token(store: Store) -> None:
 
 def test_concurrent_rotation_of_one_token_has_one_winner(store: Store) -> None:
     _, token = _session(store)
-    outcomes: list[str] = []
-    barrier = threading.Barrier(8)
 
     def rotate(index: int) -> None:
-        barrier.wait()
-        try:
-            store.sessions.rotate("h1", _successor(token, f"next{index}"), now=utcnow())
-            outcomes.append("ok")
-        except (Conflict, NotFound):
-            outcomes.append("refused")
+        store.sessions.rotate("h1", _successor(token, f"next{index}"), now=utcnow())
 
-    threads = [threading.Thread(target=rotate, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert outcomes.count("ok") == 1
+    outcomes = race(8, rotate, refusals=(Conflict, NotFound))
+    assert outcomes.count(None) == 1
 
 
 def test_revoked_family_refuses_rotation(store: Store) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from app.storage.base import (
 from app.storage.dynamodb.bookings import STATUS_MONTHS_PER_PAGE
 from app.storage.records import AuditEntry, BookingRecord, BookingStatus, OpeningHours, ResourceRecord
 from app.timeutil import utcnow
+from tests.support import race
 
 # Slots are whole hours on a fixed future grid; the contract does not depend on schedules.
 BASE = (utcnow() + timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -431,30 +431,9 @@ def test_has_future_confirmed_and_future_bookings_of_a_resource(store: Store) ->
 
 
 def _race(count: int, attempt: Callable[[int], None]) -> list[str]:
-    """Each attempt's outcome; an unexpected error is raised once every racer is done."""
-    outcomes: list[str] = []
-    errors: list[Exception] = []
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            attempt(index)
-            outcomes.append("ok")
-        except (SlotFull, OverlappingBooking):
-            outcomes.append("conflict")
-        except Exception as exc:  # anything else is a failure of the test, raised below
-            outcomes.append(f"error: {exc!r}")
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
-    return outcomes
+    """Each attempt's outcome, "ok" or "conflict"; any other error fails the test."""
+    outcomes = race(count, attempt, refusals=(SlotFull, OverlappingBooking))
+    return ["ok" if outcome is None else "conflict" for outcome in outcomes]
 
 
 def test_last_seat_race_has_exactly_one_winner(store: Store) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +9,7 @@ import pytest
 from app.storage.base import Conflict, NotFound, PreconditionFailed, Store
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
 from app.timeutil import utcnow
+from tests.support import race
 
 
 def make_job(n: int, **overrides: object) -> JobRecord:
@@ -95,19 +95,11 @@ def test_replace_keeps_lease_and_cancel_flag(store: Store) -> None:
 def test_concurrent_claims_have_one_winner(store: Store) -> None:
     store.jobs.create(make_job(1))
     now = utcnow()
-    winners: list[str] = []
-    barrier = threading.Barrier(8)
 
-    def claim(owner: str) -> None:
-        barrier.wait()
-        if store.jobs.claim("job001", owner=owner, now=now, lease_until=now + timedelta(minutes=5)):
-            winners.append(owner)
+    def claim(index: int) -> JobRecord | None:
+        return store.jobs.claim("job001", owner=f"w{index}", now=now, lease_until=now + timedelta(minutes=5))
 
-    threads = [threading.Thread(target=claim, args=(f"w{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    winners = [job for job in race(8, claim) if job]
     assert len(winners) == 1
 
 

@@ -3,7 +3,6 @@ by recovery, and counter deltas are applied exactly once however often a flush r
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from app.storage.mongo.subscribers import subscriber_document
 from app.storage.records import SubscriberRecord
 from tests.conftest import mongo_store
 from tests.subscribers.support import assert_consistent, audit_for, counts, record
+from tests.support import race
 
 STATUS = "subscribers.status"
 
@@ -79,17 +79,7 @@ def test_recovery_finishes_an_interrupted_delete(mongo: MongoStore) -> None:
 
 def test_concurrent_flushes_of_one_document_apply_its_deltas_once(mongo: MongoStore) -> None:
     _written_but_not_flushed(mongo, record(1))
-    start = threading.Barrier(8)
-
-    def flush() -> None:
-        start.wait()
-        outbox.flush(mongo.db, "subscribers", "sub-0001")
-
-    threads = [threading.Thread(target=flush) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race(8, lambda _: outbox.flush(mongo.db, "subscribers", "sub-0001"))
     assert counts(mongo, STATUS) == {"ACTIVE": 1}
     assert_consistent(mongo)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -21,7 +20,7 @@ from tests.subscribers.support import (
     record,
     subscriber_count,
 )
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, race
 
 STATUS, PLAN = "subscribers.status", "subscribers.plan"
 
@@ -353,25 +352,6 @@ def test_reconcile_reports_drift_and_fixes_it_when_asked(store: Store, populatio
 # --- concurrency ------------------------------------------------------------------------------------
 
 
-def _race(workers: int, work: Callable[[int], None]) -> list[BaseException | None]:
-    outcomes: list[BaseException | None] = [None] * workers
-    start = threading.Barrier(workers)
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            work(index)
-        except BaseException as exc:  # collected for the assertions
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
-
-
 def test_concurrent_msisdn_changes_to_one_value_leave_exactly_one_owner(store: Store) -> None:
     subscribers = [_create(store, record(n)) for n in range(10)]
     target = msisdn(999)
@@ -381,7 +361,7 @@ def test_concurrent_msisdn_changes_to_one_value_leave_exactly_one_owner(store: S
         updated = _successor(current, msisdn=target)
         store.subscribers.replace(current, updated, audit_for(updated))
 
-    outcomes = _race(10, change)
+    outcomes = race(10, change, refusals=(Conflict,))
     assert sum(outcome is None for outcome in outcomes) == 1
     assert all(isinstance(outcome, Conflict) and outcome.field == "body.msisdn" for outcome in outcomes if outcome)
     owner = store.subscribers.get_by_msisdn(target)
@@ -397,7 +377,7 @@ def test_concurrent_updates_of_one_version_have_one_winner(store: Store) -> None
         updated = _successor(current, plan=f"PLAN{index}")
         store.subscribers.replace(current, updated, audit_for(updated))
 
-    outcomes = _race(8, update)
+    outcomes = race(8, update, refusals=(PreconditionFailed,))
     assert sum(outcome is None for outcome in outcomes) == 1
     assert all(isinstance(outcome, PreconditionFailed) for outcome in outcomes if outcome)
     assert counts(store, PLAN) == {f"PLAN{outcomes.index(None)}": 1}

@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from app.storage.base import Store
 from tests.subscribers.support import assert_consistent, body, counts, msisdn
+from tests.support import race
 
 Headers = dict[str, dict[str, str]]
-
-
-def _in_parallel(count: int, request: Any) -> list[Any]:
-    """Run `request(index)` on `count` threads released together; return the responses by index."""
-    responses: list[Any] = [None] * count
-    start = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        start.wait()
-        responses[index] = request(index)
-
-    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return responses
 
 
 def test_twenty_concurrent_creates_of_one_msisdn_give_one_201_and_nineteen_409s(
@@ -39,7 +22,7 @@ def test_twenty_concurrent_creates_of_one_msisdn_give_one_201_and_nineteen_409s(
         # Different uids and imsis: only the msisdn collides.
         return client.post("/subscribers", json=body(100 + index, msisdn=msisdn(1)), headers=operator)
 
-    responses = _in_parallel(20, create)
+    responses = race(20, create)
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201] + [409] * 19
     for response in responses:
@@ -63,7 +46,7 @@ def test_concurrent_patches_of_one_version_have_one_winner(
             "/subscribers/sub-0001", json={"plan": f"PLAN{index}"}, headers={**operator, "If-Match": '"1"'}
         )
 
-    responses = _in_parallel(10, patch)
+    responses = race(10, patch)
     assert sorted(response.status_code for response in responses) == [200] + [412] * 9
     assert len(counts(store, "subscribers.plan")) == 1
     assert_consistent(store)
