@@ -27,6 +27,8 @@ from app.migration.schemas import ImportJobCreate
 from app.runtime import Runtime
 from app.storage.base import SUBSCRIBER_STATUS_SCOPE, Store
 from app.storage.blobs import LocalBlobStore
+from app.storage.dynamodb.store import DynamoStore
+from app.storage.mongo.store import MongoStore
 from app.storage.records import JobStatus, Role
 from app.timeutil import utcnow
 from tests.subscribers.support import assert_consistent, audit_for, record
@@ -85,10 +87,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 def after_each_write(store: Store, monkeypatch: pytest.MonkeyPatch, hook: Callable[[], None]) -> None:
     """Call `hook` after every subscriber write request of the store (what another process might
     do at that moment)."""
-    if store.backend == "dynamodb":
-        target, name = store.table, "transact"  # type: ignore[attr-defined]
-    else:
-        target, name = store.subscribers.collection, "update_one"  # type: ignore[attr-defined]
+    target: Any
+    match store:
+        case DynamoStore():
+            target, name = store.table, "transact"
+        case MongoStore():
+            target, name = store.subscribers.collection, "update_one"
+        case _:
+            raise TypeError(f"no write hook for a {store.backend!r} store")
     original: Callable[..., Any] = getattr(target, name)
 
     def write_then_hook(*args: Any, **kwargs: Any) -> Any:
