@@ -62,6 +62,14 @@ def invoke(module: ModuleType, event: dict[str, Any]) -> Any:
     return module.handler(event, FakeContext())
 
 
+def post_json(
+    module: ModuleType, path: str, payload: object, *, headers: dict[str, str] | None = None, stage: str = "$default"
+) -> Any:
+    """POST `payload` as a JSON body through API Gateway (stage `stage`)."""
+    json_headers = {**(headers or {}), "content-type": "application/json"}
+    return invoke(module, http_v2("POST", path, body=json.dumps(payload), headers=json_headers, stage=stage))
+
+
 def body_of(response: dict[str, Any]) -> Any:
     raw = response["body"]
     if response.get("isBase64Encoded"):
@@ -89,10 +97,7 @@ def test_readiness_through_the_real_endpoint(handler_module: ModuleType) -> None
 
 
 def test_post_json_body_reaches_validation(handler_module: ModuleType) -> None:
-    response = invoke(
-        handler_module,
-        http_v2("POST", "/health", body=json.dumps({"a": 1}), headers={"content-type": "application/json"}),
-    )
+    response = post_json(handler_module, "/health", {"a": 1})
     assert response["statusCode"] == 405
     assert response["headers"]["content-type"] == "application/problem+json"
 
@@ -160,38 +165,21 @@ def test_links_keep_the_api_gateway_stage(handler_module: ModuleType) -> None:
     auth_service_of(runtime).create_user(
         "test", UserCreate(username="stage-admin", password="stage-password-0123", role=Role.ADMIN)
     )
-    login = invoke(
-        handler_module,
-        http_v2(
-            "POST",
-            "/auth/login",
-            body=json.dumps({"username": "stage-admin", "password": "stage-password-0123"}),
-            headers={"content-type": "application/json"},
-            stage="dev",
-        ),
+    login = post_json(
+        handler_module, "/auth/login", {"username": "stage-admin", "password": "stage-password-0123"}, stage="dev"
     )
     assert login["statusCode"] == 200, login
     bearer = {"authorization": f"Bearer {body_of(login)['access_token']}"}
 
-    created = invoke(
-        handler_module,
-        http_v2(
-            "POST",
-            "/subscribers",
-            body=json.dumps(
-                {
-                    "uid": "sub-stage-1",
-                    "msisdn": "+447911123456",
-                    "imsi": "234150999999999",
-                    "first_name": "Jane",
-                    "last_name": "Doe",
-                    "plan": "BASIC",
-                }
-            ),
-            headers={**bearer, "content-type": "application/json"},
-            stage="dev",
-        ),
-    )
+    subscriber = {
+        "uid": "sub-stage-1",
+        "msisdn": "+447911123456",
+        "imsi": "234150999999999",
+        "first_name": "Jane",
+        "last_name": "Doe",
+        "plan": "BASIC",
+    }
+    created = post_json(handler_module, "/subscribers", subscriber, headers=bearer, stage="dev")
     assert created["statusCode"] == 201, created
     location = created["headers"]["location"]
     assert location == "/dev/subscribers/sub-stage-1"
@@ -199,16 +187,7 @@ def test_links_keep_the_api_gateway_stage(handler_module: ModuleType) -> None:
     assert event["rawPath"] == location  # the request API Gateway sends for that link
     assert invoke(handler_module, event)["statusCode"] == 200
 
-    job = invoke(
-        handler_module,
-        http_v2(
-            "POST",
-            "/migration/jobs",
-            body=json.dumps({"type": "import", "format": "csv"}),
-            headers={**bearer, "content-type": "application/json"},
-            stage="dev",
-        ),
-    )
+    job = post_json(handler_module, "/migration/jobs", {"type": "import", "format": "csv"}, headers=bearer, stage="dev")
     assert job["statusCode"] == 201, job
     job_id = body_of(job)["job"]["id"]
     assert job["headers"]["location"] == f"/dev/migration/jobs/{job_id}"

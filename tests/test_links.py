@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from app.migration.worker import InlineDispatcher
-from app.storage.blobs import LocalBlobStore
 from tests.bookings.conftest import add_subscriber
+from tests.bookings.test_bookings_api import resource_body
+from tests.migration.conftest import with_inline_jobs
 
 Headers = dict[str, dict[str, str]]
 SUBSCRIBER = {
@@ -22,24 +22,12 @@ SUBSCRIBER = {
     "last_name": "Doe",
     "plan": "BASIC",
 }
-EVERY_DAY = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-RESOURCE = {
-    "name": "Main street store",
-    "kind": "store",
-    "timezone": "Etc/UTC",
-    "slot_minutes": 30,
-    "capacity": 2,
-    "weekly_schedule": {day: [{"open": "08:00", "close": "18:00"}] for day in EVERY_DAY},
-}
 
 
 @pytest.fixture
 def app(app: FastAPI, tmp_path: Path) -> FastAPI:
-    """Job files in a temporary folder (no presigned URL: the upload URL is the API's own)."""
-    runtime = app.state.runtime
-    runtime.provide("blobs", LocalBlobStore(tmp_path / "files"))
-    runtime.provide("job_dispatcher", InlineDispatcher(runtime))
-    return app
+    """No presigned URL: the upload URL is the API's own."""
+    return with_inline_jobs(app, tmp_path)
 
 
 def followed(client: TestClient, headers: dict[str, str], link: str) -> dict[str, object]:
@@ -63,7 +51,7 @@ def test_location_of_a_created_subscriber_user_resource_and_booking(
     assert user.status_code == 201, user.text
     assert followed(client, admin, user.headers["Location"])["username"] == "link.user"
 
-    resource = client.post("/bookings/resources", json=RESOURCE, headers=admin)
+    resource = client.post("/bookings/resources", json=resource_body(), headers=admin)
     assert resource.status_code == 201, resource.text
     assert followed(client, admin, resource.headers["Location"])["id"] == resource.json()["id"]
 

@@ -20,10 +20,14 @@ def store(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[Stor
     yield from backend_store(request, cursors)
 
 
-@pytest.fixture
-def app(app: FastAPI, tmp_path: Path) -> FastAPI:
-    """The app with job files in a temporary folder and jobs run to the end inside the request."""
+def with_inline_jobs(app: FastAPI, folder: Path) -> FastAPI:
+    """The app with job files in a local folder under `folder` and jobs run to the end inside the request."""
     runtime = app.state.runtime
-    runtime.provide("blobs", LocalBlobStore(tmp_path / "files"))
+    runtime.provide("blobs", LocalBlobStore(folder / "files"))
     runtime.provide("job_dispatcher", InlineDispatcher(runtime))
     return app
+
+
+@pytest.fixture
+def app(app: FastAPI, tmp_path: Path) -> FastAPI:
+    return with_inline_jobs(app, tmp_path)
