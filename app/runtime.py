@@ -72,14 +72,9 @@ class Runtime:
         return self.memo("blobs", self._create_blobs)
 
     def _create_blobs(self) -> BlobStore:
-        from app.storage.blobs import LocalBlobStore, S3BlobStore
+        from app.storage.blobs import create_blob_store
 
-        if self.settings.uploads_bucket:
-            import boto3
-
-            client = boto3.client("s3", region_name=self.settings.aws_region)
-            return S3BlobStore(client, self.settings.uploads_bucket, serialize_calls=self.settings.is_local_like)
-        return LocalBlobStore(self.settings.data_dir / "files")
+        return create_blob_store(self.settings)
 
     def close(self) -> None:
         for closeable in list(self._memo.values()):

@@ -6,6 +6,7 @@ import logging
 import secrets
 from pathlib import Path
 
+from app import aws
 from app.config import MIN_SECRET_BYTES, ConfigurationError, Settings
 from app.localfiles import create_private
 
@@ -15,20 +16,15 @@ logger = logging.getLogger("app.secrets")
 def resolve_signing_secret(settings: Settings) -> bytes:
     if settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value().encode()
-    if settings.jwt_secret_ssm_parameter:
-        return _from_ssm(settings)
+    if parameter := settings.jwt_secret_ssm_parameter:
+        return _from_ssm(parameter, settings)
     if settings.is_local_like:
         return _local_secret(settings.data_dir)
     raise ConfigurationError("JWT_SECRET: not set")  # unreachable: Settings already refuses this
 
 
-def _from_ssm(settings: Settings) -> bytes:
-    # Imported here: only deployments that keep the secret in SSM pay for the client.
-    import boto3
-
-    client = boto3.client("ssm", region_name=settings.aws_region)
-    parameter = client.get_parameter(Name=settings.jwt_secret_ssm_parameter, WithDecryption=True)
-    value = str(parameter["Parameter"]["Value"]).encode()
+def _from_ssm(parameter: str, settings: Settings) -> bytes:
+    value = aws.read_secure_parameter(parameter, region=settings.aws_region).encode()
     if len(value) < MIN_SECRET_BYTES and not settings.is_local_like:
         raise ConfigurationError(f"JWT_SECRET_SSM_PARAMETER: secret must be at least {MIN_SECRET_BYTES} bytes")
     return value

@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from app import events
+from app.aws import SqsQueue
 from app.migration.engine import STALE_AFTER, JobEngine, JobKind, stale_jobs
 from app.runtime import Runtime
 
@@ -55,15 +56,10 @@ class Dispatcher(Protocol):
 
 class SqsDispatcher:
     def __init__(self, runtime: Runtime, queue_url: str) -> None:
-        import boto3
-
-        self.client = boto3.client("sqs", region_name=runtime.settings.aws_region)
-        self.queue_url = queue_url
+        self.queue = SqsQueue(queue_url, region=runtime.settings.aws_region)
 
     def submit(self, job_id: str) -> None:
-        self.client.send_message(
-            QueueUrl=self.queue_url, MessageBody=json.dumps({"kind": MESSAGE_KIND, "job_id": job_id})
-        )
+        self.queue.send(json.dumps({"kind": MESSAGE_KIND, "job_id": job_id}))
 
 
 class LocalDispatcher:

@@ -1,8 +1,8 @@
 """Repository protocols, shared records and the storage errors both backends raise.
 
-Nothing above `app.storage` imports boto3 or pymongo: services talk to a `Store`, whose
-repositories are implemented once for DynamoDB and once for MongoDB and proven equal by the
-contract suite in `tests/storage`.
+Nothing above `app.storage` imports boto3 or pymongo (the one other AWS home is `app.aws`;
+tests/test_layers.py checks both): services talk to a `Store`, whose repositories are implemented
+once for DynamoDB and once for MongoDB and proven equal by the contract suite in `tests/storage`.
 """
 
 from __future__ import annotations

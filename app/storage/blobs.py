@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from app.config import Settings
 from app.localfiles import open_private, private_dir
 from app.storage.base import NotFound, StorageError
 
@@ -87,6 +88,16 @@ class _ChunkStream(io.RawIOBase):
     def close(self) -> None:
         self._body.close()
         super().close()
+
+
+def create_blob_store(settings: Settings) -> BlobStore:
+    """S3 when UPLOADS_BUCKET is set, else a folder under DATA_DIR."""
+    if settings.uploads_bucket:
+        import boto3  # only deployments with a bucket pay for the client
+
+        client = boto3.client("s3", region_name=settings.aws_region)
+        return S3BlobStore(client, settings.uploads_bucket, serialize_calls=settings.is_local_like)
+    return LocalBlobStore(settings.data_dir / "files")
 
 
 class LocalBlobStore:
