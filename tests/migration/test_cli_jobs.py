@@ -19,6 +19,7 @@ from app.storage.base import Store
 from app.storage.blobs import LocalBlobStore
 from app.storage.records import JobRecord, JobStatus, JobType
 from app.timeutil import utcnow
+from tests.migration.conftest import running_job
 
 MAPPING = {"columns": {"MSISDN": "msisdn", "Tariff": "plan"}, "transforms": {"status": ["trim", "upper"]}}
 
@@ -99,31 +100,12 @@ def test_jobs_sweep_resumes_stalled_jobs_here_and_fails_hopeless_ones(runner: Cl
     assert runner.invoke(cli.app, ["jobs", "sweep"]).exit_code == 0  # nothing to do
 
     minute_ago = utcnow() - timedelta(minutes=1)
+    csv = {"format": "csv"}
     for job_id, resumes in (("stalled-export", 0), ("hopeless-export", 5)):
-        store.jobs.create(
-            JobRecord(
-                id=job_id,
-                type=JobType.EXPORT,
-                status=JobStatus.RUNNING,
-                options={"format": "csv"},
-                created_by="someone",
-                created_at=minute_ago,
-                heartbeat_at=minute_ago,
-                checkpoint={"resumes": resumes},
-            )
-        )
+        job = running_job(job_id, JobType.EXPORT, since=minute_ago, options=csv, checkpoint={"resumes": resumes})
+        store.jobs.create(job)
     # Its worker is alive: the lease it took at its last checkpoint runs for another minute.
-    store.jobs.create(
-        JobRecord(
-            id="busy-export",
-            type=JobType.EXPORT,
-            status=JobStatus.RUNNING,
-            options={"format": "csv"},
-            created_by="someone",
-            created_at=minute_ago,
-            heartbeat_at=minute_ago,
-        )
-    )
+    store.jobs.create(running_job("busy-export", JobType.EXPORT, since=minute_ago, options=csv))
     assert store.jobs.claim("busy-export", owner="alive", now=utcnow(), lease_until=utcnow() + timedelta(minutes=1))
 
     quiet = runner.invoke(cli.app, ["jobs", "sweep"])  # silent for a minute: not stalled by the default (5 min)

@@ -31,6 +31,7 @@ from app.storage.dynamodb.store import DynamoStore
 from app.storage.mongo.store import MongoStore
 from app.storage.records import JobStatus, Role
 from app.timeutil import utcnow
+from tests.migration.conftest import RecordingQueue
 from tests.subscribers.support import assert_consistent, audit_for, record
 from tests.support import make_settings
 
@@ -41,14 +42,6 @@ LEASE_SECONDS = 4
 # too), MongoDB in 60 single-document updates. Either way the one batch takes over two leases,
 # each write well under one.
 WRITE_SECONDS = {"dynamodb": 1.5, "mongo": 0.2}
-
-
-class Queue:
-    def __init__(self) -> None:
-        self.submitted: list[str] = []
-
-    def submit(self, job_id: str) -> None:
-        self.submitted.append(job_id)
 
 
 class Clock:
@@ -73,7 +66,7 @@ def settings() -> Settings:
 def runtime(app: FastAPI, tmp_path: Path) -> Runtime:
     runtime: Runtime = app.state.runtime
     runtime.provide("blobs", LocalBlobStore(tmp_path / "files"))
-    runtime.provide("job_dispatcher", Queue())
+    runtime.provide("job_dispatcher", RecordingQueue())
     return runtime
 
 

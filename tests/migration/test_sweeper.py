@@ -14,20 +14,13 @@ from app.runtime import Runtime
 from app.storage.base import JOB_STATUS_SCOPE, Store
 from app.storage.records import JobRecord, JobStatus, JobType
 from app.timeutil import utcnow
-
-
-class Queue:
-    def __init__(self) -> None:
-        self.submitted: list[str] = []
-
-    def submit(self, job_id: str) -> None:
-        self.submitted.append(job_id)
+from tests.migration.conftest import RecordingQueue
 
 
 @pytest.fixture
 def runtime(app: FastAPI) -> Runtime:
     runtime: Runtime = app.state.runtime
-    runtime.provide("job_dispatcher", Queue())
+    runtime.provide("job_dispatcher", RecordingQueue())
     return runtime
 
 
@@ -122,4 +115,4 @@ def test_a_job_whose_file_never_came_is_ended_after_a_day(runtime: Runtime, stor
     assert (abandoned.status, abandoned.error_summary) == (JobStatus.FAILED, NO_INPUT)
     assert [e.action for e in store.audit.list_for_entity("job", "abandoned", limit=5).items] == ["job.import.failed"]
     assert store.jobs.get("waiting").status is JobStatus.PENDING  # type: ignore[union-attr]
-    assert runtime.memo("job_dispatcher", Queue).submitted == []
+    assert runtime.memo("job_dispatcher", RecordingQueue).submitted == []

@@ -14,6 +14,7 @@ from passlib.hash import argon2, django_pbkdf2_sha256
 from app.migration import worker
 from app.storage.base import Store
 from app.storage.records import JobStatus
+from tests.migration.conftest import RecordingQueue, running_job
 
 BCRYPT = bcrypt.hashpw(b"legacy-password-1", bcrypt.gensalt(rounds=4)).decode()
 DJANGO = django_pbkdf2_sha256.using(rounds=1000).hash("legacy-password-2")
@@ -295,8 +296,8 @@ def test_deadline_pauses_and_frees_the_lease(
     runtime = app.state.runtime
     engine = worker.engine(runtime)
     monkeypatch.setattr(engine.kinds["import:users"], "batch_rows", 2)
-    submitted: list[str] = []
-    runtime.provide("job_dispatcher", type("Queue", (), {"submit": lambda self, job_id: submitted.append(job_id)})())
+    queue = RecordingQueue()
+    runtime.provide("job_dispatcher", queue)
     admin = role_headers["admin"]
     job_id = create_job(client, admin, mapping={**MAPPING, "unmapped": "ignore"})["job"]["id"]
     rows = [f"user{n};u{n}@x.example;U{n};viewer;{ARGON}" for n in range(5)]
@@ -305,14 +306,14 @@ def test_deadline_pauses_and_frees_the_lease(
         content=("Login;Mail;Name;Role;Hash\r\n" + "\r\n".join(rows)).encode(),
         headers=admin,
     )
-    assert submitted == [job_id]
+    assert queue.submitted == [job_id]
 
     # As the SQS worker does: a deadline already reached pauses after one batch and queues a continuation.
     worker.run_from_queue({"kind": worker.MESSAGE_KIND, "job_id": job_id}, runtime, time.monotonic())
     paused = runtime.store.jobs.get(job_id)
     assert paused.status is JobStatus.RUNNING
     assert paused.counts.processed == 2
-    assert submitted == [job_id, job_id]
+    assert queue.submitted == [job_id, job_id]
     other = worker.JobEngine(runtime, engine.kinds, owner="another-lambda")
     finished = other.run(job_id)  # the lease was freed: another instance continues at once
     assert finished is not None
@@ -323,49 +324,19 @@ def test_deadline_pauses_and_frees_the_lease(
 def test_sweeper_resumes_a_silent_job_and_gives_up_after_repeated_stalls(app: FastAPI, store: Store) -> None:
     from datetime import timedelta
 
-    from app.storage.records import JobRecord, JobType
+    from app.storage.records import JobType
     from app.timeutil import utcnow
 
     runtime = app.state.runtime
-    submitted: list[str] = []
-    runtime.provide("job_dispatcher", type("Queue", (), {"submit": lambda self, job_id: submitted.append(job_id)})())
+    queue = RecordingQueue()
+    runtime.provide("job_dispatcher", queue)
     old = utcnow() - timedelta(minutes=30)
-    store.jobs.create(
-        JobRecord(
-            id="stalled",
-            type=JobType.IMPORT,
-            status=JobStatus.RUNNING,
-            options={"target": "users"},
-            created_by="x",
-            created_at=old,
-            heartbeat_at=old,
-        )
-    )
-    store.jobs.create(
-        JobRecord(
-            id="hopeless",
-            type=JobType.IMPORT,
-            status=JobStatus.RUNNING,
-            options={"target": "users"},
-            created_by="x",
-            created_at=old,
-            heartbeat_at=old,
-            checkpoint={"resumes": 5},
-        )
-    )
-    store.jobs.create(
-        JobRecord(
-            id="fresh",
-            type=JobType.IMPORT,
-            status=JobStatus.RUNNING,
-            options={"target": "users"},
-            created_by="x",
-            created_at=utcnow(),
-            heartbeat_at=utcnow(),
-        )
-    )
+    users = {"target": "users"}
+    store.jobs.create(running_job("stalled", JobType.IMPORT, since=old, options=users))
+    store.jobs.create(running_job("hopeless", JobType.IMPORT, since=old, options=users, checkpoint={"resumes": 5}))
+    store.jobs.create(running_job("fresh", JobType.IMPORT, since=utcnow(), options=users))
     result = worker.sweep_task(runtime)
     assert result == {"resumed": ["stalled"], "failed": ["hopeless"]}
-    assert submitted == ["stalled"]
+    assert queue.submitted == ["stalled"]
     assert store.jobs.get("stalled").checkpoint["resumes"] == 1  # type: ignore[union-attr]
     assert store.jobs.get("hopeless").status is JobStatus.FAILED  # type: ignore[union-attr]
