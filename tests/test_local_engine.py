@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from app.secrets import resolve_signing_secret
 from app.storage import local_engine
 from app.storage.blobs import LocalBlobStore
 from tests.servers import ROOT, free_port
-from tests.support import make_settings
+from tests.support import make_settings, race
 
 PORTAL = Path(sys.executable).with_name("portal")
 
@@ -142,11 +141,9 @@ def test_a_damaged_database_file_stops_the_start_with_one_line_naming_it(tmp_pat
     assert java.stdout == ""  # the failing engine was stopped
 
 
-def test_a_damaged_state_file_stops_the_app_with_one_line_naming_it(tmp_path: Path) -> None:
-    state_file = tmp_path / local_engine.STATE_FILE
-    state_file.write_text('{"port": 8000, "pi')
-    env = local_env(tmp_path)
-    server = subprocess.run(  # noqa: S603 - our own interpreter and app
+def serve_until_it_stops(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Start the app under uvicorn and wait for it to exit, as these tests expect it to."""
+    return subprocess.run(  # noqa: S603 - our own interpreter and app
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(free_port())],
         cwd=ROOT,
         env=env,
@@ -155,6 +152,13 @@ def test_a_damaged_state_file_stops_the_app_with_one_line_naming_it(tmp_path: Pa
         timeout=120,
         check=False,
     )
+
+
+def test_a_damaged_state_file_stops_the_app_with_one_line_naming_it(tmp_path: Path) -> None:
+    state_file = tmp_path / local_engine.STATE_FILE
+    state_file.write_text('{"port": 8000, "pi')
+    env = local_env(tmp_path)
+    server = serve_until_it_stops(env)
     assert server.returncode != 0
     assert f"{state_file} is not a DynamoDB Local state file" in server.stderr
     assert "Traceback" not in server.stderr
@@ -167,15 +171,7 @@ def test_a_damaged_state_file_stops_the_app_with_one_line_naming_it(tmp_path: Pa
 
 def test_without_java_the_app_stops_with_one_line_naming_what_to_install(tmp_path: Path) -> None:
     env = local_env(tmp_path, PATH=str(Path(sys.executable).parent))  # no java on PATH
-    server = subprocess.run(  # noqa: S603 - our own interpreter and app
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(free_port())],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    server = serve_until_it_stops(env)
     assert server.returncode != 0
     assert "install openjdk-17-jre-headless" in server.stderr
     assert "Traceback" not in server.stderr
@@ -188,12 +184,7 @@ def test_without_java_the_app_stops_with_one_line_naming_what_to_install(tmp_pat
 def test_the_local_signing_secret_is_owner_only_and_one_for_racing_processes(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     settings = local_settings(data_dir)
-    secrets: list[bytes] = []
-    threads = [threading.Thread(target=lambda: secrets.append(resolve_signing_secret(settings))) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    secrets = race(8, lambda _: resolve_signing_secret(settings))
     assert len(set(secrets)) == 1
     assert modes(data_dir) == {".": 0o700, "signing-secret": 0o600}
 

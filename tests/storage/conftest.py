@@ -11,12 +11,20 @@ import pytest
 from app.storage.base import Store
 from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.store import DynamoStore
-from tests.conftest import ENGINE_BACKENDS, backend_store
+from tests.conftest import ENGINE_BACKENDS, backend_store, dynamo_store
 
 
 @pytest.fixture(params=[*ENGINE_BACKENDS, "mongo-real"])
 def store(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[Store]:
     yield from backend_store(request, cursors)
+
+
+@pytest.fixture
+def dynamo(cursors: CursorCodec) -> Iterator[DynamoStore]:
+    """A DynamoDB store on moto alone, for the tests of DynamoDB's own layout."""
+    for store in dynamo_store(cursors):  # the loop's end runs the generator's clean-up
+        assert isinstance(store, DynamoStore)
+        yield store
 
 
 @pytest.fixture

@@ -6,32 +6,20 @@ counter ADD per counter key the group moves) stay within 100 and its items withi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from app.storage.cursor import CursorCodec
 from app.storage.dynamodb import subscribers as dynamo_subscribers
 from app.storage.dynamodb.store import DynamoStore
 from app.storage.dynamodb.table import TRANSACTION_LIMIT
 from app.storage.importing import ImportRow
 from app.storage.records import SubscriberStatus
-from tests.conftest import dynamo_store
 from tests.subscribers.support import assert_consistent, audit_for, counts, record
 
 STATUSES = (SubscriberStatus.ACTIVE, SubscriberStatus.SUSPENDED, SubscriberStatus.INACTIVE, SubscriberStatus.TERMINATED)
 PLANS = ("GOLD", "SILVER", "BRONZE")
 JOB = "job-1"
-
-
-@pytest.fixture
-def dynamo(cursors: CursorCodec) -> Iterator[DynamoStore]:
-    stores = dynamo_store(cursors)
-    store = next(stores)
-    assert isinstance(store, DynamoStore)
-    yield store
-    next(stores, None)
 
 
 def rows(first: int, last: int) -> list[ImportRow]:

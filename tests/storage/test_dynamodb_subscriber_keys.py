@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from app.storage.base import Conflict
-from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.store import DynamoStore
 from app.storage.dynamodb.subscribers import SHARDS, shard_of
 from app.storage.records import SubscriberStatus
-from tests.conftest import dynamo_store
 from tests.subscribers.support import audit_for, record
-
-
-@pytest.fixture
-def dynamo(cursors: CursorCodec) -> Iterator[DynamoStore]:
-    stores = dynamo_store(cursors)
-    store = next(stores)
-    assert isinstance(store, DynamoStore)
-    yield store
-    next(stores, None)
 
 
 def test_a_subscriber_is_one_item_plus_two_claims(dynamo: DynamoStore) -> None:

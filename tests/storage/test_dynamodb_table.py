@@ -13,20 +13,16 @@ from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.store import DynamoStore
 from app.storage.dynamodb.table import DynamoTable
 from app.storage.local_engine import CREDENTIAL
-from tests.conftest import dynamo_store
 from tests.support import race
 
 
 @pytest.fixture(params=["dynamodb", "dynamodb-local"])
-def client(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[Any]:
+def client(request: pytest.FixtureRequest) -> Iterator[Any]:
     import boto3
 
     if request.param == "dynamodb":
-        stores = dynamo_store(cursors)  # inside moto's mock for the whole test
-        store = next(stores)
-        assert isinstance(store, DynamoStore)
-        yield store.table.client
-        next(stores, None)
+        dynamo: DynamoStore = request.getfixturevalue("dynamo")  # inside moto's mock for the whole test
+        yield dynamo.table.client
     else:
         yield boto3.client(
             "dynamodb",
