@@ -83,6 +83,14 @@ def legacy_bcrypt(password: str) -> str:
     return bcrypt.hashpw(password.encode()[:72], bcrypt.gensalt(rounds=4)).decode()
 
 
+def assert_rehashed_with_argon2(store: Store, username: str) -> None:
+    """The legacy hash gave way to an argon2 one at a login that counted no failure."""
+    stored = store.users.get(username)
+    assert stored is not None
+    assert stored.password_hash.startswith("$argon2")
+    assert stored.failed_logins == 0
+
+
 def test_long_password_verifies_against_legacy_bcrypt_and_is_rehashed(
     app: FastAPI, client: TestClient, store: Store
 ) -> None:
@@ -94,10 +102,7 @@ def test_long_password_verifies_against_legacy_bcrypt_and_is_rehashed(
     )
     response = client.post("/auth/login", json={"username": "legacy", "password": LONG_PASSWORD})
     assert response.status_code == 200, response.text
-    stored = store.users.get("legacy")
-    assert stored is not None
-    assert stored.password_hash.startswith("$argon2")
-    assert stored.failed_logins == 0
+    assert_rehashed_with_argon2(store, "legacy")
     # The argon2 hash is of the whole password: it still logs in, and the 72-byte prefix alone no longer does.
     assert client.post("/auth/login", json={"username": "legacy", "password": LONG_PASSWORD}).status_code == 200
     prefix = LONG_PASSWORD.encode()[:71].decode()

@@ -8,7 +8,7 @@ import bcrypt
 from fastapi.testclient import TestClient
 
 from app.storage.base import Store
-from tests.auth.test_password_rules import LONG_PASSWORD, legacy_bcrypt
+from tests.auth.test_password_rules import LONG_PASSWORD, assert_rehashed_with_argon2, legacy_bcrypt
 
 MAPPING = {"columns": {"Login": "username", "Role": "role", "Hash": "password_hash"}}
 
@@ -33,10 +33,7 @@ def test_imported_legacy_bcrypt_of_a_100_byte_password_logs_in(
     for _ in range(2):  # first against the bcrypt hash, then against its argon2 replacement
         response = client.post("/auth/login", json={"username": "legacy", "password": LONG_PASSWORD})
         assert response.status_code == 200, response.text
-    stored = store.users.get("legacy")
-    assert stored is not None
-    assert stored.password_hash.startswith("$argon2")
-    assert stored.failed_logins == 0
+    assert_rehashed_with_argon2(store, "legacy")
 
 
 def test_reimported_user_inherits_no_token_of_the_deleted_one(

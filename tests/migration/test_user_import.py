@@ -47,6 +47,13 @@ def create_job(client: TestClient, headers: dict[str, str], **overrides: Any) ->
     return response.json()  # type: ignore[no-any-return]
 
 
+def upload_viewers(client: TestClient, headers: dict[str, str], job_id: str, count: int) -> None:
+    """The job's file: `count` valid viewers, user0 ... user<count - 1>."""
+    rows = [f"user{n};u{n}@x.example;U{n};viewer;{ARGON}" for n in range(count)]
+    content = ("Login;Mail;Name;Role;Hash\r\n" + "\r\n".join(rows)).encode()
+    client.put(f"/migration/jobs/{job_id}/input", content=content, headers=headers)
+
+
 def test_import_users_with_legacy_hashes(
     client: TestClient, role_headers: dict[str, dict[str, str]], store: Store
 ) -> None:
@@ -237,15 +244,10 @@ def test_crash_between_batch_and_checkpoint_resumes_exactly(
     engine = worker.engine(runtime)
     kind = engine.kinds["import:users"]
     monkeypatch.setattr(kind, "batch_rows", 2)
-    runtime.provide("job_dispatcher", type("Parked", (), {"submit": lambda self, job_id: None})())
+    runtime.provide("job_dispatcher", RecordingQueue())  # parked: nothing runs the job but this test
     admin = role_headers["admin"]
     job_id = create_job(client, admin, mapping={**MAPPING, "unmapped": "ignore"})["job"]["id"]
-    rows = [f"user{n};u{n}@x.example;U{n};viewer;{ARGON}" for n in range(7)]
-    client.put(
-        f"/migration/jobs/{job_id}/input",
-        content=("Login;Mail;Name;Role;Hash\r\n" + "\r\n".join(rows)).encode(),
-        headers=admin,
-    )
+    upload_viewers(client, admin, job_id, 7)
 
     original_commit = engine._commit
     commits = 0
@@ -300,12 +302,7 @@ def test_deadline_pauses_and_frees_the_lease(
     runtime.provide("job_dispatcher", queue)
     admin = role_headers["admin"]
     job_id = create_job(client, admin, mapping={**MAPPING, "unmapped": "ignore"})["job"]["id"]
-    rows = [f"user{n};u{n}@x.example;U{n};viewer;{ARGON}" for n in range(5)]
-    client.put(
-        f"/migration/jobs/{job_id}/input",
-        content=("Login;Mail;Name;Role;Hash\r\n" + "\r\n".join(rows)).encode(),
-        headers=admin,
-    )
+    upload_viewers(client, admin, job_id, 5)
     assert queue.submitted == [job_id]
 
     # As the SQS worker does: a deadline already reached pauses after one batch and queues a continuation.
