@@ -1,8 +1,8 @@
 """The AWS services the app calls besides its stores: SSM (the signing secret) and SQS (job messages).
 
-With `app/storage/` (DynamoDB, S3), this is the only place that imports boto3
-(tests/test_layers.py). boto3 is imported when a client is first needed, so a process that uses
-neither service never loads it for them.
+Besides `app/storage/` (DynamoDB, S3), this is the only place that imports boto3
+(tests/test_layers.py). boto3 is imported when a client is first built, so these services cost a
+process nothing until it calls them.
 """
 
 from __future__ import annotations
