@@ -20,7 +20,6 @@ from httpx import Response
 
 from app.auth.deps import auth_service_of
 from app.errors import (
-    HTTP_STATUS_PROBLEMS,
     PROBLEM_CONTENT_TYPE,
     DomainError,
     FieldCode,
@@ -30,6 +29,7 @@ from app.errors import (
 )
 from app.main import create_app
 from app.openapi import build_openapi
+from app.problem_responses import HTTP_STATUS_PROBLEMS
 from app.storage.base import StorageError, Store, StoreUnavailable
 from tests.bookings.conftest import add_subscriber
 from tests.bookings.test_bookings_api import at, book, resource_body

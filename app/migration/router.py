@@ -11,11 +11,10 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep, route_path
+from app.deps import Cursor, RuntimeDep, route_path
 from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemType, as_field_error
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
