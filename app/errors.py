@@ -8,15 +8,17 @@ document (docs/api-conventions.md explains them):
 * `FieldCode`: every machine reason an `errors[]` entry can carry (`errors[].code`), in one style
   (snake_case). pydantic's own error types are mapped onto it (`field_code`).
 
-Services raise `DomainError` subclasses; the storage layer raises its own errors
-(`app.storage.base`), which are mapped here too. Every error response, including request
+Services raise `DomainError` subclasses. The storage layer raises facts about the store
+(`app.storage.base`); a service translates those whose answer names a request field or means
+something else in its domain, and `meaning_of` gives every other one its one default meaning.
+Every error response, including request
 validation and unexpected failures, has the same shape (`Problem`); `app.problem_responses`
 writes it. This module imports no web framework, so neither does a service that raises its errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum, StrEnum
 from typing import Any, ClassVar
 
@@ -25,17 +27,14 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from app.storage.base import (
-    Conflict,
-    IdempotencyKeyTaken,
-    InvalidCursor,
-    NotFound,
-    OverlappingBooking,
-    PreconditionFailed,
-    SlotFull,
+    BlobTooLarge,
+    ConditionFailed,
+    CursorRejected,
+    RecordMissing,
+    StaleVersion,
     StorageError,
     StoreUnavailable,
 )
-from app.storage.blobs import BlobTooLarge
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 # Problem types are relative URI references: names to compare, not links (docs/api-conventions.md).
@@ -425,6 +424,11 @@ class ConflictError(DomainError):
     problem = ProblemType.CONFLICT
 
 
+def field_conflict(field: str, message: str, code: FieldCode) -> ConflictError:
+    """A 409 about one field of the request (its detail says the same as the field's message)."""
+    return ConflictError(message, errors=[FieldError(field=field, message=message, code=code)])
+
+
 class PreconditionFailedError(DomainError):
     problem = ProblemType.PRECONDITION_FAILED
 
@@ -446,6 +450,23 @@ class TooManyRequests(DomainError):
 
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
+
+
+class InvalidCursor(DomainError):
+    """A page cursor the store did not issue for this query (the page it names does not exist)."""
+
+    problem = ProblemType.INVALID_CURSOR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message, errors=[FieldError(field="query.cursor", message=message, code=FieldCode.INVALID_CURSOR)]
+        )
+
+
+class ServiceUnavailable(DomainError):
+    """The store is unreachable or kept refusing the write; retry shortly."""
+
+    problem = ProblemType.SERVICE_UNAVAILABLE
 
 
 class ServiceBusy(DomainError):
@@ -470,23 +491,22 @@ def as_field_error(item: Mapping[str, Any], prefix: Sequence[str] = ()) -> Field
     )
 
 
-# Storage errors as problems; the most specific class first. A field's code says what the store refused.
-_STORAGE_PROBLEMS: tuple[tuple[type[StorageError], ProblemType, FieldCode], ...] = (
-    (NotFound, ProblemType.NOT_FOUND, FieldCode.NOT_FOUND),
-    (SlotFull, ProblemType.CONFLICT, FieldCode.SLOT_FULL),
-    (OverlappingBooking, ProblemType.CONFLICT, FieldCode.OVERLAPPING_BOOKING),
-    (IdempotencyKeyTaken, ProblemType.CONFLICT, FieldCode.IDEMPOTENCY_IN_PROGRESS),
-    (Conflict, ProblemType.CONFLICT, FieldCode.ALREADY_EXISTS),
-    (PreconditionFailed, ProblemType.PRECONDITION_FAILED, FieldCode.STALE_VERSION),
-    (InvalidCursor, ProblemType.INVALID_CURSOR, FieldCode.INVALID_CURSOR),
-    (StoreUnavailable, ProblemType.SERVICE_UNAVAILABLE, FieldCode.INVALID),
-    (BlobTooLarge, ProblemType.PAYLOAD_TOO_LARGE, FieldCode.TOO_LARGE),
-)
+# What each storage fact means to the API when the service that met it has nothing to add.
+_MEANINGS: dict[type[StorageError], Callable[[str], DomainError]] = {
+    RecordMissing: NotFoundError,
+    StaleVersion: PreconditionFailedError,
+    ConditionFailed: ConflictError,
+    CursorRejected: InvalidCursor,
+    StoreUnavailable: ServiceUnavailable,
+    BlobTooLarge: PayloadTooLargeError,
+}
 
 
-def storage_problem(error: StorageError) -> tuple[ProblemType, FieldCode | None]:
-    """The problem a storage error is answered with (500 for one the API does not expect to reach it)."""
-    for cls, problem, code in _STORAGE_PROBLEMS:
-        if isinstance(error, cls):
-            return problem, code if error.field else None
-    return ProblemType.INTERNAL_ERROR, None
+def meaning_of(fact: StorageError) -> DomainError | None:
+    """The domain error a storage fact no service translated is answered with, worded as the store
+    put it; None for a fact nobody expects to reach the API (a bug, answered with a 500)."""
+    for kind in type(fact).__mro__:
+        meaning = _MEANINGS.get(kind)
+        if meaning is not None:
+            return meaning(str(fact))
+    return None

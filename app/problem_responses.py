@@ -28,7 +28,7 @@ from app.errors import (
     Problem,
     ProblemType,
     as_field_error,
-    storage_problem,
+    meaning_of,
     validation_detail,
 )
 from app.storage.base import StorageError
@@ -76,21 +76,27 @@ HTTP_STATUS_PROBLEMS: dict[int, ProblemType] = {
 }
 
 
+def domain_problem(request: Request, error: DomainError) -> JSONResponse:
+    """The one mapping from a domain error to its problem+json response."""
+    return problem_response(
+        request, error.problem, detail=error.detail, errors=error.errors, headers=error.headers, extra=error.extra
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return problem_response(
-            request, exc.problem, detail=exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
-        )
+        return domain_problem(request, exc)
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-        problem, code = storage_problem(exc)
-        errors = [FieldError(field=exc.field, message=str(exc), code=code)] if exc.field and code else None
-        if problem.status >= 500:
+        # A storage fact no service translated: answered with its default meaning.
+        meaning = meaning_of(exc)
+        if meaning is None or meaning.problem.status >= 500:
             logger.error("storage error", exc_info=exc)
-        detail = INTERNAL_ERROR_DETAIL if problem is ProblemType.INTERNAL_ERROR else str(exc)
-        return problem_response(request, problem, detail=detail, errors=errors)
+        if meaning is None:
+            return problem_response(request, ProblemType.INTERNAL_ERROR, detail=INTERNAL_ERROR_DETAIL)
+        return domain_problem(request, meaning)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

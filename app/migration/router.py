@@ -29,7 +29,6 @@ from app.migration.schemas import (
     upload_options_schema,
 )
 from app.openapi import error_responses, invalid
-from app.storage.blobs import BlobTooLarge
 from app.storage.records import JobStatus, JobType
 
 router = APIRouter(prefix="/migration", tags=["migration"])
@@ -161,10 +160,7 @@ def upload(
         raise InvalidInput("form.options", "an upload creates an import or a delete job", code=FieldCode.INVALID_CHOICE)
     job = service.create_job(runtime, principal, job_request)
     response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
-    try:
-        return JobOut.of(service.receive_input(runtime, principal, job.id, file.file))
-    except BlobTooLarge as exc:
-        raise PayloadTooLargeError(str(exc)) from None
+    return JobOut.of(service.receive_input(runtime, principal, job.id, file.file))
 
 
 @router.get(
