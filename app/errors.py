@@ -11,9 +11,9 @@ document (docs/api-conventions.md explains them):
 Services raise `DomainError` subclasses. The storage layer raises facts about the store
 (`app.storage.base`); a service translates those whose answer names a request field or means
 something else in its domain, and `meaning_of` gives every other one its one default meaning.
-Every error response, including request
-validation and unexpected failures, has the same shape (`Problem`); `app.problem_responses`
-writes it. This module imports no web framework, so neither does a service that raises its errors.
+Every error response, including request validation and unexpected failures, has the same shape
+(`Problem`); `app.problem_responses` writes it. This module imports no web framework, so neither
+does a service that raises its errors.
 """
 
 from __future__ import annotations
