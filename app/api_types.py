@@ -6,11 +6,9 @@ import re
 from datetime import date
 from typing import Annotated
 
-from fastapi import Query
 from pydantic import AwareDatetime, BeforeValidator
 
 from app.errors import FieldCode, invalid_value
-from app.storage.cursor import CURSOR_PATTERN, MAX_CURSOR_LENGTH
 
 _NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
 
@@ -37,14 +35,3 @@ def _iso_date_text_only(value: object) -> object:
 
 # A calendar date as YYYY-MM-DD; pydantic would otherwise read 0 as 1970-01-01.
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text_only)]
-
-# The `cursor` of every list: the `next_cursor` of the page before, unchanged. A well-formed cursor
-# the server did not issue for this query is a 404 (that page does not exist), any other a 422.
-Cursor = Annotated[
-    str | None,
-    Query(
-        max_length=MAX_CURSOR_LENGTH,
-        pattern=CURSOR_PATTERN,
-        description="`next_cursor` of the previous page of the same query, as it was returned.",
-    ),
-]

@@ -1,7 +1,7 @@
 """Optimistic concurrency over HTTP: the ETag a versioned thing is sent with, and the one If-Match rule.
 
 Every versioned thing (subscribers, bookable resources) has a `version`, sent as the strong ETag
-`"<version>"`. If-Match is read by one parser, through the `IfMatch` dependency:
+`"<version>"`. If-Match is read by one parser (`parse_if_match`), through the `IfMatch` dependency of `app.deps`:
 
 - a strong or weak entity tag, or a comma-separated list of them (at most 512 characters);
 - it matches when one strong tag names the current version: weak tags never match, because
@@ -10,16 +10,12 @@ Every versioned thing (subscribers, bookable resources) has a `version`, sent as
 - anything else is a 422 naming `header.if-match`, code `invalid_etag`.
 
 Routes that require the header still answer its absence with 428 (Precondition Required), not with
-a validation error: FastAPI is told the header is optional and the OpenAPI document, through
-`openapi_parameter`, that it is required.
+a validation error (see `app.deps.IfMatch`). This module knows no web framework: services use it.
 """
 
-# No `from __future__ import annotations`: FastAPI reads the signature of `IfMatch.__call__`.
+from __future__ import annotations
 
 import re
-from typing import Annotated, Any
-
-from fastapi import Header
 
 from app.errors import FieldCode, InvalidInput, PreconditionRequired
 
@@ -45,46 +41,3 @@ def parse_if_match(header: str) -> Versions:
             "header.if-match", 'expected entity tags such as "3" (comma-separated)', code=FieldCode.INVALID_ETAG
         )
     return frozenset(int(value) for weak, value in _ONE_TAG.findall(header) if not weak and _VERSION.fullmatch(value))
-
-
-class IfMatch:
-    """Dependency: the versions the request's If-Match accepts; None when it is optional and absent."""
-
-    def __init__(self, *, required: bool) -> None:
-        self.required = required
-
-    async def __call__(
-        self, if_match: Annotated[str | None, Header(include_in_schema=False)] = None
-    ) -> Versions | None:
-        if if_match is None:  # present but empty is malformed, not absent
-            if self.required:
-                raise PreconditionRequired('send If-Match with the ETag you read (e.g. If-Match: "3")')
-            return None
-        return parse_if_match(if_match)
-
-    def openapi_parameter(self) -> dict[str, Any]:
-        when = (
-            "Required: the ETag of the version you read (428 without it, 412 if stale)."
-            if self.required
-            else "Optional: the ETag of the version you read; when sent, a stale one is a 412."
-        )
-        return {
-            "name": "if-match",
-            "in": "header",
-            "required": self.required,
-            "description": f'{when} One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never '
-            "matches; `*` is refused with 428.",
-            # The example sits in the schema too: generators that fill headers from letters and digits
-            # (schemathesis's coverage phase) then still have a valid value to start from.
-            "schema": {
-                "type": "string",
-                "maxLength": MAX_IF_MATCH_LENGTH,
-                "pattern": IF_MATCH_PATTERN,
-                "examples": ['"3"'],
-            },
-            "example": '"3"',
-        }
-
-
-IF_MATCH_REQUIRED = IfMatch(required=True)
-IF_MATCH_OPTIONAL = IfMatch(required=False)

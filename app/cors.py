@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Environment, Settings
-from app.errors import ProblemType, problem_response
+from app.errors import ProblemType
+from app.problem_responses import problem_response
 
 logger = logging.getLogger("app.cors")
 

@@ -15,8 +15,8 @@ from app.auth.deps import auth_service_of
 from app.auth.schemas import UserCreate
 from app.bookings.schemas import BookingCreate, ResourceCreate
 from app.bookings.service import BookingService
+from app.errors import ConflictError
 from app.runtime import Runtime
-from app.storage.base import Conflict
 from app.storage.records import Role
 from app.subscribers.schemas import parse_subscriber
 from app.subscribers.service import SubscriberService
@@ -101,7 +101,7 @@ def _seed_users(runtime: Runtime) -> str | None:
         request = UserCreate(username=username, password=password, role=role, full_name=f"Demo {username}")
         try:
             auth.create_user(DEMO_ACTOR, request)
-        except Conflict:
+        except ConflictError:  # the username is taken
             if username == "admin":
                 return None
             raise

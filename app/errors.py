@@ -1,4 +1,4 @@
-"""Domain errors and their RFC 9457 `application/problem+json` rendering.
+"""The API's error vocabulary: domain errors and the RFC 9457 problem they are answered with.
 
 Two catalogues make the error contract, each declared once here and enumerated in the OpenAPI
 document (docs/api-conventions.md explains them):
@@ -8,45 +8,37 @@ document (docs/api-conventions.md explains them):
 * `FieldCode`: every machine reason an `errors[]` entry can carry (`errors[].code`), in one style
   (snake_case). pydantic's own error types are mapped onto it (`field_code`).
 
-Services raise `DomainError` subclasses; the storage layer raises its own errors
-(`app.storage.base`), which are mapped here too. Every error response, including request
-validation and unexpected failures, has the same shape (`Problem`).
+Services raise `DomainError` subclasses. The storage layer raises facts about the store
+(`app.storage.base`); a service translates those whose answer names a request field or means
+something else in its domain, and `meaning_of` gives every other one its one default meaning.
+Every error response, including request validation and unexpected failures, has the same shape
+(`Problem`); `app.problem_responses` writes it. This module imports no web framework, so neither
+does a service that raises its errors.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum, StrEnum
-from http import HTTPStatus
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from app.storage.base import (
-    Conflict,
-    IdempotencyKeyTaken,
-    InvalidCursor,
-    NotFound,
-    OverlappingBooking,
-    PreconditionFailed,
-    SlotFull,
+    BlobTooLarge,
+    ConditionFailed,
+    CursorRejected,
+    RecordMissing,
+    StaleVersion,
     StorageError,
     StoreUnavailable,
 )
-from app.storage.blobs import BlobTooLarge
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 # Problem types are relative URI references: names to compare, not links (docs/api-conventions.md).
 PROBLEM_TYPE_BASE = "/problems/"
-logger = logging.getLogger("app.errors")
 
 
 class ProblemType(Enum):
@@ -432,6 +424,11 @@ class ConflictError(DomainError):
     problem = ProblemType.CONFLICT
 
 
+def field_conflict(field: str, message: str, code: FieldCode) -> ConflictError:
+    """A 409 about one field of the request (its detail says the same as the field's message)."""
+    return ConflictError(message, errors=[FieldError(field=field, message=message, code=code)])
+
+
 class PreconditionFailedError(DomainError):
     problem = ProblemType.PRECONDITION_FAILED
 
@@ -455,6 +452,23 @@ class TooManyRequests(DomainError):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
 
 
+class InvalidCursor(DomainError):
+    """A page cursor the store did not issue for this query (the page it names does not exist)."""
+
+    problem = ProblemType.INVALID_CURSOR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message, errors=[FieldError(field="query.cursor", message=message, code=FieldCode.INVALID_CURSOR)]
+        )
+
+
+class ServiceUnavailable(DomainError):
+    """The store is unreachable or kept refusing the write; retry shortly."""
+
+    problem = ProblemType.SERVICE_UNAVAILABLE
+
+
 class ServiceBusy(DomainError):
     """This process has no capacity for the request now (not the client's fault); retry shortly."""
 
@@ -462,36 +476,6 @@ class ServiceBusy(DomainError):
 
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after_seconds))})
-
-
-def request_id_of(request: Request) -> str | None:
-    return getattr(request.state, "request_id", None)
-
-
-def problem_response(
-    request: Request,
-    problem: ProblemType,
-    *,
-    detail: str | None = None,
-    errors: Sequence[FieldError] | None = None,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> JSONResponse:
-    body = Problem(
-        type=problem,
-        title=problem.title,
-        status=problem.status,
-        detail=detail,
-        instance=request.url.path,
-        request_id=request_id_of(request),
-        errors=list(errors) if errors else None,
-    ).model_dump(mode="json", exclude_none=True)
-    body.update(extra or {})
-    return JSONResponse(body, status_code=problem.status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
-
-
-def validation_problem(request: Request, errors: Sequence[FieldError]) -> JSONResponse:
-    return problem_response(request, ProblemType.VALIDATION_ERROR, detail=validation_detail(len(errors)), errors=errors)
 
 
 def _field_path(location: Sequence[int | str]) -> str:
@@ -507,103 +491,22 @@ def as_field_error(item: Mapping[str, Any], prefix: Sequence[str] = ()) -> Field
     )
 
 
-# Storage errors as problems; the most specific class first. A field's code says what the store refused.
-_STORAGE_PROBLEMS: tuple[tuple[type[StorageError], ProblemType, FieldCode], ...] = (
-    (NotFound, ProblemType.NOT_FOUND, FieldCode.NOT_FOUND),
-    (SlotFull, ProblemType.CONFLICT, FieldCode.SLOT_FULL),
-    (OverlappingBooking, ProblemType.CONFLICT, FieldCode.OVERLAPPING_BOOKING),
-    (IdempotencyKeyTaken, ProblemType.CONFLICT, FieldCode.IDEMPOTENCY_IN_PROGRESS),
-    (Conflict, ProblemType.CONFLICT, FieldCode.ALREADY_EXISTS),
-    (PreconditionFailed, ProblemType.PRECONDITION_FAILED, FieldCode.STALE_VERSION),
-    (InvalidCursor, ProblemType.INVALID_CURSOR, FieldCode.INVALID_CURSOR),
-    (StoreUnavailable, ProblemType.SERVICE_UNAVAILABLE, FieldCode.INVALID),
-    (BlobTooLarge, ProblemType.PAYLOAD_TOO_LARGE, FieldCode.TOO_LARGE),
-)
-
-
-def storage_problem(error: StorageError) -> tuple[ProblemType, FieldCode | None]:
-    """The problem a storage error is answered with (500 for one the API does not expect to reach it)."""
-    for cls, problem, code in _STORAGE_PROBLEMS:
-        if isinstance(error, cls):
-            return problem, code if error.field else None
-    return ProblemType.INTERNAL_ERROR, None
-
-
-# Problems for the HTTP errors Starlette raises itself (no route, wrong method, an unreadable body).
-HTTP_STATUS_PROBLEMS: dict[int, ProblemType] = {
-    400: ProblemType.BAD_REQUEST,
-    404: ProblemType.NOT_FOUND,
-    405: ProblemType.METHOD_NOT_ALLOWED,
-    413: ProblemType.PAYLOAD_TOO_LARGE,
-    415: ProblemType.UNSUPPORTED_MEDIA_TYPE,
+# What each storage fact means to the API when the service that met it has nothing to add.
+_MEANINGS: dict[type[StorageError], Callable[[str], DomainError]] = {
+    RecordMissing: NotFoundError,
+    StaleVersion: PreconditionFailedError,
+    ConditionFailed: ConflictError,
+    CursorRejected: InvalidCursor,
+    StoreUnavailable: ServiceUnavailable,
+    BlobTooLarge: PayloadTooLargeError,
 }
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(DomainError)
-    async def _domain(request: Request, exc: DomainError) -> JSONResponse:
-        return problem_response(
-            request, exc.problem, detail=exc.detail, errors=exc.errors, headers=exc.headers, extra=exc.extra
-        )
-
-    @app.exception_handler(StorageError)
-    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
-        problem, code = storage_problem(exc)
-        errors = [FieldError(field=exc.field, message=str(exc), code=code)] if exc.field and code else None
-        if problem.status >= 500:
-            logger.error("storage error", exc_info=exc)
-        detail = INTERNAL_ERROR_DETAIL if problem is ProblemType.INTERNAL_ERROR else str(exc)
-        return problem_response(request, problem, detail=detail, errors=errors)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return validation_problem(request, [as_field_error(item) for item in exc.errors()])
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) else None
-        if exc.status_code == 400 and detail == FASTAPI_BODY_PARSE_ERROR:
-            # A body that is not even text (e.g. invalid UTF-8): the same answer as malformed JSON.
-            error = FieldError(field="body", message="the body is not valid UTF-8 JSON", code=FieldCode.JSON_INVALID)
-            return validation_problem(request, [error])
-        headers = dict(exc.headers or {})
-        if exc.status_code == 405:
-            headers["Allow"] = ", ".join(allowed_methods(request))
-        return http_problem(request, exc.status_code, detail, headers=headers)
-
-
-# The message FastAPI raises (as a 400) when it cannot decode a request body at all.
-FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
-
-
-def allowed_methods(request: Request) -> list[str]:
-    """Every method of every route at this path: Starlette's 405 names only the first route's.
-
-    "This path" is the path template of the route that answered (the first whose path matched), as
-    the OpenAPI document groups operations: `/subscribers/{uid}` also matches `/subscribers/search`,
-    but its methods belong to another path of the document.
-    """
-    answered = getattr(request.scope.get("route"), "path", None)
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if answered is not None and getattr(route, "path", None) != answered:
-            continue
-        if route.matches(request.scope)[0] is not Match.NONE:  # PARTIAL: the path matches, the method not
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
-
-
-def http_problem(
-    request: Request, status: int, detail: str | None = None, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
-    """Problem for a plain HTTP error (no route, 405, 413...) by its status."""
-    problem = HTTP_STATUS_PROBLEMS.get(status)
-    if problem is None:  # none is raised in this app; a new one must join the catalogue
-        logger.error("HTTP error %s has no problem type", status)
-        problem = ProblemType.INTERNAL_ERROR
-    return problem_response(
-        request,
-        problem,
-        detail=None if detail == HTTPStatus(status).phrase else detail,
-        headers=dict(headers) if headers else None,
-    )
+def meaning_of(fact: StorageError) -> DomainError | None:
+    """The domain error a storage fact no service translated is answered with, worded as the store
+    put it; None for a fact nobody expects to reach the API (a bug, answered with a 500)."""
+    for kind in type(fact).__mro__:
+        meaning = _MEANINGS.get(kind)
+        if meaning is not None:
+            return meaning(str(fact))
+    return None

@@ -111,7 +111,8 @@ class JsonBodyDepthLimit:
         if refusal is not None:
             from starlette.requests import Request
 
-            from app.errors import FieldError, validation_problem
+            from app.errors import FieldError
+            from app.problem_responses import validation_problem
 
             response = validation_problem(
                 Request(scope), [FieldError(field="body", message=refusal[1], code=refusal[0])]

@@ -16,14 +16,15 @@ from app.bookings.router import bookings_router, resources_router
 from app.config import ConfigurationError, Settings, get_settings
 from app.cors import install_cors
 from app.docs_pages import offline_docs_app
-from app.errors import install_error_handlers
 from app.jsondepth import MAX_BODY_DEPTH, JsonBodyDepthLimit
 from app.migration.router import UPLOAD_PATHS
 from app.migration.router import router as migration_router
-from app.observability import RequestContextMiddleware, configure_logging
+from app.observability import configure_logging
 from app.openapi import install_openapi
 from app.ops.router import audit_router, dashboard_router
 from app.ops.router import router as ops_router
+from app.problem_responses import install_error_handlers
+from app.request_context import RequestContextMiddleware
 from app.runtime import Runtime
 from app.storage.base import Store
 from app.subscribers.router import router as subscribers_router

@@ -49,7 +49,7 @@ def invalid(*errors: tuple[str, FieldCode]) -> Documented:
     return Documented(ProblemType.VALIDATION_ERROR, errors)
 
 
-# What an operation taking If-Match (`app.concurrency.IfMatch`) may answer: stale, malformed, missing or `*`.
+# What an operation taking If-Match (`app.deps.IfMatch`) may answer: stale, malformed, missing or `*`.
 IF_MATCH_PROBLEMS = (
     Documented(ProblemType.PRECONDITION_FAILED),
     invalid(("header.if-match", FieldCode.INVALID_ETAG)),
@@ -262,8 +262,8 @@ def _password_policy(node: Any, min_length: int) -> None:
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
     from app.auth.policy import allows
-    from app.concurrency import IfMatch
     from app.config import Settings
+    from app.deps import IfMatch
     from app.storage.records import Role
 
     schema = get_openapi(

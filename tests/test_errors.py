@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import ConflictError, FieldCode, InvalidInput
-from app.storage.base import NotFound, PreconditionFailed
+from app.storage.base import RecordMissing, StaleVersion
 from tests.support import make_settings
 
 
@@ -45,7 +45,7 @@ def conflict() -> None:
 
 @router.get("/storage/{kind}")
 def storage(kind: str) -> None:
-    raise (NotFound("subscriber 'x' not found") if kind == "missing" else PreconditionFailed("version is stale"))
+    raise (RecordMissing("subscriber 'x' not found") if kind == "missing" else StaleVersion("version is stale"))
 
 
 @pytest.fixture

@@ -20,16 +20,16 @@ from httpx import Response
 
 from app.auth.deps import auth_service_of
 from app.errors import (
-    HTTP_STATUS_PROBLEMS,
     PROBLEM_CONTENT_TYPE,
     DomainError,
     FieldCode,
     ProblemType,
     field_code,
-    storage_problem,
+    meaning_of,
 )
 from app.main import create_app
 from app.openapi import build_openapi
+from app.problem_responses import HTTP_STATUS_PROBLEMS
 from app.storage.base import StorageError, Store, StoreUnavailable
 from tests.bookings.conftest import add_subscriber
 from tests.bookings.test_bookings_api import at, book, resource_body
@@ -172,12 +172,11 @@ def test_every_problem_the_server_can_raise_is_in_the_catalogue() -> None:
     for error in _subclasses(StorageError):
         if error.__name__.startswith("_"):
             continue  # a repository's own signal, handled inside its module
-        instance = error.__new__(error)
-        instance.field = None
-        problem, _ = storage_problem(instance)
-        assert problem is not ProblemType.INTERNAL_ERROR, f"{error.__module__}.{error.__name__} is not mapped"
+        meaning = meaning_of(error.__new__(error))
+        assert meaning is not None, f"{error.__module__}.{error.__name__} is not mapped"
+        assert meaning.problem is not ProblemType.INTERNAL_ERROR
     # Only a storage error nobody expected is a 500; Starlette's own HTTP errors have their types.
-    assert storage_problem(StorageError("x")) == (ProblemType.INTERNAL_ERROR, None)
+    assert meaning_of(StorageError("x")) is None
     assert all(kind.status == status for status, kind in HTTP_STATUS_PROBLEMS.items())
 
 

@@ -9,7 +9,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api_types import Cursor
 from app.auth.deps import AUTHENTICATED, PUBLIC, AuthServiceDep, CurrentUser, client_ip, require
 from app.auth.policy import Capability
 from app.auth.schemas import (
@@ -27,7 +26,7 @@ from app.auth.schemas import (
     normalise_username,
 )
 from app.auth.service import Principal
-from app.deps import route_path
+from app.deps import Cursor, route_path
 from app.errors import FieldCode, InvalidInput, ProblemType, UnsupportedMediaType, code_of
 from app.openapi import error_responses, invalid, problem, request_body
 

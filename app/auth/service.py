@@ -24,8 +24,16 @@ from app.auth.security import (
     new_refresh_token,
 )
 from app.config import Settings
-from app.errors import FieldCode, Forbidden, InvalidInput, NotFoundError, TooManyRequests, Unauthorized
-from app.storage.base import Conflict, NotFound, Page, Store
+from app.errors import (
+    FieldCode,
+    Forbidden,
+    InvalidInput,
+    NotFoundError,
+    TooManyRequests,
+    Unauthorized,
+    field_conflict,
+)
+from app.storage.base import ConditionFailed, Page, RecordMissing, Store, ValueTaken
 from app.storage.records import AuditEntry, RefreshTokenRecord, Role, TokenFamilyRecord, UserRecord
 from app.timeutil import as_utc, epoch_seconds, utcnow
 
@@ -157,12 +165,12 @@ class AuthService:
         )
         try:
             self.store.sessions.rotate(presented.token_hash, successor, now=now)
-        except Conflict:  # reused (the store revoked the family) or revoked meanwhile
+        except ConditionFailed:  # reused (the store revoked the family) or revoked meanwhile
             self._end_session(family.family_id)
             logger.warning("refresh token reuse: session revoked", extra={"username": user.username})
             self._audit_auth(user.username, "auth.refresh_reuse_detected", now)
             raise Unauthorized("session has ended") from None
-        except NotFound:
+        except RecordMissing:
             raise Unauthorized("refresh token is invalid or expired") from None
         return self._pair(user, family.family_id, new_token, now)
 
@@ -286,7 +294,10 @@ class AuthService:
             import_job_id=import_job_id,
             user_id=uuid.uuid4().hex,
         )
-        self.store.users.create(user, self._audit(actor, "user.create", None, user))
+        try:
+            self.store.users.create(user, self._audit(actor, "user.create", None, user))
+        except ValueTaken as taken:
+            raise field_conflict("body.username", str(taken), FieldCode.ALREADY_EXISTS) from None
         return user
 
     def update_user(self, actor: str, username: str, changes: UserUpdate) -> UserRecord:
@@ -316,7 +327,7 @@ class AuthService:
         user = self.get_user(username)
         try:
             self.store.users.delete(user, self._audit(actor, "user.delete", user, None))
-        except Conflict as exc:
+        except ConditionFailed as exc:  # the last active admin
             raise Forbidden(str(exc)) from None
         # Its tokens already fail (no user, and a re-created user has another user_id); this
         # removes the sessions themselves.
@@ -325,7 +336,7 @@ class AuthService:
     def _replace(self, actor: str, action: str, user: UserRecord, updated: UserRecord) -> None:
         try:
             self.store.users.replace(user, updated, self._audit(actor, action, user, updated))
-        except Conflict as exc:  # the last active admin
+        except ConditionFailed as exc:  # the last active admin
             raise Forbidden(str(exc)) from None
 
     def _audit(self, actor: str, action: str, before: UserRecord | None, after: UserRecord | None) -> AuditEntry:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
-from app.api_types import Cursor, IsoDate, IsoDateTime
+from app.api_types import IsoDate, IsoDateTime
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
@@ -31,8 +31,8 @@ from app.bookings.schemas import (
     SlotOut,
 )
 from app.bookings.service import MAX_AVAILABILITY_DAYS, MAX_DAILY_COUNTS
-from app.concurrency import IF_MATCH_OPTIONAL, Versions, etag
-from app.deps import route_path
+from app.concurrency import Versions, etag
+from app.deps import IF_MATCH_OPTIONAL, Cursor, route_path
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, problem, query_object
 from app.storage.records import BookingStatus

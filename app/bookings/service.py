@@ -29,16 +29,17 @@ from app.bookings.schemas import (
 )
 from app.concurrency import Versions, etag
 from app.config import Settings
-from app.errors import ConflictError, FieldCode, FieldError, InvalidInput, NotFoundError, PreconditionFailedError
+from app.errors import ConflictError, FieldCode, InvalidInput, NotFoundError, PreconditionFailedError, field_conflict
 from app.storage.base import (
     BookingsChanged,
     IdempotencyKey,
     IdempotencyKeyTaken,
     OverlappingBooking,
     Page,
-    PreconditionFailed,
+    ResourceChanged,
     SlotFull,
     Store,
+    ValueTaken,
 )
 from app.storage.records import (
     AuditEntry,
@@ -74,10 +75,6 @@ class ResourceChangeResult:
     resource: ResourceRecord
     outside_schedule: list[BookingRecord]
     over_capacity: list[BookingRecord]
-
-
-def _conflict(field: str, message: str, code: FieldCode) -> ConflictError:
-    return ConflictError(message, errors=[FieldError(field=field, message=message, code=code)])
 
 
 def _exceptions(items: list[ScheduleExceptionIn]) -> list[ScheduleException]:
@@ -127,7 +124,10 @@ class BookingService:
             created_at=now,
             updated_at=now,
         )
-        self.store.resources.create(resource, self._audit(actor, "resource.create", None, resource))
+        try:
+            self.store.resources.create(resource, self._audit(actor, "resource.create", None, resource))
+        except ValueTaken as taken:
+            raise field_conflict("body.id", str(taken), FieldCode.ALREADY_EXISTS) from None
         return resource
 
     def get_resource(self, resource_id: str) -> ResourceRecord:
@@ -173,8 +173,6 @@ class BookingService:
                 self.store.resources.replace(current, updated, self._audit(actor, "resource.update", current, updated))
             except BookingsChanged:
                 continue  # a booking was made meanwhile: check again with it
-            except PreconditionFailed as exc:
-                raise PreconditionFailedError(str(exc)) from None
             return ResourceChangeResult(updated, outside, over)
         raise ConflictError("bookings of this resource keep changing; try again")
 
@@ -219,8 +217,6 @@ class BookingService:
                 return
             except BookingsChanged:
                 continue
-            except PreconditionFailed as exc:
-                raise PreconditionFailedError(str(exc)) from None
         raise ConflictError("bookings of this resource keep changing; try again")
 
     def availability(
@@ -286,10 +282,10 @@ class BookingService:
                     return replayed, True
                 raise _in_progress() from None
             except SlotFull as exc:
-                raise _conflict("body.start", str(exc), FieldCode.SLOT_FULL) from None
+                raise field_conflict("body.start", str(exc), FieldCode.SLOT_FULL) from None
             except OverlappingBooking as exc:
-                raise _conflict("body.subscriber_uid", str(exc), FieldCode.OVERLAPPING_BOOKING) from None
-            except PreconditionFailed:
+                raise field_conflict("body.subscriber_uid", str(exc), FieldCode.OVERLAPPING_BOOKING) from None
+            except ResourceChanged:
                 resource = self._bookable_resource(body.resource_id)  # changed meanwhile: check against it again
         raise ConflictError("the resource keeps changing; try again")
 
@@ -311,19 +307,23 @@ class BookingService:
     def _bookable_resource(self, resource_id: str) -> ResourceRecord:
         resource = self.store.resources.get(resource_id)
         if resource is None:
-            raise _conflict("body.resource_id", f"resource {resource_id!r} does not exist", FieldCode.UNKNOWN_RESOURCE)
+            raise field_conflict(
+                "body.resource_id", f"resource {resource_id!r} does not exist", FieldCode.UNKNOWN_RESOURCE
+            )
         if not resource.active:
-            raise _conflict("body.resource_id", f"resource {resource_id!r} is not active", FieldCode.RESOURCE_INACTIVE)
+            raise field_conflict(
+                "body.resource_id", f"resource {resource_id!r} is not active", FieldCode.RESOURCE_INACTIVE
+            )
         return resource
 
     def _check_subscriber(self, subscriber_uid: str) -> None:
         status = self.subscriber_status(subscriber_uid)
         if status is None:
-            raise _conflict(
+            raise field_conflict(
                 "body.subscriber_uid", f"subscriber {subscriber_uid!r} does not exist", FieldCode.UNKNOWN_SUBSCRIBER
             )
         if status != BOOKABLE_STATUS:
-            raise _conflict(
+            raise field_conflict(
                 "body.subscriber_uid",
                 f"subscriber {subscriber_uid!r} is {status}; only {BOOKABLE_STATUS} subscribers can book",
                 FieldCode.SUBSCRIBER_NOT_ACTIVE,
@@ -334,19 +334,19 @@ class BookingService:
         depends on the clock and on the resource's schedule (state), not on the request's shape."""
         start = as_utc(start)
         if start <= now:
-            raise _conflict("body.start", "must be in the future", FieldCode.IN_PAST)
+            raise field_conflict("body.start", "must be in the future", FieldCode.IN_PAST)
         slot = slot_at(resource, start)
         if slot is None:
             local_day = start.astimezone(zone(resource.timezone)).date()
             if any(candidate.start < start < candidate.end for candidate in day_slots(resource, local_day)):
-                raise _conflict(
+                raise field_conflict(
                     "body.start",
                     f"not the start of a slot: slots are {resource.slot_minutes} minutes long from each opening time",
                     FieldCode.MISALIGNED_START,
                 )
-            raise _conflict("body.start", "outside the resource's opening hours", FieldCode.OUTSIDE_SCHEDULE)
+            raise field_conflict("body.start", "outside the resource's opening hours", FieldCode.OUTSIDE_SCHEDULE)
         if end is not None and as_utc(end) != slot.end:
-            raise _conflict(
+            raise field_conflict(
                 "body.end", f"a booking is one slot: end must be {slot.end.isoformat()}", FieldCode.END_MISMATCH
             )
         return slot
@@ -418,21 +418,18 @@ class BookingService:
         self._require_confirmed(booking, "marked " + status.value)
         now = self.clock()
         if booking.start > now:
-            raise _conflict("status", "the booking's slot has not started yet", FieldCode.NOT_STARTED)
+            raise field_conflict("status", "the booking's slot has not started yet", FieldCode.NOT_STARTED)
         updated = booking.model_copy(update={"status": status, "updated_at": now})
         return self._change_status(actor, f"booking.{status.value.lower()}", booking, updated)
 
     def _change_status(self, actor: str, action: str, booking: BookingRecord, updated: BookingRecord) -> BookingRecord:
-        try:
-            self.store.bookings.change_status(booking, updated, self._audit(actor, action, booking, updated))
-        except PreconditionFailed as exc:
-            raise PreconditionFailedError(str(exc)) from None
+        self.store.bookings.change_status(booking, updated, self._audit(actor, action, booking, updated))
         return updated
 
     @staticmethod
     def _require_confirmed(booking: BookingRecord, verb: str) -> None:
         if booking.status is not BookingStatus.CONFIRMED:
-            raise _conflict(
+            raise field_conflict(
                 "status",
                 f"only a CONFIRMED booking can be {verb}; this one is {booking.status.value}",
                 FieldCode.INVALID_TRANSITION,
@@ -443,7 +440,7 @@ class BookingService:
         self._require_confirmed(booking, "rescheduled")
         now = self.clock()
         if booking.start <= now:
-            raise _conflict("status", "the booking's slot has already started", FieldCode.ALREADY_STARTED)
+            raise field_conflict("status", "the booking's slot has already started", FieldCode.ALREADY_STARTED)
         self._check_subscriber(booking.subscriber_uid)
         for _ in range(_ATTEMPTS):
             resource = self._bookable_resource(booking.resource_id)
@@ -464,12 +461,11 @@ class BookingService:
                 )
                 return updated
             except SlotFull as exc:
-                raise _conflict("body.start", str(exc), FieldCode.SLOT_FULL) from None
+                raise field_conflict("body.start", str(exc), FieldCode.SLOT_FULL) from None
             except OverlappingBooking as exc:
-                raise _conflict("body.start", str(exc), FieldCode.OVERLAPPING_BOOKING) from None
-            except PreconditionFailed as exc:
-                if exc.field != "resource":
-                    raise PreconditionFailedError(str(exc)) from None
+                raise field_conflict("body.start", str(exc), FieldCode.OVERLAPPING_BOOKING) from None
+            except ResourceChanged:
+                continue  # check the new slot against the resource as it is now
         raise ConflictError("the resource keeps changing; try again")
 
     def daily_counts(self, first_day: date, days: int, resource_id: str | None) -> dict[date, int]:
@@ -522,7 +518,7 @@ def _affected(booking: BookingRecord) -> dict[str, str]:
 
 
 def _in_progress() -> ConflictError:
-    return _conflict(
+    return field_conflict(
         "header.idempotency-key",
         "a request with this Idempotency-Key is still being processed; retry shortly",
         FieldCode.IDEMPOTENCY_IN_PROGRESS,

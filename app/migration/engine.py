@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from app.audit import audit_entry
 from app.observability import embedded_metrics
 from app.runtime import Runtime
-from app.storage.base import PreconditionFailed
+from app.storage.base import StaleVersion
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus
 from app.timeutil import utcnow
 
@@ -53,7 +53,7 @@ class JobFailed(Exception):
     """The job can't go on (e.g. its file is not what it claims); the message is the job's error summary."""
 
 
-class LeaseLost(PreconditionFailed):
+class LeaseLost(StaleVersion):
     """Another worker took the job over (this one was too slow to renew): not the job's fault."""
 
 

@@ -26,7 +26,7 @@ from app.migration.readers import SourceRow, read_rows
 from app.migration.service import CONTENT_TYPES, EXPORT_PREFIX
 from app.migration.worker import register_kind
 from app.runtime import Runtime
-from app.storage.base import SUBSCRIBER_PLAN_SCOPE, SUBSCRIBER_STATUS_SCOPE, Conflict, NotFound, PreconditionFailed
+from app.storage.base import SUBSCRIBER_PLAN_SCOPE, SUBSCRIBER_STATUS_SCOPE, RecordMissing, StaleVersion
 from app.storage.importing import ImportRow
 from app.storage.records import (
     SUBSCRIBER_BOOKKEEPING,
@@ -93,7 +93,7 @@ class UserFileImport(FileImport[UserImport]):
             )
             try:
                 auth.create_user(f"job:{job.id}", request, password_hash=user.password_hash, import_job_id=job.id)
-            except (Conflict, DomainError) as exc:
+            except DomainError as exc:
                 outcome.errors.append(row_error(job.id, row.number, "username", "rejected", str(exc), user.username))
                 continue
             outcome.created += 1
@@ -323,7 +323,7 @@ class SubscriberDeleteFile(FileImport[UidRow]):
                 continue
             try:
                 _delete(runtime, job, current)
-            except (PreconditionFailed, NotFound):
+            except (StaleVersion, RecordMissing):
                 outcome.errors.append(
                     row_error(job.id, row.number, "uid", "changed_concurrently", "changed while deleting; retry", uid)
                 )
@@ -415,7 +415,7 @@ class SubscriberRollback:
             return "has_bookings", "has future confirmed bookings"
         try:
             _delete(runtime, job, current)
-        except (PreconditionFailed, NotFound):
+        except (StaleVersion, RecordMissing):
             return "changed_since_import", "changed while rolling back"
         return None
 

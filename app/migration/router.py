@@ -11,11 +11,10 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep, route_path
+from app.deps import Cursor, RuntimeDep, route_path
 from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemType, as_field_error
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
@@ -30,7 +29,6 @@ from app.migration.schemas import (
     upload_options_schema,
 )
 from app.openapi import error_responses, invalid
-from app.storage.blobs import BlobTooLarge
 from app.storage.records import JobStatus, JobType
 
 router = APIRouter(prefix="/migration", tags=["migration"])
@@ -162,10 +160,7 @@ def upload(
         raise InvalidInput("form.options", "an upload creates an import or a delete job", code=FieldCode.INVALID_CHOICE)
     job = service.create_job(runtime, principal, job_request)
     response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
-    try:
-        return JobOut.of(service.receive_input(runtime, principal, job.id, file.file))
-    except BlobTooLarge as exc:
-        raise PayloadTooLargeError(str(exc)) from None
+    return JobOut.of(service.receive_input(runtime, principal, job.id, file.file))
 
 
 @router.get(

@@ -17,7 +17,7 @@ from app.migration.imports import FileImport
 from app.migration.mapping import stored_mapping
 from app.migration.schemas import ExportJobCreate, ImportJobCreate, JobRequest, UploadInstructions
 from app.runtime import Runtime
-from app.storage.base import Conflict, NotFound, Page
+from app.storage.base import Page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
 from app.subscribers.schemas import MASKED_FIELDS, SubscriberOut, mask_values
 from app.timeutil import utcnow
@@ -216,12 +216,7 @@ def list_jobs(
 
 def cancel(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
     job_for(runtime, principal, job_id, act=True)
-    try:
-        job = runtime.store.jobs.request_cancel(job_id)
-    except NotFound as exc:
-        raise NotFoundError(str(exc)) from None
-    except Conflict as exc:
-        raise ConflictError(str(exc)) from None
+    job = runtime.store.jobs.request_cancel(job_id)
     if job.status is JobStatus.PENDING and job.input_received_at is None:
         worker.engine(runtime).run(job.id)  # nothing will run it: end it now
         return runtime.store.jobs.get(job_id) or job

@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.api_types import Cursor, IsoDateTime
+from app.api_types import IsoDateTime
 from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep, SettingsDep, StoreDep
+from app.deps import Cursor, RuntimeDep, SettingsDep, StoreDep
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, query_object
 from app.ops.dashboard import dashboard_stats

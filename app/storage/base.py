@@ -40,48 +40,67 @@ T = TypeVar("T")
 
 
 class StorageError(Exception):
-    """Base of every error the storage layer raises on purpose."""
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+    """Base of every error the storage layer raises on purpose: a fact about the store, worded for
+    people. It names stored things (records, attributes), never the API's fields or HTTP statuses:
+    what a fact means to a caller is the service's to say (`app.errors.meaning_of` by default)."""
 
 
-class NotFound(StorageError):
-    pass
+class RecordMissing(StorageError):
+    """The record (or file) is not stored, or no longer."""
 
 
-class Conflict(StorageError):
+class StaleVersion(StorageError):
+    """The stored record is not at the version the caller read; nothing was written."""
+
+
+class ResourceChanged(StaleVersion):
+    """A booking write found its resource changed (or deactivated, or deleted) since it was read."""
+
+
+class ConditionFailed(StorageError):
     """A uniqueness claim, capacity or state condition did not hold; nothing was written."""
 
 
-class PreconditionFailed(StorageError):
-    """The caller's expected version is stale; nothing was written."""
+class ValueTaken(ConditionFailed):
+    """A unique stored attribute (a key, msisdn, imsi, username) already holds this value."""
+
+    def __init__(self, message: str, *, attribute: str) -> None:
+        super().__init__(message)
+        self.attribute = attribute
 
 
-class SlotFull(Conflict):
+class SlotFull(ConditionFailed):
     """Every seat of the slot is taken."""
 
 
-class OverlappingBooking(Conflict):
+class OverlappingBooking(ConditionFailed):
     """The subscriber already holds a confirmed booking overlapping this time."""
 
 
-class BookingsChanged(Conflict):
+class BookingsChanged(ConditionFailed):
     """A booking was made or moved on the resource since it was read; re-check and retry."""
 
 
-class IdempotencyKeyTaken(Conflict):
+class IdempotencyKeyTaken(ConditionFailed):
     """Another request with this Idempotency-Key was stored first (or is still in flight)."""
 
 
-class InvalidCursor(StorageError):
+class CursorRejected(StorageError):
+    """The cursor does not decode to a position of this query (malformed, edited, or another query's)."""
+
     def __init__(self, message: str = "cursor is malformed, tampered with or from another query") -> None:
-        super().__init__(message, field="query.cursor")
+        super().__init__(message)
 
 
 class StoreUnavailable(StorageError):
-    pass
+    """The store is unreachable, or kept refusing (throttling, contention)."""
+
+
+class BlobTooLarge(StorageError):
+    """A file stream went past its size limit; nothing was stored."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the file exceeds {limit} bytes")
 
 
 # --- results ------------------------------------------------------------------------------------------
@@ -184,7 +203,7 @@ class UserRepository(Protocol):
     """
 
     def create(self, user: UserRecord, audit: AuditEntry) -> None:
-        """Conflict(field='username') if the username exists."""
+        """ValueTaken(attribute='username') if the username exists."""
         ...
 
     def get(self, username: str) -> UserRecord | None: ...
@@ -196,12 +215,12 @@ class UserRepository(Protocol):
     def replace(self, current: UserRecord, updated: UserRecord, audit: AuditEntry) -> None:
         """Write `updated` (version = current.version + 1) if the stored version is still `current.version`.
 
-        PreconditionFailed if it changed; Conflict if it would leave no active admin.
+        StaleVersion if it changed; ConditionFailed if it would leave no active admin.
         """
         ...
 
     def delete(self, current: UserRecord, audit: AuditEntry) -> None:
-        """Same guards as `replace`; NotFound if already gone."""
+        """Same guards as `replace`; RecordMissing if already gone."""
         ...
 
     def record_login_failure(self, username: str, *, max_failures: int, lock_until: datetime) -> UserRecord | None:
@@ -224,8 +243,8 @@ class SessionRepository(Protocol):
     def rotate(self, used_token_hash: str, new_token: RefreshTokenRecord, *, now: datetime) -> TokenFamilyRecord:
         """Mark the presented token used and store its successor, atomically.
 
-        NotFound if the token is unknown or expired. Conflict if it was already used (replay): the
-        whole family is revoked before raising. Conflict too if the family was revoked.
+        RecordMissing if the token is unknown or expired. ConditionFailed if it was already used (replay):
+        the whole family is revoked before raising. ConditionFailed too if the family was revoked.
         """
         ...
 
@@ -272,7 +291,7 @@ class JobRepository(Protocol):
         ...
 
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
-        """Write `updated` as version current.version + 1; PreconditionFailed if the job changed."""
+        """Write `updated` as version current.version + 1; StaleVersion if the job changed."""
         ...
 
     def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
@@ -282,7 +301,7 @@ class JobRepository(Protocol):
 
     def request_cancel(self, job_id: str) -> JobRecord:
         """Flag an unfinished job for cancellation (the worker stops at its next batch boundary).
-        NotFound, or Conflict if it already finished. Does not change the version."""
+        RecordMissing, or ConditionFailed if it already finished. Does not change the version."""
         ...
 
     def add_errors(self, errors: list[JobRowError]) -> None:
@@ -316,7 +335,7 @@ class ResourceRepository(Protocol):
     """Bookable resources and their per-slot seat counts. Every change is written with its audit entry."""
 
     def create(self, resource: ResourceRecord, audit: AuditEntry) -> None:
-        """Conflict(field='body.id') if the id exists."""
+        """ValueTaken(attribute='id') if the id exists."""
         ...
 
     def get(self, resource_id: str) -> ResourceRecord | None: ...
@@ -328,7 +347,7 @@ class ResourceRepository(Protocol):
     def replace(self, current: ResourceRecord, updated: ResourceRecord, audit: AuditEntry) -> None:
         """Write `updated` (version + 1) if neither `version` nor `bookings_revision` changed since `current`.
 
-        NotFound if gone, PreconditionFailed if the version changed, BookingsChanged if only bookings did.
+        RecordMissing if gone, StaleVersion if the version changed, BookingsChanged if only bookings did.
         """
         ...
 
@@ -359,7 +378,7 @@ class BookingRepository(Protocol):
         """Store a CONFIRMED booking, taking one seat of its slot (capacity `resource.capacity`).
 
         SlotFull if no seat is left; OverlappingBooking if the subscriber holds an overlapping confirmed
-        booking; PreconditionFailed if the resource changed (or was deactivated/deleted) since `resource`
+        booking; ResourceChanged if the resource changed (or was deactivated/deleted) since `resource`
         was read; IdempotencyKeyTaken if the key is already stored. Nothing is written on any of these.
         """
         ...
@@ -373,7 +392,7 @@ class BookingRepository(Protocol):
     def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
         """Move a CONFIRMED booking to CANCELLED (frees its seat), COMPLETED or NO_SHOW.
 
-        PreconditionFailed if the booking changed since `current` was read; NotFound if it is gone.
+        StaleVersion if the booking changed since `current` was read; RecordMissing if it is gone.
         """
         ...
 
@@ -381,7 +400,8 @@ class BookingRepository(Protocol):
         self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry, *, resource: ResourceRecord
     ) -> None:
         """Move a CONFIRMED booking to a new slot of the same resource: the new seat is taken and the old
-        one freed in one step, or nothing changes (SlotFull, OverlappingBooking, PreconditionFailed)."""
+        one freed in one step, or nothing changes (SlotFull, OverlappingBooking, ResourceChanged for the
+        resource, StaleVersion or RecordMissing for the booking)."""
         ...
 
     def list_for_resource(
@@ -433,7 +453,7 @@ class SubscriberRepository(Protocol):
     """
 
     def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
-        """Conflict(field='body.uid' | 'body.msisdn' | 'body.imsi') when taken; nothing is written then."""
+        """ValueTaken(attribute='uid' | 'msisdn' | 'imsi') when taken; nothing is written then."""
         ...
 
     def get(self, uid: str) -> SubscriberRecord | None: ...
@@ -461,7 +481,7 @@ class SubscriberRepository(Protocol):
         """Write `updated` (its version must be current.version + 1) if the stored version is current.version.
 
         A changed msisdn or imsi releases the old value and claims the new one in the same step.
-        NotFound if gone, PreconditionFailed if the version moved on, Conflict(field) if a new
+        RecordMissing if gone, StaleVersion if the version moved on, ValueTaken(attribute) if a new
         msisdn or imsi is taken.
         """
         ...
@@ -469,7 +489,7 @@ class SubscriberRepository(Protocol):
     def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
         """Remove the subscriber (if still at current.version) and release its msisdn and imsi.
 
-        NotFound if gone, PreconditionFailed if the version moved on.
+        RecordMissing if gone, StaleVersion if the version moved on.
         """
         ...
 

@@ -17,15 +17,9 @@ from typing import IO, Any, Protocol
 
 from app.config import Settings
 from app.localfiles import open_private, private_dir
-from app.storage.base import NotFound, StorageError
+from app.storage.base import BlobTooLarge, RecordMissing
 
 CHUNK_BYTES = 1024 * 1024
-
-
-class BlobTooLarge(StorageError):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the file exceeds {limit} bytes", field="body")
-        self.limit = limit
 
 
 class BlobStore(Protocol):
@@ -36,7 +30,7 @@ class BlobStore(Protocol):
     def put_file(self, key: str, path: Path, *, content_type: str) -> None: ...
 
     def open(self, key: str) -> IO[bytes]:
-        """A readable stream of the file; NotFound if there is none."""
+        """A readable stream of the file; RecordMissing if there is none."""
         ...
 
     def size(self, key: str) -> int | None: ...
@@ -135,7 +129,7 @@ class LocalBlobStore:
         try:
             return self._path(key).open("rb")
         except FileNotFoundError:
-            raise NotFound(f"no file {key!r}") from None
+            raise RecordMissing(f"no file {key!r}") from None
 
     def size(self, key: str) -> int | None:
         path = self._path(key)
@@ -179,7 +173,7 @@ class S3BlobStore:
                 body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                raise NotFound(f"no file {key!r}") from None
+                raise RecordMissing(f"no file {key!r}") from None
             raise
         # A plain buffered stream over the body's chunks: text and JSON readers get the file
         # interface they expect (read, read1, readinto), and reading past the end is just b"".

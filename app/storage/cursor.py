@@ -15,7 +15,7 @@ import json
 import re
 from typing import Any
 
-from app.storage.base import InvalidCursor
+from app.storage.base import CursorRejected
 
 MAX_CURSOR_LENGTH = 2048
 _SIGNATURE_BYTES = 16
@@ -46,16 +46,16 @@ class CursorCodec:
 
     def decode(self, scope: str, cursor: str) -> dict[str, Any]:
         if re.fullmatch(CURSOR_PATTERN, cursor) is None:
-            raise InvalidCursor()
+            raise CursorRejected()
         encoded_payload, encoded_signature = cursor.split(".")
         try:
             payload = _unb64(encoded_payload)
             signature = _unb64(encoded_signature)
         except ValueError:
-            raise InvalidCursor() from None
+            raise CursorRejected() from None
         if not hmac.compare_digest(signature, self._sign(scope, payload)):
-            raise InvalidCursor()
+            raise CursorRejected()
         position = json.loads(payload)
         if not isinstance(position, dict):
-            raise InvalidCursor()
+            raise CursorRejected()
         return position

@@ -10,12 +10,11 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.concurrency import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, Versions, etag
-from app.deps import route_path
+from app.concurrency import Versions, etag
+from app.deps import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, Cursor, route_path
 from app.errors import FieldCode, ProblemType, UnsupportedMediaType
 from app.openapi import error_responses, invalid, json_request_body, only, problem, query_object
 from app.runtime import Runtime

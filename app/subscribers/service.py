@@ -23,8 +23,9 @@ from app.errors import (
     NotFoundError,
     PreconditionFailedError,
     code_of,
+    field_conflict,
 )
-from app.storage.base import CounterDrift, Page, PreconditionFailed, Store
+from app.storage.base import CounterDrift, Page, StaleVersion, Store, ValueTaken
 from app.storage.records import SUBSCRIBER_BOOKKEEPING, AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import UID_PATTERN, normalise_attributes, normalise_email, normalise_imsi, normalise_msisdn
 from app.subscribers.schemas import NOT_NULLABLE, SubscriberIn, SubscriberPatch, SubscriberReplace, validation_context
@@ -108,7 +109,10 @@ class SubscriberService:
             created_by=actor,
             updated_by=actor,
         )
-        self.store.subscribers.create(subscriber, self._audit(actor, "subscriber.create", now, None, subscriber))
+        try:
+            self.store.subscribers.create(subscriber, self._audit(actor, "subscriber.create", now, None, subscriber))
+        except ValueTaken as taken:
+            raise _already_exists(taken) from None
         return subscriber
 
     def replace(self, actor: str, uid: str, data: SubscriberReplace, versions: Versions) -> SubscriberRecord:
@@ -151,7 +155,10 @@ class SubscriberService:
             {**candidate.model_dump(), "updated_at": now, "updated_by": actor, "version": current.version + 1}
         )
         audit = self._audit(actor, "subscriber.update", now, current, updated)
-        self.store.subscribers.replace(current, updated, audit)
+        try:
+            self.store.subscribers.replace(current, updated, audit)
+        except ValueTaken as taken:  # the new msisdn or imsi
+            raise _already_exists(taken) from None
         return updated
 
     def delete(self, actor: str, uid: str, versions: Versions | None) -> None:
@@ -170,7 +177,7 @@ class SubscriberService:
                 audit = self._audit(actor, "subscriber.delete", _time_after(current), current, None)
                 self.store.subscribers.delete(current, audit)
                 return
-            except PreconditionFailed:
+            except StaleVersion:
                 if versions is not None or attempt == _DELETE_ATTEMPTS - 1:
                     raise
 
@@ -207,13 +214,15 @@ def _time_after(current: SubscriberRecord) -> datetime:
     return max(utcnow(), current.updated_at + timedelta(milliseconds=1))
 
 
+def _already_exists(taken: ValueTaken) -> ConflictError:
+    """A unique value of the body (uid, msisdn, imsi) that another subscriber holds."""
+    return field_conflict(f"body.{taken.attribute}", str(taken), FieldCode.ALREADY_EXISTS)
+
+
 def _check_uid(path_uid: str, body_uid: str | None) -> None:
     # 409, as RFC 9110 (9.3.4) has it for a PUT body inconsistent with its target: the body alone is fine.
     if body_uid is not None and body_uid != path_uid:
-        message = "the uid can't be changed; it must match the path"
-        raise ConflictError(
-            message, errors=[FieldError(field="body.uid", message=message, code=FieldCode.UID_IMMUTABLE)]
-        )
+        raise field_conflict("body.uid", "the uid can't be changed; it must match the path", FieldCode.UID_IMMUTABLE)
 
 
 def _query_value(name: str, raw: str, normalise: Callable[[str], str]) -> str:

@@ -18,7 +18,7 @@ from app.auth.schemas import UserCreate
 from app.main import create_app
 from app.migration import store_copy
 from app.migration.worker import InlineDispatcher
-from app.storage.base import Conflict, StorageError, Store
+from app.storage.base import ConditionFailed, StorageError, Store
 from app.storage.blobs import LocalBlobStore
 from app.storage.cursor import CursorCodec
 from app.storage.records import AuditEntry, Role
@@ -304,7 +304,7 @@ def test_a_subscriber_clash_refuses_only_that_subscriber(cursors: CursorCodec, t
         assert {s.uid for s in target.subscribers.list(limit=50).items} == {
             "sub-0", "sub-1", "sub-2", "sub-4", "s0050", "squatter"
         }  # fmt: skip
-        with pytest.raises(Conflict):
+        with pytest.raises(ConditionFailed):
             target.subscribers.create(taken, audit_entry("sub-3"))
 
 

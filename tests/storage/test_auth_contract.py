@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from app.audit import audit_entry
-from app.storage.base import Conflict, NotFound, PreconditionFailed, Store
+from app.storage.base import ConditionFailed, RecordMissing, StaleVersion, Store, ValueTaken
 from app.storage.records import RefreshTokenRecord, Role, TokenFamilyRecord, UserRecord
 from app.timeutil import utcnow
 from tests.support import race
@@ -40,9 +40,9 @@ def test_create_get_round_trip_and_duplicate(store: Store) -> None:
     store.users.create(user, audit_for(user, "user.create"))  # type: ignore[arg-type]
     assert store.users.get("alice") == user
     assert store.users.get("nobody") is None
-    with pytest.raises(Conflict) as caught:
+    with pytest.raises(ValueTaken) as caught:
         store.users.create(make_user("alice"), audit_for(user, "user.create"))  # type: ignore[arg-type]
-    assert caught.value.field == "body.username"
+    assert caught.value.attribute == "username"
     history = store.audit.list_for_entity("user", "alice", limit=10).items
     assert [entry.action for entry in history] == ["user.create"]
 
@@ -67,7 +67,7 @@ def test_replace_checks_version_and_writes_audit(store: Store) -> None:
     assert stored is not None
     assert stored.full_name == "Alice A."
     assert stored.version == 2
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StaleVersion):
         store.users.replace(user, user.model_copy(update={"full_name": "stale"}), audit_for(user))  # type: ignore[arg-type]
     assert store.users.get("alice").full_name == "Alice A."  # type: ignore[union-attr]
     assert len(store.audit.list_for_entity("user", "alice", limit=10).items) == 2
@@ -78,7 +78,7 @@ def test_delete_and_missing(store: Store) -> None:
     store.users.create(user, audit_for(user))  # type: ignore[arg-type]
     store.users.delete(user, audit_for(user, "user.delete"))  # type: ignore[arg-type]
     assert store.users.get("alice") is None
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.users.delete(user, audit_for(user, "user.delete"))  # type: ignore[arg-type]
     assert store.users.list(limit=10).items == []
     actions = [entry.action for entry in store.audit.list_for_entity("user", "alice", limit=10).items]
@@ -90,9 +90,9 @@ def test_last_active_admin_cannot_be_demoted_disabled_or_deleted(store: Store) -
     store.users.create(admin, audit_for(admin))  # type: ignore[arg-type]
     assert store.users.count_active_admins() == 1
     for change in ({"role": Role.OPERATOR}, {"active": False}):
-        with pytest.raises(Conflict):
+        with pytest.raises(ConditionFailed):
             store.users.replace(admin, admin.model_copy(update=change), audit_for(admin))  # type: ignore[arg-type]
-    with pytest.raises(Conflict):
+    with pytest.raises(ConditionFailed):
         store.users.delete(admin, audit_for(admin))  # type: ignore[arg-type]
     assert store.users.get("root") == admin
     assert store.users.count_active_admins() == 1
@@ -113,7 +113,7 @@ def test_concurrent_demotions_leave_one_admin(store: Store) -> None:
         admin = admins[index]
         store.users.replace(admin, admin.model_copy(update={"role": Role.VIEWER}), audit_for(admin))  # type: ignore[arg-type]
 
-    outcomes = race(len(admins), demote, refusals=(Conflict,))
+    outcomes = race(len(admins), demote, refusals=(ConditionFailed,))
     assert sorted("ok" if outcome is None else "conflict" for outcome in outcomes) == ["conflict", "ok", "ok", "ok"]
     remaining = [u for u in store.users.list(limit=10).items if u.is_active_admin]
     assert len(remaining) == 1
@@ -171,10 +171,10 @@ def test_refresh_rotation_and_reuse_detection(store: Store) -> None:
     assert rotated_family.revoked is False
     assert store.sessions.find_token("h1").used_at is not None  # type: ignore[union-attr]
     # Replaying the used token revokes the whole family, including the fresh successor's.
-    with pytest.raises(Conflict):
+    with pytest.raises(ConditionFailed):
         store.sessions.rotate("h1", _successor(token, "h3"), now=utcnow())
     assert store.sessions.get_family("fam1").revoked is True  # type: ignore[union-attr]
-    with pytest.raises(Conflict):
+    with pytest.raises(ConditionFailed):
         store.sessions.rotate("h2", _successor(token, "h4"), now=utcnow())
     assert store.sessions.find_token("h3") is None
     assert store.sessions.find_token("h4") is None
@@ -182,9 +182,9 @@ def test_refresh_rotation_and_reuse_detection(store: Store) -> None:
 
 def test_rotate_unknown_or_expired_token(store: Store) -> None:
     _, token = _session(store)
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.sessions.rotate("nope", _successor(token, "h2"), now=utcnow())
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.sessions.rotate("h1", _successor(token, "h2"), now=utcnow() + timedelta(days=8))
 
 
@@ -194,14 +194,14 @@ def test_concurrent_rotation_of_one_token_has_one_winner(store: Store) -> None:
     def rotate(index: int) -> None:
         store.sessions.rotate("h1", _successor(token, f"next{index}"), now=utcnow())
 
-    outcomes = race(8, rotate, refusals=(Conflict, NotFound))
+    outcomes = race(8, rotate, refusals=(ConditionFailed, RecordMissing))
     assert outcomes.count(None) == 1
 
 
 def test_revoked_family_refuses_rotation(store: Store) -> None:
     _, token = _session(store)
     store.sessions.revoke_family("fam1")
-    with pytest.raises(Conflict):
+    with pytest.raises(ConditionFailed):
         store.sessions.rotate("h1", _successor(token, "h2"), now=utcnow())
     store.sessions.revoke_family("unknown-family")  # no error
 

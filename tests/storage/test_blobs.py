@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from app.migration.readers import read_rows
-from app.storage.base import NotFound
+from app.storage.base import RecordMissing
 from app.storage.blobs import BlobStore, BlobTooLarge, LocalBlobStore, S3BlobStore
 
 
@@ -46,7 +46,7 @@ def test_size_limit_stores_nothing(blobs: BlobStore) -> None:
 
 
 def test_missing_file_and_delete(blobs: BlobStore) -> None:
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         blobs.open("nope")
     blobs.put_stream("exports/j3/out.csv", io.BytesIO(b"a\n"), max_bytes=100, content_type="text/csv")
     blobs.delete("exports/j3/out.csv")

@@ -11,15 +11,16 @@ import pytest
 from app.audit import audit_entry
 from app.storage.base import (
     BookingsChanged,
-    Conflict,
+    CursorRejected,
     IdempotencyKey,
     IdempotencyKeyTaken,
-    InvalidCursor,
-    NotFound,
     OverlappingBooking,
-    PreconditionFailed,
+    RecordMissing,
+    ResourceChanged,
     SlotFull,
+    StaleVersion,
     Store,
+    ValueTaken,
 )
 from app.storage.dynamodb.bookings import STATUS_MONTHS_PER_PAGE
 from app.storage.records import AuditEntry, BookingRecord, BookingStatus, OpeningHours, ResourceRecord
@@ -104,9 +105,9 @@ def test_resource_round_trip_list_and_duplicate(store: Store) -> None:
         update={"created_at": resource.created_at, "updated_at": resource.updated_at}
     )
     assert store.resources.get("missing") is None
-    with pytest.raises(Conflict) as caught:
+    with pytest.raises(ValueTaken) as caught:
         store.resources.create(make_resource(), audit("resource", "res1", "resource.create"))
-    assert caught.value.field == "body.id"
+    assert caught.value.attribute == "id"
     for name in ("res3", "res0", "res2"):
         add_resource(store, resource_id=name)
     first = store.resources.list(limit=3)
@@ -122,7 +123,7 @@ def test_resource_replace_and_delete_are_guarded_by_version_and_bookings(store: 
     stored = store.resources.get("res1")
     assert stored is not None
     assert (stored.name, stored.version) == ("Renamed", 2)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StaleVersion):
         store.resources.replace(resource, resource.model_copy(), audit("resource", "res1", "resource.update"))
     book(store, make_booking("b1", at(10)))
     # A booking made after `stored` was read bumps bookings_revision: the check must be redone.
@@ -135,7 +136,7 @@ def test_resource_replace_and_delete_are_guarded_by_version_and_bookings(store: 
     assert fresh.capacity == 2
     store.resources.delete(fresh, audit("resource", "res1", "resource.delete"))
     assert store.resources.get("res1") is None
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.resources.delete(fresh, audit("resource", "res1", "resource.delete"))
     actions = [entry.action for entry in store.audit.list_for_entity("resource", "res1", limit=10).items]
     assert actions == ["resource.delete", "resource.update", "resource.create"]
@@ -166,12 +167,12 @@ def test_full_slot_and_overlap_are_refused_and_write_nothing(store: Store) -> No
     book(store, make_booking("b1", at(10), subscriber="s1"))
     with pytest.raises(SlotFull) as full:
         book(store, make_booking("b2", at(10), subscriber="s2"))
-    assert full.value.field == "body.start"
+    assert str(full.value) == "no seat left in this slot"  # the detail of the API's 409
     add_resource(store, resource_id="res2", capacity=5)
     # Same subscriber, another resource, overlapping by 30 minutes.
     with pytest.raises(OverlappingBooking) as overlap:
         book(store, make_booking("b3", at(10.5), subscriber="s1", resource_id="res2"))
-    assert overlap.value.field == "body.subscriber_uid"
+    assert str(overlap.value) == "subscriber 's1' already holds a confirmed booking overlapping this time"
     for refused in ("b2", "b3"):
         assert store.bookings.get(refused) is None
         assert store.audit.list_for_entity("booking", refused, limit=5).items == []
@@ -195,14 +196,14 @@ def test_inactive_or_changed_resource_refuses_bookings(store: Store) -> None:
     resource = add_resource(store)
     stale = resource.model_copy()
     store.resources.replace(resource, resource.model_copy(update={"name": "x"}), audit("resource", "res1", "u"))
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(ResourceChanged):
         store.bookings.create(make_booking("b1", at(10)), audit("booking", "b1", "c"), resource=stale)
     current = store.resources.get("res1")
     assert current is not None
     store.resources.replace(current, current.model_copy(update={"active": False}), audit("resource", "res1", "u"))
     inactive = store.resources.get("res1")
     assert inactive is not None
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(ResourceChanged):
         store.bookings.create(make_booking("b1", at(10)), audit("booking", "b1", "c"), resource=inactive)
     assert store.bookings.get("b1") is None
     assert seats(store) == {}
@@ -258,12 +259,12 @@ def test_cancel_frees_the_seat_and_the_time(store: Store) -> None:
     assert seats(store) == {}
     day = booking.local_date
     assert store.counters.get_keys("bookings.day", [day]) == {day: 0}
-    with pytest.raises(PreconditionFailed):  # stale version
+    with pytest.raises(StaleVersion):  # stale version
         store.bookings.change_status(booking, cancelled, audit("booking", "b1", "booking.cancel"))
     book(store, make_booking("b2", at(10)))  # the seat and the subscriber's time are free again
     assert seats(store) == {at(10): 1}
     missing = make_booking("ghost", at(10))
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.bookings.change_status(missing, missing.model_copy(), audit("booking", "ghost", "x"))
 
 
@@ -365,9 +366,9 @@ def test_lists_by_resource_subscriber_and_status_with_windows_and_cursors(store:
     ] == ["b2", "b4"]
     first = store.bookings.list_for_resource("res1", start_from=None, start_to=None, limit=1)
     assert first.next_cursor
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.bookings.list_for_resource("res2", start_from=None, start_to=None, limit=1, cursor=first.next_cursor)
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.bookings.list_for_resource("res1", start_from=at(1), start_to=None, limit=1, cursor=first.next_cursor)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.storage.base import Conflict
+from app.storage.base import ConditionFailed
 from app.storage.dynamodb.store import DynamoStore
 from app.storage.dynamodb.subscribers import SHARDS, shard_of
 from app.storage.records import SubscriberStatus
@@ -68,6 +68,6 @@ def test_a_claim_that_does_not_match_its_subscriber_blocks_the_change(dynamo: Dy
     dynamo.subscribers.create(current, audit_for(current))
     dynamo.table.delete(f"MSISDN#{current.msisdn}", "CLAIM")  # damage done outside the repository
     updated = current.model_copy(update={"version": 2, "msisdn": record(2).msisdn})
-    with pytest.raises(Conflict, match="do not match"):
+    with pytest.raises(ConditionFailed, match="do not match"):
         dynamo.subscribers.replace(current, updated, audit_for(updated))
     assert dynamo.subscribers.get("sub-0001") == current

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.storage.base import AuditQuery, InvalidCursor, Store
+from app.storage.base import AuditQuery, CursorRejected, Store
 from app.storage.dynamodb.audit import AUDIT_DAYS_PER_PAGE
 from app.storage.records import AuditEntry
 from app.timeutil import utcnow
@@ -75,7 +75,7 @@ def test_tampered_cursor_is_rejected(store: Store, mangle: object) -> None:
         store.audit.append(_entry(n))
     cursor = store.audit.list_for_entity("subscriber", "u1", limit=1).next_cursor
     assert cursor
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.audit.list_for_entity("subscriber", "u1", limit=1, cursor=mangle(cursor))  # type: ignore[operator]
 
 
@@ -84,7 +84,7 @@ def test_cursor_of_another_query_is_rejected(store: Store) -> None:
         store.audit.append(_entry(n))
         store.audit.append(_entry(n + 10, entity_id="u2"))
     cursor = store.audit.list_for_entity("subscriber", "u1", limit=1).next_cursor
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.audit.list_for_entity("subscriber", "u2", limit=1, cursor=cursor)
 
 
@@ -215,5 +215,5 @@ def test_audit_search_cursor_is_bound_to_its_filters(store: Store) -> None:
     query = AuditQuery(since=entries[0].at, until=entries[-1].at)
     cursor = store.audit.search(query, limit=1).next_cursor
     assert cursor
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.audit.search(AuditQuery(since=entries[0].at, until=entries[-1].at, actor="bob"), limit=1, cursor=cursor)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from app.storage.base import Conflict, NotFound, PreconditionFailed, Store
+from app.storage.base import ConditionFailed, RecordMissing, StaleVersion, Store
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
 from app.timeutil import utcnow
 from tests.support import race
@@ -30,7 +30,7 @@ def test_create_get_and_duplicate(store: Store) -> None:
     store.jobs.create(job)
     assert store.jobs.get("job001") == job
     assert store.jobs.get("nope") is None
-    with pytest.raises(Conflict):
+    with pytest.raises(ConditionFailed):
         store.jobs.create(job)
 
 
@@ -60,7 +60,7 @@ def test_replace_is_optimistic(store: Store) -> None:
     updated = store.jobs.replace(job, job.model_copy(update={"status": JobStatus.RUNNING, "counts": counts}))
     assert updated.version == 2
     assert store.jobs.get("job001") == updated
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StaleVersion):
         store.jobs.replace(job, job.model_copy(update={"status": JobStatus.FAILED}))
 
 
@@ -110,9 +110,9 @@ def test_finished_jobs_cannot_be_claimed_or_cancelled(store: Store) -> None:
     assert done.status is JobStatus.COMPLETED
     now = utcnow()
     assert store.jobs.claim("job001", owner="w1", now=now, lease_until=now + timedelta(minutes=1)) is None
-    with pytest.raises(Conflict):
+    with pytest.raises(ConditionFailed):
         store.jobs.request_cancel("job001")
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.jobs.request_cancel("nope")
 
 
@@ -166,6 +166,6 @@ def test_status_counters_follow_every_change(store: Store) -> None:
     running = store.jobs.replace(job, job.model_copy(update={"status": JobStatus.RUNNING}))
     store.jobs.replace(running, running.model_copy(update={"status": JobStatus.FAILED, "finished_at": utcnow()}))
     assert {k: v for k, v in store.counters.get("jobs.status").items() if v} == {"PENDING": 2, "FAILED": 1}
-    with pytest.raises(PreconditionFailed):  # a refused change moves no counter
+    with pytest.raises(StaleVersion):  # a refused change moves no counter
         store.jobs.replace(job, job.model_copy(update={"status": JobStatus.COMPLETED}))
     assert {k: v for k, v in store.counters.get("jobs.status").items() if v} == {"PENDING": 2, "FAILED": 1}

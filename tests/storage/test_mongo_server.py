@@ -128,4 +128,4 @@ def test_the_field_named_by_key_pattern_wins_over_a_lookup(cursors: CursorCodec)
     both_taken = record(2, msisdn=msisdn(1), imsi=imsi(1))
     error = DuplicateKeyError("E11000", 11000, {"keyPattern": {"imsi": 1}})
     conflict = store.subscribers._taken(error, both_taken, ("msisdn", "imsi"))
-    assert conflict.field == "body.imsi"
+    assert conflict.attribute == "imsi"

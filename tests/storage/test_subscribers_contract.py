@@ -6,7 +6,15 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from app.storage.base import Conflict, CounterDrift, InvalidCursor, NotFound, Page, PreconditionFailed, Store
+from app.storage.base import (
+    CounterDrift,
+    CursorRejected,
+    Page,
+    RecordMissing,
+    StaleVersion,
+    Store,
+    ValueTaken,
+)
 from app.storage.cursor import CursorCodec
 from app.storage.records import SubscriberRecord, SubscriberStatus
 from tests.conftest import BACKENDS, dynamo_store, mongo_store
@@ -78,9 +86,9 @@ def test_attribute_values_keep_their_types(store: Store) -> None:
 @pytest.mark.parametrize(
     ("clash", "field"),
     [
-        ({"msisdn": msisdn(9), "imsi": imsi(9)}, "body.uid"),
-        ({"uid": "other"}, "body.msisdn"),
-        ({"uid": "other", "msisdn": msisdn(9)}, "body.imsi"),
+        ({"msisdn": msisdn(9), "imsi": imsi(9)}, "uid"),
+        ({"uid": "other"}, "msisdn"),
+        ({"uid": "other", "msisdn": msisdn(9)}, "imsi"),
     ],
 )
 def test_create_refuses_a_taken_uid_msisdn_or_imsi_and_writes_nothing(
@@ -88,9 +96,9 @@ def test_create_refuses_a_taken_uid_msisdn_or_imsi_and_writes_nothing(
 ) -> None:
     _create(store, record(1))
     before = raw_snapshot(store)
-    with pytest.raises(Conflict) as raised:
+    with pytest.raises(ValueTaken) as raised:
         store.subscribers.create(record(1, **clash), audit_for(record(1, **clash)))
-    assert raised.value.field == field
+    assert raised.value.attribute == field
     assert raw_snapshot(store) == before
 
 
@@ -142,9 +150,9 @@ def test_replace_to_a_taken_value_is_a_conflict_and_changes_nothing(store: Store
     current = _create(store, record(2))
     before = raw_snapshot(store)
     updated = _successor(current, **{field: getattr(record(1), field)}, status=SubscriberStatus.INACTIVE)
-    with pytest.raises(Conflict) as raised:
+    with pytest.raises(ValueTaken) as raised:
         store.subscribers.replace(current, updated, audit_for(updated))
-    assert raised.value.field == f"body.{field}"
+    assert raised.value.attribute == field
     assert raw_snapshot(store) == before
 
 
@@ -152,14 +160,14 @@ def test_replace_with_a_stale_version_fails_and_changes_nothing(store: Store) ->
     current = _create(store, record(1))
     store.subscribers.replace(current, _successor(current, first_name="Ann"), audit_for(current))
     before = raw_snapshot(store)
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StaleVersion):
         store.subscribers.replace(current, _successor(current, msisdn=msisdn(5)), audit_for(current))
     assert raw_snapshot(store) == before
 
 
 def test_replace_of_a_missing_subscriber_is_not_found(store: Store) -> None:
     ghost = record(1)
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.subscribers.replace(ghost, _successor(ghost, first_name="Ann"), audit_for(ghost))
 
 
@@ -187,10 +195,10 @@ def test_delete_with_a_stale_version_or_twice_fails(store: Store) -> None:
     current = _create(store, record(1))
     updated = _successor(current, first_name="Ann")
     store.subscribers.replace(current, updated, audit_for(updated))
-    with pytest.raises(PreconditionFailed):
+    with pytest.raises(StaleVersion):
         store.subscribers.delete(current, audit_for(current))
     store.subscribers.delete(updated, audit_for(updated))
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.subscribers.delete(updated, audit_for(updated))
     assert_consistent(store)
 
@@ -306,15 +314,15 @@ def test_cursors_are_bound_to_their_query(populated: tuple[Store, list[Subscribe
     store, _ = populated
     by_status = store.subscribers.list(status=SubscriberStatus.ACTIVE, limit=1).next_cursor
     assert by_status
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.subscribers.list(status=SubscriberStatus.SUSPENDED, limit=1, cursor=by_status)
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.subscribers.list(limit=1, cursor=by_status)
     prefix_cursor = store.subscribers.find_by_uid_prefix("sub-0", limit=1).next_cursor
     assert prefix_cursor
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.subscribers.find_by_uid_prefix("sub-00", limit=1, cursor=prefix_cursor)
-    with pytest.raises(InvalidCursor):
+    with pytest.raises(CursorRejected):
         store.subscribers.list(limit=1, cursor=prefix_cursor[:-3] + "abc")
 
 
@@ -361,9 +369,9 @@ def test_concurrent_msisdn_changes_to_one_value_leave_exactly_one_owner(store: S
         updated = _successor(current, msisdn=target)
         store.subscribers.replace(current, updated, audit_for(updated))
 
-    outcomes = race(10, change, refusals=(Conflict,))
+    outcomes = race(10, change, refusals=(ValueTaken,))
     assert sum(outcome is None for outcome in outcomes) == 1
-    assert all(isinstance(outcome, Conflict) and outcome.field == "body.msisdn" for outcome in outcomes if outcome)
+    assert all(isinstance(outcome, ValueTaken) and outcome.attribute == "msisdn" for outcome in outcomes if outcome)
     owner = store.subscribers.get_by_msisdn(target)
     assert owner is not None
     assert owner.uid == subscribers[outcomes.index(None)].uid
@@ -377,8 +385,8 @@ def test_concurrent_updates_of_one_version_have_one_winner(store: Store) -> None
         updated = _successor(current, plan=f"PLAN{index}")
         store.subscribers.replace(current, updated, audit_for(updated))
 
-    outcomes = race(8, update, refusals=(PreconditionFailed,))
+    outcomes = race(8, update, refusals=(StaleVersion,))
     assert sum(outcome is None for outcome in outcomes) == 1
-    assert all(isinstance(outcome, PreconditionFailed) for outcome in outcomes if outcome)
+    assert all(isinstance(outcome, StaleVersion) for outcome in outcomes if outcome)
     assert counts(store, PLAN) == {f"PLAN{outcomes.index(None)}": 1}
     assert_consistent(store)

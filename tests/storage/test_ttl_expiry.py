@@ -20,7 +20,7 @@ from app.auth.schemas import UserCreate
 from app.auth.security import LEEWAY_SECONDS, InvalidToken, PasswordHasher, TokenSigner, new_refresh_token
 from app.auth.service import AuthService
 from app.errors import Unauthorized
-from app.storage.base import AuditQuery, IdempotencyKey, NotFound, Store
+from app.storage.base import AuditQuery, IdempotencyKey, RecordMissing, Store
 from app.storage.records import BookingStatus, RefreshTokenRecord, Role, TokenFamilyRecord
 from app.timeutil import truncate_ms, utcnow
 from tests.storage.test_bookings_contract import add_resource, at, audit, book, make_booking
@@ -144,7 +144,7 @@ def test_a_session_lives_as_long_as_its_newest_refresh_token(store: Store) -> No
     store.sessions.rotate("second", third, now=first.expires_at + timedelta(seconds=1))
 
     # Late: the expired token, still stored, is refused by its expiry.
-    with pytest.raises(NotFound):
+    with pytest.raises(RecordMissing):
         store.sessions.rotate("third", third.model_copy(update={"token_hash": "x"}), now=third.expires_at)
 
 

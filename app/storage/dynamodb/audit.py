@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from app.storage.base import AuditQuery, InvalidCursor, Page
+from app.storage.base import AuditQuery, CursorRejected, Page
 from app.storage.dynamodb.table import DynamoTable, serialize
 from app.storage.records import AuditEntry
 from app.timeutil import epoch_seconds, sortable, utcnow
@@ -113,9 +113,9 @@ class DynamoAuditRepository:
             try:
                 day, inner = type(day).fromisoformat(position["day"]), position.get("inner")
             except (KeyError, TypeError, ValueError):
-                raise InvalidCursor() from None
+                raise CursorRejected() from None
             if not first_day <= day <= query.until.date():
-                raise InvalidCursor()
+                raise CursorRejected()
 
         def read_day(day: date, limit: int, inner: str | None) -> tuple[list[Any], str | None]:
             return self.table.query_page(

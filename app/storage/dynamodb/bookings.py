@@ -21,18 +21,19 @@ from typing import Any
 
 from app.storage.base import (
     BookingsChanged,
-    Conflict,
+    CursorRejected,
     IdempotencyKey,
     IdempotencyKeyTaken,
-    InvalidCursor,
-    NotFound,
     OverlappingBooking,
     Page,
-    PreconditionFailed,
+    RecordMissing,
+    ResourceChanged,
     SlotFull,
+    StaleVersion,
     StorageError,
     StoredIdempotency,
     StoreUnavailable,
+    ValueTaken,
 )
 from app.storage.dynamodb.audit import audit_put
 from app.storage.dynamodb.counters import counter_updates
@@ -301,7 +302,7 @@ class DynamoResourceRepository:
     def create(self, resource: ResourceRecord, audit: AuditEntry) -> None:
         self.table.transact(
             [_put(resource_item(resource), "attribute_not_exists(PK)"), audit_put(audit)],
-            on_cancel=lambda codes: Conflict(f"resource {resource.id!r} already exists", field="body.id"),
+            on_cancel=lambda codes: ValueTaken(f"resource {resource.id!r} already exists", attribute="id"),
         )
 
     def get(self, resource_id: str) -> ResourceRecord | None:
@@ -323,9 +324,9 @@ class DynamoResourceRepository:
         def cancelled(codes: list[str]) -> StorageError:
             stored = self.get(current.id)
             if stored is None:
-                return NotFound(f"resource {current.id!r} not found")
+                return RecordMissing(f"resource {current.id!r} not found")
             if stored.version != current.version:
-                return PreconditionFailed(f"resource {current.id!r} was changed by someone else; reload it")
+                return StaleVersion(f"resource {current.id!r} was changed by someone else; reload it")
             return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
 
         self.table.transact([write, audit_put(audit)], on_cancel=cancelled)
@@ -377,7 +378,6 @@ class DynamoBookingRepository:
                 if any(_overlaps(entry, add) for entry in intervals):
                     raise OverlappingBooking(
                         f"subscriber {subscriber_uid!r} already holds a confirmed booking overlapping this time",
-                        field="body.subscriber_uid",
                     )
                 intervals.append(_interval(add))
             new_item = ledger_item(subscriber_uid, day, intervals, (int(item["version"]) if item else 0) + 1)
@@ -402,8 +402,8 @@ class DynamoBookingRepository:
 
     def _stale(self, current: BookingRecord) -> StorageError:
         if self.get(current.id) is None:
-            return NotFound(f"booking {current.id!r} not found")
-        return PreconditionFailed(f"booking {current.id!r} was changed by someone else; reload it")
+            return RecordMissing(f"booking {current.id!r} not found")
+        return StaleVersion(f"booking {current.id!r} was changed by someone else; reload it")
 
     # --- writes ---------------------------------------------------------------------------------------
 
@@ -416,12 +416,10 @@ class DynamoBookingRepository:
         idempotency: IdempotencyKey | None = None,
     ) -> None:
         errors: dict[str, Callable[[], StorageError]] = {
-            "idempotency": lambda: IdempotencyKeyTaken(
-                "this Idempotency-Key was already used", field="header.idempotency-key"
-            ),
-            "booking": lambda: Conflict(f"booking {booking.id!r} already exists"),
-            "resource": lambda: PreconditionFailed(f"resource {resource.id!r} changed meanwhile", field="resource"),
-            "slot": lambda: SlotFull("no seat left in this slot", field="body.start"),
+            "idempotency": lambda: IdempotencyKeyTaken("this Idempotency-Key was already used"),
+            "booking": lambda: ValueTaken(f"booking {booking.id!r} already exists", attribute="id"),
+            "resource": lambda: ResourceChanged(f"resource {resource.id!r} changed meanwhile"),
+            "slot": lambda: SlotFull("no seat left in this slot"),
             "ledger": lambda: _LedgerMoved("ledger moved"),
         }
 
@@ -479,8 +477,8 @@ class DynamoBookingRepository:
         updated.version = current.version + 1
         errors: dict[str, Callable[[], StorageError]] = {
             "booking": lambda: self._stale(current),
-            "resource": lambda: PreconditionFailed(f"resource {resource.id!r} changed meanwhile", field="resource"),
-            "slot": lambda: SlotFull("no seat left in the new slot", field="body.start"),
+            "resource": lambda: ResourceChanged(f"resource {resource.id!r} changed meanwhile"),
+            "slot": lambda: SlotFull("no seat left in the new slot"),
             "ledger": lambda: _LedgerMoved("ledger moved"),
             "release": lambda: StoreUnavailable("seat count of the slot is inconsistent"),
         }
@@ -569,7 +567,7 @@ class DynamoBookingRepository:
         position = self.table.cursors.decode(scope, cursor) if cursor else {"month": first}
         start = position.get("month")
         if not (isinstance(start, str) and _MONTH.fullmatch(start) and first <= start <= last_month):
-            raise InvalidCursor()
+            raise CursorRejected()
         items: list[dict[str, Any]] = []
         for read, month in enumerate(_months_from(start, last_month)):
             if read == STATUS_MONTHS_PER_PAGE:

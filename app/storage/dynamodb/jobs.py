@@ -5,11 +5,12 @@ from typing import Any
 
 from app.storage.base import (
     JOB_STATUS_SCOPE,
-    Conflict,
-    NotFound,
+    ConditionFailed,
     Page,
-    PreconditionFailed,
+    RecordMissing,
+    StaleVersion,
     StorageError,
+    ValueTaken,
     job_outcome_counters,
 )
 from app.storage.dynamodb.counters import counter_updates
@@ -77,7 +78,7 @@ class DynamoJobRepository:
         put = {"Put": {"Item": serialize(job_item(job)), "ConditionExpression": "attribute_not_exists(PK)"}}
         self.table.transact(
             [put, *counter_updates(JOB_STATUS_SCOPE, {job.status.value: 1})],
-            on_cancel=lambda codes: Conflict(f"job {job.id!r} already exists"),
+            on_cancel=lambda codes: ValueTaken(f"job {job.id!r} already exists", attribute="id"),
         )
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -117,7 +118,7 @@ class DynamoJobRepository:
         values[":expected"] = current.version
 
         def changed() -> StorageError:
-            return PreconditionFailed(f"job {current.id!r} changed meanwhile")
+            return StaleVersion(f"job {current.id!r} changed meanwhile")
 
         if written.status is current.status:
             pk, sk = job_key(current.id)
@@ -140,7 +141,7 @@ class DynamoJobRepository:
         self.table.transact([update, *counters], on_cancel=lambda codes: changed())
         stored = self.get(current.id)
         if stored is None:
-            raise NotFound(f"job {current.id!r} not found")
+            raise RecordMissing(f"job {current.id!r} not found")
         return stored
 
     def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
@@ -155,7 +156,7 @@ class DynamoJobRepository:
                 names={"#status": "status"},
                 values={":owner": owner, ":until": sortable(lease_until), ":now": sortable(now), **FINISHED_VALUES},
             )
-        except Conflict:
+        except ConditionFailed:
             return None
         return to_job(item)
 
@@ -170,10 +171,10 @@ class DynamoJobRepository:
                 names={"#status": "status"},
                 values={":true": True, **FINISHED_VALUES},
             )
-        except Conflict:
+        except ConditionFailed:
             if self.get(job_id) is None:
-                raise NotFound(f"job {job_id!r} not found") from None
-            raise Conflict(f"job {job_id!r} has already finished") from None
+                raise RecordMissing(f"job {job_id!r} not found") from None
+            raise ConditionFailed(f"job {job_id!r} has already finished") from None
         return to_job(item)
 
     def add_errors(self, errors: list[JobRowError]) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.storage.base import Conflict, NotFound, StorageError
+from app.storage.base import ConditionFailed, RecordMissing, StorageError
 from app.storage.dynamodb.schema import GSI1
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
 from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
@@ -83,7 +83,7 @@ class DynamoSessionRepository:
                     }
                 },
             ],
-            on_cancel=lambda codes: Conflict("session id collision"),
+            on_cancel=lambda codes: ConditionFailed("session id collision"),
         )
 
     def rotate(self, used_token_hash: str, new_token: RefreshTokenRecord, *, now: datetime) -> TokenFamilyRecord:
@@ -133,14 +133,14 @@ class DynamoSessionRepository:
                 used = self.table.get(*token_key(used_token_hash))
                 if used and used.get("used_at") and used.get("family_id") == new_token.family_id:
                     self.revoke_family(new_token.family_id)
-                    return Conflict("refresh token was already used; the session has been revoked")
-                return NotFound("refresh token is unknown or expired")
-            return Conflict("the session has been revoked")
+                    return ConditionFailed("refresh token was already used; the session has been revoked")
+                return RecordMissing("refresh token is unknown or expired")
+            return ConditionFailed("the session has been revoked")
 
         self.table.transact(actions, on_cancel=cancelled)
         family = self.get_family(new_token.family_id)
         if family is None:  # expired by TTL between the transaction and this read
-            raise NotFound("session expired")
+            raise RecordMissing("session expired")
         return family
 
     def find_token(self, token_hash: str) -> RefreshTokenRecord | None:
@@ -159,7 +159,7 @@ class DynamoSessionRepository:
                 condition="attribute_exists(PK)",
                 values={":true": True},
             )
-        except Conflict:
+        except ConditionFailed:
             pass  # already expired: nothing left to revoke
 
     def delete_for_user(self, username: str) -> None:

@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.storage.base import (
-    Conflict,
+    ConditionFailed,
     CounterDrift,
-    InvalidCursor,
-    NotFound,
+    CursorRejected,
     Page,
-    PreconditionFailed,
+    RecordMissing,
+    StaleVersion,
     StorageError,
+    ValueTaken,
 )
 from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
 from app.storage.dynamodb.audit import audit_put
@@ -239,12 +240,14 @@ class DynamoSubscriberRepository:
         failure = transaction.first_failure(codes)
         if failure == "version" or not failure:
             if self.get(subscriber.uid) is None:
-                return NotFound(f"subscriber {subscriber.uid!r} not found")
-            return PreconditionFailed(f"subscriber {subscriber.uid!r} was changed by someone else; reload it")
+                return RecordMissing(f"subscriber {subscriber.uid!r} not found")
+            return StaleVersion(f"subscriber {subscriber.uid!r} was changed by someone else; reload it")
         if failure == "release":
             # Claims only change together with their subscriber, so this is a bug or a manual edit.
             logger.error("subscriber claims do not match the subscriber", extra={"uid": subscriber.uid})
-            return Conflict(f"the msisdn/imsi claims of subscriber {subscriber.uid!r} do not match it; nothing changed")
+            return ConditionFailed(
+                f"the msisdn/imsi claims of subscriber {subscriber.uid!r} do not match it; nothing changed"
+            )
         return _taken(failure, subscriber)
 
     # --- bulk import -------------------------------------------------------------------------------
@@ -470,7 +473,7 @@ class DynamoSubscriberRepository:
             return None
         after = self.table.cursors.decode(scope, cursor).get("after")
         if not isinstance(after, str) or (prefix and not after.startswith(prefix)):
-            raise InvalidCursor()
+            raise CursorRejected()
         return after
 
     def _read_more(self, shard: _Shard, index: str, prefix: str | None, after: str | None, chunk: int) -> None:
@@ -613,8 +616,8 @@ def _check_successor(current: SubscriberRecord, updated: SubscriberRecord) -> No
         raise ValueError("the updated subscriber must keep the uid and have version = current.version + 1")
 
 
-def _taken(field_name: str, subscriber: SubscriberRecord) -> Conflict:
+def _taken(field_name: str, subscriber: SubscriberRecord) -> ValueTaken:
     if field_name == "uid":
-        return Conflict(f"subscriber {subscriber.uid!r} already exists", field="body.uid")
+        return ValueTaken(f"subscriber {subscriber.uid!r} already exists", attribute="uid")
     value = getattr(subscriber, field_name)
-    return Conflict(f"{field_name} {value!r} is already in use by another subscriber", field=f"body.{field_name}")
+    return ValueTaken(f"{field_name} {value!r} is already in use by another subscriber", attribute=field_name)

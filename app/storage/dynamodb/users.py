@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.storage.base import Conflict, NotFound, Page, PreconditionFailed, StorageError
+from app.storage.base import ConditionFailed, Page, RecordMissing, StaleVersion, StorageError, ValueTaken
 from app.storage.dynamodb.audit import audit_put
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
@@ -61,7 +61,7 @@ class DynamoUserRepository:
         ]
 
         def cancelled(codes: list[str]) -> StorageError:
-            return Conflict(f"user {user.username!r} already exists", field="body.username")
+            return ValueTaken(f"user {user.username!r} already exists", attribute="username")
 
         self.table.transact(actions, on_cancel=cancelled)
 
@@ -81,9 +81,9 @@ class DynamoUserRepository:
         def cancelled(codes: list[str]) -> StorageError:
             if codes and codes[0] == "ConditionalCheckFailed":
                 if self.get(current.username) is None:
-                    return NotFound(f"user {current.username!r} not found")
-                return PreconditionFailed(f"user {current.username!r} was changed by someone else; reload it")
-            return Conflict("this change would leave no active admin", field="username")
+                    return RecordMissing(f"user {current.username!r} not found")
+                return StaleVersion(f"user {current.username!r} was changed by someone else; reload it")
+            return ConditionFailed("this change would leave no active admin")
 
         self.table.transact(actions, on_cancel=cancelled)
 
@@ -117,7 +117,7 @@ class DynamoUserRepository:
             item = self.table.update(
                 pk, sk, "ADD failed_logins :one", condition="attribute_exists(PK)", values={":one": 1}
             )
-        except Conflict:
+        except ConditionFailed:
             return None
         if int(item.get("failed_logins", 0)) >= max_failures:
             try:
@@ -128,7 +128,7 @@ class DynamoUserRepository:
                     condition="failed_logins >= :max",
                     values={":until": lock_until.isoformat(), ":zero": 0, ":max": max_failures},
                 )
-            except Conflict:  # a concurrent failure already locked it
+            except ConditionFailed:  # a concurrent failure already locked it
                 pass
         return to_user(item)
 
@@ -141,7 +141,7 @@ class DynamoUserRepository:
             values[":hash"] = new_password_hash
         try:
             self.table.update(pk, sk, update, condition="attribute_exists(PK)", values=values)
-        except Conflict:
+        except ConditionFailed:
             pass  # deleted meanwhile; the login that called this will be refused at the next request
 
     def count_active_admins(self) -> int:

@@ -25,16 +25,17 @@ from pymongo.errors import DuplicateKeyError
 
 from app.storage.base import (
     BookingsChanged,
-    Conflict,
     IdempotencyKey,
     IdempotencyKeyTaken,
-    NotFound,
     OverlappingBooking,
     Page,
-    PreconditionFailed,
+    RecordMissing,
+    ResourceChanged,
     SlotFull,
+    StaleVersion,
     StorageError,
     StoredIdempotency,
+    ValueTaken,
 )
 from app.storage.cursor import CursorCodec
 from app.storage.mongo import outbox
@@ -142,7 +143,7 @@ class MongoResourceRepository:
         try:
             self.collection.insert_one(document)
         except DuplicateKeyError:
-            raise Conflict(f"resource {resource.id!r} already exists", field="body.id") from None
+            raise ValueTaken(f"resource {resource.id!r} already exists", attribute="id") from None
         outbox.flush(self.db, self.collection_name, resource.id)
 
     def get(self, resource_id: str) -> ResourceRecord | None:
@@ -173,9 +174,9 @@ class MongoResourceRepository:
     def _refusal(self, current: ResourceRecord) -> StorageError:
         stored = self.get(current.id)
         if stored is None:
-            return NotFound(f"resource {current.id!r} not found")
+            return RecordMissing(f"resource {current.id!r} not found")
         if stored.version != current.version:
-            return PreconditionFailed(f"resource {current.id!r} was changed by someone else; reload it")
+            return StaleVersion(f"resource {current.id!r} was changed by someone else; reload it")
         return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
 
     def replace(self, current: ResourceRecord, updated: ResourceRecord, audit: AuditEntry) -> None:
@@ -303,15 +304,14 @@ class MongoBookingRepository:
         # guard's revision check always sees it (see `future_confirmed_for_resource`).
         refusal: StorageError | None = None
         if not self._guard_resource(resource):
-            refusal = PreconditionFailed(f"resource {resource.id!r} changed meanwhile", field="resource")
+            refusal = ResourceChanged(f"resource {resource.id!r} changed meanwhile")
         elif not self._claim_time(booking):
             refusal = OverlappingBooking(
                 f"subscriber {booking.subscriber_uid!r} already holds a confirmed booking overlapping this time",
-                field="body.subscriber_uid",
             )
         elif not self._take_seat(booking, resource.capacity):
             self._release_time(booking.subscriber_uid, booking.id, booking.start, booking.end)
-            refusal = SlotFull("no seat left in this slot", field="body.start")
+            refusal = SlotFull("no seat left in this slot")
         if refusal:
             self.collection.delete_one({"_id": booking.id, CLAIMING: {"$exists": True}})
             raise refusal
@@ -330,22 +330,20 @@ class MongoBookingRepository:
                 return
             except DuplicateKeyError:
                 if idempotency is None or self.collection.find_one({"_id": booking.id}) is not None:
-                    raise Conflict(f"booking {booking.id!r} already exists") from None
+                    raise ValueTaken(f"booking {booking.id!r} already exists", attribute="id") from None
                 # The key's unique index keeps it until it is removed: an expired key is released, once.
                 released = self.collection.update_one(
                     {"idempotency.key": idempotency.key, "idempotency.expires_at": {"$lt": booking.created_at}},
                     {"$unset": {"idempotency": ""}},
                 )
                 if released.modified_count == 0:
-                    raise IdempotencyKeyTaken(
-                        "this Idempotency-Key was already used", field="header.idempotency-key"
-                    ) from None
-        raise IdempotencyKeyTaken("this Idempotency-Key was already used", field="header.idempotency-key")
+                    raise IdempotencyKeyTaken("this Idempotency-Key was already used") from None
+        raise IdempotencyKeyTaken("this Idempotency-Key was already used")
 
     def _stale(self, current: BookingRecord) -> StorageError:
         if self.get(current.id) is None:
-            return NotFound(f"booking {current.id!r} not found")
-        return PreconditionFailed(f"booking {current.id!r} was changed by someone else; reload it")
+            return RecordMissing(f"booking {current.id!r} not found")
+        return StaleVersion(f"booking {current.id!r} was changed by someone else; reload it")
 
     def _changes(self, updated: BookingRecord) -> dict[str, Any]:
         document = booking_document(updated)
@@ -409,15 +407,14 @@ class MongoBookingRepository:
             raise self._stale(current)
         refusal: StorageError | None = None
         if not self._guard_resource(resource):
-            refusal = PreconditionFailed(f"resource {resource.id!r} changed meanwhile", field="resource")
+            refusal = ResourceChanged(f"resource {resource.id!r} changed meanwhile")
         elif not self._claim_time(updated):
             refusal = OverlappingBooking(
                 f"subscriber {updated.subscriber_uid!r} already holds a confirmed booking overlapping this time",
-                field="body.start",
             )
         elif not self._take_seat(updated, resource.capacity):
             self._release_time(updated.subscriber_uid, updated.id, updated.start, updated.end)
-            refusal = SlotFull("no seat left in the new slot", field="body.start")
+            refusal = SlotFull("no seat left in the new slot")
         if refusal:
             self.collection.update_one({"_id": current.id}, {"$unset": {MOVING: ""}})
             raise refusal

@@ -6,7 +6,15 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.storage.base import JOB_STATUS_SCOPE, Conflict, NotFound, Page, PreconditionFailed, job_outcome_counters
+from app.storage.base import (
+    JOB_STATUS_SCOPE,
+    ConditionFailed,
+    Page,
+    RecordMissing,
+    StaleVersion,
+    ValueTaken,
+    job_outcome_counters,
+)
 from app.storage.cursor import CursorCodec
 from app.storage.mongo.paging import find_page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
@@ -63,7 +71,7 @@ class MongoJobRepository:
         try:
             self.jobs.insert_one(stored_job_document(job))
         except DuplicateKeyError:
-            raise Conflict(f"job {job.id!r} already exists") from None
+            raise ValueTaken(f"job {job.id!r} already exists", attribute="id") from None
         self.counters.increment(JOB_STATUS_SCOPE, {job.status.value: 1})
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -100,7 +108,7 @@ class MongoJobRepository:
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
-            raise PreconditionFailed(f"job {current.id!r} changed meanwhile")
+            raise StaleVersion(f"job {current.id!r} changed meanwhile")
         if written.status is not current.status:
             # After the job write (no multi-document transaction): a crash in between leaves the
             # dashboard's job counters one off, never the job itself.
@@ -129,8 +137,8 @@ class MongoJobRepository:
         )
         if document is None:
             if self.get(job_id) is None:
-                raise NotFound(f"job {job_id!r} not found")
-            raise Conflict(f"job {job_id!r} has already finished")
+                raise RecordMissing(f"job {job_id!r} not found")
+            raise ConditionFailed(f"job {job_id!r} has already finished")
         return to_job(document)
 
     def add_errors(self, errors: list[JobRowError]) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from app.storage.base import InvalidCursor
+from app.storage.base import CursorRejected
 from app.storage.cursor import CursorCodec
 
 
@@ -23,7 +23,7 @@ def find_page(
     if cursor:
         after = cursors.decode(scope, cursor).get("after")
         if not isinstance(after, str):
-            raise InvalidCursor()
+            raise CursorRejected()
         bound = {"$lt" if descending else "$gt": after}
         existing = criteria.get(order_field)
         # Keep a range the query already puts on the order field (e.g. a date window).

@@ -5,7 +5,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from app.storage.base import Conflict, NotFound
+from app.storage.base import ConditionFailed, RecordMissing
 from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
 from app.timeutil import as_utc
 
@@ -51,15 +51,15 @@ class MongoSessionRepository:
             existing = self.tokens.find_one({"_id": used_token_hash, "family_id": new_token.family_id})
             if existing and existing.get("used_at"):
                 self.revoke_family(new_token.family_id)
-                raise Conflict("refresh token was already used; the session has been revoked")
-            raise NotFound("refresh token is unknown or expired")
+                raise ConditionFailed("refresh token was already used; the session has been revoked")
+            raise RecordMissing("refresh token is unknown or expired")
         family = self.families.find_one_and_update(
             {"_id": new_token.family_id, "revoked": False},
             {"$set": {"expires_at": new_token.expires_at}},
             return_document=ReturnDocument.AFTER,
         )
         if family is None:
-            raise Conflict("the session has been revoked")
+            raise ConditionFailed("the session has been revoked")
         self.tokens.insert_one(session_document(new_token, "token_hash"))
         return TokenFamilyRecord.model_validate(session_fields(family, "family_id"))
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from app.storage.base import Conflict, CounterDrift, InvalidCursor, NotFound, Page, PreconditionFailed
+from app.storage.base import CounterDrift, CursorRejected, Page, RecordMissing, StaleVersion, ValueTaken
 from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
 from app.storage.cursor import CursorCodec
 from app.storage.importing import (
@@ -105,12 +105,12 @@ class MongoSubscriberRepository:
             raise self._missing_or_stale(current.uid)
         outbox.finish_delete(self.db, COLLECTION, current.uid)
 
-    def _missing_or_stale(self, uid: str) -> NotFound | PreconditionFailed:
+    def _missing_or_stale(self, uid: str) -> RecordMissing | StaleVersion:
         if self.get(uid) is None:
-            return NotFound(f"subscriber {uid!r} not found")
-        return PreconditionFailed(f"subscriber {uid!r} was changed by someone else; reload it")
+            return RecordMissing(f"subscriber {uid!r} not found")
+        return StaleVersion(f"subscriber {uid!r} was changed by someone else; reload it")
 
-    def _taken(self, error: DuplicateKeyError, subscriber: SubscriberRecord, candidates: tuple[str, ...]) -> Conflict:
+    def _taken(self, error: DuplicateKeyError, subscriber: SubscriberRecord, candidates: tuple[str, ...]) -> ValueTaken:
         """Which unique value collided: the server says so; mongomock doesn't, so then ask the index."""
         pattern = (error.details or {}).get("keyPattern") or {}
         name = next((_INDEX_FIELDS[key] for key in pattern if key in _INDEX_FIELDS), None)
@@ -126,9 +126,9 @@ class MongoSubscriberRepository:
                 candidates[0] if candidates else "uid",
             )
         if name == "uid":
-            return Conflict(f"subscriber {subscriber.uid!r} already exists", field="body.uid")
+            return ValueTaken(f"subscriber {subscriber.uid!r} already exists", attribute="uid")
         value = getattr(subscriber, name)
-        return Conflict(f"{name} {value!r} is already in use by another subscriber", field=f"body.{name}")
+        return ValueTaken(f"{name} {value!r} is already in use by another subscriber", attribute=name)
 
     # --- bulk import -------------------------------------------------------------------------------
 
@@ -322,7 +322,7 @@ class MongoSubscriberRepository:
         if cursor:
             after = self.cursors.decode(scope, cursor).get("after")
             if not isinstance(after, list) or len(after) != len(order) or not all(isinstance(v, str) for v in after):
-                raise InvalidCursor()
+                raise CursorRejected()
             criteria = {"$and": [criteria, _after(order, after)]}
         found = self.collection.find(criteria).sort([(name, 1) for name in order]).limit(limit + 1)
         documents = list(found)

@@ -6,7 +6,7 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.storage.base import Conflict, NotFound, Page, PreconditionFailed
+from app.storage.base import ConditionFailed, Page, RecordMissing, StaleVersion, ValueTaken
 from app.storage.cursor import CursorCodec
 from app.storage.mongo import outbox
 from app.storage.mongo.paging import find_page
@@ -51,7 +51,7 @@ class MongoUserRepository:
         """Guarded decrement, taken before the user write (and given back if that write fails)."""
         taken = self.counters.find_one_and_update({"_id": ADMIN_COUNTER_ID, "n": {"$gt": 1}}, {"$inc": {"n": -1}})
         if taken is None:
-            raise Conflict("this change would leave no active admin", field="username")
+            raise ConditionFailed("this change would leave no active admin")
 
     def create(self, user: UserRecord, audit: AuditEntry) -> None:
         document = user_document(user)
@@ -59,7 +59,7 @@ class MongoUserRepository:
         try:
             self.collection.insert_one(document)
         except DuplicateKeyError:
-            raise Conflict(f"user {user.username!r} already exists", field="body.username") from None
+            raise ValueTaken(f"user {user.username!r} already exists", attribute="username") from None
         if user.is_active_admin:
             self._admins_plus_one()
         outbox.flush(self.db, self.collection_name, user.username)
@@ -83,8 +83,8 @@ class MongoUserRepository:
 
     def _missing_or_stale(self, current: UserRecord) -> Exception:
         if self.get(current.username) is None:
-            return NotFound(f"user {current.username!r} not found")
-        return PreconditionFailed(f"user {current.username!r} was changed by someone else; reload it")
+            return RecordMissing(f"user {current.username!r} not found")
+        return StaleVersion(f"user {current.username!r} was changed by someone else; reload it")
 
     def replace(self, current: UserRecord, updated: UserRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
