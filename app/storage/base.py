@@ -371,7 +371,8 @@ class BookingRepository(Protocol):
         ...
 
     def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
-        """Move a CONFIRMED booking to CANCELLED (frees its seat), COMPLETED or NO_SHOW.
+        """Move an open booking to another status (CANCELLED, COMPLETED, NO_SHOW), giving back in the same
+        step what the new status no longer holds (`BookingStatus.release_to`: time, seat, count).
 
         PreconditionFailed if the booking changed since `current` was read; NotFound if it is gone.
         """
@@ -411,11 +412,11 @@ class BookingRepository(Protocol):
     ) -> Page[BookingRecord]: ...
 
     def future_confirmed_for_resource(self, resource_id: str, now: datetime) -> list[BookingRecord]:
-        """Confirmed bookings of the resource starting after `now` (for schedule-change checks)."""
+        """Open bookings of the resource starting after `now` (for schedule-change checks)."""
         ...
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
-        """Whether the subscriber holds a confirmed booking starting after `now` (subscriber delete guard)."""
+        """Whether the subscriber holds an open booking starting after `now` (subscriber delete guard)."""
 
 
 SUBSCRIBER_STATUS_SCOPE = "subscribers.status"

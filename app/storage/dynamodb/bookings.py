@@ -41,6 +41,7 @@ from app.storage.records import AuditEntry, BookingRecord, BookingStatus, Resour
 from app.timeutil import epoch_seconds, sortable
 
 DAY_SCOPE, RESOURCE_DAY_SCOPE = "bookings.day", "bookings.resource"
+OPEN_VALUES = {f":open{n}": status.value for n, status in enumerate(BookingStatus) if status.open}
 LEDGER_RETENTION = timedelta(days=7)
 # Optimistic retries of a transaction whose only conflict was a subscriber's day ledger moving under
 # it: each round of racers has a winner, so the attempts cover that many concurrent bookings of one
@@ -449,6 +450,7 @@ class DynamoBookingRepository:
 
     def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
+        release = current.status.release_to(updated.status)
         errors: dict[str, Callable[[], StorageError]] = {
             "booking": lambda: self._stale(current),
             "ledger": lambda: _LedgerMoved("ledger moved"),
@@ -461,11 +463,12 @@ class DynamoBookingRepository:
             if status_key(current) != status_key(updated):
                 transaction.add({"Delete": {"Key": key(*status_key(current))}})
             transaction.add(_put(status_item(updated)))
-            if current.status is BookingStatus.CONFIRMED and updated.status is not BookingStatus.CONFIRMED:
+            if release.time:
                 for write in self._ledger_writes(current.subscriber_uid, remove=current):
                     transaction.add(write, "ledger")
-            if updated.status is BookingStatus.CANCELLED:
+            if release.seat:
                 transaction.add(_free_seat(current), "release")
+            if release.count:
                 for change in _counter_changes(current, -1):
                     transaction.add(change)
             transaction.add(audit_put(audit))
@@ -615,17 +618,17 @@ class DynamoBookingRepository:
             sort_condition="#sk > :now",
             values={":now": sortable(now)},
         )
-        return [to_booking(item) for item in items if item["status"] == BookingStatus.CONFIRMED.value]
+        return [booking for booking in map(to_booking, items) if booking.status.open]
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
         kwargs: dict[str, Any] = {
             "TableName": self.table.name,
             "IndexName": "GSI2",
             "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK > :now",
-            "FilterExpression": "#status = :confirmed",
+            "FilterExpression": f"#status IN ({', '.join(OPEN_VALUES)})",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": serialize_values(
-                {":pk": f"SUBBOOKINGS#{subscriber_uid}", ":now": sortable(now), ":confirmed": "CONFIRMED"}
+                {":pk": f"SUBBOOKINGS#{subscriber_uid}", ":now": sortable(now), **OPEN_VALUES}
             ),
             "Limit": 50,
         }

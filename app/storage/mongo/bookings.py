@@ -47,6 +47,7 @@ DAY_SCOPE, RESOURCE_DAY_SCOPE = "bookings.day", "bookings.resource"
 CLAIMING, MOVING, RELEASING = "_claiming", "_moving", "_releasing"
 VISIBLE: dict[str, Any] = {**outbox.LIVE, CLAIMING: {"$exists": False}}
 LEDGER_RETENTION = timedelta(days=7)
+OPEN = [status.value for status in BookingStatus if status.open]
 _TIMES = ("start", "end", "created_at", "updated_at", "cancelled_at")
 
 
@@ -354,15 +355,15 @@ class MongoBookingRepository:
 
     def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
-        releasing = current.status is BookingStatus.CONFIRMED and updated.status is not BookingStatus.CONFIRMED
+        release = current.status.release_to(updated.status)
         changes = self._changes(updated)
-        if releasing:
-            cancelling = updated.status is BookingStatus.CANCELLED
+        if release.anything:
             changes[RELEASING] = {
                 "start": current.start,
                 "end": current.end,
-                "free_seat": cancelling,
-                "uncount": current.local_date if cancelling else None,
+                "free_time": release.time,
+                "free_seat": release.seat,
+                "uncount": current.local_date if release.count else None,
             }
         result = self.collection.update_one(
             {"_id": current.id, "version": current.version, MOVING: {"$exists": False}, **VISIBLE},
@@ -370,7 +371,7 @@ class MongoBookingRepository:
         )
         if result.matched_count == 0:
             raise self._stale(current)
-        if releasing:
+        if release.anything:
             self._finish_release(current.id)
         outbox.flush(self.db, self.collection_name, current.id)
 
@@ -381,7 +382,8 @@ class MongoBookingRepository:
         if not document or not release:
             return
         start, end = as_utc(release["start"]), as_utc(release["end"])
-        self._release_time(document["subscriber_uid"], booking_id, start, end)
+        if release.get("free_time", True):  # markers written before the flag always freed the time
+            self._release_time(document["subscriber_uid"], booking_id, start, end)
         if release.get("free_seat"):
             self._free_seat(booking_id, document["resource_id"], start)
         if release.get("uncount"):
@@ -398,7 +400,7 @@ class MongoBookingRepository:
             {
                 "_id": current.id,
                 "version": current.version,
-                "status": BookingStatus.CONFIRMED.value,
+                "status": {"$in": OPEN},
                 MOVING: {"$exists": False},
                 RELEASING: {"$exists": False},
                 **VISIBLE,
@@ -426,6 +428,7 @@ class MongoBookingRepository:
         changes[RELEASING] = {
             "start": current.start,
             "end": current.end,
+            "free_time": True,
             "free_seat": True,
             "uncount": current.local_date if day_moved else None,
             "count": updated.local_date if day_moved else None,
@@ -525,7 +528,7 @@ class MongoBookingRepository:
         documents = self.collection.find(
             {
                 "resource_id": resource_id,
-                "status": BookingStatus.CONFIRMED.value,
+                "status": {"$in": OPEN},
                 "$or": [{"start": {"$gt": now}}, {f"{MOVING}.start": {"$gt": now}}],
                 **outbox.LIVE,
             }
@@ -543,5 +546,5 @@ class MongoBookingRepository:
         return found
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
-        query = {"subscriber_uid": subscriber_uid, "status": BookingStatus.CONFIRMED.value, "start": {"$gt": now}}
+        query = {"subscriber_uid": subscriber_uid, "status": {"$in": OPEN}, "start": {"$gt": now}}
         return self.collection.find_one({**query, **outbox.LIVE}, {"_id": 1}) is not None

@@ -222,13 +222,13 @@ class MongoTransfer:
         raise ValueError(f"unknown kind {kind!r}")
 
     def _seat_holders(self, resource_id: str, start: str) -> Iterator[str]:
-        """The bookings holding a seat of the slot (any status but cancelled): a cancel frees a seat
+        """The bookings holding a seat of the slot (`BookingStatus.holds_seat`): a cancel frees a seat
         only if its booking is among the holders. Bookings are copied before slots."""
         prefix = f"{start}#"
         query = {
             "resource_id": resource_id,
             "order": {"$gte": prefix, "$lt": prefix + "~"},
-            "status": {"$ne": BookingStatus.CANCELLED.value},
+            "status": {"$in": [status.value for status in BookingStatus if status.holds_seat]},
         }
         for document in self.db["bookings"].find(query, {"_id": 1}):
             yield str(document["_id"])
