@@ -59,6 +59,13 @@ class PreconditionFailed(StorageError):
     """The caller's expected version is stale; nothing was written."""
 
 
+def missing_or_stale(entity: str, identifier: str, stored: object | None) -> NotFound | PreconditionFailed:
+    """Why a write conditional on the version read failed, from what is stored now: gone, or changed since."""
+    if stored is None:
+        return NotFound(f"{entity} {identifier!r} not found")
+    return PreconditionFailed(f"{entity} {identifier!r} was changed by someone else; reload it")
+
+
 class SlotFull(Conflict):
     """Every seat of the slot is taken."""
 

@@ -7,6 +7,7 @@ a typo never silently persists.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -17,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def record_fields(model: type[BaseModel], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's fields among what a store returned, which also holds keys and bookkeeping."""
+    return {name: stored[name] for name in model.model_fields if name in stored}
 
 
 class AuditEntry(Record):

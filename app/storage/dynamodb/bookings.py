@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,6 @@ from app.storage.base import (
     IdempotencyKey,
     IdempotencyKeyTaken,
     InvalidCursor,
-    NotFound,
     OverlappingBooking,
     Page,
     PreconditionFailed,
@@ -33,8 +32,10 @@ from app.storage.base import (
     StorageError,
     StoredIdempotency,
     StoreUnavailable,
+    missing_or_stale,
 )
 from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, deserialize, key, serialize, serialize_values
 from app.storage.records import AuditEntry, BookingRecord, BookingStatus, ResourceRecord
@@ -109,7 +110,7 @@ def ledger_item(subscriber_uid: str, day: str, intervals: list[dict[str, str]], 
 
 def resource_item(resource: ResourceRecord) -> dict[str, Any]:
     pk, sk = resource_key(resource.id)
-    return {"PK": pk, "SK": sk, "GSI1PK": "RESOURCES", "GSI1SK": resource.id, "type": "resource", **_json(resource)}
+    return {"PK": pk, "SK": sk, "GSI1PK": "RESOURCES", "GSI1SK": resource.id, "type": "resource", **dump(resource)}
 
 
 def booking_item(booking: BookingRecord) -> dict[str, Any]:
@@ -123,25 +124,17 @@ def booking_item(booking: BookingRecord) -> dict[str, Any]:
         "GSI2PK": f"SUBBOOKINGS#{booking.subscriber_uid}",
         "GSI2SK": order,
         "type": "booking",
-        **_json(booking),
+        **dump(booking),
     }
 
 
 def status_item(booking: BookingRecord) -> dict[str, Any]:
     pk, sk = status_key(booking)
-    return {"PK": pk, "SK": sk, "type": "booking_status", **_json(booking)}
+    return {"PK": pk, "SK": sk, "type": "booking_status", **dump(booking)}
 
 
-def _json(record: ResourceRecord | BookingRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json")
-
-
-def to_resource(item: dict[str, Any]) -> ResourceRecord:
-    return ResourceRecord.model_validate({name: item[name] for name in ResourceRecord.model_fields if name in item})
-
-
-def to_booking(item: dict[str, Any]) -> BookingRecord:
-    return BookingRecord.model_validate({name: item[name] for name in BookingRecord.model_fields if name in item})
+def _page(items: Iterable[dict[str, Any]], next_cursor: str | None = None) -> Page[BookingRecord]:
+    return Page([load(BookingRecord, item) for item in items], next_cursor)
 
 
 def utc_days(start: datetime, end: datetime) -> list[str]:
@@ -307,13 +300,13 @@ class DynamoResourceRepository:
 
     def get(self, resource_id: str) -> ResourceRecord | None:
         item = self.table.get(*resource_key(resource_id))
-        return to_resource(item) if item else None
+        return load(ResourceRecord, item) if item else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[ResourceRecord]:
         items, next_cursor = self.table.query_page(
             scope="resources", partition="RESOURCES", index="GSI1", limit=limit, cursor=cursor
         )
-        return Page([to_resource(item) for item in items], next_cursor)
+        return Page([load(ResourceRecord, item) for item in items], next_cursor)
 
     def _guarded(self, current: ResourceRecord, write: dict[str, Any], audit: AuditEntry) -> None:
         body = next(iter(write.values()))
@@ -323,11 +316,9 @@ class DynamoResourceRepository:
 
         def cancelled(codes: list[str]) -> StorageError:
             stored = self.get(current.id)
-            if stored is None:
-                return NotFound(f"resource {current.id!r} not found")
-            if stored.version != current.version:
-                return PreconditionFailed(f"resource {current.id!r} was changed by someone else; reload it")
-            return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+            if stored is not None and stored.version == current.version:
+                return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+            return missing_or_stale("resource", current.id, stored)
 
         self.table.transact([write, audit_put(audit)], on_cancel=cancelled)
 
@@ -402,9 +393,7 @@ class DynamoBookingRepository:
         raise StoreUnavailable("the subscriber's bookings kept changing; try again")
 
     def _stale(self, current: BookingRecord) -> StorageError:
-        if self.get(current.id) is None:
-            return NotFound(f"booking {current.id!r} not found")
-        return PreconditionFailed(f"booking {current.id!r} was changed by someone else; reload it")
+        return missing_or_stale("booking", current.id, self.get(current.id))
 
     # --- writes ---------------------------------------------------------------------------------------
 
@@ -510,7 +499,7 @@ class DynamoBookingRepository:
 
     def get(self, booking_id: str) -> BookingRecord | None:
         item = self.table.get(*booking_key(booking_id))
-        return to_booking(item) if item else None
+        return load(BookingRecord, item) if item else None
 
     def find_idempotency(self, key_text: str, now: datetime) -> StoredIdempotency | None:
         item = self.table.get(*idempotency_key(key_text))
@@ -538,7 +527,7 @@ class DynamoBookingRepository:
             sort_condition=condition,
             values=values,
         )
-        return Page([to_booking(item) for item in items], next_cursor)
+        return _page(items, next_cursor)
 
     def list_for_resource(
         self,
@@ -576,7 +565,7 @@ class DynamoBookingRepository:
         items: list[dict[str, Any]] = []
         for read, month in enumerate(_months_from(start, last_month)):
             if read == STATUS_MONTHS_PER_PAGE:
-                return Page([to_booking(item) for item in items], self.table.cursors.encode(scope, {"month": month}))
+                return _page(items, self.table.cursors.encode(scope, {"month": month}))
             after = position.get("after") if month == start else None
             for item in self._status_month(status, month, start_from, start_to, after):
                 items.append(item)
@@ -585,11 +574,11 @@ class DynamoBookingRepository:
             if len(items) > limit:
                 break
         if len(items) <= limit:
-            return Page([to_booking(item) for item in items], None)
+            return _page(items)
         page = items[:limit]
         last = page[-1]
         next_cursor = self.table.cursors.encode(scope, {"month": last["PK"].rsplit("#", 1)[1], "after": last["SK"]})
-        return Page([to_booking(item) for item in page], next_cursor)
+        return _page(page, next_cursor)
 
     def _status_month(
         self, status: BookingStatus, month: str, start_from: datetime, start_to: datetime, after: str | None
@@ -618,7 +607,8 @@ class DynamoBookingRepository:
             sort_condition="#sk > :now",
             values={":now": sortable(now)},
         )
-        return [booking for booking in map(to_booking, items) if booking.status.open]
+        bookings = [load(BookingRecord, item) for item in items]
+        return [booking for booking in bookings if booking.status.open]
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
         kwargs: dict[str, Any] = {

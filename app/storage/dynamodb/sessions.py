@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from app.storage.base import Conflict, NotFound, StorageError
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.schema import GSI1
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
 from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
@@ -32,7 +33,7 @@ def family_item(family: TokenFamilyRecord) -> dict[str, Any]:
         "GSI1SK": pk,
         "type": "token_family",
         "ttl": epoch_seconds(family.expires_at),
-        **family.model_dump(mode="json"),
+        **dump(family),
     }
 
 
@@ -45,12 +46,8 @@ def token_item(token: RefreshTokenRecord) -> dict[str, Any]:
         "GSI1SK": pk,
         "type": "refresh_token",
         "ttl": epoch_seconds(token.expires_at),
-        **token.model_dump(mode="json"),
+        **dump(token),
     }
-
-
-def record_fields(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], item: dict[str, Any]) -> dict[str, Any]:
-    return {name: item[name] for name in model.model_fields if name in item}
 
 
 def denied_key(family_id: str) -> tuple[str, str]:
@@ -145,11 +142,11 @@ class DynamoSessionRepository:
 
     def find_token(self, token_hash: str) -> RefreshTokenRecord | None:
         item = self.table.get(*token_key(token_hash))
-        return RefreshTokenRecord.model_validate(record_fields(RefreshTokenRecord, item)) if item else None
+        return load(RefreshTokenRecord, item) if item else None
 
     def get_family(self, family_id: str) -> TokenFamilyRecord | None:
         item = self.table.get(*family_key(family_id))
-        return TokenFamilyRecord.model_validate(record_fields(TokenFamilyRecord, item)) if item else None
+        return load(TokenFamilyRecord, item) if item else None
 
     def revoke_family(self, family_id: str) -> None:
         try:

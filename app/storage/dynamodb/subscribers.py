@@ -24,13 +24,13 @@ from app.storage.base import (
     Conflict,
     CounterDrift,
     InvalidCursor,
-    NotFound,
     Page,
-    PreconditionFailed,
     StorageError,
+    missing_or_stale,
 )
 from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
 from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import DynamoCounterRepository, counter_updates
 from app.storage.dynamodb.schema import GSI1, GSI2, GSI3, GSI4, index_keys
 from app.storage.dynamodb.table import (
@@ -101,12 +101,8 @@ def subscriber_item(subscriber: SubscriberRecord) -> dict[str, Any]:
         "GSI3SK": f"{status}#{uid}",
         "GSI4PK": f"SUBEMAIL#{subscriber.email}" if subscriber.email else None,
         "GSI4SK": uid if subscriber.email else None,
-        **subscriber.model_dump(mode="json"),
+        **dump(subscriber),
     }
-
-
-def to_subscriber(item: Mapping[str, Any]) -> SubscriberRecord:
-    return SubscriberRecord.model_validate({name: item[name] for name in SubscriberRecord.model_fields if name in item})
 
 
 def _claim_put(claim_key: tuple[str, str], uid: str) -> dict[str, Any]:
@@ -238,9 +234,7 @@ class DynamoSubscriberRepository:
     def _write_failed(self, transaction: _Transaction, codes: list[str], subscriber: SubscriberRecord) -> StorageError:
         failure = transaction.first_failure(codes)
         if failure == "version" or not failure:
-            if self.get(subscriber.uid) is None:
-                return NotFound(f"subscriber {subscriber.uid!r} not found")
-            return PreconditionFailed(f"subscriber {subscriber.uid!r} was changed by someone else; reload it")
+            return missing_or_stale("subscriber", subscriber.uid, self.get(subscriber.uid))
         if failure == "release":
             # Claims only change together with their subscriber, so this is a bug or a manual edit.
             logger.error("subscriber claims do not match the subscriber", extra={"uid": subscriber.uid})
@@ -283,7 +277,7 @@ class DynamoSubscriberRepository:
 
     def _get_subscribers(self, uids: Iterable[str]) -> dict[str, SubscriberRecord]:
         items = self.table.get_many(subscriber_key(uid) for uid in uids)
-        return {item["uid"]: to_subscriber(item) for item in items}
+        return {item["uid"]: load(SubscriberRecord, item) for item in items}
 
     def _claim_owners(self, claim_keys: Iterable[tuple[str, str]]) -> dict[str, SubscriberRecord]:
         """Owner of each claim, keyed by the claim's PK."""
@@ -369,7 +363,7 @@ class DynamoSubscriberRepository:
 
     def get(self, uid: str) -> SubscriberRecord | None:
         item = self.table.get(*subscriber_key(uid))
-        return to_subscriber(item) if item else None
+        return load(SubscriberRecord, item) if item else None
 
     def _get_claimed(self, claim_key: tuple[str, str]) -> SubscriberRecord | None:
         claim = self.table.get(*claim_key)
@@ -463,7 +457,7 @@ class DynamoSubscriberRepository:
         next_cursor = None
         if len(merged) > limit:
             next_cursor = self.table.cursors.encode(scope, {"after": page[-1][range_key]})
-        return Page([to_subscriber(item) for item in page], next_cursor)
+        return Page([load(SubscriberRecord, item) for item in page], next_cursor)
 
     def _cursor_position(self, scope: str, cursor: str | None, prefix: str | None) -> str | None:
         if not cursor:

@@ -4,26 +4,21 @@ from typing import Any
 
 from app.storage.base import AuditQuery, Page
 from app.storage.cursor import CursorCodec
+from app.storage.mongo import codec
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry
-from app.timeutil import as_utc, sortable, utcnow
+from app.timeutil import sortable, utcnow
 
 _AFTER_ANY_ID = "#~"
 
 
 def audit_document(entry: AuditEntry) -> dict[str, Any]:
-    document = entry.model_dump()
-    document["_id"] = document.pop("id")
-    document["order"] = f"{sortable(entry.at)}#{entry.id}"
-    return document
+    """The entry, and its position in every list of entries (`order`: time, then id)."""
+    return {**codec.document(entry, "id"), "order": f"{sortable(entry.at)}#{entry.id}"}
 
 
 def to_entry(document: dict[str, Any]) -> AuditEntry:
-    data = {name: document.get(name) for name in AuditEntry.model_fields if name != "id"}
-    data["at"] = as_utc(document["at"])
-    if document.get("expires_at"):
-        data["expires_at"] = as_utc(document["expires_at"])
-    return AuditEntry(id=document["_id"], **data)
+    return codec.load(AuditEntry, document, "id")
 
 
 def _unexpired() -> dict[str, Any]:

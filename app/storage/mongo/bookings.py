@@ -28,16 +28,16 @@ from app.storage.base import (
     Conflict,
     IdempotencyKey,
     IdempotencyKeyTaken,
-    NotFound,
     OverlappingBooking,
     Page,
     PreconditionFailed,
     SlotFull,
     StorageError,
     StoredIdempotency,
+    missing_or_stale,
 )
 from app.storage.cursor import CursorCodec
-from app.storage.mongo import outbox
+from app.storage.mongo import codec, outbox
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry, BookingRecord, BookingStatus, ResourceRecord
@@ -48,35 +48,19 @@ CLAIMING, MOVING, RELEASING = "_claiming", "_moving", "_releasing"
 VISIBLE: dict[str, Any] = {**outbox.LIVE, CLAIMING: {"$exists": False}}
 LEDGER_RETENTION = timedelta(days=7)
 OPEN = [status.value for status in BookingStatus if status.open]
-_TIMES = ("start", "end", "created_at", "updated_at", "cancelled_at")
-
-
-def resource_document(resource: ResourceRecord) -> dict[str, Any]:
-    document = resource.model_dump(mode="json")
-    document["_id"] = document.pop("id")
-    document["created_at"], document["updated_at"] = resource.created_at, resource.updated_at
-    return document
 
 
 def to_resource(document: dict[str, Any]) -> ResourceRecord:
-    data = {name: document[name] for name in ResourceRecord.model_fields if name in document and name != "id"}
-    return ResourceRecord.model_validate({**data, "id": document["_id"]})
+    return codec.load(ResourceRecord, document, "id")
 
 
 def booking_document(booking: BookingRecord) -> dict[str, Any]:
-    document = booking.model_dump()
-    document["_id"] = document.pop("id")
-    document["status"] = booking.status.value
-    document["order"] = f"{sortable(booking.start)}#{booking.id}"
-    return document
+    """The booking, and its position in every list of bookings (`order`: start, then id)."""
+    return {**codec.document(booking, "id"), "order": f"{sortable(booking.start)}#{booking.id}"}
 
 
 def to_booking(document: dict[str, Any]) -> BookingRecord:
-    data = {name: document[name] for name in BookingRecord.model_fields if name in document and name != "id"}
-    for name in _TIMES:
-        if data.get(name) is not None:
-            data[name] = as_utc(data[name])
-    return BookingRecord.model_validate({**data, "id": document["_id"]})
+    return codec.load(BookingRecord, document, "id")
 
 
 def _conditional_upsert(collection: Any, filter: dict[str, Any], update: dict[str, Any]) -> bool:
@@ -138,7 +122,7 @@ class MongoResourceRepository:
         self.cursors = cursors
 
     def create(self, resource: ResourceRecord, audit: AuditEntry) -> None:
-        document = resource_document(resource)
+        document = codec.document(resource, "id")
         document[outbox.PENDING] = [outbox.pending(audit)]
         try:
             self.collection.insert_one(document)
@@ -173,19 +157,16 @@ class MongoResourceRepository:
 
     def _refusal(self, current: ResourceRecord) -> StorageError:
         stored = self.get(current.id)
-        if stored is None:
-            return NotFound(f"resource {current.id!r} not found")
-        if stored.version != current.version:
-            return PreconditionFailed(f"resource {current.id!r} was changed by someone else; reload it")
-        return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+        if stored is not None and stored.version == current.version:
+            return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+        return missing_or_stale("resource", current.id, stored)
 
     def replace(self, current: ResourceRecord, updated: ResourceRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
         updated.bookings_revision = current.bookings_revision
-        document = resource_document(updated)
-        document.pop("_id")
+        changes = codec.dump(updated, exclude={"id"})
         result = self.collection.update_one(
-            self._guard(current), {"$set": document, "$push": {outbox.PENDING: outbox.pending(audit)}}
+            self._guard(current), {"$set": changes, "$push": {outbox.PENDING: outbox.pending(audit)}}
         )
         if result.matched_count == 0:
             raise self._refusal(current)
@@ -344,9 +325,7 @@ class MongoBookingRepository:
         raise IdempotencyKeyTaken("this Idempotency-Key was already used", field="header.idempotency-key")
 
     def _stale(self, current: BookingRecord) -> StorageError:
-        if self.get(current.id) is None:
-            return NotFound(f"booking {current.id!r} not found")
-        return PreconditionFailed(f"booking {current.id!r} was changed by someone else; reload it")
+        return missing_or_stale("booking", current.id, self.get(current.id))
 
     def _changes(self, updated: BookingRecord) -> dict[str, Any]:
         document = booking_document(updated)

@@ -8,21 +8,19 @@ from pymongo.errors import DuplicateKeyError
 
 from app.storage.base import JOB_STATUS_SCOPE, Conflict, NotFound, Page, PreconditionFailed, job_outcome_counters
 from app.storage.cursor import CursorCodec
+from app.storage.mongo import codec
 from app.storage.mongo.paging import find_page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
-from app.timeutil import as_utc, sortable
+from app.timeutil import sortable
 
 FINISHED = [status.value for status in JobStatus if status.finished]
 SWEEP_ORDER = [JobStatus.RUNNING.value, JobStatus.VALIDATING.value, JobStatus.PENDING.value]
 _SIDE_FIELDS = ("lease_owner", "lease_until", "cancel_requested")
-_TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at", "lease_until")
 
 
 def job_document(job: JobRecord) -> dict[str, Any]:
-    document = job.model_dump(mode="python", exclude=set(_SIDE_FIELDS))
-    document["_id"] = document.pop("id")
-    document["order"] = f"{sortable(job.created_at)}#{job.id}"
-    return document
+    """The job without its side fields, and its place in the newest-first lists (`order`)."""
+    return {**codec.document(job, "id", exclude=_SIDE_FIELDS), "order": f"{sortable(job.created_at)}#{job.id}"}
 
 
 def stored_job_document(job: JobRecord) -> dict[str, Any]:
@@ -36,20 +34,15 @@ def error_id(job_id: str, row: int, field: str) -> str:
 
 
 def to_error(document: dict[str, Any]) -> JobRowError:
-    return JobRowError.model_validate({name: document[name] for name in JobRowError.model_fields if name in document})
+    return codec.load(JobRowError, document)
 
 
 def error_document(error: JobRowError) -> dict[str, Any]:
-    return {"_id": error_id(error.job_id, error.row, error.field), **error.model_dump()}
+    return {"_id": error_id(error.job_id, error.row, error.field), **codec.dump(error)}
 
 
 def to_job(document: dict[str, Any]) -> JobRecord:
-    data = {key: value for key, value in document.items() if key in JobRecord.model_fields}
-    data["id"] = document["_id"]
-    for name in _TIMES:
-        if data.get(name) is not None:
-            data[name] = as_utc(data[name])
-    return JobRecord.model_validate(data)
+    return codec.load(JobRecord, document, "id")
 
 
 class MongoJobRepository:
