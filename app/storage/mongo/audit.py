@@ -37,17 +37,17 @@ class MongoAuditRepository:
     def list_for_entity(
         self, entity_type: str, entity_id: str, *, limit: int, cursor: str | None = None
     ) -> Page[AuditEntry]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             {"entity_type": entity_type, "entity_id": entity_id, **_unexpired()},
-            order_field="order",
-            descending=True,
+            to_entry,
             limit=limit,
             cursor=cursor,
             scope=f"AUDIT#{entity_type}#{entity_id}",
             cursors=self.cursors,
+            order_field="order",
+            descending=True,
         )
-        return Page([to_entry(document) for document in documents], next_cursor)
 
     def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
         criteria: dict[str, Any] = {
@@ -57,14 +57,14 @@ class MongoAuditRepository:
         for field in ("entity_type", "entity_id", "actor"):
             if getattr(query, field):
                 criteria[field] = getattr(query, field)
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             criteria,
-            order_field="order",
-            descending=True,
+            to_entry,
             limit=limit,
             cursor=cursor,
             scope=query.scope,
             cursors=self.cursors,
+            order_field="order",
+            descending=True,
         )
-        return Page([to_entry(document) for document in documents], next_cursor)

@@ -135,17 +135,15 @@ class MongoResourceRepository:
         return to_resource(document) if document else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[ResourceRecord]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             outbox.LIVE,
-            order_field="_id",
-            descending=False,
+            to_resource,
             limit=limit,
             cursor=cursor,
             scope="resources",
             cursors=self.cursors,
         )
-        return Page([to_resource(document) for document in documents], next_cursor)
 
     def _guard(self, current: ResourceRecord) -> dict[str, Any]:
         return {
@@ -456,17 +454,16 @@ class MongoBookingRepository:
         return StoredIdempotency(request_hash=document["idempotency"]["request_hash"], booking_id=booking_id)
 
     def _page(self, query: dict[str, Any], scope: str, limit: int, cursor: str | None) -> Page[BookingRecord]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             {**query, **VISIBLE},
-            order_field="order",
-            descending=False,
+            to_booking,
             limit=limit,
             cursor=cursor,
             scope=scope,
             cursors=self.cursors,
+            order_field="order",
         )
-        return Page([to_booking(document) for document in documents], next_cursor)
 
     @staticmethod
     def _scope(name: str, start_from: datetime | None, start_to: datetime | None) -> str:

@@ -71,17 +71,17 @@ class MongoJobRepository:
             query["status"] = status.value
         if job_type:
             query["type"] = job_type.value
-        documents, next_cursor = find_page(
+        return find_page(
             self.jobs,
             query,
-            order_field="order",
-            descending=True,
+            to_job,
             limit=limit,
             cursor=cursor,
             scope=f"jobs|{status}|{job_type}",
             cursors=self.cursors,
+            order_field="order",
+            descending=True,
         )
-        return Page([to_job(document) for document in documents], next_cursor)
 
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
         written = updated.model_copy(update={"version": current.version + 1})
@@ -134,17 +134,15 @@ class MongoJobRepository:
             self.errors.replace_one({"_id": document["_id"]}, document, upsert=True)
 
     def list_errors(self, job_id: str, *, limit: int, cursor: str | None = None) -> Page[JobRowError]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.errors,
             {"job_id": job_id},
-            order_field="_id",
-            descending=False,
+            to_error,
             limit=limit,
             cursor=cursor,
             scope=f"job-errors|{job_id}",
             cursors=self.cursors,
         )
-        return Page([to_error(document) for document in documents], next_cursor)
 
     def list_unfinished(self, *, limit: int) -> list[JobRecord]:
         jobs: list[JobRecord] = []

@@ -57,17 +57,15 @@ class MongoUserRepository:
         return to_user(document) if document else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[UserRecord]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             outbox.LIVE,
-            order_field="_id",
-            descending=False,
+            to_user,
             limit=limit,
             cursor=cursor,
             scope="users",
             cursors=self.cursors,
         )
-        return Page([to_user(document) for document in documents], next_cursor)
 
     def replace(self, current: UserRecord, updated: UserRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
