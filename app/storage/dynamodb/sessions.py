@@ -25,28 +25,26 @@ def user_sessions_partition(username: str) -> str:
 
 
 def family_item(family: TokenFamilyRecord) -> dict[str, Any]:
-    pk, sk = family_key(family.family_id)
-    return {
-        "PK": pk,
-        "SK": sk,
-        "GSI1PK": user_sessions_partition(family.username),
-        "GSI1SK": pk,
-        "type": "token_family",
-        "ttl": epoch_seconds(family.expires_at),
-        **dump(family),
-    }
+    return _session_item(family_key(family.family_id), "token_family", family)
 
 
 def token_item(token: RefreshTokenRecord) -> dict[str, Any]:
-    pk, sk = token_key(token.token_hash)
+    return _session_item(token_key(token.token_hash), "refresh_token", token)
+
+
+def _session_item(
+    item_key: tuple[str, str], item_type: str, record: TokenFamilyRecord | RefreshTokenRecord
+) -> dict[str, Any]:
+    """In the user's sessions partition, so deleting the user finds it; gone with its expiry."""
+    pk, sk = item_key
     return {
         "PK": pk,
         "SK": sk,
-        "GSI1PK": user_sessions_partition(token.username),
+        "GSI1PK": user_sessions_partition(record.username),
         "GSI1SK": pk,
-        "type": "refresh_token",
-        "ttl": epoch_seconds(token.expires_at),
-        **dump(token),
+        "type": item_type,
+        "ttl": epoch_seconds(record.expires_at),
+        **dump(record),
     }
 
 

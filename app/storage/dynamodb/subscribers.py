@@ -177,21 +177,7 @@ class DynamoSubscriberRepository:
     # --- writes ------------------------------------------------------------------------------------
 
     def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
-        transaction = _Transaction()
-        transaction.add(
-            {
-                "Put": {
-                    "Item": serialize(subscriber_item(subscriber)),
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                }
-            },
-            "uid",
-        )
-        transaction.add(_claim_put(msisdn_claim_key(subscriber.msisdn), subscriber.uid), "msisdn")
-        transaction.add(_claim_put(imsi_claim_key(subscriber.imsi), subscriber.uid), "imsi")
-        transaction.add(audit_put(audit))
-        for action in _counter_actions(None, subscriber):
-            transaction.add(action)
+        transaction = _audited(_writes(None, subscriber), audit, None, subscriber)
 
         def cancelled(codes: list[str]) -> StorageError:
             return _taken(transaction.first_failure(codes) or "uid", subscriber)
@@ -200,33 +186,18 @@ class DynamoSubscriberRepository:
 
     def replace(self, current: SubscriberRecord, updated: SubscriberRecord, audit: AuditEntry) -> None:
         _check_successor(current, updated)
-        transaction = _Transaction()
-        transaction.add(
-            {"Put": {"Item": serialize(subscriber_item(updated)), **_version_condition(current.version)}}, "version"
-        )
-        if updated.msisdn != current.msisdn:
-            transaction.add(_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release")
-            transaction.add(_claim_put(msisdn_claim_key(updated.msisdn), current.uid), "msisdn")
-        if updated.imsi != current.imsi:
-            transaction.add(_claim_release(imsi_claim_key(current.imsi), current.uid), "release")
-            transaction.add(_claim_put(imsi_claim_key(updated.imsi), current.uid), "imsi")
-        transaction.add(audit_put(audit))
-        for action in _counter_actions(current, updated):
-            transaction.add(action)
+        transaction = _audited(_writes(current, updated), audit, current, updated)
         self.table.transact(
             transaction.actions, on_cancel=lambda codes: self._write_failed(transaction, codes, updated)
         )
 
     def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
-        transaction = _Transaction()
-        transaction.add(
-            {"Delete": {"Key": key(*subscriber_key(current.uid)), **_version_condition(current.version)}}, "version"
-        )
-        transaction.add(_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release")
-        transaction.add(_claim_release(imsi_claim_key(current.imsi), current.uid), "release")
-        transaction.add(audit_put(audit))
-        for action in _counter_actions(current, None):
-            transaction.add(action)
+        removal = [
+            ({"Delete": {"Key": key(*subscriber_key(current.uid)), **_version_condition(current.version)}}, "version"),
+            (_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release"),
+            (_claim_release(imsi_claim_key(current.imsi), current.uid), "release"),
+        ]
+        transaction = _audited(removal, audit, current, None)
         self.table.transact(
             transaction.actions, on_cancel=lambda codes: self._write_failed(transaction, codes, current)
         )
@@ -515,9 +486,9 @@ class _Cancelled(StorageError):
         self.codes = codes
 
 
-def _row_actions(write: PlannedWrite) -> list[tuple[dict[str, Any], str]]:
-    """The actions of one imported row and what each failed condition means."""
-    after, before = write.after, write.before
+def _writes(before: SubscriberRecord | None, after: SubscriberRecord) -> list[tuple[dict[str, Any], str]]:
+    """The put of `after` (new, or replacing `before`) and the claims it takes or gives back, each
+    with what its failed condition means."""
     if before is None:
         put = {"Put": {"Item": serialize(subscriber_item(after)), "ConditionExpression": "attribute_not_exists(PK)"}}
         return [
@@ -533,6 +504,22 @@ def _row_actions(write: PlannedWrite) -> list[tuple[dict[str, Any], str]]:
         actions.append((_claim_release(imsi_claim_key(before.imsi), before.uid), "release"))
         actions.append((_claim_put(imsi_claim_key(after.imsi), after.uid), "imsi"))
     return actions
+
+
+def _audited(
+    writes: list[tuple[dict[str, Any], str]],
+    audit: AuditEntry,
+    before: SubscriberRecord | None,
+    after: SubscriberRecord | None,
+) -> _Transaction:
+    """The writes of one subscriber change with its audit entry and counter changes: one transaction."""
+    transaction = _Transaction()
+    for action, meaning in writes:
+        transaction.add(action, meaning)
+    transaction.add(audit_put(audit))
+    for action in _counter_actions(before, after):
+        transaction.add(action)
+    return transaction
 
 
 def action_size(action: Mapping[str, Any]) -> int:
@@ -557,7 +544,7 @@ class _Entry:
 
     @classmethod
     def of(cls, row: ImportRow, write: PlannedWrite) -> _Entry:
-        actions = _row_actions(write)
+        actions = _writes(write.before, write.after)
         moved = subscriber_counter_deltas(write.before, write.after)
         return cls(
             row,
