@@ -428,7 +428,7 @@ class BookingService:
 
     @staticmethod
     def _require_confirmed(booking: BookingRecord, verb: str) -> None:
-        if booking.status is not BookingStatus.CONFIRMED:
+        if not booking.status.open:
             raise field_conflict(
                 "status",
                 f"only a CONFIRMED booking can be {verb}; this one is {booking.status.value}",

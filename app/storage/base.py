@@ -69,6 +69,13 @@ class ValueTaken(ConditionFailed):
         self.attribute = attribute
 
 
+def missing_or_stale(entity: str, identifier: str, stored: object | None) -> RecordMissing | StaleVersion:
+    """Why a write conditional on the version read failed, from what is stored now: gone, or changed since."""
+    if stored is None:
+        return RecordMissing(f"{entity} {identifier!r} not found")
+    return StaleVersion(f"{entity} {identifier!r} was changed by someone else; reload it")
+
+
 class SlotFull(ConditionFailed):
     """Every seat of the slot is taken."""
 
@@ -390,7 +397,8 @@ class BookingRepository(Protocol):
         ...
 
     def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
-        """Move a CONFIRMED booking to CANCELLED (frees its seat), COMPLETED or NO_SHOW.
+        """Move an open booking to another status (CANCELLED, COMPLETED, NO_SHOW), giving back in the same
+        step what the new status no longer holds (`BookingStatus.release_to`: time, seat, count).
 
         StaleVersion if the booking changed since `current` was read; RecordMissing if it is gone.
         """
@@ -431,11 +439,11 @@ class BookingRepository(Protocol):
     ) -> Page[BookingRecord]: ...
 
     def future_confirmed_for_resource(self, resource_id: str, now: datetime) -> list[BookingRecord]:
-        """Confirmed bookings of the resource starting after `now` (for schedule-change checks)."""
+        """Open bookings of the resource starting after `now` (for schedule-change checks)."""
         ...
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
-        """Whether the subscriber holds a confirmed booking starting after `now` (subscriber delete guard)."""
+        """Whether the subscriber holds an open booking starting after `now` (subscriber delete guard)."""
 
 
 SUBSCRIBER_STATUS_SCOPE = "subscribers.status"

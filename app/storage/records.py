@@ -7,6 +7,8 @@ a typo never silently persists.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -16,6 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def record_fields(model: type[BaseModel], stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's fields among what a store returned, which also holds keys and bookkeeping."""
+    return {name: stored[name] for name in model.model_fields if name in stored}
 
 
 class AuditEntry(Record):
@@ -271,11 +278,55 @@ class ResourceRecord(Record):
     )
 
 
+@dataclass(frozen=True)
+class BookingRelease:
+    """What a booking gives back when its status changes: its busy time, its seat, its count."""
+
+    time: bool
+    seat: bool
+    count: bool
+
+    @property
+    def anything(self) -> bool:
+        return self.time or self.seat or self.count
+
+
 class BookingStatus(StrEnum):
+    """The booking lifecycle. Its rules are these properties: both backends ask them, never the names."""
+
     CONFIRMED = "CONFIRMED"
     CANCELLED = "CANCELLED"
     COMPLETED = "COMPLETED"
     NO_SHOW = "NO_SHOW"
+
+    @property
+    def open(self) -> bool:
+        """Still to take place: it may be moved, cancelled or marked, a schedule change must not strand
+        it, and its subscriber can't be deleted while it is in the future."""
+        return self is BookingStatus.CONFIRMED
+
+    @property
+    def occupies_subscriber(self) -> bool:
+        """Its time is in the subscriber's busy ledger: no other booking of theirs may overlap it."""
+        return self is BookingStatus.CONFIRMED
+
+    @property
+    def holds_seat(self) -> bool:
+        """It keeps its seat of the slot (a completed or missed booking used it)."""
+        return self is not BookingStatus.CANCELLED
+
+    @property
+    def counted(self) -> bool:
+        """It counts in the bookings per day and per resource and day (`bookings.day`, `bookings.resource`)."""
+        return self is not BookingStatus.CANCELLED
+
+    def release_to(self, new: BookingStatus) -> BookingRelease:
+        """What a booking in this status gives back when it moves to `new`."""
+        return BookingRelease(
+            time=self.occupies_subscriber and not new.occupies_subscriber,
+            seat=self.holds_seat and not new.holds_seat,
+            count=self.counted and not new.counted,
+        )
 
 
 class BookingRecord(Record):

@@ -11,7 +11,7 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from app.storage.cursor import CursorCodec
-from app.storage.mongo.bookings import CLAIMING, MOVING
+from app.storage.mongo.bookings import CLAIMING, MOVING, RELEASING
 from app.storage.mongo.store import MongoStore
 from app.timeutil import utcnow
 from tests.storage.test_bookings_contract import add_resource, at, book, make_booking, seats
@@ -61,6 +61,23 @@ def test_interrupted_move_gives_back_the_new_slot(mongo: MongoStore) -> None:
     assert mongo.recover() >= 1
     assert seats(mongo) == {at(10): 1}
     assert mongo.bookings.get("b1") == booking
+
+
+def test_an_interrupted_cancel_marked_before_the_time_flag_still_frees_the_time(mongo: MongoStore) -> None:
+    """A `_releasing` marker as written before it said whether it frees the time: it always did."""
+    add_resource(mongo, capacity=1)
+    booking = make_booking("b1", at(10))
+    book(mongo, booking)
+    # The cancel wrote the booking and its marker, then died before giving anything back.
+    old_marker = {"start": booking.start, "end": booking.end, "free_seat": True, "uncount": booking.local_date}
+    mongo.db["bookings"].update_one(
+        {"_id": "b1"},
+        {"$set": {"status": "CANCELLED", "updated_at": utcnow() - timedelta(minutes=5), RELEASING: old_marker}},
+    )
+    assert mongo.bookings.recover(older_than=utcnow() - timedelta(seconds=60)) == 1
+    assert seats(mongo) == {}
+    assert mongo.counters.get_keys("bookings.day", [booking.local_date]) == {booking.local_date: 0}
+    book(mongo, make_booking("b2", at(10)))  # the seat and the subscriber's time are free again
 
 
 class _LosesTheFirstUpsert:

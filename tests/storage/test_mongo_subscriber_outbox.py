@@ -10,9 +10,8 @@ import pytest
 
 from app.storage.counting import subscriber_counter_deltas
 from app.storage.cursor import CursorCodec
-from app.storage.mongo import outbox
+from app.storage.mongo import codec, outbox
 from app.storage.mongo.store import MongoStore
-from app.storage.mongo.subscribers import subscriber_document
 from app.storage.records import SubscriberRecord
 from tests.conftest import mongo_store
 from tests.subscribers.support import assert_consistent, audit_for, counts, record
@@ -33,7 +32,7 @@ def mongo(request: pytest.FixtureRequest, cursors: CursorCodec) -> Iterator[Mong
 def _written_but_not_flushed(store: MongoStore, subscriber: SubscriberRecord) -> dict[str, Any]:
     """The state a crash right after the subscriber's insert leaves behind."""
     entry = outbox.pending(audit_for(subscriber), subscriber_counter_deltas(None, subscriber))
-    store.db["subscribers"].insert_one({**subscriber_document(subscriber), outbox.PENDING: [entry]})
+    store.db["subscribers"].insert_one({**codec.document(subscriber, "uid"), outbox.PENDING: [entry]})
     return entry
 
 

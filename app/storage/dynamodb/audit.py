@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from app.storage.base import AuditQuery, CursorRejected, Page
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.table import DynamoTable, serialize
 from app.storage.records import AuditEntry
 from app.timeutil import epoch_seconds, sortable, utcnow
@@ -32,16 +33,12 @@ def audit_item(entry: AuditEntry) -> dict[str, Any]:
         "GSI2SK": order,
         "ttl": epoch_seconds(entry.expires_at) if entry.expires_at else None,
         "type": "audit",
-        **entry.model_dump(mode="json"),
+        **dump(entry),
     }
 
 
 def audit_put(entry: AuditEntry) -> dict[str, Any]:
     return {"Put": {"Item": serialize(audit_item(entry))}}
-
-
-def to_entry(item: dict[str, Any]) -> AuditEntry:
-    return AuditEntry.model_validate({name: item.get(name) for name in AuditEntry.model_fields})
 
 
 def _filtered(values: dict[str, Any] | None = None, **equal: str | None) -> dict[str, Any]:
@@ -72,7 +69,7 @@ class DynamoAuditRepository:
         items, next_cursor = self.table.query_page(
             scope=partition, partition=partition, limit=limit, cursor=cursor, forward=False, **_filtered()
         )
-        return Page([to_entry(item) for item in items], next_cursor)
+        return Page([load(AuditEntry, item) for item in items], next_cursor)
 
     def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
         time_range = {":from": sortable(query.since), ":to": sortable(query.until) + _AFTER_ANY_ID}
@@ -87,7 +84,7 @@ class DynamoAuditRepository:
                 forward=False,
                 **_filtered(time_range, actor=query.actor),
             )
-            return Page([to_entry(item) for item in items], next_cursor)
+            return Page([load(AuditEntry, item) for item in items], next_cursor)
         filters = _filtered(time_range, entity_type=query.entity_type)
         if query.actor:
             items, next_cursor = self.table.query_page(
@@ -100,7 +97,7 @@ class DynamoAuditRepository:
                 forward=False,
                 **filters,
             )
-            return Page([to_entry(item) for item in items], next_cursor)
+            return Page([load(AuditEntry, item) for item in items], next_cursor)
         return self._search_by_day(query, filters, limit, cursor)
 
     def _search_by_day(
@@ -143,7 +140,7 @@ class DynamoAuditRepository:
             day = next_day
             if len(entries) < limit:
                 items, inner = read_day(day, limit - len(entries), inner)
-                entries.extend(to_entry(item) for item in items)
+                entries.extend(load(AuditEntry, item) for item in items)
                 if inner:  # this day has more: the page is full
                     position = {"day": day.isoformat(), "inner": inner}
                     return Page(entries, self.table.cursors.encode(query.scope, position))

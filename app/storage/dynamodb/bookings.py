@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,22 +26,23 @@ from app.storage.base import (
     IdempotencyKeyTaken,
     OverlappingBooking,
     Page,
-    RecordMissing,
     ResourceChanged,
     SlotFull,
-    StaleVersion,
     StorageError,
     StoredIdempotency,
     StoreUnavailable,
     ValueTaken,
+    missing_or_stale,
 )
 from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, deserialize, key, serialize, serialize_values
 from app.storage.records import AuditEntry, BookingRecord, BookingStatus, ResourceRecord
 from app.timeutil import epoch_seconds, sortable
 
 DAY_SCOPE, RESOURCE_DAY_SCOPE = "bookings.day", "bookings.resource"
+OPEN_VALUES = {f":open{n}": status.value for n, status in enumerate(BookingStatus) if status.open}
 LEDGER_RETENTION = timedelta(days=7)
 # Optimistic retries of a transaction whose only conflict was a subscriber's day ledger moving under
 # it: each round of racers has a winner, so the attempts cover that many concurrent bookings of one
@@ -109,7 +110,7 @@ def ledger_item(subscriber_uid: str, day: str, intervals: list[dict[str, str]], 
 
 def resource_item(resource: ResourceRecord) -> dict[str, Any]:
     pk, sk = resource_key(resource.id)
-    return {"PK": pk, "SK": sk, "GSI1PK": "RESOURCES", "GSI1SK": resource.id, "type": "resource", **_json(resource)}
+    return {"PK": pk, "SK": sk, "GSI1PK": "RESOURCES", "GSI1SK": resource.id, "type": "resource", **dump(resource)}
 
 
 def booking_item(booking: BookingRecord) -> dict[str, Any]:
@@ -123,25 +124,17 @@ def booking_item(booking: BookingRecord) -> dict[str, Any]:
         "GSI2PK": f"SUBBOOKINGS#{booking.subscriber_uid}",
         "GSI2SK": order,
         "type": "booking",
-        **_json(booking),
+        **dump(booking),
     }
 
 
 def status_item(booking: BookingRecord) -> dict[str, Any]:
     pk, sk = status_key(booking)
-    return {"PK": pk, "SK": sk, "type": "booking_status", **_json(booking)}
+    return {"PK": pk, "SK": sk, "type": "booking_status", **dump(booking)}
 
 
-def _json(record: ResourceRecord | BookingRecord) -> dict[str, Any]:
-    return record.model_dump(mode="json")
-
-
-def to_resource(item: dict[str, Any]) -> ResourceRecord:
-    return ResourceRecord.model_validate({name: item[name] for name in ResourceRecord.model_fields if name in item})
-
-
-def to_booking(item: dict[str, Any]) -> BookingRecord:
-    return BookingRecord.model_validate({name: item[name] for name in BookingRecord.model_fields if name in item})
+def _page(items: Iterable[dict[str, Any]], next_cursor: str | None = None) -> Page[BookingRecord]:
+    return Page([load(BookingRecord, item) for item in items], next_cursor)
 
 
 def utc_days(start: datetime, end: datetime) -> list[str]:
@@ -307,13 +300,13 @@ class DynamoResourceRepository:
 
     def get(self, resource_id: str) -> ResourceRecord | None:
         item = self.table.get(*resource_key(resource_id))
-        return to_resource(item) if item else None
+        return load(ResourceRecord, item) if item else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[ResourceRecord]:
         items, next_cursor = self.table.query_page(
             scope="resources", partition="RESOURCES", index="GSI1", limit=limit, cursor=cursor
         )
-        return Page([to_resource(item) for item in items], next_cursor)
+        return Page([load(ResourceRecord, item) for item in items], next_cursor)
 
     def _guarded(self, current: ResourceRecord, write: dict[str, Any], audit: AuditEntry) -> None:
         body = next(iter(write.values()))
@@ -323,11 +316,9 @@ class DynamoResourceRepository:
 
         def cancelled(codes: list[str]) -> StorageError:
             stored = self.get(current.id)
-            if stored is None:
-                return RecordMissing(f"resource {current.id!r} not found")
-            if stored.version != current.version:
-                return StaleVersion(f"resource {current.id!r} was changed by someone else; reload it")
-            return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+            if stored is not None and stored.version == current.version:
+                return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+            return missing_or_stale("resource", current.id, stored)
 
         self.table.transact([write, audit_put(audit)], on_cancel=cancelled)
 
@@ -401,9 +392,7 @@ class DynamoBookingRepository:
         raise StoreUnavailable("the subscriber's bookings kept changing; try again")
 
     def _stale(self, current: BookingRecord) -> StorageError:
-        if self.get(current.id) is None:
-            return RecordMissing(f"booking {current.id!r} not found")
-        return StaleVersion(f"booking {current.id!r} was changed by someone else; reload it")
+        return missing_or_stale("booking", current.id, self.get(current.id))
 
     # --- writes ---------------------------------------------------------------------------------------
 
@@ -447,6 +436,7 @@ class DynamoBookingRepository:
 
     def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
+        release = current.status.release_to(updated.status)
         errors: dict[str, Callable[[], StorageError]] = {
             "booking": lambda: self._stale(current),
             "ledger": lambda: _LedgerMoved("ledger moved"),
@@ -459,11 +449,12 @@ class DynamoBookingRepository:
             if status_key(current) != status_key(updated):
                 transaction.add({"Delete": {"Key": key(*status_key(current))}})
             transaction.add(_put(status_item(updated)))
-            if current.status is BookingStatus.CONFIRMED and updated.status is not BookingStatus.CONFIRMED:
+            if release.time:
                 for write in self._ledger_writes(current.subscriber_uid, remove=current):
                     transaction.add(write, "ledger")
-            if updated.status is BookingStatus.CANCELLED:
+            if release.seat:
                 transaction.add(_free_seat(current), "release")
+            if release.count:
                 for change in _counter_changes(current, -1):
                     transaction.add(change)
             transaction.add(audit_put(audit))
@@ -505,7 +496,7 @@ class DynamoBookingRepository:
 
     def get(self, booking_id: str) -> BookingRecord | None:
         item = self.table.get(*booking_key(booking_id))
-        return to_booking(item) if item else None
+        return load(BookingRecord, item) if item else None
 
     def find_idempotency(self, key_text: str, now: datetime) -> StoredIdempotency | None:
         item = self.table.get(*idempotency_key(key_text))
@@ -533,7 +524,7 @@ class DynamoBookingRepository:
             sort_condition=condition,
             values=values,
         )
-        return Page([to_booking(item) for item in items], next_cursor)
+        return _page(items, next_cursor)
 
     def list_for_resource(
         self,
@@ -571,7 +562,7 @@ class DynamoBookingRepository:
         items: list[dict[str, Any]] = []
         for read, month in enumerate(_months_from(start, last_month)):
             if read == STATUS_MONTHS_PER_PAGE:
-                return Page([to_booking(item) for item in items], self.table.cursors.encode(scope, {"month": month}))
+                return _page(items, self.table.cursors.encode(scope, {"month": month}))
             after = position.get("after") if month == start else None
             for item in self._status_month(status, month, start_from, start_to, after):
                 items.append(item)
@@ -580,11 +571,11 @@ class DynamoBookingRepository:
             if len(items) > limit:
                 break
         if len(items) <= limit:
-            return Page([to_booking(item) for item in items], None)
+            return _page(items)
         page = items[:limit]
         last = page[-1]
         next_cursor = self.table.cursors.encode(scope, {"month": last["PK"].rsplit("#", 1)[1], "after": last["SK"]})
-        return Page([to_booking(item) for item in page], next_cursor)
+        return _page(page, next_cursor)
 
     def _status_month(
         self, status: BookingStatus, month: str, start_from: datetime, start_to: datetime, after: str | None
@@ -613,17 +604,18 @@ class DynamoBookingRepository:
             sort_condition="#sk > :now",
             values={":now": sortable(now)},
         )
-        return [to_booking(item) for item in items if item["status"] == BookingStatus.CONFIRMED.value]
+        bookings = [load(BookingRecord, item) for item in items]
+        return [booking for booking in bookings if booking.status.open]
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
         kwargs: dict[str, Any] = {
             "TableName": self.table.name,
             "IndexName": "GSI2",
             "KeyConditionExpression": "GSI2PK = :pk AND GSI2SK > :now",
-            "FilterExpression": "#status = :confirmed",
+            "FilterExpression": f"#status IN ({', '.join(OPEN_VALUES)})",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": serialize_values(
-                {":pk": f"SUBBOOKINGS#{subscriber_uid}", ":now": sortable(now), ":confirmed": "CONFIRMED"}
+                {":pk": f"SUBBOOKINGS#{subscriber_uid}", ":now": sortable(now), **OPEN_VALUES}
             ),
             "Limit": 50,
         }

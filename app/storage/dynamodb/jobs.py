@@ -13,6 +13,7 @@ from app.storage.base import (
     ValueTaken,
     job_outcome_counters,
 )
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
@@ -32,7 +33,7 @@ def job_key(job_id: str) -> tuple[str, str]:
 
 def job_fields(job: JobRecord) -> dict[str, Any]:
     order = f"{sortable(job.created_at)}#{job.id}"
-    fields = job.model_dump(mode="json", exclude=set(_SIDE_FIELDS))
+    fields = dump(job, exclude=_SIDE_FIELDS)
     # Jobs are few (a handful a day): one partition per status, and one for all, newest first.
     fields.update({"GSI1PK": f"JOBSTATUS#{job.status.value}", "GSI1SK": order, "GSI2PK": "JOBS", "GSI2SK": order})
     return fields
@@ -48,14 +49,6 @@ def job_item(job: JobRecord) -> dict[str, Any]:
     return item
 
 
-def to_job(item: dict[str, Any]) -> JobRecord:
-    return JobRecord.model_validate({name: item[name] for name in JobRecord.model_fields if name in item})
-
-
-def to_error(item: dict[str, Any]) -> JobRowError:
-    return JobRowError.model_validate({name: item[name] for name in JobRowError.model_fields if name in item})
-
-
 def error_key(job_id: str, row: int, field: str) -> tuple[str, str]:
     return f"JOB#{job_id}", f"ERR#{row:012d}#{field}"
 
@@ -66,7 +59,7 @@ def error_item(error: JobRowError) -> dict[str, Any]:
         "PK": pk,
         "SK": sk,
         "type": "job_error",
-        **error.model_dump(mode="json"),
+        **dump(error),
     }
 
 
@@ -83,7 +76,7 @@ class DynamoJobRepository:
 
     def get(self, job_id: str) -> JobRecord | None:
         item = self.table.get(*job_key(job_id))
-        return to_job(item) if item else None
+        return load(JobRecord, item) if item else None
 
     def list_newest(
         self, *, status: JobStatus | None, job_type: JobType | None, limit: int, cursor: str | None = None
@@ -103,7 +96,7 @@ class DynamoJobRepository:
             values=values,
             **filter_args,
         )
-        return Page([to_job(item) for item in items], next_cursor)
+        return Page([load(JobRecord, item) for item in items], next_cursor)
 
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
         """The job and, when its status changes, the job counters (dashboard) in one transaction.
@@ -125,7 +118,7 @@ class DynamoJobRepository:
             item = self.table.update(
                 pk, sk, expression, condition=condition, names=names, values=values, on_condition_failed=changed
             )
-            return to_job(item)
+            return load(JobRecord, item)
         update = {
             "Update": {
                 "Key": key(*job_key(current.id)),
@@ -158,7 +151,7 @@ class DynamoJobRepository:
             )
         except ConditionFailed:
             return None
-        return to_job(item)
+        return load(JobRecord, item)
 
     def request_cancel(self, job_id: str) -> JobRecord:
         pk, sk = job_key(job_id)
@@ -175,7 +168,7 @@ class DynamoJobRepository:
             if self.get(job_id) is None:
                 raise RecordMissing(f"job {job_id!r} not found") from None
             raise ConditionFailed(f"job {job_id!r} has already finished") from None
-        return to_job(item)
+        return load(JobRecord, item)
 
     def add_errors(self, errors: list[JobRowError]) -> None:
         if errors:
@@ -190,13 +183,13 @@ class DynamoJobRepository:
             limit=limit,
             cursor=cursor,
         )
-        return Page([to_error(item) for item in items], next_cursor)
+        return Page([load(JobRowError, item) for item in items], next_cursor)
 
     def list_unfinished(self, *, limit: int) -> list[JobRecord]:
         jobs: list[JobRecord] = []
         for status in UNFINISHED:
             for item in self.table.query_all(partition=f"JOBSTATUS#{status.value}", index="GSI1"):
-                jobs.append(to_job(item))
+                jobs.append(load(JobRecord, item))
                 if len(jobs) >= limit:
                     return jobs
         return jobs

@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from app.storage.base import ConditionFailed, RecordMissing, StorageError
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.schema import GSI1
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
 from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
@@ -24,33 +25,27 @@ def user_sessions_partition(username: str) -> str:
 
 
 def family_item(family: TokenFamilyRecord) -> dict[str, Any]:
-    pk, sk = family_key(family.family_id)
-    return {
-        "PK": pk,
-        "SK": sk,
-        "GSI1PK": user_sessions_partition(family.username),
-        "GSI1SK": pk,
-        "type": "token_family",
-        "ttl": epoch_seconds(family.expires_at),
-        **family.model_dump(mode="json"),
-    }
+    return _session_item(family_key(family.family_id), "token_family", family)
 
 
 def token_item(token: RefreshTokenRecord) -> dict[str, Any]:
-    pk, sk = token_key(token.token_hash)
+    return _session_item(token_key(token.token_hash), "refresh_token", token)
+
+
+def _session_item(
+    item_key: tuple[str, str], item_type: str, record: TokenFamilyRecord | RefreshTokenRecord
+) -> dict[str, Any]:
+    """In the user's sessions partition, so deleting the user finds it; gone with its expiry."""
+    pk, sk = item_key
     return {
         "PK": pk,
         "SK": sk,
-        "GSI1PK": user_sessions_partition(token.username),
+        "GSI1PK": user_sessions_partition(record.username),
         "GSI1SK": pk,
-        "type": "refresh_token",
-        "ttl": epoch_seconds(token.expires_at),
-        **token.model_dump(mode="json"),
+        "type": item_type,
+        "ttl": epoch_seconds(record.expires_at),
+        **dump(record),
     }
-
-
-def record_fields(model: type[TokenFamilyRecord] | type[RefreshTokenRecord], item: dict[str, Any]) -> dict[str, Any]:
-    return {name: item[name] for name in model.model_fields if name in item}
 
 
 def denied_key(family_id: str) -> tuple[str, str]:
@@ -145,11 +140,11 @@ class DynamoSessionRepository:
 
     def find_token(self, token_hash: str) -> RefreshTokenRecord | None:
         item = self.table.get(*token_key(token_hash))
-        return RefreshTokenRecord.model_validate(record_fields(RefreshTokenRecord, item)) if item else None
+        return load(RefreshTokenRecord, item) if item else None
 
     def get_family(self, family_id: str) -> TokenFamilyRecord | None:
         item = self.table.get(*family_key(family_id))
-        return TokenFamilyRecord.model_validate(record_fields(TokenFamilyRecord, item)) if item else None
+        return load(TokenFamilyRecord, item) if item else None
 
     def revoke_family(self, family_id: str) -> None:
         try:

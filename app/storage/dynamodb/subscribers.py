@@ -25,13 +25,13 @@ from app.storage.base import (
     CounterDrift,
     CursorRejected,
     Page,
-    RecordMissing,
-    StaleVersion,
     StorageError,
     ValueTaken,
+    missing_or_stale,
 )
 from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
 from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import DynamoCounterRepository, counter_updates
 from app.storage.dynamodb.schema import GSI1, GSI2, GSI3, GSI4, index_keys
 from app.storage.dynamodb.table import (
@@ -102,12 +102,8 @@ def subscriber_item(subscriber: SubscriberRecord) -> dict[str, Any]:
         "GSI3SK": f"{status}#{uid}",
         "GSI4PK": f"SUBEMAIL#{subscriber.email}" if subscriber.email else None,
         "GSI4SK": uid if subscriber.email else None,
-        **subscriber.model_dump(mode="json"),
+        **dump(subscriber),
     }
-
-
-def to_subscriber(item: Mapping[str, Any]) -> SubscriberRecord:
-    return SubscriberRecord.model_validate({name: item[name] for name in SubscriberRecord.model_fields if name in item})
 
 
 def _claim_put(claim_key: tuple[str, str], uid: str) -> dict[str, Any]:
@@ -182,21 +178,7 @@ class DynamoSubscriberRepository:
     # --- writes ------------------------------------------------------------------------------------
 
     def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
-        transaction = _Transaction()
-        transaction.add(
-            {
-                "Put": {
-                    "Item": serialize(subscriber_item(subscriber)),
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                }
-            },
-            "uid",
-        )
-        transaction.add(_claim_put(msisdn_claim_key(subscriber.msisdn), subscriber.uid), "msisdn")
-        transaction.add(_claim_put(imsi_claim_key(subscriber.imsi), subscriber.uid), "imsi")
-        transaction.add(audit_put(audit))
-        for action in _counter_actions(None, subscriber):
-            transaction.add(action)
+        transaction = _audited(_writes(None, subscriber), audit, None, subscriber)
 
         def cancelled(codes: list[str]) -> StorageError:
             return _taken(transaction.first_failure(codes) or "uid", subscriber)
@@ -205,33 +187,18 @@ class DynamoSubscriberRepository:
 
     def replace(self, current: SubscriberRecord, updated: SubscriberRecord, audit: AuditEntry) -> None:
         _check_successor(current, updated)
-        transaction = _Transaction()
-        transaction.add(
-            {"Put": {"Item": serialize(subscriber_item(updated)), **_version_condition(current.version)}}, "version"
-        )
-        if updated.msisdn != current.msisdn:
-            transaction.add(_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release")
-            transaction.add(_claim_put(msisdn_claim_key(updated.msisdn), current.uid), "msisdn")
-        if updated.imsi != current.imsi:
-            transaction.add(_claim_release(imsi_claim_key(current.imsi), current.uid), "release")
-            transaction.add(_claim_put(imsi_claim_key(updated.imsi), current.uid), "imsi")
-        transaction.add(audit_put(audit))
-        for action in _counter_actions(current, updated):
-            transaction.add(action)
+        transaction = _audited(_writes(current, updated), audit, current, updated)
         self.table.transact(
             transaction.actions, on_cancel=lambda codes: self._write_failed(transaction, codes, updated)
         )
 
     def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
-        transaction = _Transaction()
-        transaction.add(
-            {"Delete": {"Key": key(*subscriber_key(current.uid)), **_version_condition(current.version)}}, "version"
-        )
-        transaction.add(_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release")
-        transaction.add(_claim_release(imsi_claim_key(current.imsi), current.uid), "release")
-        transaction.add(audit_put(audit))
-        for action in _counter_actions(current, None):
-            transaction.add(action)
+        removal = [
+            ({"Delete": {"Key": key(*subscriber_key(current.uid)), **_version_condition(current.version)}}, "version"),
+            (_claim_release(msisdn_claim_key(current.msisdn), current.uid), "release"),
+            (_claim_release(imsi_claim_key(current.imsi), current.uid), "release"),
+        ]
+        transaction = _audited(removal, audit, current, None)
         self.table.transact(
             transaction.actions, on_cancel=lambda codes: self._write_failed(transaction, codes, current)
         )
@@ -239,9 +206,7 @@ class DynamoSubscriberRepository:
     def _write_failed(self, transaction: _Transaction, codes: list[str], subscriber: SubscriberRecord) -> StorageError:
         failure = transaction.first_failure(codes)
         if failure == "version" or not failure:
-            if self.get(subscriber.uid) is None:
-                return RecordMissing(f"subscriber {subscriber.uid!r} not found")
-            return StaleVersion(f"subscriber {subscriber.uid!r} was changed by someone else; reload it")
+            return missing_or_stale("subscriber", subscriber.uid, self.get(subscriber.uid))
         if failure == "release":
             # Claims only change together with their subscriber, so this is a bug or a manual edit.
             logger.error("subscriber claims do not match the subscriber", extra={"uid": subscriber.uid})
@@ -286,7 +251,7 @@ class DynamoSubscriberRepository:
 
     def _get_subscribers(self, uids: Iterable[str]) -> dict[str, SubscriberRecord]:
         items = self.table.get_many(subscriber_key(uid) for uid in uids)
-        return {item["uid"]: to_subscriber(item) for item in items}
+        return {item["uid"]: load(SubscriberRecord, item) for item in items}
 
     def _claim_owners(self, claim_keys: Iterable[tuple[str, str]]) -> dict[str, SubscriberRecord]:
         """Owner of each claim, keyed by the claim's PK."""
@@ -372,7 +337,7 @@ class DynamoSubscriberRepository:
 
     def get(self, uid: str) -> SubscriberRecord | None:
         item = self.table.get(*subscriber_key(uid))
-        return to_subscriber(item) if item else None
+        return load(SubscriberRecord, item) if item else None
 
     def _get_claimed(self, claim_key: tuple[str, str]) -> SubscriberRecord | None:
         claim = self.table.get(*claim_key)
@@ -466,7 +431,7 @@ class DynamoSubscriberRepository:
         next_cursor = None
         if len(merged) > limit:
             next_cursor = self.table.cursors.encode(scope, {"after": page[-1][range_key]})
-        return Page([to_subscriber(item) for item in page], next_cursor)
+        return Page([load(SubscriberRecord, item) for item in page], next_cursor)
 
     def _cursor_position(self, scope: str, cursor: str | None, prefix: str | None) -> str | None:
         if not cursor:
@@ -524,9 +489,9 @@ class _Cancelled(StorageError):
         self.codes = codes
 
 
-def _row_actions(write: PlannedWrite) -> list[tuple[dict[str, Any], str]]:
-    """The actions of one imported row and what each failed condition means."""
-    after, before = write.after, write.before
+def _writes(before: SubscriberRecord | None, after: SubscriberRecord) -> list[tuple[dict[str, Any], str]]:
+    """The put of `after` (new, or replacing `before`) and the claims it takes or gives back, each
+    with what its failed condition means."""
     if before is None:
         put = {"Put": {"Item": serialize(subscriber_item(after)), "ConditionExpression": "attribute_not_exists(PK)"}}
         return [
@@ -542,6 +507,22 @@ def _row_actions(write: PlannedWrite) -> list[tuple[dict[str, Any], str]]:
         actions.append((_claim_release(imsi_claim_key(before.imsi), before.uid), "release"))
         actions.append((_claim_put(imsi_claim_key(after.imsi), after.uid), "imsi"))
     return actions
+
+
+def _audited(
+    writes: list[tuple[dict[str, Any], str]],
+    audit: AuditEntry,
+    before: SubscriberRecord | None,
+    after: SubscriberRecord | None,
+) -> _Transaction:
+    """The writes of one subscriber change with its audit entry and counter changes: one transaction."""
+    transaction = _Transaction()
+    for action, meaning in writes:
+        transaction.add(action, meaning)
+    transaction.add(audit_put(audit))
+    for action in _counter_actions(before, after):
+        transaction.add(action)
+    return transaction
 
 
 def action_size(action: Mapping[str, Any]) -> int:
@@ -566,7 +547,7 @@ class _Entry:
 
     @classmethod
     def of(cls, row: ImportRow, write: PlannedWrite) -> _Entry:
-        actions = _row_actions(write)
+        actions = _writes(write.before, write.after)
         moved = subscriber_counter_deltas(write.before, write.after)
         return cls(
             row,

@@ -19,7 +19,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.storage.base import CheckResult, ConditionFailed, Readiness, RecordMissing, StorageError, StoreUnavailable
+from app.storage.base import CheckResult, ConditionFailed, Readiness, StorageError, StoreUnavailable
 from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.schema import INDEXES, PK, SK, TTL_ATTRIBUTE, index_keys, table_definition
 
@@ -450,7 +450,3 @@ def _default_conflict() -> StorageError:
 
 def _backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.02 * 2**attempt) * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
-
-
-def not_found(entity: str, identifier: str) -> RecordMissing:
-    return RecordMissing(f"{entity} {identifier!r} not found")

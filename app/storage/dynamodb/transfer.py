@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.storage.base import IdempotencyKey, StorageError
-from app.storage.dynamodb.audit import audit_item, audit_key, to_entry
+from app.storage.dynamodb.audit import audit_item, audit_key
 from app.storage.dynamodb.bookings import (
     booking_item,
     booking_key,
@@ -26,17 +26,15 @@ from app.storage.dynamodb.bookings import (
     resource_key,
     slot_key,
     status_item,
-    to_booking,
-    to_resource,
 )
+from app.storage.dynamodb.codec import load
 from app.storage.dynamodb.counters import counter_item, counter_key
-from app.storage.dynamodb.jobs import error_item, error_key, job_item, job_key, to_error, to_job
+from app.storage.dynamodb.jobs import error_item, error_key, job_item, job_key
 from app.storage.dynamodb.sessions import (
     denied_item,
     denied_key,
     family_item,
     family_key,
-    record_fields,
     token_item,
     token_key,
 )
@@ -45,22 +43,12 @@ from app.storage.dynamodb.subscribers import (
     msisdn_claim_key,
     subscriber_item,
     subscriber_key,
-    to_subscriber,
 )
 from app.storage.dynamodb.table import TRANSACTION_LIMIT, DynamoTable, deserialize, key, serialize, serialize_values
-from app.storage.dynamodb.users import to_user, user_item, user_key
-from app.storage.records import (
-    AuditEntry,
-    BookingRecord,
-    JobRecord,
-    JobRowError,
-    RefreshTokenRecord,
-    ResourceRecord,
-    SubscriberRecord,
-    TokenFamilyRecord,
-    UserRecord,
-)
+from app.storage.dynamodb.users import user_item, user_key
+from app.storage.records import SubscriberRecord
 from app.storage.transfer import (
+    MODELS,
     Key,
     Refused,
     TransferRecord,
@@ -94,61 +82,65 @@ def _record(item: dict[str, Any]) -> TransferRecord | None:
     if prefix in _DERIVED_OR_TRANSIENT:
         return None
     if prefix == "USER" and sk == "USER":
-        return entity("users", to_user(item))
+        return _entity("users", item)
     if prefix == "SUB" and sk == "SUBSCRIBER":
-        return entity("subscribers", to_subscriber(item))
+        return _entity("subscribers", item)
     if prefix == "RESOURCE" and sk == "RESOURCE":
-        return entity("resources", to_resource(item))
+        return _entity("resources", item)
     if prefix == "RESOURCE" and sk.startswith("SLOT#"):
         return slot(rest, sk.removeprefix("SLOT#"), int(item.get("booked", 0)))
     if prefix == "BOOKING" and sk == "BOOKING":
-        return entity("bookings", to_booking(item))
+        return _entity("bookings", item)
     if prefix == "SUBBUSY":
         return busy_ledger(rest, sk, list(item.get("intervals", [])))
     if prefix == "IDEMPOTENCY":
         expires = parse_time(str(item["expires_at"]))
         return idempotency_record(rest, str(item["request_hash"]), str(item["booking_id"]), expires)
     if prefix == "JOB" and sk == "JOB":
-        return entity("jobs", to_job(item))
+        return _entity("jobs", item)
     if prefix == "JOB" and sk.startswith("ERR#"):
-        return entity("job_errors", to_error(item))
+        return _entity("job_errors", item)
     if prefix == "AUDIT":
-        return entity("audit", to_entry(item))
+        return _entity("audit", item)
     if prefix == "COUNTER":
         return counter(rest, sk, int(item.get("n", 0)))
     if prefix == "RFAMILY":
-        return entity("token_families", TokenFamilyRecord.model_validate(record_fields(TokenFamilyRecord, item)))
+        return _entity("token_families", item)
     if prefix == "RTOKEN":
-        return entity("refresh_tokens", RefreshTokenRecord.model_validate(record_fields(RefreshTokenRecord, item)))
+        return _entity("refresh_tokens", item)
     if prefix == "DENY":
         return denied_token(rest, datetime.fromtimestamp(int(item["ttl"]), UTC))
     raise StorageError(f"the copy does not know the item {pk} / {sk}; nothing was skipped silently")
+
+
+def _entity(kind: str, item: dict[str, Any]) -> TransferRecord:
+    return entity(kind, load(MODELS[kind], item))
 
 
 def _items(record: TransferRecord) -> list[dict[str, Any]]:
     """The item(s) a record becomes (subscribers are written apart, with their claims)."""
     data, kind = record.data, record.kind
     if kind == "users":
-        return [user_item(UserRecord.model_validate(data))]
+        return [user_item(record.model())]
     if kind == "resources":
-        return [resource_item(ResourceRecord.model_validate(data))]
+        return [resource_item(record.model())]
     if kind == "bookings":
-        booking = BookingRecord.model_validate(data)
+        booking = record.model()
         return [booking_item(booking), status_item(booking)]
     if kind == "busy_ledgers":
         return [ledger_item(data["subscriber_uid"], data["day"], data["intervals"], version=1)]
     if kind == "jobs":
-        return [job_item(JobRecord.model_validate(data))]
+        return [job_item(record.model())]
     if kind == "job_errors":
-        return [error_item(JobRowError.model_validate(data))]
+        return [error_item(record.model())]
     if kind == "audit":
-        return [audit_item(AuditEntry.model_validate(data))]
+        return [audit_item(record.model())]
     if kind == "counters":
         return [counter_item(data["scope"], data["key"], data["n"])]
     if kind == "token_families":
-        return [family_item(TokenFamilyRecord.model_validate(data))]
+        return [family_item(record.model())]
     if kind == "refresh_tokens":
-        return [token_item(RefreshTokenRecord.model_validate(data))]
+        return [token_item(record.model())]
     if kind == "denied_tokens":
         return [denied_item(data["jti"], parse_time(data["expires_at"]))]
     if kind == "slots":

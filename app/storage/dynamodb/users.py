@@ -3,8 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from app.storage.base import ConditionFailed, Page, RecordMissing, StaleVersion, StorageError, ValueTaken
+from app.storage.base import (
+    ConditionFailed,
+    Page,
+    StorageError,
+    ValueTaken,
+    missing_or_stale,
+)
 from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
 from app.storage.records import AuditEntry, UserRecord
@@ -24,12 +31,8 @@ def user_item(user: UserRecord) -> dict[str, Any]:
         "GSI1PK": "USERS",
         "GSI1SK": user.username,
         "type": "user",
-        **user.model_dump(mode="json"),
+        **dump(user),
     }
-
-
-def to_user(item: dict[str, Any]) -> UserRecord:
-    return UserRecord.model_validate({name: item[name] for name in UserRecord.model_fields if name in item})
 
 
 def _admin_counter_actions(delta: int) -> list[dict[str, Any]]:
@@ -67,22 +70,20 @@ class DynamoUserRepository:
 
     def get(self, username: str) -> UserRecord | None:
         item = self.table.get(*user_key(username))
-        return to_user(item) if item else None
+        return load(UserRecord, item) if item else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[UserRecord]:
         items, next_cursor = self.table.query_page(
             scope="users", partition="USERS", index="GSI1", limit=limit, cursor=cursor
         )
-        return Page([to_user(item) for item in items], next_cursor)
+        return Page([load(UserRecord, item) for item in items], next_cursor)
 
     def _guarded_write(self, current: UserRecord, write: dict[str, Any], audit: AuditEntry, admin_delta: int) -> None:
         actions = [write, audit_put(audit), *_admin_counter_actions(admin_delta)]
 
         def cancelled(codes: list[str]) -> StorageError:
             if codes and codes[0] == "ConditionalCheckFailed":
-                if self.get(current.username) is None:
-                    return RecordMissing(f"user {current.username!r} not found")
-                return StaleVersion(f"user {current.username!r} was changed by someone else; reload it")
+                return missing_or_stale("user", current.username, self.get(current.username))
             return ConditionFailed("this change would leave no active admin")
 
         self.table.transact(actions, on_cancel=cancelled)
@@ -130,7 +131,7 @@ class DynamoUserRepository:
                 )
             except ConditionFailed:  # a concurrent failure already locked it
                 pass
-        return to_user(item)
+        return load(UserRecord, item)
 
     def record_login_success(self, username: str, *, new_password_hash: str | None) -> None:
         pk, sk = user_key(username)

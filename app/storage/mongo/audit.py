@@ -4,26 +4,21 @@ from typing import Any
 
 from app.storage.base import AuditQuery, Page
 from app.storage.cursor import CursorCodec
+from app.storage.mongo import codec
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry
-from app.timeutil import as_utc, sortable, utcnow
+from app.timeutil import sortable, utcnow
 
 _AFTER_ANY_ID = "#~"
 
 
 def audit_document(entry: AuditEntry) -> dict[str, Any]:
-    document = entry.model_dump()
-    document["_id"] = document.pop("id")
-    document["order"] = f"{sortable(entry.at)}#{entry.id}"
-    return document
+    """The entry, and its position in every list of entries (`order`: time, then id)."""
+    return {**codec.document(entry, "id"), "order": f"{sortable(entry.at)}#{entry.id}"}
 
 
 def to_entry(document: dict[str, Any]) -> AuditEntry:
-    data = {name: document.get(name) for name in AuditEntry.model_fields if name != "id"}
-    data["at"] = as_utc(document["at"])
-    if document.get("expires_at"):
-        data["expires_at"] = as_utc(document["expires_at"])
-    return AuditEntry(id=document["_id"], **data)
+    return codec.load(AuditEntry, document, "id")
 
 
 def _unexpired() -> dict[str, Any]:
@@ -42,17 +37,17 @@ class MongoAuditRepository:
     def list_for_entity(
         self, entity_type: str, entity_id: str, *, limit: int, cursor: str | None = None
     ) -> Page[AuditEntry]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             {"entity_type": entity_type, "entity_id": entity_id, **_unexpired()},
-            order_field="order",
-            descending=True,
+            to_entry,
             limit=limit,
             cursor=cursor,
             scope=f"AUDIT#{entity_type}#{entity_id}",
             cursors=self.cursors,
+            order_field="order",
+            descending=True,
         )
-        return Page([to_entry(document) for document in documents], next_cursor)
 
     def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
         criteria: dict[str, Any] = {
@@ -62,14 +57,14 @@ class MongoAuditRepository:
         for field in ("entity_type", "entity_id", "actor"):
             if getattr(query, field):
                 criteria[field] = getattr(query, field)
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             criteria,
-            order_field="order",
-            descending=True,
+            to_entry,
             limit=limit,
             cursor=cursor,
             scope=query.scope,
             cursors=self.cursors,
+            order_field="order",
+            descending=True,
         )
-        return Page([to_entry(document) for document in documents], next_cursor)

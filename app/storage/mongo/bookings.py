@@ -29,16 +29,15 @@ from app.storage.base import (
     IdempotencyKeyTaken,
     OverlappingBooking,
     Page,
-    RecordMissing,
     ResourceChanged,
     SlotFull,
-    StaleVersion,
     StorageError,
     StoredIdempotency,
     ValueTaken,
+    missing_or_stale,
 )
 from app.storage.cursor import CursorCodec
-from app.storage.mongo import outbox
+from app.storage.mongo import codec, outbox
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry, BookingRecord, BookingStatus, ResourceRecord
@@ -48,35 +47,20 @@ DAY_SCOPE, RESOURCE_DAY_SCOPE = "bookings.day", "bookings.resource"
 CLAIMING, MOVING, RELEASING = "_claiming", "_moving", "_releasing"
 VISIBLE: dict[str, Any] = {**outbox.LIVE, CLAIMING: {"$exists": False}}
 LEDGER_RETENTION = timedelta(days=7)
-_TIMES = ("start", "end", "created_at", "updated_at", "cancelled_at")
-
-
-def resource_document(resource: ResourceRecord) -> dict[str, Any]:
-    document = resource.model_dump(mode="json")
-    document["_id"] = document.pop("id")
-    document["created_at"], document["updated_at"] = resource.created_at, resource.updated_at
-    return document
+OPEN = [status.value for status in BookingStatus if status.open]
 
 
 def to_resource(document: dict[str, Any]) -> ResourceRecord:
-    data = {name: document[name] for name in ResourceRecord.model_fields if name in document and name != "id"}
-    return ResourceRecord.model_validate({**data, "id": document["_id"]})
+    return codec.load(ResourceRecord, document, "id")
 
 
 def booking_document(booking: BookingRecord) -> dict[str, Any]:
-    document = booking.model_dump()
-    document["_id"] = document.pop("id")
-    document["status"] = booking.status.value
-    document["order"] = f"{sortable(booking.start)}#{booking.id}"
-    return document
+    """The booking, and its position in every list of bookings (`order`: start, then id)."""
+    return {**codec.document(booking, "id"), "order": f"{sortable(booking.start)}#{booking.id}"}
 
 
 def to_booking(document: dict[str, Any]) -> BookingRecord:
-    data = {name: document[name] for name in BookingRecord.model_fields if name in document and name != "id"}
-    for name in _TIMES:
-        if data.get(name) is not None:
-            data[name] = as_utc(data[name])
-    return BookingRecord.model_validate({**data, "id": document["_id"]})
+    return codec.load(BookingRecord, document, "id")
 
 
 def _conditional_upsert(collection: Any, filter: dict[str, Any], update: dict[str, Any]) -> bool:
@@ -138,7 +122,7 @@ class MongoResourceRepository:
         self.cursors = cursors
 
     def create(self, resource: ResourceRecord, audit: AuditEntry) -> None:
-        document = resource_document(resource)
+        document = codec.document(resource, "id")
         document[outbox.PENDING] = [outbox.pending(audit)]
         try:
             self.collection.insert_one(document)
@@ -151,17 +135,15 @@ class MongoResourceRepository:
         return to_resource(document) if document else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[ResourceRecord]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             outbox.LIVE,
-            order_field="_id",
-            descending=False,
+            to_resource,
             limit=limit,
             cursor=cursor,
             scope="resources",
             cursors=self.cursors,
         )
-        return Page([to_resource(document) for document in documents], next_cursor)
 
     def _guard(self, current: ResourceRecord) -> dict[str, Any]:
         return {
@@ -173,19 +155,16 @@ class MongoResourceRepository:
 
     def _refusal(self, current: ResourceRecord) -> StorageError:
         stored = self.get(current.id)
-        if stored is None:
-            return RecordMissing(f"resource {current.id!r} not found")
-        if stored.version != current.version:
-            return StaleVersion(f"resource {current.id!r} was changed by someone else; reload it")
-        return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+        if stored is not None and stored.version == current.version:
+            return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
+        return missing_or_stale("resource", current.id, stored)
 
     def replace(self, current: ResourceRecord, updated: ResourceRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
         updated.bookings_revision = current.bookings_revision
-        document = resource_document(updated)
-        document.pop("_id")
+        changes = codec.dump(updated, exclude={"id"})
         result = self.collection.update_one(
-            self._guard(current), {"$set": document, "$push": {outbox.PENDING: outbox.pending(audit)}}
+            self._guard(current), {"$set": changes, "$push": {outbox.PENDING: outbox.pending(audit)}}
         )
         if result.matched_count == 0:
             raise self._refusal(current)
@@ -341,9 +320,7 @@ class MongoBookingRepository:
         raise IdempotencyKeyTaken("this Idempotency-Key was already used")
 
     def _stale(self, current: BookingRecord) -> StorageError:
-        if self.get(current.id) is None:
-            return RecordMissing(f"booking {current.id!r} not found")
-        return StaleVersion(f"booking {current.id!r} was changed by someone else; reload it")
+        return missing_or_stale("booking", current.id, self.get(current.id))
 
     def _changes(self, updated: BookingRecord) -> dict[str, Any]:
         document = booking_document(updated)
@@ -352,15 +329,15 @@ class MongoBookingRepository:
 
     def change_status(self, current: BookingRecord, updated: BookingRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
-        releasing = current.status is BookingStatus.CONFIRMED and updated.status is not BookingStatus.CONFIRMED
+        release = current.status.release_to(updated.status)
         changes = self._changes(updated)
-        if releasing:
-            cancelling = updated.status is BookingStatus.CANCELLED
+        if release.anything:
             changes[RELEASING] = {
                 "start": current.start,
                 "end": current.end,
-                "free_seat": cancelling,
-                "uncount": current.local_date if cancelling else None,
+                "free_time": release.time,
+                "free_seat": release.seat,
+                "uncount": current.local_date if release.count else None,
             }
         result = self.collection.update_one(
             {"_id": current.id, "version": current.version, MOVING: {"$exists": False}, **VISIBLE},
@@ -368,7 +345,7 @@ class MongoBookingRepository:
         )
         if result.matched_count == 0:
             raise self._stale(current)
-        if releasing:
+        if release.anything:
             self._finish_release(current.id)
         outbox.flush(self.db, self.collection_name, current.id)
 
@@ -379,7 +356,8 @@ class MongoBookingRepository:
         if not document or not release:
             return
         start, end = as_utc(release["start"]), as_utc(release["end"])
-        self._release_time(document["subscriber_uid"], booking_id, start, end)
+        if release.get("free_time", True):  # markers written before the flag always freed the time
+            self._release_time(document["subscriber_uid"], booking_id, start, end)
         if release.get("free_seat"):
             self._free_seat(booking_id, document["resource_id"], start)
         if release.get("uncount"):
@@ -396,7 +374,7 @@ class MongoBookingRepository:
             {
                 "_id": current.id,
                 "version": current.version,
-                "status": BookingStatus.CONFIRMED.value,
+                "status": {"$in": OPEN},
                 MOVING: {"$exists": False},
                 RELEASING: {"$exists": False},
                 **VISIBLE,
@@ -423,6 +401,7 @@ class MongoBookingRepository:
         changes[RELEASING] = {
             "start": current.start,
             "end": current.end,
+            "free_time": True,
             "free_seat": True,
             "uncount": current.local_date if day_moved else None,
             "count": updated.local_date if day_moved else None,
@@ -471,17 +450,16 @@ class MongoBookingRepository:
         return StoredIdempotency(request_hash=document["idempotency"]["request_hash"], booking_id=booking_id)
 
     def _page(self, query: dict[str, Any], scope: str, limit: int, cursor: str | None) -> Page[BookingRecord]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             {**query, **VISIBLE},
-            order_field="order",
-            descending=False,
+            to_booking,
             limit=limit,
             cursor=cursor,
             scope=scope,
             cursors=self.cursors,
+            order_field="order",
         )
-        return Page([to_booking(document) for document in documents], next_cursor)
 
     @staticmethod
     def _scope(name: str, start_from: datetime | None, start_to: datetime | None) -> str:
@@ -522,7 +500,7 @@ class MongoBookingRepository:
         documents = self.collection.find(
             {
                 "resource_id": resource_id,
-                "status": BookingStatus.CONFIRMED.value,
+                "status": {"$in": OPEN},
                 "$or": [{"start": {"$gt": now}}, {f"{MOVING}.start": {"$gt": now}}],
                 **outbox.LIVE,
             }
@@ -540,5 +518,5 @@ class MongoBookingRepository:
         return found
 
     def has_future_confirmed(self, subscriber_uid: str, now: datetime) -> bool:
-        query = {"subscriber_uid": subscriber_uid, "status": BookingStatus.CONFIRMED.value, "start": {"$gt": now}}
+        query = {"subscriber_uid": subscriber_uid, "status": {"$in": OPEN}, "start": {"$gt": now}}
         return self.collection.find_one({**query, **outbox.LIVE}, {"_id": 1}) is not None

@@ -16,21 +16,19 @@ from app.storage.base import (
     job_outcome_counters,
 )
 from app.storage.cursor import CursorCodec
+from app.storage.mongo import codec
 from app.storage.mongo.paging import find_page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
-from app.timeutil import as_utc, sortable
+from app.timeutil import sortable
 
 FINISHED = [status.value for status in JobStatus if status.finished]
 SWEEP_ORDER = [JobStatus.RUNNING.value, JobStatus.VALIDATING.value, JobStatus.PENDING.value]
 _SIDE_FIELDS = ("lease_owner", "lease_until", "cancel_requested")
-_TIMES = ("created_at", "started_at", "finished_at", "heartbeat_at", "lease_until")
 
 
 def job_document(job: JobRecord) -> dict[str, Any]:
-    document = job.model_dump(mode="python", exclude=set(_SIDE_FIELDS))
-    document["_id"] = document.pop("id")
-    document["order"] = f"{sortable(job.created_at)}#{job.id}"
-    return document
+    """The job without its side fields, and its place in the newest-first lists (`order`)."""
+    return {**codec.document(job, "id", exclude=_SIDE_FIELDS), "order": f"{sortable(job.created_at)}#{job.id}"}
 
 
 def stored_job_document(job: JobRecord) -> dict[str, Any]:
@@ -44,20 +42,15 @@ def error_id(job_id: str, row: int, field: str) -> str:
 
 
 def to_error(document: dict[str, Any]) -> JobRowError:
-    return JobRowError.model_validate({name: document[name] for name in JobRowError.model_fields if name in document})
+    return codec.load(JobRowError, document)
 
 
 def error_document(error: JobRowError) -> dict[str, Any]:
-    return {"_id": error_id(error.job_id, error.row, error.field), **error.model_dump()}
+    return {"_id": error_id(error.job_id, error.row, error.field), **codec.dump(error)}
 
 
 def to_job(document: dict[str, Any]) -> JobRecord:
-    data = {key: value for key, value in document.items() if key in JobRecord.model_fields}
-    data["id"] = document["_id"]
-    for name in _TIMES:
-        if data.get(name) is not None:
-            data[name] = as_utc(data[name])
-    return JobRecord.model_validate(data)
+    return codec.load(JobRecord, document, "id")
 
 
 class MongoJobRepository:
@@ -86,17 +79,17 @@ class MongoJobRepository:
             query["status"] = status.value
         if job_type:
             query["type"] = job_type.value
-        documents, next_cursor = find_page(
+        return find_page(
             self.jobs,
             query,
-            order_field="order",
-            descending=True,
+            to_job,
             limit=limit,
             cursor=cursor,
             scope=f"jobs|{status}|{job_type}",
             cursors=self.cursors,
+            order_field="order",
+            descending=True,
         )
-        return Page([to_job(document) for document in documents], next_cursor)
 
     def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
         written = updated.model_copy(update={"version": current.version + 1})
@@ -149,17 +142,15 @@ class MongoJobRepository:
             self.errors.replace_one({"_id": document["_id"]}, document, upsert=True)
 
     def list_errors(self, job_id: str, *, limit: int, cursor: str | None = None) -> Page[JobRowError]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.errors,
             {"job_id": job_id},
-            order_field="_id",
-            descending=False,
+            to_error,
             limit=limit,
             cursor=cursor,
             scope=f"job-errors|{job_id}",
             cursors=self.cursors,
         )
-        return Page([to_error(document) for document in documents], next_cursor)
 
     def list_unfinished(self, *, limit: int) -> list[JobRecord]:
         jobs: list[JobRecord] = []

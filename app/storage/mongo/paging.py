@@ -1,24 +1,28 @@
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from app.storage.base import CursorRejected
+from app.storage.base import CursorRejected, Page
 from app.storage.cursor import CursorCodec
+
+T = TypeVar("T")
 
 
 def find_page(
     collection: Any,
     query: Mapping[str, Any],
+    read: Callable[[dict[str, Any]], T],
     *,
-    order_field: str,
-    descending: bool,
     limit: int,
     cursor: str | None,
     scope: str,
     cursors: CursorCodec,
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Keyset pagination on one unique, sortable field (no skip/offset, so pages stay O(limit))."""
+    order_field: str = "_id",
+    descending: bool = False,
+) -> Page[T]:
+    """Keyset pagination on one unique, sortable field (no skip/offset, so pages stay O(limit));
+    `read` makes each document the record it holds."""
     criteria = dict(query)
     if cursor:
         after = cursors.decode(scope, cursor).get("after")
@@ -30,6 +34,6 @@ def find_page(
         criteria[order_field] = {**existing, **bound} if isinstance(existing, dict) else bound
     documents = list(collection.find(criteria).sort(order_field, -1 if descending else 1).limit(limit + 1))
     if len(documents) <= limit:
-        return documents, None
+        return Page([read(document) for document in documents])
     page = documents[:limit]
-    return page, cursors.encode(scope, {"after": page[-1][order_field]})
+    return Page([read(document) for document in page], cursors.encode(scope, {"after": page[-1][order_field]}))

@@ -6,25 +6,8 @@ from typing import Any
 from pymongo import ReturnDocument
 
 from app.storage.base import ConditionFailed, RecordMissing
+from app.storage.mongo import codec
 from app.storage.records import RefreshTokenRecord, TokenFamilyRecord
-from app.timeutil import as_utc
-
-_TIMES = ("issued_at", "expires_at", "used_at", "created_at")
-
-
-def session_document(record: RefreshTokenRecord | TokenFamilyRecord, id_field: str) -> dict[str, Any]:
-    document = record.model_dump()
-    document["_id"] = document.pop(id_field)
-    return document
-
-
-def session_fields(document: dict[str, Any], id_field: str) -> dict[str, Any]:
-    data = {key: value for key, value in document.items() if key != "_id"}
-    data[id_field] = document["_id"]
-    for name in _TIMES:
-        if data.get(name) is not None:
-            data[name] = as_utc(data[name])
-    return data
 
 
 class MongoSessionRepository:
@@ -34,8 +17,8 @@ class MongoSessionRepository:
         self.denied = db["denied_tokens"]
 
     def start(self, family: TokenFamilyRecord, token: RefreshTokenRecord) -> None:
-        self.families.insert_one(session_document(family, "family_id"))
-        self.tokens.insert_one(session_document(token, "token_hash"))
+        self.families.insert_one(codec.document(family, "family_id"))
+        self.tokens.insert_one(codec.document(token, "token_hash"))
 
     def rotate(self, used_token_hash: str, new_token: RefreshTokenRecord, *, now: datetime) -> TokenFamilyRecord:
         used = self.tokens.find_one_and_update(
@@ -60,16 +43,16 @@ class MongoSessionRepository:
         )
         if family is None:
             raise ConditionFailed("the session has been revoked")
-        self.tokens.insert_one(session_document(new_token, "token_hash"))
-        return TokenFamilyRecord.model_validate(session_fields(family, "family_id"))
+        self.tokens.insert_one(codec.document(new_token, "token_hash"))
+        return codec.load(TokenFamilyRecord, family, "family_id")
 
     def find_token(self, token_hash: str) -> RefreshTokenRecord | None:
         document = self.tokens.find_one({"_id": token_hash})
-        return RefreshTokenRecord.model_validate(session_fields(document, "token_hash")) if document else None
+        return codec.load(RefreshTokenRecord, document, "token_hash") if document else None
 
     def get_family(self, family_id: str) -> TokenFamilyRecord | None:
         document = self.families.find_one({"_id": family_id})
-        return TokenFamilyRecord.model_validate(session_fields(document, "family_id")) if document else None
+        return codec.load(TokenFamilyRecord, document, "family_id") if document else None
 
     def revoke_family(self, family_id: str) -> None:
         self.families.update_one({"_id": family_id}, {"$set": {"revoked": True}})

@@ -14,7 +14,13 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from app.storage.base import CounterDrift, CursorRejected, Page, RecordMissing, StaleVersion, ValueTaken
+from app.storage.base import (
+    CounterDrift,
+    CursorRejected,
+    Page,
+    ValueTaken,
+    missing_or_stale,
+)
 from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
 from app.storage.cursor import CursorCodec
 from app.storage.importing import (
@@ -29,10 +35,9 @@ from app.storage.importing import (
     taken,
     written,
 )
-from app.storage.mongo import outbox
+from app.storage.mongo import codec, outbox
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
-from app.timeutil import as_utc
 
 COLLECTION = "subscribers"
 # Above every character a uid may contain ([A-Za-z0-9_-]): `prefix <= uid < prefix + "~"` is a prefix match.
@@ -44,19 +49,8 @@ _PREVIOUS = "_import_prev"
 _INDEX_FIELDS = {"_id": "uid", "msisdn": "msisdn", "imsi": "imsi"}
 
 
-def subscriber_document(subscriber: SubscriberRecord) -> dict[str, Any]:
-    document = subscriber.model_dump()
-    document["_id"] = document.pop("uid")
-    document["status"] = subscriber.status.value
-    return document
-
-
 def to_subscriber(document: Mapping[str, Any]) -> SubscriberRecord:
-    data = {name: document[name] for name in SubscriberRecord.model_fields if name in document}
-    data["uid"] = document["_id"]
-    data["created_at"] = as_utc(document["created_at"])
-    data["updated_at"] = as_utc(document["updated_at"])
-    return SubscriberRecord.model_validate(data)
+    return codec.load(SubscriberRecord, document, "uid")
 
 
 class MongoSubscriberRepository:
@@ -69,7 +63,7 @@ class MongoSubscriberRepository:
     # --- writes ------------------------------------------------------------------------------------
 
     def create(self, subscriber: SubscriberRecord, audit: AuditEntry) -> None:
-        document = subscriber_document(subscriber)
+        document = codec.document(subscriber, "uid")
         document[outbox.PENDING] = [outbox.pending(audit, subscriber_counter_deltas(None, subscriber))]
         try:
             self.collection.insert_one(document)
@@ -80,8 +74,7 @@ class MongoSubscriberRepository:
     def replace(self, current: SubscriberRecord, updated: SubscriberRecord, audit: AuditEntry) -> None:
         if updated.uid != current.uid or updated.version != current.version + 1:
             raise ValueError("the updated subscriber must keep the uid and have version = current.version + 1")
-        changes = subscriber_document(updated)
-        changes.pop("_id")
+        changes = codec.dump(updated, exclude={"uid"})
         entry = outbox.pending(audit, subscriber_counter_deltas(current, updated))
         try:
             result = self.collection.update_one(
@@ -92,7 +85,7 @@ class MongoSubscriberRepository:
             moved = tuple(name for name in ("msisdn", "imsi") if getattr(updated, name) != getattr(current, name))
             raise self._taken(exc, updated, moved) from None
         if result.matched_count == 0:
-            raise self._missing_or_stale(current.uid)
+            raise missing_or_stale("subscriber", current.uid, self.get(current.uid))
         outbox.flush(self.db, COLLECTION, current.uid)
 
     def delete(self, current: SubscriberRecord, audit: AuditEntry) -> None:
@@ -102,13 +95,8 @@ class MongoSubscriberRepository:
             {"$set": {outbox.DELETED: True}, "$push": {outbox.PENDING: entry}},
         )
         if result.matched_count == 0:
-            raise self._missing_or_stale(current.uid)
+            raise missing_or_stale("subscriber", current.uid, self.get(current.uid))
         outbox.finish_delete(self.db, COLLECTION, current.uid)
-
-    def _missing_or_stale(self, uid: str) -> RecordMissing | StaleVersion:
-        if self.get(uid) is None:
-            return RecordMissing(f"subscriber {uid!r} not found")
-        return StaleVersion(f"subscriber {uid!r} was changed by someone else; reload it")
 
     def _taken(self, error: DuplicateKeyError, subscriber: SubscriberRecord, candidates: tuple[str, ...]) -> ValueTaken:
         """Which unique value collided: the server says so; mongomock doesn't, so then ask the index."""
@@ -197,7 +185,7 @@ class MongoSubscriberRepository:
             return []
         failed: set[int] = set()
         try:
-            self.collection.insert_many([subscriber_document(write.after) for _, write in creates], ordered=False)
+            self.collection.insert_many([codec.document(write.after, "uid") for _, write in creates], ordered=False)
         except BulkWriteError as exc:
             failed = {int(error["index"]) for error in exc.details.get("writeErrors", [])}
         outcomes: builtins.list[ImportOutcome] = []
@@ -214,8 +202,7 @@ class MongoSubscriberRepository:
     ) -> ImportOutcome:
         before = write.before
         assert before is not None
-        changes = subscriber_document(write.after)
-        changes.pop("_id")
+        changes = codec.dump(write.after, exclude={"uid"})
         changes[_PREVIOUS] = {"status": before.status.value, "plan": before.plan}
         try:
             result = self.collection.update_one(

@@ -14,38 +14,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from app.storage.mongo import outbox
-from app.storage.mongo.audit import audit_document, to_entry
-from app.storage.mongo.bookings import (
-    VISIBLE,
-    booking_document,
-    busy_id,
-    ledger_expiry,
-    resource_document,
-    slot_id,
-    to_booking,
-    to_resource,
-)
+from app.storage.mongo import codec, outbox
+from app.storage.mongo.audit import audit_document
+from app.storage.mongo.bookings import VISIBLE, booking_document, busy_id, ledger_expiry, slot_id
 from app.storage.mongo.counters import counter_id
-from app.storage.mongo.jobs import error_document, error_id, stored_job_document, to_error, to_job
-from app.storage.mongo.sessions import session_document, session_fields
-from app.storage.mongo.subscribers import subscriber_document, to_subscriber
-from app.storage.mongo.users import to_user, user_document
-from app.storage.records import (
-    AuditEntry,
-    BookingRecord,
-    BookingStatus,
-    JobRecord,
-    JobRowError,
-    RefreshTokenRecord,
-    ResourceRecord,
-    SubscriberRecord,
-    TokenFamilyRecord,
-    UserRecord,
-)
+from app.storage.mongo.jobs import error_document, error_id, stored_job_document
+from app.storage.records import BookingStatus
 from app.storage.transfer import (
+    MODELS,
     Key,
     Refused,
     TransferRecord,
@@ -66,7 +45,31 @@ class _Source:
 
     collection: str
     query: dict[str, Any]
-    record: Callable[[dict[str, Any]], TransferRecord]
+    read: Callable[[dict[str, Any]], TransferRecord]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A kind stored one record per document: its collection, the documents that count, and the
+    record field its `_id` holds (None: derived from the record, which `write` then builds)."""
+
+    kind: str
+    collection: str
+    query: dict[str, Any]
+    id_field: str | None
+    write: Callable[[Any], dict[str, Any]] | None = None
+
+    def document(self, record: BaseModel) -> dict[str, Any]:
+        if self.write is not None:
+            return self.write(record)
+        assert self.id_field is not None
+        return codec.document(record, self.id_field)
+
+    def record(self, document: dict[str, Any]) -> BaseModel:
+        return codec.load(MODELS[self.kind], document, self.id_field)
+
+    def read(self, document: dict[str, Any]) -> TransferRecord:
+        return entity(self.kind, self.record(document))
 
 
 def _busy(document: dict[str, Any]) -> TransferRecord:
@@ -80,27 +83,34 @@ def _idempotency(document: dict[str, Any]) -> TransferRecord:
     return idempotency_record(stored["key"], stored["request_hash"], str(document["_id"]), expires)
 
 
-PHASE_SOURCES: tuple[tuple[_Source, ...], ...] = (
+ENTITIES: dict[str, Entity] = {
+    spec.kind: spec
+    for spec in (
+        Entity("users", "users", outbox.LIVE, "username"),
+        Entity("subscribers", "subscribers", outbox.LIVE, "uid"),
+        Entity("resources", "resources", outbox.LIVE, "id"),
+        Entity("bookings", "bookings", VISIBLE, "id", booking_document),
+        Entity("jobs", "jobs", {}, "id", stored_job_document),
+        Entity("job_errors", "job_errors", {}, None, error_document),
+        Entity("audit", "audit", {}, "id", audit_document),
+        Entity("token_families", "token_families", {}, "family_id"),
+        Entity("refresh_tokens", "refresh_tokens", {}, "token_hash"),
+    )
+}
+# In the order of `transfer.PHASES`: a copy's saved position counts sources in this order.
+PHASE_SOURCES: tuple[tuple[Entity | _Source, ...], ...] = (
     (
-        _Source("users", outbox.LIVE, lambda d: entity("users", to_user(d))),
-        _Source("subscribers", outbox.LIVE, lambda d: entity("subscribers", to_subscriber(d))),
-        _Source("resources", outbox.LIVE, lambda d: entity("resources", to_resource(d))),
-        _Source("bookings", VISIBLE, lambda d: entity("bookings", to_booking(d))),
+        ENTITIES["users"],
+        ENTITIES["subscribers"],
+        ENTITIES["resources"],
+        ENTITIES["bookings"],
         _Source("subscriber_busy", {}, _busy),
-        _Source("jobs", {}, lambda d: entity("jobs", to_job(d))),
-        _Source("job_errors", {}, lambda d: entity("job_errors", to_error(d))),
-        _Source("audit", {}, lambda d: entity("audit", to_entry(d))),
+        ENTITIES["jobs"],
+        ENTITIES["job_errors"],
+        ENTITIES["audit"],
         _Source("counters", {}, lambda d: counter(d["scope"], d["key"], d["n"])),
-        _Source(
-            "token_families",
-            {},
-            lambda d: entity("token_families", TokenFamilyRecord.model_validate(session_fields(d, "family_id"))),
-        ),
-        _Source(
-            "refresh_tokens",
-            {},
-            lambda d: entity("refresh_tokens", RefreshTokenRecord.model_validate(session_fields(d, "token_hash"))),
-        ),
+        ENTITIES["token_families"],
+        ENTITIES["refresh_tokens"],
         _Source("denied_tokens", {}, lambda d: denied_token(str(d["_id"]), as_utc(d["expires_at"]))),
     ),
     (
@@ -142,11 +152,11 @@ class MongoTransfer:
             documents = list(self.db[source.collection].find(query).sort("_id", 1).limit(limit))
             if len(documents) == limit:
                 next_position = {"source": index, "after": documents[-1]["_id"]}
-                return [source.record(d) for d in documents], json.dumps(next_position)
+                return [source.read(d) for d in documents], json.dumps(next_position)
             following = {"source": index + 1, "after": None}
             if documents:
                 done = index + 1 == len(sources)
-                return [source.record(d) for d in documents], None if done else json.dumps(following)
+                return [source.read(d) for d in documents], None if done else json.dumps(following)
             index, after = index + 1, None
         return [], None
 
@@ -180,14 +190,8 @@ class MongoTransfer:
 
     def _document(self, record: TransferRecord) -> dict[str, Any]:
         data, kind = record.data, record.kind
-        if kind == "users":
-            return user_document(UserRecord.model_validate(data))
-        if kind == "subscribers":
-            return subscriber_document(SubscriberRecord.model_validate(data))
-        if kind == "resources":
-            return resource_document(ResourceRecord.model_validate(data))
-        if kind == "bookings":
-            return booking_document(BookingRecord.model_validate(data))
+        if kind in ENTITIES:
+            return ENTITIES[kind].document(record.model())
         if kind == "busy_ledgers":
             intervals = [
                 {"booking_id": i["booking_id"], "start": parse_time(i["start"]), "end": parse_time(i["end"])}
@@ -195,18 +199,8 @@ class MongoTransfer:
             ]
             document_id = busy_id(data["subscriber_uid"], data["day"])
             return {"_id": document_id, "intervals": intervals, "expires_at": ledger_expiry(data["day"])}
-        if kind == "jobs":
-            return stored_job_document(JobRecord.model_validate(data))
-        if kind == "job_errors":
-            return error_document(JobRowError.model_validate(data))
-        if kind == "audit":
-            return audit_document(AuditEntry.model_validate(data))
         if kind == "counters":
             return {"_id": counter_id(data["scope"], data["key"]), **data}
-        if kind == "token_families":
-            return session_document(TokenFamilyRecord.model_validate(data), "family_id")
-        if kind == "refresh_tokens":
-            return session_document(RefreshTokenRecord.model_validate(data), "token_hash")
         if kind == "denied_tokens":
             return {"_id": data["jti"], "expires_at": parse_time(data["expires_at"])}
         if kind == "slots":
@@ -222,13 +216,13 @@ class MongoTransfer:
         raise ValueError(f"unknown kind {kind!r}")
 
     def _seat_holders(self, resource_id: str, start: str) -> Iterator[str]:
-        """The bookings holding a seat of the slot (any status but cancelled): a cancel frees a seat
+        """The bookings holding a seat of the slot (`BookingStatus.holds_seat`): a cancel frees a seat
         only if its booking is among the holders. Bookings are copied before slots."""
         prefix = f"{start}#"
         query = {
             "resource_id": resource_id,
             "order": {"$gte": prefix, "$lt": prefix + "~"},
-            "status": {"$ne": BookingStatus.CANCELLED.value},
+            "status": {"$in": [status.value for status in BookingStatus if status.holds_seat]},
         }
         for document in self.db["bookings"].find(query, {"_id": 1}):
             yield str(document["_id"])
@@ -257,5 +251,5 @@ class MongoTransfer:
             collection, document_id = _LOCATIONS[kind]
             source = next(s for phase in PHASE_SOURCES for s in phase if s.collection == collection)
             query = {**source.query, "_id": {"$in": [document_id(k) for k in keys]}}
-            found = [source.record(d) for d in self.db[collection].find(query)]
+            found = [source.read(d) for d in self.db[collection].find(query)]
         return {record.key: record for record in found}

@@ -6,29 +6,17 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from app.storage.base import ConditionFailed, Page, RecordMissing, StaleVersion, ValueTaken
+from app.storage.base import ConditionFailed, Page, ValueTaken, missing_or_stale
 from app.storage.cursor import CursorCodec
-from app.storage.mongo import outbox
+from app.storage.mongo import codec, outbox
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry, UserRecord
-from app.timeutil import as_utc
 
 ADMIN_COUNTER_ID = "users:active_admins"
 
 
-def user_document(user: UserRecord) -> dict[str, Any]:
-    document = user.model_dump()
-    document["_id"] = document.pop("username")
-    return document
-
-
 def to_user(document: dict[str, Any]) -> UserRecord:
-    data = {name: document[name] for name in UserRecord.model_fields if name in document}
-    data["username"] = document["_id"]
-    for name in ("created_at", "updated_at", "password_changed_at", "locked_until"):
-        if data.get(name) is not None:
-            data[name] = as_utc(data[name])
-    return UserRecord.model_validate(data)
+    return codec.load(UserRecord, document, "username")
 
 
 class MongoUserRepository:
@@ -54,7 +42,7 @@ class MongoUserRepository:
             raise ConditionFailed("this change would leave no active admin")
 
     def create(self, user: UserRecord, audit: AuditEntry) -> None:
-        document = user_document(user)
+        document = codec.document(user, "username")
         document[outbox.PENDING] = [outbox.pending(audit)]
         try:
             self.collection.insert_one(document)
@@ -69,38 +57,30 @@ class MongoUserRepository:
         return to_user(document) if document else None
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[UserRecord]:
-        documents, next_cursor = find_page(
+        return find_page(
             self.collection,
             outbox.LIVE,
-            order_field="_id",
-            descending=False,
+            to_user,
             limit=limit,
             cursor=cursor,
             scope="users",
             cursors=self.cursors,
         )
-        return Page([to_user(document) for document in documents], next_cursor)
-
-    def _missing_or_stale(self, current: UserRecord) -> Exception:
-        if self.get(current.username) is None:
-            return RecordMissing(f"user {current.username!r} not found")
-        return StaleVersion(f"user {current.username!r} was changed by someone else; reload it")
 
     def replace(self, current: UserRecord, updated: UserRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
         admin_delta = int(updated.is_active_admin) - int(current.is_active_admin)
         if admin_delta < 0:
             self._admins_minus_one()
-        document = user_document(updated)
-        document.pop("_id")
+        changes = codec.dump(updated, exclude={"username"})
         result = self.collection.update_one(
             {"_id": current.username, "version": current.version, **outbox.LIVE},
-            {"$set": document, "$push": {outbox.PENDING: outbox.pending(audit)}},
+            {"$set": changes, "$push": {outbox.PENDING: outbox.pending(audit)}},
         )
         if result.matched_count == 0:
             if admin_delta < 0:
                 self._admins_plus_one()
-            raise self._missing_or_stale(current)
+            raise missing_or_stale("user", current.username, self.get(current.username))
         if admin_delta > 0:
             self._admins_plus_one()
         outbox.flush(self.db, self.collection_name, current.username)
@@ -115,7 +95,7 @@ class MongoUserRepository:
         if result.matched_count == 0:
             if current.is_active_admin:
                 self._admins_plus_one()
-            raise self._missing_or_stale(current)
+            raise missing_or_stale("user", current.username, self.get(current.username))
         outbox.finish_delete(self.db, self.collection_name, current.username)
 
     def record_login_failure(self, username: str, *, max_failures: int, lock_until: datetime) -> UserRecord | None:
