@@ -1,29 +1,89 @@
-"""Dependencies shared by every router."""
+"""Dependencies shared by every router, and what makes `app.dependency_overrides` reach their routes.
+
+Each domain builds its service in `app/<domain>/deps.py` from the small dependencies here
+(`StoreDep`, `SettingsDep`, and `RuntimeDep` for the per-process singletons of `Runtime.memo`) and
+exposes it as `XServiceDep = Annotated[XService, Depends(get_x_service)]`. A test replaces any of
+them the FastAPI way: `app.dependency_overrides[get_x_service] = ...`.
+"""
 
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-from typing import Annotated
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.runtime import Runtime
 from app.storage.base import Store
 
+_serving_app: ContextVar[FastAPI | None] = ContextVar("serving_app", default=None)
 
-def get_runtime(request: Request) -> Runtime:
+
+class ServingAppOverrides:
+    """The `dependency_overrides_provider` of every domain router: the overrides of the app that
+    serves the request.
+
+    FastAPI looks a route's overrides up in the provider the route was built with. Routes built by
+    `include_router` get the app; these routes are built once, when their router's module is
+    imported, and added to every app as they are (app/main.py), so their provider finds the app
+    of the request being served instead (`ServingApp` names it)."""
+
+    @property
+    def dependency_overrides(self) -> dict[Callable[..., Any], Callable[..., Any]]:
+        app = _serving_app.get()
+        return app.dependency_overrides if app is not None else {}
+
+
+SERVING_APP_OVERRIDES = ServingAppOverrides()
+
+
+def domain_router(**options: Any) -> APIRouter:
+    """The router of a domain's routes (app/main.py adds its routes to the app as they are)."""
+    return APIRouter(dependency_overrides_provider=SERVING_APP_OVERRIDES, **options)
+
+
+class ServingApp:
+    """Names the app serving each request, for `ServingAppOverrides` (Starlette puts it in the scope)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = _serving_app.set(scope.get("app"))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _serving_app.reset(token)
+
+
+# async on purpose, like every dependency that does no blocking work: a sync dependency costs a
+# thread-pool hop per request. The store is built before the first request (uvicorn's lifespan,
+# Lambda's init phase), so reading it does not block.
+
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Store:
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_store(runtime: RuntimeDep) -> Store:
     return runtime.store
 
 
-def get_settings_dep(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings_dep(runtime: RuntimeDep) -> Settings:
     return runtime.settings
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def route_path(request: Request, operation_id: str, **params: str) -> str:
@@ -34,8 +94,3 @@ def route_path(request: Request, operation_id: str, **params: str) -> str:
         if isinstance(route, APIRoute) and route.operation_id == operation_id:
             return str(request.scope.get("root_path", "")) + route.url_path_for(route.name, **params)
     raise LookupError(f"no route with operation id {operation_id!r}")
-
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-StoreDep = Annotated[Store, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

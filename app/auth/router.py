@@ -4,7 +4,7 @@
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -27,11 +27,11 @@ from app.auth.schemas import (
     normalise_username,
 )
 from app.auth.service import Principal
-from app.deps import route_path
+from app.deps import domain_router, route_path
 from app.errors import FieldCode, InvalidInput, ProblemType, UnsupportedMediaType, code_of
 from app.openapi import error_responses, invalid, problem, request_body
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = domain_router(prefix="/auth", tags=["auth"])
 AdminUser = Annotated[Principal, Depends(require(Capability.USERS_ADMIN))]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

@@ -5,7 +5,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import Depends, Header, Path, Query, Request, Response, status
 
 from app.api_types import Cursor, IsoDate, IsoDateTime
 from app.auth.deps import require
@@ -32,14 +32,14 @@ from app.bookings.schemas import (
 )
 from app.bookings.service import MAX_AVAILABILITY_DAYS, MAX_DAILY_COUNTS
 from app.concurrency import IF_MATCH_OPTIONAL, Versions, etag
-from app.deps import route_path
+from app.deps import domain_router, route_path
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, problem, query_object
 from app.storage.records import BookingStatus
 from app.timeutil import as_utc
 
-resources_router = APIRouter(prefix="/bookings/resources", tags=["resources"])
-bookings_router = APIRouter(prefix="/bookings", tags=["bookings"])
+resources_router = domain_router(prefix="/bookings/resources", tags=["resources"])
+bookings_router = domain_router(prefix="/bookings", tags=["bookings"])
 
 Reader = Annotated[Principal, Depends(require(Capability.BOOKINGS_READ))]
 Writer = Annotated[Principal, Depends(require(Capability.BOOKINGS_WRITE))]

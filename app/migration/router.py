@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import IO, Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
+from fastapi import Depends, File, Form, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +15,7 @@ from app.api_types import Cursor
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep, route_path
+from app.deps import RuntimeDep, domain_router, route_path
 from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemType, as_field_error
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
@@ -33,7 +33,7 @@ from app.openapi import error_responses, invalid
 from app.storage.blobs import BlobTooLarge
 from app.storage.records import JobStatus, JobType
 
-router = APIRouter(prefix="/migration", tags=["migration"])
+router = domain_router(prefix="/migration", tags=["migration"])
 Reader = Annotated[Principal, Depends(require(Capability.JOBS_READ))]
 Runner = Annotated[Principal, Depends(require(Capability.JOBS_RUN))]
 Admin = Annotated[Principal, Depends(require(Capability.JOBS_ADMIN))]

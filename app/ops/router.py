@@ -3,7 +3,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import JSONResponse
 
 from app import __version__
@@ -11,14 +11,14 @@ from app.api_types import Cursor, IsoDateTime
 from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep, SettingsDep, StoreDep
+from app.deps import RuntimeDep, SettingsDep, StoreDep, domain_router
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, query_object
 from app.ops.dashboard import dashboard_stats
 from app.ops.schemas import AuditEntryOut, AuditPage, Check, DashboardStats, Liveness, ReadinessReport
 from app.ops.service import search_audit
 
-router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
+router = domain_router(tags=["health"], dependencies=[Depends(PUBLIC)])
 
 
 @router.get(
@@ -48,7 +48,7 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(report.model_dump(), status_code=200 if readiness.ok else 503)
 
 
-audit_router = APIRouter(prefix="/audit", tags=["audit"])
+audit_router = domain_router(prefix="/audit", tags=["audit"])
 _ENTITY_TYPE = r"^[a-z_]+$"
 AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
 
@@ -102,7 +102,7 @@ def search(
     )
 
 
-dashboard_router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+dashboard_router = domain_router(prefix="/dashboard", tags=["dashboard"])
 
 
 @dashboard_router.get(

@@ -6,7 +6,7 @@
 import json
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -15,12 +15,12 @@ from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.concurrency import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, Versions, etag
-from app.deps import route_path
+from app.deps import domain_router, route_path
 from app.errors import FieldCode, ProblemType, UnsupportedMediaType
 from app.openapi import error_responses, invalid, json_request_body, only, problem, query_object
-from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
+from app.subscribers.deps import SubscriberServiceDep
 from app.subscribers.fields import (
     EMAIL_SCHEMA,
     IMSI_PATTERN,
@@ -38,9 +38,9 @@ from app.subscribers.schemas import (
     SubscriberPatch,
     SubscriberReplace,
 )
-from app.subscribers.service import SearchField, SubscriberService
+from app.subscribers.service import SearchField
 
-router = APIRouter(prefix="/subscribers", tags=["subscribers"])
+router = domain_router(prefix="/subscribers", tags=["subscribers"])
 Reader = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_READ))]
 Writer = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_WRITE))]
 Model = TypeVar("Model", bound=BaseModel)
@@ -72,16 +72,6 @@ SEARCH_CRITERION = query_object(
 )
 
 
-async def get_subscriber_service(request: Request) -> SubscriberService:
-    # async on purpose: a sync dependency costs a thread-pool hop per request, for no blocking work
-    # (the store is built at start-up: uvicorn's lifespan, Lambda's init phase).
-    runtime: Runtime = request.app.state.runtime
-    return SubscriberService(runtime.store, runtime.settings)
-
-
-ServiceDep = Annotated[SubscriberService, Depends(get_subscriber_service)]
-
-
 def _unmasked(principal: Principal) -> bool:
     return principal.can(Capability.SUBSCRIBERS_UNMASKED)
 
@@ -105,15 +95,15 @@ async def _json_body(request: Request, model: type[Model], accepted: tuple[str, 
         ) from None
 
 
-async def _create_body(request: Request, service: ServiceDep) -> SubscriberIn:
+async def _create_body(request: Request, service: SubscriberServiceDep) -> SubscriberIn:
     return await _json_body(request, SubscriberIn, (JSON,), service.validation_context)
 
 
-async def _replace_body(request: Request, service: ServiceDep) -> SubscriberReplace:
+async def _replace_body(request: Request, service: SubscriberServiceDep) -> SubscriberReplace:
     return await _json_body(request, SubscriberReplace, (JSON,), service.validation_context)
 
 
-async def _patch_body(request: Request, service: ServiceDep) -> SubscriberPatch:
+async def _patch_body(request: Request, service: SubscriberServiceDep) -> SubscriberPatch:
     return await _json_body(request, SubscriberPatch, (MERGE_PATCH, JSON), service.validation_context)
 
 
@@ -151,7 +141,7 @@ def _page(page: Page[SubscriberRecord], principal: Principal) -> SubscriberPage:
 )
 def create_subscriber(
     principal: Writer,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
     body: Annotated[SubscriberIn, Depends(_create_body)],
     request: Request,
     response: Response,
@@ -172,7 +162,7 @@ def create_subscriber(
 )
 def list_subscribers(
     principal: Reader,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
     status_filter: Annotated[SubscriberStatus | None, Query(alias="status")] = None,
     plan: Annotated[str | None, Query(max_length=32, pattern=f"^{PLAN_PATTERN.pattern}$")] = None,
     limit: Limit = 50,
@@ -196,7 +186,7 @@ def list_subscribers(
 )
 def search_subscribers(
     principal: Reader,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
     msisdn: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
     imsi: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
     email: Annotated[str | None, Query(max_length=MAX_EMAIL_LENGTH, include_in_schema=False)] = None,
@@ -218,7 +208,7 @@ def search_subscribers(
         **error_responses(ProblemType.NOT_FOUND, invalid(("path.uid", FieldCode.PATTERN_MISMATCH))),
     },
 )
-def get_subscriber(uid: UidPath, principal: Reader, service: ServiceDep, response: Response) -> SubscriberOut:
+def get_subscriber(uid: UidPath, principal: Reader, service: SubscriberServiceDep, response: Response) -> SubscriberOut:
     return _answer(response, service.get(uid), principal)
 
 
@@ -246,7 +236,7 @@ def _change_problems() -> dict[int | str, dict[str, Any]]:
 def replace_subscriber(
     uid: UidPath,
     principal: Writer,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
     versions: RequiredVersions,
     body: Annotated[SubscriberReplace, Depends(_replace_body)],
     response: Response,
@@ -267,7 +257,7 @@ def replace_subscriber(
 def update_subscriber(
     uid: UidPath,
     principal: Writer,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
     versions: RequiredVersions,
     body: Annotated[SubscriberPatch, Depends(_patch_body)],
     response: Response,
@@ -288,7 +278,9 @@ def update_subscriber(
         ProblemType.PRECONDITION_REQUIRED,
     ),
 )
-def delete_subscriber(uid: UidPath, principal: Writer, service: ServiceDep, versions: OptionalVersions) -> Response:
+def delete_subscriber(
+    uid: UidPath, principal: Writer, service: SubscriberServiceDep, versions: OptionalVersions
+) -> Response:
     service.delete(principal.username, uid, versions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -301,7 +293,7 @@ def delete_subscriber(uid: UidPath, principal: Writer, service: ServiceDep, vers
     responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))),
 )
 def subscriber_history(
-    uid: UidPath, principal: Reader, service: ServiceDep, limit: Limit = 50, cursor: Cursor = None
+    uid: UidPath, principal: Reader, service: SubscriberServiceDep, limit: Limit = 50, cursor: Cursor = None
 ) -> HistoryPage:
     page = service.history(uid, limit=limit, cursor=cursor)
     unmasked = _unmasked(principal)
