@@ -9,17 +9,25 @@ them the FastAPI way: `app.dependency_overrides[get_x_service] = ...`.
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
+import json
 from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api_types import Cursor
 from app.config import Settings
+from app.errors import UnsupportedMediaType
 from app.runtime import Runtime
 from app.storage.base import Store
+
+Model = TypeVar("Model", bound=BaseModel)
 
 _serving_app: ContextVar[FastAPI | None] = ContextVar("serving_app", default=None)
 
@@ -94,3 +102,62 @@ def route_path(request: Request, operation_id: str, **params: str) -> str:
         if isinstance(route, APIRoute) and route.operation_id == operation_id:
             return str(request.scope.get("root_path", "")) + route.url_path_for(route.name, **params)
     raise LookupError(f"no route with operation id {operation_id!r}")
+
+
+# --- lists: one pagination dependency -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """The `limit` and `cursor` query parameters of a list request."""
+
+    limit: int
+    cursor: str | None
+
+
+def pagination(*, default: int = 50, maximum: int = 200) -> Any:
+    """`limit` (1 to `maximum`) and `cursor` of a list, as one dependency (`PageParams` for most lists)."""
+
+    async def page_request(
+        limit: Annotated[int, Query(ge=1, le=maximum, description=f"Page size, 1-{maximum}.")] = default,
+        cursor: Cursor = None,
+    ) -> PageRequest:
+        return PageRequest(limit, cursor)
+
+    return Depends(page_request)
+
+
+PageParams = Annotated[PageRequest, pagination()]
+
+
+# --- bodies the routes read themselves ------------------------------------------------------------
+# FastAPI parses a declared body model itself, without validation context and for one media type.
+# Routes that need either read the body with these, and answer bad input as FastAPI would: a 422
+# naming `body.<field>`.
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def validated(model: type[Model], data: Any, context: dict[str, Any] | None = None) -> Model:
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
+async def json_body(
+    request: Request, model: type[Model], accepted: tuple[str, ...], context: dict[str, Any] | None = None
+) -> Model:
+    """The request's JSON body, sent as one of the `accepted` media types, validated into `model`."""
+    if media_type(request) not in accepted:
+        raise UnsupportedMediaType(f"send the body as {' or '.join(accepted)}")
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
+        error = {"type": "json_invalid", "loc": ("body",), "msg": "body is not valid JSON", "input": None}
+        raise RequestValidationError([error]) from None
+    return validated(model, data, context)

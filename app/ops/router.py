@@ -7,11 +7,11 @@ from fastapi import Depends, Query
 from fastapi.responses import JSONResponse
 
 from app import __version__
-from app.api_types import Cursor, IsoDateTime
+from app.api_types import IsoDateTime
 from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import RuntimeDep, SettingsDep, StoreDep, domain_router
+from app.deps import PageParams, RuntimeDep, SettingsDep, StoreDep, domain_router
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, query_object
 from app.ops.dashboard import dashboard_stats
@@ -78,13 +78,12 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
 def search(
     principal: AuditReader,
     store: StoreDep,
+    paging: PageParams,
     entity_type: Annotated[str | None, Query(max_length=32, pattern=_ENTITY_TYPE, include_in_schema=False)] = None,
     entity_id: Annotated[str | None, Query(max_length=128, include_in_schema=False)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[IsoDateTime | None, Query()] = None,
     until: Annotated[IsoDateTime | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Cursor = None,
 ) -> AuditPage:
     page = search_audit(
         store,
@@ -93,13 +92,11 @@ def search(
         actor=actor,
         since=since,
         until=until,
-        limit=limit,
-        cursor=cursor,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     unmasked = principal.can(Capability.SUBSCRIBERS_UNMASKED)
-    return AuditPage(
-        items=[AuditEntryOut.of(entry, unmasked=unmasked) for entry in page.items], next_cursor=page.next_cursor
-    )
+    return AuditPage.of(page, lambda entry: AuditEntryOut.of(entry, unmasked=unmasked))
 
 
 dashboard_router = domain_router(prefix="/dashboard", tags=["dashboard"])
