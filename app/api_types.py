@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any, Self, TypeVar
 
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 
 from app.errors import FieldCode, invalid_value
+from app.storage.base import Page
+
+Record = TypeVar("Record")
 
 _NUMBER = re.compile(r"\s*[+-]?\d+(\.\d*)?\s*")
 
@@ -35,3 +39,16 @@ def _iso_date_text_only(value: object) -> object:
 
 # A calendar date as YYYY-MM-DD; pydantic would otherwise read 0 as 1970-01-01.
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text_only)]
+
+
+class PageOut(BaseModel):
+    """The answer of every list. A subclass names its items' type (`items: list[SubscriberOut]`),
+    which keeps the field's place: items first. Not generic on purpose: each parametrised
+    generic model is built as a class of its own at import, a cold-start cost for nothing."""
+
+    items: list[Any]
+    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page; null on the last page.")
+
+    @classmethod
+    def of(cls, page: Page[Record], item: Callable[[Record], BaseModel]) -> Self:
+        return cls(items=[item(record) for record in page.items], next_cursor=page.next_cursor)

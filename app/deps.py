@@ -1,32 +1,98 @@
-"""Dependencies shared by every router."""
+"""Dependencies shared by every router, and what makes `app.dependency_overrides` reach their routes.
+
+Each domain builds its service in `app/<domain>/deps.py` from the small dependencies here
+(`StoreDep`, `SettingsDep`, and `RuntimeDep` for the per-process singletons of `Runtime.memo`) and
+exposes it as `XServiceDep = Annotated[XService, Depends(get_x_service)]`. A test replaces any of
+them the FastAPI way: `app.dependency_overrides[get_x_service] = ...`.
+"""
 
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-from typing import Annotated, Any
+import json
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.concurrency import IF_MATCH_PATTERN, MAX_IF_MATCH_LENGTH, Versions, parse_if_match
 from app.config import Settings
-from app.errors import PreconditionRequired
+from app.errors import PreconditionRequired, UnsupportedMediaType
 from app.runtime import Runtime
 from app.storage.base import Store
 from app.storage.cursor import CURSOR_PATTERN, MAX_CURSOR_LENGTH
 
+Model = TypeVar("Model", bound=BaseModel)
 
-def get_runtime(request: Request) -> Runtime:
+_serving_app: ContextVar[FastAPI | None] = ContextVar("serving_app", default=None)
+
+
+class ServingAppOverrides:
+    """The `dependency_overrides_provider` of every domain router: the overrides of the app that
+    serves the request.
+
+    FastAPI looks a route's overrides up in the provider the route was built with. Routes built by
+    `include_router` get the app; these routes are built once, when their router's module is
+    imported, and added to every app as they are (app/main.py), so their provider finds the app
+    of the request being served instead (`ServingApp` names it)."""
+
+    @property
+    def dependency_overrides(self) -> dict[Callable[..., Any], Callable[..., Any]]:
+        app = _serving_app.get()
+        return app.dependency_overrides if app is not None else {}
+
+
+SERVING_APP_OVERRIDES = ServingAppOverrides()
+
+
+def domain_router(**options: Any) -> APIRouter:
+    """The router of a domain's routes (app/main.py adds its routes to the app as they are)."""
+    return APIRouter(dependency_overrides_provider=SERVING_APP_OVERRIDES, **options)
+
+
+class ServingApp:
+    """Names the app serving each request, for `ServingAppOverrides` (Starlette puts it in the scope)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        token = _serving_app.set(scope.get("app"))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _serving_app.reset(token)
+
+
+# async on purpose, like every dependency that does no blocking work: a sync dependency costs a
+# thread-pool hop per request. The store is built before the first request (uvicorn's lifespan,
+# Lambda's init phase), so reading it does not block.
+
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_store(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Store:
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_store(runtime: RuntimeDep) -> Store:
     return runtime.store
 
 
-def get_settings_dep(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Settings:
+async def get_settings_dep(runtime: RuntimeDep) -> Settings:
     return runtime.settings
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
 def route_path(request: Request, operation_id: str, **params: str) -> str:
@@ -38,10 +104,6 @@ def route_path(request: Request, operation_id: str, **params: str) -> str:
             return str(request.scope.get("root_path", "")) + route.url_path_for(route.name, **params)
     raise LookupError(f"no route with operation id {operation_id!r}")
 
-
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-StoreDep = Annotated[Store, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 # The `cursor` of every list: the `next_cursor` of the page before, unchanged. A well-formed cursor
 # the server did not issue for this query is a 404 (that page does not exist), any other a 422.
@@ -96,3 +158,60 @@ class IfMatch:
 
 IF_MATCH_REQUIRED = IfMatch(required=True)
 IF_MATCH_OPTIONAL = IfMatch(required=False)
+# --- lists: one pagination dependency -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """The `limit` and `cursor` query parameters of a list request."""
+
+    limit: int
+    cursor: str | None
+
+
+def pagination(*, default: int = 50, maximum: int = 200) -> Any:
+    """`limit` (1 to `maximum`) and `cursor` of a list, as one dependency (`PageParams` for most lists)."""
+
+    async def page_request(
+        limit: Annotated[int, Query(ge=1, le=maximum, description=f"Page size, 1-{maximum}.")] = default,
+        cursor: Cursor = None,
+    ) -> PageRequest:
+        return PageRequest(limit, cursor)
+
+    return Depends(page_request)
+
+
+PageParams = Annotated[PageRequest, pagination()]
+
+
+# --- bodies the routes read themselves ------------------------------------------------------------
+# FastAPI parses a declared body model itself, without validation context and for one media type.
+# Routes that need either read the body with these, and answer bad input as FastAPI would: a 422
+# naming `body.<field>`.
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def validated(model: type[Model], data: Any, context: dict[str, Any] | None = None) -> Model:
+    try:
+        return model.model_validate(data, context=context)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
+        ) from None
+
+
+async def json_body(
+    request: Request, model: type[Model], accepted: tuple[str, ...], context: dict[str, Any] | None = None
+) -> Model:
+    """The request's JSON body, sent as one of the `accepted` media types, validated into `model`."""
+    if media_type(request) not in accepted:
+        raise UnsupportedMediaType(f"send the body as {' or '.join(accepted)}")
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
+        error = {"type": "json_invalid", "loc": ("body",), "msg": "body is not valid JSON", "input": None}
+        raise RequestValidationError([error]) from None
+    return validated(model, data, context)

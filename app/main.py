@@ -15,6 +15,7 @@ from app.auth.router import router as auth_router
 from app.bookings.router import bookings_router, resources_router
 from app.config import ConfigurationError, Settings, get_settings
 from app.cors import install_cors
+from app.deps import ServingApp
 from app.docs_pages import offline_docs_app
 from app.jsondepth import MAX_BODY_DEPTH, JsonBodyDepthLimit
 from app.migration.router import UPLOAD_PATHS
@@ -109,10 +110,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         # have FastAPI build every one of them again for this app, on the first request that walks
         # past them (~45 ms of a Lambda cold start). The routers are included with no options of
         # their own, so the routes built already are the app's routes; they are added as they are.
-        # What `include_router` would add and these routes lack: `app.dependency_overrides` (tests
-        # inject a store or settings through `create_app` instead).
+        # `app.dependency_overrides` still applies to them: their routers' provider of overrides
+        # reads the overrides of the app serving the request (app/deps.py, `ServingApp` below).
         app.router.routes.extend(router.routes)
 
+    app.add_middleware(ServingApp)
     # Inside CORS, so a browser can read the refusal.
     app.add_middleware(JsonBodyDepthLimit, max_depth=MAX_BODY_DEPTH, skip_paths=UPLOAD_PATHS)
     install_cors(app, settings)

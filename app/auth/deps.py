@@ -26,6 +26,8 @@ bearer_scheme = OAuth2PasswordBearer(tokenUrl="auth/login", auto_error=False)
 
 
 def auth_service_of(runtime: Runtime) -> AuthService:
+    """The auth service over this process's password hasher and token signer (each built once)."""
+
     def hasher() -> PasswordHasher:
         return runtime.memo("password_hasher", lambda: PasswordHasher(runtime.settings))
 
@@ -33,7 +35,7 @@ def auth_service_of(runtime: Runtime) -> AuthService:
     return AuthService(runtime.store, runtime.settings, hasher, signer)
 
 
-def get_auth_service(runtime: RuntimeDep) -> AuthService:
+async def get_auth_service(runtime: RuntimeDep) -> AuthService:
     return auth_service_of(runtime)
 
 

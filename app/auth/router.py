@@ -1,12 +1,9 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from fastapi import Depends, Path, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import AUTHENTICATED, PUBLIC, AuthServiceDep, CurrentUser, client_ip, require
@@ -26,40 +23,23 @@ from app.auth.schemas import (
     normalise_username,
 )
 from app.auth.service import Principal
-from app.deps import Cursor, route_path
+from app.deps import PageParams, domain_router, json_body, media_type, route_path, validated
 from app.errors import FieldCode, InvalidInput, ProblemType, UnsupportedMediaType, code_of
 from app.openapi import error_responses, invalid, problem, request_body
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = domain_router(prefix="/auth", tags=["auth"])
 AdminUser = Annotated[Principal, Depends(require(Capability.USERS_ADMIN))]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+JSON = "application/json"
 
 
 async def _login_form(request: Request) -> LoginRequest:
     """Accepts the OAuth2 password form (Swagger UI's Authorize) or a JSON body."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    try:
-        if content_type == "application/json":
-            try:
-                data: Any = json.loads(await request.body())
-            except ValueError:
-                raise RequestValidationError(
-                    [
-                        {
-                            "type": "json_invalid",
-                            "loc": ("body",),
-                            "msg": "body is not valid JSON",
-                            "input": None,
-                        }
-                    ]
-                ) from None
-            return LoginRequest.model_validate(data)
-        if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            return LoginForm.model_validate(dict((await request.form()).items()))
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
-        ) from None
+    content_type = media_type(request)
+    if content_type == JSON:
+        return await json_body(request, LoginRequest, (JSON,))
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        return validated(LoginForm, dict((await request.form()).items()))
     raise UnsupportedMediaType("send application/json or application/x-www-form-urlencoded")
 
 
@@ -160,14 +140,8 @@ def _username(username: str) -> str:
     response_model=UserPage,
     responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))),
 )
-def list_users(
-    _: AdminUser,
-    service: AuthServiceDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Cursor = None,
-) -> UserPage:
-    page = service.list_users(limit=limit, cursor=cursor)
-    return UserPage(items=[UserOut.of(user) for user in page.items], next_cursor=page.next_cursor)
+def list_users(_: AdminUser, service: AuthServiceDep, paging: PageParams) -> UserPage:
+    return UserPage.of(service.list_users(limit=paging.limit, cursor=paging.cursor), UserOut.of)
 
 
 @router.post(

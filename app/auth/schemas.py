@@ -15,6 +15,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from app.api_types import PageOut
 from app.errors import FieldCode, invalid_value
 from app.storage.records import Role, UserRecord
 
@@ -176,9 +177,8 @@ class UserOut(BaseModel):
         return cls.model_validate(user.model_dump(exclude=hidden))
 
 
-class UserPage(BaseModel):
+class UserPage(PageOut):
     items: list[UserOut]
-    next_cursor: str | None
 
 
 class UserImport(StrictModel):

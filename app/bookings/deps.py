@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import Depends
 
 from app.bookings.service import BookingService, SubscriberStatusLookup
-from app.deps import RuntimeDep
+from app.deps import SettingsDep, StoreDep
 
 
-def get_subscriber_status(runtime: RuntimeDep) -> SubscriberStatusLookup:
-    subscribers = runtime.store.subscribers
+async def get_subscriber_status(store: StoreDep) -> SubscriberStatusLookup:
+    subscribers = store.subscribers
 
     def status_of(subscriber_uid: str) -> str | None:
         subscriber = subscribers.get(subscriber_uid)
@@ -25,10 +25,12 @@ def get_subscriber_status(runtime: RuntimeDep) -> SubscriberStatusLookup:
     return status_of
 
 
-def get_booking_service(
-    runtime: RuntimeDep, subscriber_status: Annotated[SubscriberStatusLookup, Depends(get_subscriber_status)]
+async def get_booking_service(
+    store: StoreDep,
+    settings: SettingsDep,
+    subscriber_status: Annotated[SubscriberStatusLookup, Depends(get_subscriber_status)],
 ) -> BookingService:
-    return BookingService(runtime.store, runtime.settings, subscriber_status)
+    return BookingService(store, settings, subscriber_status)
 
 
 BookingServiceDep = Annotated[BookingService, Depends(get_booking_service)]

@@ -5,7 +5,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import Depends, Header, Path, Query, Request, Response, status
 
 from app.api_types import IsoDate, IsoDateTime
 from app.auth.deps import require
@@ -32,21 +32,20 @@ from app.bookings.schemas import (
 )
 from app.bookings.service import MAX_AVAILABILITY_DAYS, MAX_DAILY_COUNTS
 from app.concurrency import Versions, etag
-from app.deps import IF_MATCH_OPTIONAL, Cursor, route_path
+from app.deps import IF_MATCH_OPTIONAL, PageParams, domain_router, route_path
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, problem, query_object
 from app.storage.records import BookingStatus
 from app.timeutil import as_utc
 
-resources_router = APIRouter(prefix="/bookings/resources", tags=["resources"])
-bookings_router = APIRouter(prefix="/bookings", tags=["bookings"])
+resources_router = domain_router(prefix="/bookings/resources", tags=["resources"])
+bookings_router = domain_router(prefix="/bookings", tags=["bookings"])
 
 Reader = Annotated[Principal, Depends(require(Capability.BOOKINGS_READ))]
 Writer = Annotated[Principal, Depends(require(Capability.BOOKINGS_WRITE))]
 ResourceWriter = Annotated[Principal, Depends(require(Capability.RESOURCES_WRITE))]
 ResourceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 BookingId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-Limit = Annotated[int, Query(ge=1, le=200)]
 OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
 
 
@@ -79,9 +78,8 @@ def create_resource(
     response_model=ResourcePage,
     responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))),
 )
-def list_resources(_: Reader, service: BookingServiceDep, limit: Limit = 50, cursor: Cursor = None) -> ResourcePage:
-    page = service.list_resources(limit=limit, cursor=cursor)
-    return ResourcePage(items=[ResourceOut.of(item) for item in page.items], next_cursor=page.next_cursor)
+def list_resources(_: Reader, service: BookingServiceDep, paging: PageParams) -> ResourcePage:
+    return ResourcePage.of(service.list_resources(limit=paging.limit, cursor=paging.cursor), ResourceOut.of)
 
 
 @resources_router.get(
@@ -264,13 +262,12 @@ def create_booking(
 def list_bookings(
     _: Reader,
     service: BookingServiceDep,
+    paging: PageParams,
     resource_id: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
     subscriber_uid: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
     booking_status: Annotated[BookingStatus | None, Query(alias="status", include_in_schema=False)] = None,
     start_from: Annotated[IsoDateTime | None, Query(alias="from", include_in_schema=False)] = None,
     start_to: Annotated[IsoDateTime | None, Query(alias="to", include_in_schema=False)] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> BookingPage:
     page = service.list_bookings(
         resource_id=resource_id,
@@ -278,10 +275,10 @@ def list_bookings(
         status=booking_status,
         start_from=start_from,
         start_to=start_to,
-        limit=limit,
-        cursor=cursor,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
-    return BookingPage(items=[BookingOut.of(item) for item in page.items], next_cursor=page.next_cursor)
+    return BookingPage.of(page, BookingOut.of)
 
 
 @bookings_router.get(

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.api_types import IsoDate, IsoDateTime
+from app.api_types import IsoDate, IsoDateTime, PageOut
 from app.bookings.availability import minutes_of, zone
 from app.errors import FieldCode, invalid_value
 from app.storage.records import BookingRecord, BookingStatus, OpeningHours, ResourceKind, ResourceRecord
@@ -206,9 +206,8 @@ class ResourceOut(BaseModel):
         return cls.model_validate(resource.model_dump(exclude={"bookings_revision"}))
 
 
-class ResourcePage(BaseModel):
+class ResourcePage(PageOut):
     items: list[ResourceOut]
-    next_cursor: str | None
 
 
 class AffectedBooking(BaseModel):
@@ -323,9 +322,8 @@ class BookingOut(BaseModel):
         return cls.model_validate(booking.model_dump())
 
 
-class BookingPage(BaseModel):
+class BookingPage(PageOut):
     items: list[BookingOut]
-    next_cursor: str | None
 
 
 class DayCount(BaseModel):

@@ -6,7 +6,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import IO, Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile, status
+from fastapi import Depends, File, Form, Path, Query, Request, Response, UploadFile, status
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import Cursor, RuntimeDep, route_path
+from app.deps import PageParams, PageRequest, RuntimeDep, domain_router, pagination, route_path
 from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemType, as_field_error
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
@@ -31,7 +31,7 @@ from app.migration.schemas import (
 from app.openapi import error_responses, invalid
 from app.storage.records import JobStatus, JobType
 
-router = APIRouter(prefix="/migration", tags=["migration"])
+router = domain_router(prefix="/migration", tags=["migration"])
 Reader = Annotated[Principal, Depends(require(Capability.JOBS_READ))]
 Runner = Annotated[Principal, Depends(require(Capability.JOBS_RUN))]
 Admin = Annotated[Principal, Depends(require(Capability.JOBS_ADMIN))]
@@ -44,6 +44,8 @@ ACTING = (
 )
 # Routes whose bodies are files, limited by MAX_UPLOAD_BYTES instead of MAX_REQUEST_BYTES.
 UPLOAD_PATHS = re.compile(r"/migration/(jobs/[^/]+/input|upload)$")
+# An error report pages longer than other lists: 100 rows by default, up to 1000.
+ErrorPageParams = Annotated[PageRequest, pagination(default=100, maximum=1000)]
 
 
 @router.post(
@@ -175,13 +177,14 @@ def upload(
 def list_jobs(
     principal: Reader,
     runtime: RuntimeDep,
+    paging: PageParams,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     job_type: Annotated[JobType | None, Query(alias="type")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Cursor = None,
 ) -> JobPage:
-    page = service.list_jobs(runtime, principal, status=status_filter, job_type=job_type, limit=limit, cursor=cursor)
-    return JobPage(items=[JobOut.of(job) for job in page.items], next_cursor=page.next_cursor)
+    page = service.list_jobs(
+        runtime, principal, status=status_filter, job_type=job_type, limit=paging.limit, cursor=paging.cursor
+    )
+    return JobPage.of(page, JobOut.of)
 
 
 @router.get(
@@ -226,9 +229,8 @@ def errors(
     job_id: JobId,
     principal: Runner,
     runtime: RuntimeDep,
+    paging: ErrorPageParams,
     output: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Cursor = None,
 ) -> Response | JobErrorPage:
     if output == "csv":
         return StreamingResponse(
@@ -236,8 +238,8 @@ def errors(
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="job-{job_id}-errors.csv"'},
         )
-    page = service.errors_page(runtime, principal, job_id, limit=limit, cursor=cursor)
-    return JobErrorPage(items=[JobErrorOut.of(error) for error in page.items], next_cursor=page.next_cursor)
+    page = service.errors_page(runtime, principal, job_id, limit=paging.limit, cursor=paging.cursor)
+    return JobErrorPage.of(page, JobErrorOut.of)
 
 
 @router.get(

@@ -17,6 +17,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from app.api_types import PageOut
 from app.errors import FieldCode, invalid_value
 from app.migration.mapping import MappingSpec, mapping_of
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
@@ -221,9 +222,8 @@ class JobCreated(BaseModel):
     upload: UploadInstructions | None = Field(description="Where to send the input file (imports and deletes).")
 
 
-class JobPage(BaseModel):
+class JobPage(PageOut):
     items: list[JobOut]
-    next_cursor: str | None
 
 
 class JobErrorOut(BaseModel):
@@ -238,6 +238,5 @@ class JobErrorOut(BaseModel):
         return cls.model_validate(error.model_dump(exclude={"job_id"}))
 
 
-class JobErrorPage(BaseModel):
+class JobErrorPage(PageOut):
     items: list[JobErrorOut]
-    next_cursor: str | None

@@ -3,7 +3,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import JSONResponse
 
 from app import __version__
@@ -11,14 +11,14 @@ from app.api_types import IsoDateTime
 from app.auth.deps import PUBLIC, require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import Cursor, RuntimeDep, SettingsDep, StoreDep
+from app.deps import PageParams, RuntimeDep, SettingsDep, StoreDep, domain_router
 from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, only, query_object
 from app.ops.dashboard import dashboard_stats
 from app.ops.schemas import AuditEntryOut, AuditPage, Check, DashboardStats, Liveness, ReadinessReport
 from app.ops.service import search_audit
 
-router = APIRouter(tags=["health"], dependencies=[Depends(PUBLIC)])
+router = domain_router(tags=["health"], dependencies=[Depends(PUBLIC)])
 
 
 @router.get(
@@ -48,7 +48,7 @@ def ready(runtime: RuntimeDep) -> JSONResponse:
     return JSONResponse(report.model_dump(), status_code=200 if readiness.ok else 503)
 
 
-audit_router = APIRouter(prefix="/audit", tags=["audit"])
+audit_router = domain_router(prefix="/audit", tags=["audit"])
 _ENTITY_TYPE = r"^[a-z_]+$"
 AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
 
@@ -78,13 +78,12 @@ AuditReader = Annotated[Principal, Depends(require(Capability.AUDIT_READ))]
 def search(
     principal: AuditReader,
     store: StoreDep,
+    paging: PageParams,
     entity_type: Annotated[str | None, Query(max_length=32, pattern=_ENTITY_TYPE, include_in_schema=False)] = None,
     entity_id: Annotated[str | None, Query(max_length=128, include_in_schema=False)] = None,
     actor: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[IsoDateTime | None, Query()] = None,
     until: Annotated[IsoDateTime | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Cursor = None,
 ) -> AuditPage:
     page = search_audit(
         store,
@@ -93,16 +92,14 @@ def search(
         actor=actor,
         since=since,
         until=until,
-        limit=limit,
-        cursor=cursor,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     unmasked = principal.can(Capability.SUBSCRIBERS_UNMASKED)
-    return AuditPage(
-        items=[AuditEntryOut.of(entry, unmasked=unmasked) for entry in page.items], next_cursor=page.next_cursor
-    )
+    return AuditPage.of(page, lambda entry: AuditEntryOut.of(entry, unmasked=unmasked))
 
 
-dashboard_router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+dashboard_router = domain_router(prefix="/dashboard", tags=["dashboard"])
 
 
 @dashboard_router.get(

@@ -5,6 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api_types import PageOut
 from app.bookings.schemas import DayCount
 from app.storage.records import AuditEntry
 from app.subscribers.schemas import masked_unless
@@ -48,9 +49,8 @@ class AuditEntryOut(BaseModel):
         return cls(**values, before=before, after=masked_unless(entry.after, unmasked=unmasked))
 
 
-class AuditPage(BaseModel):
+class AuditPage(PageOut):
     items: list[AuditEntryOut]
-    next_cursor: str | None = Field(description="Pass back as `cursor` for the next page; null when done.")
 
 
 class JobsLast24h(BaseModel):

@@ -3,23 +3,21 @@
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
 # dependencies for every route it builds, and would eval() each string annotation every time.
 
-import json
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ValidationError
+from fastapi import Depends, Path, Query, Request, Response, status
+from pydantic import BaseModel
 
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
 from app.concurrency import Versions, etag
-from app.deps import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, Cursor, route_path
-from app.errors import FieldCode, ProblemType, UnsupportedMediaType
+from app.deps import IF_MATCH_OPTIONAL, IF_MATCH_REQUIRED, PageParams, domain_router, json_body, route_path
+from app.errors import FieldCode, ProblemType
 from app.openapi import error_responses, invalid, json_request_body, only, problem, query_object
-from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import SubscriberRecord, SubscriberStatus
+from app.subscribers.deps import SubscriberServiceDep
 from app.subscribers.fields import (
     EMAIL_SCHEMA,
     IMSI_PATTERN,
@@ -37,16 +35,15 @@ from app.subscribers.schemas import (
     SubscriberPatch,
     SubscriberReplace,
 )
-from app.subscribers.service import SearchField, SubscriberService
+from app.subscribers.service import SearchField
 
-router = APIRouter(prefix="/subscribers", tags=["subscribers"])
+router = domain_router(prefix="/subscribers", tags=["subscribers"])
 Reader = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_READ))]
 Writer = Annotated[Principal, Depends(require(Capability.SUBSCRIBERS_WRITE))]
 Model = TypeVar("Model", bound=BaseModel)
 
 JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
-Limit = Annotated[int, Query(ge=1, le=200, description="Page size, 1-200.")]
 # Bounded before it reaches the store (DynamoDB refuses keys over 2 KB with an error, not a miss).
 UidPath = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", examples=["sub-000123"])]
 RequiredVersions = Annotated[Versions, Depends(IF_MATCH_REQUIRED)]
@@ -71,49 +68,22 @@ SEARCH_CRITERION = query_object(
 )
 
 
-async def get_subscriber_service(request: Request) -> SubscriberService:
-    # async on purpose: a sync dependency costs a thread-pool hop per request, for no blocking work
-    # (the store is built at start-up: uvicorn's lifespan, Lambda's init phase).
-    runtime: Runtime = request.app.state.runtime
-    return SubscriberService(runtime.store, runtime.settings)
-
-
-ServiceDep = Annotated[SubscriberService, Depends(get_subscriber_service)]
-
-
 def _unmasked(principal: Principal) -> bool:
     return principal.can(Capability.SUBSCRIBERS_UNMASKED)
 
 
-async def _json_body(request: Request, model: type[Model], accepted: tuple[str, ...], context: dict[str, Any]) -> Model:
-    """Parse and validate a JSON body with validation context (FastAPI's own body parsing has none)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in accepted:
-        raise UnsupportedMediaType(f"send the body as {' or '.join(accepted)}")
-    raw = await request.body()
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser allows
-        error = {"type": "json_invalid", "loc": ("body",), "msg": "body is not valid JSON", "input": None}
-        raise RequestValidationError([error]) from None
-    try:
-        return model.model_validate(data, context=context)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False)]
-        ) from None
+def _body(model: type[Model], *accepted: str) -> Any:
+    """A body read with the service's validation context (FastAPI's own body parsing has none)."""
+
+    async def read(request: Request, service: SubscriberServiceDep) -> Model:
+        return await json_body(request, model, accepted, service.validation_context)
+
+    return Depends(read)
 
 
-async def _create_body(request: Request, service: ServiceDep) -> SubscriberIn:
-    return await _json_body(request, SubscriberIn, (JSON,), service.validation_context)
-
-
-async def _replace_body(request: Request, service: ServiceDep) -> SubscriberReplace:
-    return await _json_body(request, SubscriberReplace, (JSON,), service.validation_context)
-
-
-async def _patch_body(request: Request, service: ServiceDep) -> SubscriberPatch:
-    return await _json_body(request, SubscriberPatch, (MERGE_PATCH, JSON), service.validation_context)
+CreateBody = Annotated[SubscriberIn, _body(SubscriberIn, JSON)]
+ReplaceBody = Annotated[SubscriberReplace, _body(SubscriberReplace, JSON)]
+PatchBody = Annotated[SubscriberPatch, _body(SubscriberPatch, MERGE_PATCH, JSON)]
 
 
 def _answer(response: Response, subscriber: SubscriberRecord, principal: Principal) -> SubscriberOut:
@@ -123,9 +93,7 @@ def _answer(response: Response, subscriber: SubscriberRecord, principal: Princip
 
 def _page(page: Page[SubscriberRecord], principal: Principal) -> SubscriberPage:
     unmasked = _unmasked(principal)
-    return SubscriberPage(
-        items=[SubscriberOut.of(item, unmasked=unmasked) for item in page.items], next_cursor=page.next_cursor
-    )
+    return SubscriberPage.of(page, lambda subscriber: SubscriberOut.of(subscriber, unmasked=unmasked))
 
 
 # The principal comes before the body in every signature: a caller without the capability gets
@@ -150,8 +118,8 @@ def _page(page: Page[SubscriberRecord], principal: Principal) -> SubscriberPage:
 )
 def create_subscriber(
     principal: Writer,
-    service: ServiceDep,
-    body: Annotated[SubscriberIn, Depends(_create_body)],
+    service: SubscriberServiceDep,
+    body: CreateBody,
     request: Request,
     response: Response,
 ) -> SubscriberOut:
@@ -171,13 +139,12 @@ def create_subscriber(
 )
 def list_subscribers(
     principal: Reader,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
+    paging: PageParams,
     status_filter: Annotated[SubscriberStatus | None, Query(alias="status")] = None,
     plan: Annotated[str | None, Query(max_length=32, pattern=f"^{PLAN_PATTERN.pattern}$")] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> SubscriberPage:
-    return _page(service.list(status=status_filter, plan=plan, limit=limit, cursor=cursor), principal)
+    return _page(service.list(status=status_filter, plan=plan, limit=paging.limit, cursor=paging.cursor), principal)
 
 
 @router.get(
@@ -195,16 +162,15 @@ def list_subscribers(
 )
 def search_subscribers(
     principal: Reader,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
+    paging: PageParams,
     msisdn: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
     imsi: Annotated[str | None, Query(max_length=32, include_in_schema=False)] = None,
     email: Annotated[str | None, Query(max_length=MAX_EMAIL_LENGTH, include_in_schema=False)] = None,
     uid_prefix: Annotated[str | None, Query(max_length=64, include_in_schema=False)] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> SubscriberPage:
     criteria: dict[SearchField, str | None] = {"msisdn": msisdn, "imsi": imsi, "email": email, "uid_prefix": uid_prefix}
-    return _page(service.search(criteria, limit=limit, cursor=cursor), principal)
+    return _page(service.search(criteria, limit=paging.limit, cursor=paging.cursor), principal)
 
 
 @router.get(
@@ -217,7 +183,7 @@ def search_subscribers(
         **error_responses(ProblemType.NOT_FOUND, invalid(("path.uid", FieldCode.PATTERN_MISMATCH))),
     },
 )
-def get_subscriber(uid: UidPath, principal: Reader, service: ServiceDep, response: Response) -> SubscriberOut:
+def get_subscriber(uid: UidPath, principal: Reader, service: SubscriberServiceDep, response: Response) -> SubscriberOut:
     return _answer(response, service.get(uid), principal)
 
 
@@ -245,9 +211,9 @@ def _change_problems() -> dict[int | str, dict[str, Any]]:
 def replace_subscriber(
     uid: UidPath,
     principal: Writer,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
     versions: RequiredVersions,
-    body: Annotated[SubscriberReplace, Depends(_replace_body)],
+    body: ReplaceBody,
     response: Response,
 ) -> SubscriberOut:
     return _answer(response, service.replace(principal.username, uid, body, versions), principal)
@@ -266,9 +232,9 @@ def replace_subscriber(
 def update_subscriber(
     uid: UidPath,
     principal: Writer,
-    service: ServiceDep,
+    service: SubscriberServiceDep,
     versions: RequiredVersions,
-    body: Annotated[SubscriberPatch, Depends(_patch_body)],
+    body: PatchBody,
     response: Response,
 ) -> SubscriberOut:
     return _answer(response, service.patch(principal.username, uid, body, versions), principal)
@@ -287,7 +253,9 @@ def update_subscriber(
         ProblemType.PRECONDITION_REQUIRED,
     ),
 )
-def delete_subscriber(uid: UidPath, principal: Writer, service: ServiceDep, versions: OptionalVersions) -> Response:
+def delete_subscriber(
+    uid: UidPath, principal: Writer, service: SubscriberServiceDep, versions: OptionalVersions
+) -> Response:
     service.delete(principal.username, uid, versions)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -300,10 +268,8 @@ def delete_subscriber(uid: UidPath, principal: Writer, service: ServiceDep, vers
     responses=error_responses(ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))),
 )
 def subscriber_history(
-    uid: UidPath, principal: Reader, service: ServiceDep, limit: Limit = 50, cursor: Cursor = None
+    uid: UidPath, principal: Reader, service: SubscriberServiceDep, paging: PageParams
 ) -> HistoryPage:
-    page = service.history(uid, limit=limit, cursor=cursor)
     unmasked = _unmasked(principal)
-    return HistoryPage(
-        items=[HistoryEntryOut.of(entry, unmasked=unmasked) for entry in page.items], next_cursor=page.next_cursor
-    )
+    page = service.history(uid, limit=paging.limit, cursor=paging.cursor)
+    return HistoryPage.of(page, lambda entry: HistoryEntryOut.of(entry, unmasked=unmasked))

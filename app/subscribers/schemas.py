@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from app.api_types import PageOut
 from app.errors import FieldCode, invalid_value
 from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import (
@@ -302,9 +303,8 @@ class SubscriberOut(BaseModel):
         return cls.model_validate(values if unmasked else mask_values(values))
 
 
-class SubscriberPage(BaseModel):
+class SubscriberPage(PageOut):
     items: list[SubscriberOut]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 class HistoryEntryOut(BaseModel):
@@ -331,6 +331,5 @@ class HistoryEntryOut(BaseModel):
         )
 
 
-class HistoryPage(BaseModel):
+class HistoryPage(PageOut):
     items: list[HistoryEntryOut]
-    next_cursor: str | None

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from app.deps import get_settings_dep
 from app.storage.base import Store
 from tests.subscribers.support import assert_consistent, body, counts, iccid, imsi, msisdn, raw_snapshot
 from tests.support import make_settings
@@ -70,7 +71,7 @@ def test_unknown_subscriber_is_404(client: TestClient, role_headers: Headers) ->
 def test_national_numbers_follow_the_default_phone_region(
     app: FastAPI, client: TestClient, role_headers: Headers
 ) -> None:
-    app.state.runtime.settings = make_settings(default_phone_region="US")
+    app.dependency_overrides[get_settings_dep] = lambda: make_settings(default_phone_region="US")
     created = _create(client, role_headers["operator"], 1, msisdn="(415) 555-2671")
     assert created["msisdn"] == "+14155552671"
     found = client.get("/subscribers/search", params={"msisdn": "415 555 2671"}, headers=role_headers["viewer"])

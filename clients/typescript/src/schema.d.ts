@@ -682,7 +682,7 @@ export interface components {
             items: components["schemas"]["AuditEntryOut"][];
             /**
              * Next Cursor
-             * @description Pass back as `cursor` for the next page; null when done.
+             * @description Pass back as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
         };
@@ -813,7 +813,10 @@ export interface components {
         BookingPage: {
             /** Items */
             items: components["schemas"]["BookingOut"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
             next_cursor: string | null;
         };
         /**
@@ -1084,7 +1087,10 @@ export interface components {
         HistoryPage: {
             /** Items */
             items: components["schemas"]["HistoryEntryOut"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
             next_cursor: string | null;
         };
         /** ImportJobCreate */
@@ -1222,7 +1228,10 @@ export interface components {
         JobErrorPage: {
             /** Items */
             items: components["schemas"]["JobErrorOut"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
             next_cursor: string | null;
         };
         /** JobOut */
@@ -1269,7 +1278,10 @@ export interface components {
         JobPage: {
             /** Items */
             items: components["schemas"]["JobOut"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
             next_cursor: string | null;
         };
         /**
@@ -1796,7 +1808,10 @@ export interface components {
         ResourcePage: {
             /** Items */
             items: components["schemas"]["ResourceOut"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
             next_cursor: string | null;
         };
         /**
@@ -2037,7 +2052,7 @@ export interface components {
             items: components["schemas"]["SubscriberOut"][];
             /**
              * Next Cursor
-             * @description Pass as `cursor` for the next page; null on the last page.
+             * @description Pass back as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
         };
@@ -2258,7 +2273,10 @@ export interface components {
         UserPage: {
             /** Items */
             items: components["schemas"]["UserOut"][];
-            /** Next Cursor */
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
             next_cursor: string | null;
         };
         /**
@@ -2593,6 +2611,7 @@ export interface operations {
     users_list: {
         parameters: {
             query?: {
+                /** @description Page size, 1-200. */
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
@@ -3063,6 +3082,7 @@ export interface operations {
             query?: {
                 status?: components["schemas"]["JobStatus"];
                 type?: components["schemas"]["JobType"];
+                /** @description Page size, 1-200. */
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
@@ -3501,6 +3521,7 @@ export interface operations {
         parameters: {
             query?: {
                 format?: string;
+                /** @description Page size, 1-1000. */
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
@@ -3736,6 +3757,7 @@ export interface operations {
                 actor?: string;
                 since?: string;
                 until?: string;
+                /** @description Page size, 1-200. */
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
@@ -4588,6 +4610,7 @@ export interface operations {
     resources_list: {
         parameters: {
             query?: {
+                /** @description Page size, 1-200. */
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
@@ -5054,6 +5077,7 @@ export interface operations {
     bookings_list: {
         parameters: {
             query: {
+                /** @description Page size, 1-200. */
                 limit?: number;
                 /** @description `next_cursor` of the previous page of the same query, as it was returned. */
                 cursor?: string;
