@@ -292,7 +292,10 @@ class BookingRelease:
 
 
 class BookingStatus(StrEnum):
-    """The booking lifecycle. Its rules are these properties: both backends ask them, never the names."""
+    """A booking's status: CONFIRMED until it is cancelled, or marked COMPLETED or NO_SHOW."""
+
+    # The lifecycle's rules are the properties below: services and both backends ask them and never
+    # name a status, so a new status is its member and its answers here.
 
     CONFIRMED = "CONFIRMED"
     CANCELLED = "CANCELLED"

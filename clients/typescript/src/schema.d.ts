@@ -837,6 +837,7 @@ export interface components {
         };
         /**
          * BookingStatus
+         * @description A booking's status: CONFIRMED until it is cancelled, or marked COMPLETED or NO_SHOW.
          * @enum {string}
          */
         BookingStatus: "CONFIRMED" | "CANCELLED" | "COMPLETED" | "NO_SHOW";
