@@ -1,7 +1,7 @@
 """Dependencies of the bookings routes, including the one seam to the subscribers domain.
 
 `get_subscriber_status` answers "what is this subscriber's status?" (`ACTIVE`, `SUSPENDED`, ...,
-or None if there is no such subscriber), read from the subscribers repository.
+or None if there is no such subscriber): the subscribers service answers it.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
@@ -13,16 +13,11 @@ from fastapi import Depends
 
 from app.bookings.service import BookingService, SubscriberStatusLookup
 from app.deps import RuntimeDep
+from app.subscribers.service import SubscriberService
 
 
 def get_subscriber_status(runtime: RuntimeDep) -> SubscriberStatusLookup:
-    subscribers = runtime.store.subscribers
-
-    def status_of(subscriber_uid: str) -> str | None:
-        subscriber = subscribers.get(subscriber_uid)
-        return subscriber.status.value if subscriber else None
-
-    return status_of
+    return SubscriberService(runtime.store, runtime.settings).status_of
 
 
 def get_booking_service(
