@@ -3,7 +3,7 @@ refusal of a subscriber with future confirmed bookings (a row error here) and it
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,31 +12,20 @@ from fastapi.testclient import TestClient
 from app.migration import kinds
 from app.storage.base import Store
 from app.subscribers import service as subscriber_service
+from tests.bookings.test_bookings_api import at, resource_body
 from tests.migration.test_subscriber_jobs import counts, csv_file, errors_of, row, run_job
 
 Headers = dict[str, dict[str, str]]
-EVERY_DAY = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-DAY = (datetime.now(UTC) + timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def book(client: TestClient, headers: dict[str, str], uid: str) -> str:
-    """A confirmed booking of `uid` three days ahead."""
-    resource = client.post(
-        "/bookings/resources",
-        json={
-            "name": "Main street store",
-            "kind": "store",
-            "timezone": "Etc/UTC",
-            "slot_minutes": 30,
-            "capacity": 2,
-            "weekly_schedule": {day: [{"open": "08:00", "close": "18:00"}] for day in EVERY_DAY},
-        },
-        headers=headers,
-    )
+    """A confirmed booking of `uid` three days ahead, at a resource of its own."""
+    resource = client.post("/bookings/resources", json=resource_body(), headers=headers)
     assert resource.status_code == 201, resource.text
-    start = (DAY + timedelta(hours=10)).isoformat()
     booking = client.post(
-        "/bookings", json={"resource_id": resource.json()["id"], "subscriber_uid": uid, "start": start}, headers=headers
+        "/bookings",
+        json={"resource_id": resource.json()["id"], "subscriber_uid": uid, "start": at(10)},
+        headers=headers,
     )
     assert booking.status_code == 201, booking.text
     return str(booking.json()["id"])
