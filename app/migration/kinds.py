@@ -396,8 +396,9 @@ class SubscriberRollback:
     def _undo(
         self, service: SubscriberService, job: JobRecord, imported: JobRecord, row: int, uid: str
     ) -> tuple[str, str] | None:
-        current = service.store.subscribers.get(uid)
-        if current is None:
+        try:
+            current = service.get(uid)
+        except NotFoundError:
             if _deleted_by(service, uid, job_actor(job.id)):
                 return None  # deleted by this rollback before a crash
             return "not_found", "no longer exists"
@@ -406,7 +407,7 @@ class SubscriberRollback:
             return "not_created_by_job", "the import did not create this subscriber"
         if current.version != 1:
             return "changed_since_import", f"changed since the import (version {current.version})"
-        try:
+        try:  # If-Match 1: nobody may change it between this read and the delete either
             refused = _delete(service, job, uid, versions=frozenset({1}))
         except (NotFoundError, PreconditionFailedError, PreconditionFailed, NotFound):
             return "changed_since_import", "changed while rolling back"
