@@ -56,9 +56,7 @@ def seed_demo_data(runtime: Runtime) -> None:
             "attributes": {"segment": "demo"},
         }
         subscribers.create(DEMO_ACTOR, parse_subscriber(row, phone_region=runtime.settings.default_phone_region))
-    bookings = BookingService(
-        store, runtime.settings, lambda uid: s.status.value if (s := store.subscribers.get(uid)) else None
-    )
+    bookings = BookingService(store, runtime.settings, subscribers.status_of)
     resource = bookings.create_resource(
         DEMO_ACTOR,
         ResourceCreate(

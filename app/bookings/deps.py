@@ -1,7 +1,7 @@
 """Dependencies of the bookings routes, including the one seam to the subscribers domain.
 
 `get_subscriber_status` answers "what is this subscriber's status?" (`ACTIVE`, `SUSPENDED`, ...,
-or None if there is no such subscriber), read from the subscribers repository.
+or None if there is no such subscriber): the subscribers service answers it.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the signatures of these endpoints and
@@ -13,16 +13,11 @@ from fastapi import Depends
 
 from app.bookings.service import BookingService, SubscriberStatusLookup
 from app.deps import SettingsDep, StoreDep
+from app.subscribers.deps import SubscriberServiceDep
 
 
-async def get_subscriber_status(store: StoreDep) -> SubscriberStatusLookup:
-    subscribers = store.subscribers
-
-    def status_of(subscriber_uid: str) -> str | None:
-        subscriber = subscribers.get(subscriber_uid)
-        return subscriber.status.value if subscriber else None
-
-    return status_of
+async def get_subscriber_status(subscribers: SubscriberServiceDep) -> SubscriberStatusLookup:
+    return subscribers.status_of
 
 
 async def get_booking_service(

@@ -14,10 +14,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from app import csvsafe
-from app.audit import audit_entry
 from app.auth.deps import auth_service_of
 from app.auth.schemas import UserCreate, UserImport
-from app.errors import DomainError
+from app.concurrency import Versions
+from app.errors import ConflictError, DomainError, FieldError, NotFoundError, PreconditionFailedError
 from app.migration.engine import BatchResult, JobFailed
 from app.migration.filekeys import FileKeys
 from app.migration.imports import FileImport, Heartbeat, ValidRow, WriteOutcome, row_error
@@ -29,7 +29,6 @@ from app.runtime import Runtime
 from app.storage.base import SUBSCRIBER_PLAN_SCOPE, SUBSCRIBER_STATUS_SCOPE, RecordMissing, StaleVersion
 from app.storage.importing import ImportRow
 from app.storage.records import (
-    SUBSCRIBER_BOOKKEEPING,
     JobCounts,
     JobRecord,
     JobRowError,
@@ -37,7 +36,7 @@ from app.storage.records import (
     SubscriberStatus,
 )
 from app.subscribers.schemas import SubscriberIn, Uid, mask_values, parse_subscriber
-from app.subscribers.service import ENTITY as SUBSCRIBER_ENTITY
+from app.subscribers.service import SubscriberService
 from app.timeutil import utcnow
 
 
@@ -268,24 +267,23 @@ class UidRow(BaseModel):
     uid: Uid
 
 
-def _deleted_by(runtime: Runtime, uid: str, actor: str) -> bool:
+def _deleted_by(service: SubscriberService, uid: str, actor: str) -> bool:
     """Whether `actor` deleted the subscriber (a row redone after a crash): its newest history entry."""
-    newest = runtime.store.audit.list_for_entity(SUBSCRIBER_ENTITY, uid, limit=1).items
+    newest = service.history(uid, limit=1, cursor=None).items
     return bool(newest) and newest[0].action == "subscriber.delete" and newest[0].actor == actor
 
 
-def _delete(runtime: Runtime, job: JobRecord, current: SubscriberRecord) -> None:
-    now = utcnow()
-    audit = audit_entry(
-        actor=job_actor(job.id),
-        action="subscriber.delete",
-        entity_type=SUBSCRIBER_ENTITY,
-        entity_id=current.uid,
-        at=now,
-        retention_days=runtime.settings.audit_retention_days,
-        before=current.model_dump(mode="json", exclude=set(SUBSCRIBER_BOOKKEEPING)),
-    )
-    runtime.store.subscribers.delete(current, audit)
+def _delete(service: SubscriberService, job: JobRecord, uid: str, versions: Versions | None) -> FieldError | None:
+    """Delete as the API does, as the job's actor: the same refusal while the subscriber has future
+    confirmed bookings (returned, to become the row's error) and the same history entry, stamped
+    after the subscriber's last change. NotFoundError and the precondition failures go to the caller."""
+    try:
+        service.delete(job_actor(job.id), uid, versions)
+    except ConflictError as exc:
+        if not exc.errors:
+            raise
+        return exc.errors[0]
+    return None
 
 
 class SubscriberDeleteFile(FileImport[UidRow]):
@@ -305,28 +303,25 @@ class SubscriberDeleteFile(FileImport[UidRow]):
     ) -> WriteOutcome:
         outcome = WriteOutcome(errors=[])
         assert outcome.errors is not None
-        now = utcnow()
+        service = SubscriberService(runtime.store, runtime.settings)
         for row in rows:
             heartbeat()
             uid = row.record.uid
-            current = runtime.store.subscribers.get(uid)
-            if current is None:
-                if _deleted_by(runtime, uid, job_actor(job.id)):
+            try:
+                refused = _delete(service, job, uid, versions=None)
+            except NotFoundError:
+                if _deleted_by(service, uid, job_actor(job.id)):
                     outcome.deleted += 1
                 else:
                     outcome.errors.append(row_error(job.id, row.number, "uid", "not_found", "no such subscriber", uid))
                 continue
-            if runtime.store.bookings.has_future_confirmed(uid, now):
-                outcome.errors.append(
-                    row_error(job.id, row.number, "uid", "has_bookings", "has future confirmed bookings", uid)
-                )
-                continue
-            try:
-                _delete(runtime, job, current)
-            except (StaleVersion, RecordMissing):
+            except (PreconditionFailedError, StaleVersion, RecordMissing):
                 outcome.errors.append(
                     row_error(job.id, row.number, "uid", "changed_concurrently", "changed while deleting; retry", uid)
                 )
+                continue
+            if refused is not None:
+                outcome.errors.append(row_error(job.id, row.number, "uid", refused.code, refused.message, uid))
                 continue
             outcome.deleted += 1
         return outcome
@@ -383,14 +378,14 @@ class SubscriberRollback:
     ) -> BatchResult:
         counts = JobCounts(processed=len(batch))
         reasons: list[JobRowError] = []
-        now = utcnow()
+        service = SubscriberService(runtime.store, runtime.settings)
         for row in batch:
             heartbeat()
             valid: list[ValidRow[SubscriberIn]] = []
             if self.importer._check_row(row, mapper, imported, runtime, valid) or not valid:
                 continue  # the import refused this row: nothing to undo
             uid = valid[0].record.uid or row_uid(imported.id, row.number)
-            reason = self._undo(runtime, job, imported, row.number, uid, now)
+            reason = self._undo(service, job, imported, row.number, uid)
             if reason is None:
                 counts.deleted += 1
             else:
@@ -399,11 +394,12 @@ class SubscriberRollback:
         return BatchResult(counts=counts, errors=reasons, checkpoint={**job.checkpoint, "row": batch[-1].number})
 
     def _undo(
-        self, runtime: Runtime, job: JobRecord, imported: JobRecord, row: int, uid: str, now: datetime
+        self, service: SubscriberService, job: JobRecord, imported: JobRecord, row: int, uid: str
     ) -> tuple[str, str] | None:
-        current = runtime.store.subscribers.get(uid)
-        if current is None:
-            if _deleted_by(runtime, uid, job_actor(job.id)):
+        try:
+            current = service.get(uid)
+        except NotFoundError:
+            if _deleted_by(service, uid, job_actor(job.id)):
                 return None  # deleted by this rollback before a crash
             return "not_found", "no longer exists"
         created_here = current.created_by == job_actor(imported.id) and current.import_row == row
@@ -411,13 +407,11 @@ class SubscriberRollback:
             return "not_created_by_job", "the import did not create this subscriber"
         if current.version != 1:
             return "changed_since_import", f"changed since the import (version {current.version})"
-        if runtime.store.bookings.has_future_confirmed(uid, now):
-            return "has_bookings", "has future confirmed bookings"
-        try:
-            _delete(runtime, job, current)
-        except (StaleVersion, RecordMissing):
+        try:  # If-Match 1: nobody may change it between this read and the delete either
+            refused = _delete(service, job, uid, versions=frozenset({1}))
+        except (NotFoundError, PreconditionFailedError, StaleVersion, RecordMissing):
             return "changed_since_import", "changed while rolling back"
-        return None
+        return (refused.code, refused.message) if refused is not None else None
 
     def finish(self, job: JobRecord, runtime: Runtime) -> dict[str, Any]:
         return {}

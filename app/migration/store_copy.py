@@ -7,6 +7,11 @@ not yet recorded is written again, which changes nothing. Records the target ref
 msisdn belongs to another subscriber there, say) are appended to a `.refused.ndjson` file next to
 the state and reported; they are never dropped silently.
 
+Before a copy starts, `side_settings` builds and validates each side's settings and `plan` and
+`begin` apply the rules that keep a copy from going wrong: never a store into itself, never a state
+file of another copy, never into a target that already holds data unless merging was asked for.
+Each refusal is a `CopyRefused` whose message says what to do; the CLI prints it.
+
 Verification reads both stores in full: per kind, the number of records and a checksum over all
 of them (the sum of every record's SHA-256, so order does not matter). Where a kind differs, it
 looks the source's records up in the target to name the ones missing or different.
@@ -14,12 +19,18 @@ looks the source's records up in the target to name the ones missing or differen
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from app.config import Settings
 from app.localfiles import open_private, write_private
 from app.storage.transfer import KINDS, PHASES, Refused, StoreTransfer, TransferRecord
 
@@ -30,6 +41,16 @@ BATCH_SIZE = 99
 VERIFY_PAGE = 1000
 DIFFERENCES_SHOWN = 20
 Progress = Callable[[str, int], None]  # (step, records just handled)
+Backend = Literal["dynamodb", "mongo"]
+_CREDENTIALS = re.compile(r"://[^@/]*@")
+_SIDE_FIELDS = {
+    "dynamodb": ("dynamodb_table", "dynamodb_endpoint_url", "aws_region"),
+    "mongo": ("mongodb_uri", "mongodb_database"),
+}
+
+
+class CopyRefused(Exception):
+    """A copy that may not run as asked; the message says why and what to do instead."""
 
 
 @dataclass
@@ -49,6 +70,89 @@ class CopyState:
 
     def save(self, path: Path) -> None:
         write_private(path, json.dumps(asdict(self), indent=2).encode())
+
+
+@dataclass(frozen=True)
+class Side:
+    """One store of a copy as the operator names it (`--source-...` / `--target-...`); a value left
+    None is the base settings' own."""
+
+    name: Literal["source", "target"]
+    backend: Backend
+    dynamodb_table: str | None = None
+    dynamodb_endpoint_url: str | None = None
+    aws_region: str | None = None
+    mongodb_uri: str | None = None
+    mongodb_database: str | None = None
+
+
+def side_settings(base: Settings, side: Side) -> Settings:
+    """`base` with the side's store, validated as settings are validated (a table name the settings
+    refuse is refused here, with the validator's reason and the option's name)."""
+    changes: dict[str, Any] = {"storage_backend": side.backend}
+    for name in _SIDE_FIELDS[side.backend]:
+        if value := getattr(side, name):
+            changes[name] = value
+    if side.backend == "mongo" and base.mongodb_uri is None and "mongodb_uri" not in changes:
+        raise CopyRefused(f"--{side.name}-mongodb-uri (or {side.name.upper()}_MONGODB_URI) is required for mongo")
+    try:
+        return Settings.model_validate({**dict(base), **changes})
+    except ValidationError as exc:
+        # Only the side's own fields can fail (the base settings were valid): name them as options.
+        problems = [f"--{side.name}-{'-'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()]
+        raise CopyRefused("; ".join(problems)) from None
+
+
+def store_label(settings: Settings) -> str:
+    """Names a store without its credentials (state files and reports)."""
+    if settings.backend == "mongo":
+        assert settings.mongodb_uri is not None
+        uri = _CREDENTIALS.sub("://", settings.mongodb_uri.get_secret_value())
+        return f"mongo {uri} database {settings.mongodb_database}"
+    where = settings.dynamodb_endpoint_url or (
+        f"local engine of {settings.data_dir.resolve()}" if settings.uses_local_engine else "AWS"
+    )
+    return f"dynamodb {settings.aws_region} table {settings.dynamodb_table} ({where})"
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    source: Settings
+    target: Settings
+    source_label: str
+    target_label: str
+    state_path: Path
+    saved: CopyState | None  # None: no copy of this source into this target was started (or a restart)
+    restart: bool
+
+
+def plan(source: Settings, target: Settings, *, state_path: Path | None, restart: bool) -> CopyPlan:
+    """The copy from `source` to `target` and its state file (by default one per pair of stores,
+    under the source's DATA_DIR), with the state saved by an earlier run unless `restart`."""
+    source_label, target_label = store_label(source), store_label(target)
+    if source_label == target_label:
+        raise CopyRefused(f"source and target are the same store ({source_label})")
+    copy_id = hashlib.sha256(f"{source_label}\n{target_label}".encode()).hexdigest()[:16]
+    path = state_path or source.data_dir / "migrate-store" / f"{copy_id}.json"
+    try:
+        saved = None if restart else CopyState.load(path)
+    except (ValueError, TypeError):
+        raise CopyRefused(f"--state: {path} is not a migrate-store state file") from None
+    if saved is not None and (saved.source, saved.target) != (source_label, target_label):
+        raise CopyRefused(f"--state: {path} belongs to another copy ({saved.source} -> {saved.target})")
+    return CopyPlan(source, target, source_label, target_label, path, saved, restart)
+
+
+def begin(plan: CopyPlan, source: StoreTransfer, target: StoreTransfer, *, allow_nonempty_target: bool) -> CopyState:
+    """The state of a copy starting from the beginning. A target that already holds data is refused
+    unless merging into it was asked for, or a restart redoes an earlier copy of this source."""
+    if not plan.restart and not allow_nonempty_target and source is not target and target.read(0, None, 1)[0]:
+        raise CopyRefused(
+            "the target already holds data; pass --allow-nonempty-target to merge into it "
+            "(records are upserted by key), or --restart to redo an earlier copy of this source"
+        )
+    refused_path(plan.state_path).unlink(missing_ok=True)
+    return CopyState(plan.source_label, plan.target_label)
 
 
 def refused_path(state_path: Path) -> Path:

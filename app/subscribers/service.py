@@ -1,7 +1,9 @@
 """Subscriber rules: creation, optimistic-concurrency updates (If-Match), search and history.
 
 Storage calls go through `store.subscribers` and `store.audit`; each write hands the repository
-its audit entry, which the store writes in the same atomic step as the change.
+its audit entry, which the store writes in the same atomic step as the change. The bookings domain
+is asked through its service (`BookingService.has_future_confirmed`), and asks this one back for a
+subscriber's status (`status_of`); every delete, the API's and the bulk jobs', comes through here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from app.audit import audit_entry
+from app.bookings.service import BookingService
 from app.concurrency import Versions, etag
 from app.config import Settings
 from app.errors import (
@@ -49,6 +52,7 @@ class SubscriberService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.bookings = BookingService(store, settings, self.status_of)
 
     @property
     def validation_context(self) -> dict[str, Any]:
@@ -61,6 +65,12 @@ class SubscriberService:
         if subscriber is None:
             raise NotFoundError(f"subscriber {uid!r} not found")
         return subscriber
+
+    def status_of(self, uid: str) -> str | None:
+        """The subscriber's status (`ACTIVE`, `SUSPENDED`, ...), or None if there is no such subscriber:
+        what the bookings domain asks before it books."""
+        subscriber = self.store.subscribers.get(uid)
+        return subscriber.status.value if subscriber else None
 
     def list(
         self, *, status: SubscriberStatus | None, plan: str | None, limit: int, cursor: str | None
@@ -162,8 +172,9 @@ class SubscriberService:
         return updated
 
     def delete(self, actor: str, uid: str, versions: Versions | None) -> None:
-        """Frees the msisdn and imsi. If-Match is optional (`versions` None); when given it must match."""
-        if self.store.bookings.has_future_confirmed(uid, utcnow()):
+        """Frees the msisdn and imsi. If-Match is optional (`versions` None); when given it must match.
+        Refused (409, `has_bookings`) while the subscriber has future confirmed bookings."""
+        if self.bookings.has_future_confirmed(uid):
             raise ConflictError(
                 "the subscriber has future confirmed bookings; cancel them first",
                 errors=[

@@ -14,6 +14,7 @@ from app.bookings.schemas import BookingCreate
 from app.bookings.service import BookingService
 from app.storage.base import Store
 from app.storage.records import BookingStatus
+from app.subscribers.service import SubscriberService
 from tests.bookings.conftest import add_subscriber
 from tests.support import race
 
@@ -511,6 +512,25 @@ def test_subscriber_with_future_bookings_cannot_be_deleted(
     cancelled = client.post(f"/bookings/{booking.json()['id']}/cancel", json={"reason": "moving"}, headers=operator)
     assert cancelled.status_code == 200, cancelled.text
     assert client.delete("/subscribers/sub-1", headers=operator).status_code == 204
+
+
+def test_subscriber_delete_asks_the_bookings_service(
+    client: TestClient, role_headers: Headers, resource_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The subscribers domain asks the bookings domain's service, not the bookings repository."""
+    operator = role_headers["operator"]
+    monkeypatch.setattr(BookingService, "has_future_confirmed", lambda self, uid: uid == "sub-2")
+    assert_problem(client.delete("/subscribers/sub-2", headers=operator), 409, "path.uid", "has_bookings")
+    assert client.delete("/subscribers/sub-3", headers=operator).status_code == 204
+
+
+def test_booking_asks_the_subscribers_service_for_the_status(
+    client: TestClient, role_headers: Headers, resource_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bookings domain asks the subscribers domain's service, not the subscribers repository."""
+    monkeypatch.setattr(SubscriberService, "status_of", lambda self, uid: "SUSPENDED")
+    refused = book(client, role_headers["operator"], resource_id)
+    assert_problem(refused, 409, "body.subscriber_uid", "subscriber_not_active")
 
 
 def test_booking_uses_the_real_subscriber_status(client: TestClient, role_headers: Headers, resource_id: str) -> None:

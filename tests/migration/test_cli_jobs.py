@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app import cli
+from app.cli import common as cli_common
 from app.config import Settings
 from app.runtime import Runtime
 from app.storage.base import Store
@@ -29,7 +30,7 @@ def runner(monkeypatch: pytest.MonkeyPatch, settings: Settings, store: Store, tm
     runtime = Runtime(settings, store)
     runtime.provide("blobs", LocalBlobStore(tmp_path / "files"))
     monkeypatch.setattr(runtime, "close", lambda: None)  # the test still needs the store afterwards
-    monkeypatch.setattr(cli, "open_runtime", lambda: runtime)
+    monkeypatch.setattr(cli_common, "open_runtime", lambda: runtime)
     return CliRunner()
 
 
@@ -152,7 +153,7 @@ def test_progress_moves_once_per_batch(
 ) -> None:
     from app.migration import worker
 
-    runtime = cli.open_runtime()
+    runtime = cli_common.open_runtime()
     monkeypatch.setattr(worker.engine(runtime).kinds["import:subscribers"], "batch_rows", 1)
     data, mapping = write_input(tmp_path)
     result = runner.invoke(cli.app, ["import", str(data), "--mapping", str(mapping)])

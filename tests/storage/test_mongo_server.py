@@ -91,11 +91,12 @@ def test_portal_migrate_indexes_rebuilds_a_changed_index(monkeypatch: pytest.Mon
     from typer.testing import CliRunner
 
     from app import cli
+    from app.cli import common as cli_common
 
     store = MongoStore(mongomock.MongoClient(tz_aware=True), "cli_indexes", cursors)
     store.db["jobs"].drop_index("newest_first")
     store.db["jobs"].create_index([("created_at", ASCENDING)], name="newest_first")
-    monkeypatch.setattr(cli, "open_runtime", lambda: Runtime(make_settings(), store))
+    monkeypatch.setattr(cli_common, "open_runtime", lambda: Runtime(make_settings(), store))
     result = CliRunner().invoke(cli.app, ["migrate-indexes"])
     assert result.exit_code == 0, result.output
     assert "jobs.newest_first: keys [('created_at', 1)]" in result.output

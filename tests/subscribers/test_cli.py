@@ -6,6 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app import cli
+from app.cli import common as cli_common
 from app.config import Settings
 from app.runtime import Runtime
 from app.storage.base import Store
@@ -16,7 +17,7 @@ from tests.subscribers.support import audit_for, counts, record
 def runner(monkeypatch: pytest.MonkeyPatch, settings: Settings, store: Store) -> CliRunner:
     runtime = Runtime(settings, store)
     monkeypatch.setattr(runtime, "close", lambda: None)  # the test still needs the store afterwards
-    monkeypatch.setattr(cli, "open_runtime", lambda: runtime)
+    monkeypatch.setattr(cli_common, "open_runtime", lambda: runtime)
     for n in range(3):
         subscriber = record(n, status="SUSPENDED" if n else "ACTIVE")
         store.subscribers.create(subscriber, audit_for(subscriber))
