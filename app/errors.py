@@ -202,7 +202,6 @@ class FieldCode(StrEnum):
     INVALID = "invalid", "breaks a rule of the field that has no code of its own (the message says which)"
     # Cross-field rules of one request
     EXACTLY_ONE_REQUIRED = "exactly_one_required", "give exactly one of the alternatives the message names"
-    RANGE_REVERSED = "range_reversed", "the end of a range is not after its start"
     INVALID_COMBINATION = "invalid_combination", "options that do not go together"
     # Headers
     INVALID_ETAG = "invalid_etag", 'If-Match is not a list of entity tags such as `"3"`'
@@ -233,7 +232,6 @@ class FieldCode(StrEnum):
     PASSWORD_IS_USERNAME = "password_is_username", "the new password is the username"
     UNKNOWN_HASH_SCHEME = "unknown_hash_scheme", "an imported password hash of a scheme the server can't verify"
     # Resources and bookings
-    INVALID_SCHEDULE = "invalid_schedule", "a schedule lists one date twice"
     UNKNOWN_TIME_ZONE = "unknown_time_zone", "not an IANA time zone name"
     UNKNOWN_RESOURCE = "unknown_resource", "no resource with this id"
     RESOURCE_INACTIVE = "resource_inactive", "the resource takes no new bookings"
