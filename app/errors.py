@@ -249,7 +249,6 @@ class FieldCode(StrEnum):
     # Jobs
     UNKNOWN_REGION = "unknown_region", "not an ISO 3166 region the phone number rules know"
     NOT_AVAILABLE = "not_available", "a kind of job this server does not run"
-    DUPLICATE_MAPPING = "duplicate_mapping", "several columns map to the same field"
 
 
 # pydantic's error types, as the API's codes. The families the API's schemas can produce are
