@@ -276,7 +276,8 @@ def output_of(runtime: Runtime, principal: Principal, job_id: str) -> tuple[JobR
     """(job, presigned URL or None when the file is served by the API)."""
     job = job_for(runtime, principal, job_id, act=True)
     if job.output_key is None:
-        raise NotFoundError("this job has no output file")
+        # The job exists: asking a job that writes no file for one is a conflict with its kind, not a 404.
+        raise ConflictError("this job has no output file: only an export writes one")
     if not job.options.get("mask") and not principal.can(Capability.SUBSCRIBERS_UNMASKED):
         raise Forbidden("this export holds unmasked imsi, iccid and email: it needs subscribers:unmasked")
     if not job.status.finished:

@@ -423,3 +423,14 @@ def test_a_mapping_names_fields_of_its_target(
     )
     assert response.status_code == 422, response.text
     assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, "invalid_choice")]
+
+
+def test_a_job_without_an_output_file_answers_its_output_with_a_conflict(
+    client: TestClient, role_headers: dict[str, dict[str, str]]
+) -> None:
+    """The job exists (its link from `Location` works); only an export writes a file: a 409, not a 404."""
+    admin = role_headers["admin"]
+    job = run_job(client, admin, csv_file(row(1)))
+    response = client.get(f"/migration/jobs/{job['id']}/output", headers=admin)
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "/problems/conflict"
