@@ -293,6 +293,7 @@ def test_a_mapping_lists_the_fields_of_its_target() -> None:
         assert properties["columns"]["additionalProperties"]["enum"] == list(model.model_fields)
         for section in ("transforms", "defaults"):
             assert properties[section]["propertyNames"]["enum"] == list(model.model_fields)
+        assert properties["transforms"]["additionalProperties"]["maxItems"] == 10  # steps per field
 
 
 def test_a_schedule_exception_is_closed_or_has_hours_as_the_document_says() -> None:

@@ -24,9 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints, field_validator
-
-from app.errors import FieldCode, invalid_value
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 Scalar = str | int | float | bool
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -41,6 +39,7 @@ class MapValues(BaseModel):
 
 
 TransformStep = Literal["trim", "upper", "lower", "digits_only"] | MapValues
+Steps = Annotated[list[TransformStep], Field(max_length=10, description="Run in order, at most 10.")]
 
 
 class MappingSpec(BaseModel, Generic[FieldName]):
@@ -57,17 +56,9 @@ class MappingSpec(BaseModel, Generic[FieldName]):
     )
 
     columns: dict[ColumnName, FieldName] = Field(default_factory=dict, max_length=200)
-    transforms: dict[FieldName, list[TransformStep]] = Field(default_factory=dict, max_length=100)
+    transforms: dict[FieldName, Steps] = Field(default_factory=dict, max_length=100)
     defaults: dict[FieldName, Scalar] = Field(default_factory=dict, max_length=100)
     unmapped: Literal["attributes", "reject", "ignore"] = "reject"
-
-    @field_validator("transforms")
-    @classmethod
-    def _bounded_steps(cls, transforms: dict[str, list[TransformStep]]) -> dict[str, list[TransformStep]]:
-        for field, steps in transforms.items():
-            if len(steps) > 10:
-                raise invalid_value(FieldCode.TOO_LONG, f"{field}: at most 10 steps")
-        return transforms
 
 
 def stored_mapping(spec: MappingSpec[Any]) -> dict[str, Any]:
