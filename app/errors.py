@@ -194,7 +194,6 @@ class FieldCode(StrEnum):
     INVALID = "invalid", "breaks a rule of the field that has no code of its own (the message says which)"
     # Cross-field rules of one request
     EXACTLY_ONE_REQUIRED = "exactly_one_required", "give exactly one of the alternatives the message names"
-    RANGE_REVERSED = "range_reversed", "the end of a range is not after its start"
     INVALID_COMBINATION = "invalid_combination", "options that do not go together"
     # Headers
     INVALID_ETAG = "invalid_etag", 'If-Match is not a list of entity tags such as `"3"`'
@@ -225,7 +224,6 @@ class FieldCode(StrEnum):
     PASSWORD_IS_USERNAME = "password_is_username", "the new password is the username"
     UNKNOWN_HASH_SCHEME = "unknown_hash_scheme", "an imported password hash of a scheme the server can't verify"
     # Resources and bookings
-    INVALID_SCHEDULE = "invalid_schedule", "a schedule lists one date twice"
     UNKNOWN_TIME_ZONE = "unknown_time_zone", "not an IANA time zone name"
     UNKNOWN_RESOURCE = "unknown_resource", "no resource with this id"
     RESOURCE_INACTIVE = "resource_inactive", "the resource takes no new bookings"
@@ -243,7 +241,6 @@ class FieldCode(StrEnum):
     # Jobs
     UNKNOWN_REGION = "unknown_region", "not an ISO 3166 region the phone number rules know"
     NOT_AVAILABLE = "not_available", "a kind of job this server does not run"
-    DUPLICATE_MAPPING = "duplicate_mapping", "several columns map to the same field"
 
 
 # pydantic's error types, as the API's codes. The families the API's schemas can produce are

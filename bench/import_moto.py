@@ -45,7 +45,7 @@ from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
 
 from app.auth.service import Principal  # noqa: E402
 from app.migration import service  # noqa: E402
-from app.migration.schemas import ImportJobCreate  # noqa: E402
+from app.migration.schemas import SubscriberImportJobCreate  # noqa: E402
 from app.migration.worker import InlineDispatcher  # noqa: E402
 from app.runtime import Runtime  # noqa: E402
 from app.storage.blobs import LocalBlobStore  # noqa: E402
@@ -99,7 +99,7 @@ def run(rows: int) -> dict[str, Any]:
         runtime.provide("blobs", LocalBlobStore(Path(folder) / "files"))
         runtime.provide("job_dispatcher", InlineDispatcher(runtime))
         principal = Principal(username="bench", role=Role.ADMIN)
-        request = ImportJobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
+        request = SubscriberImportJobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
         job = service.create_job(runtime, principal, request)
         assert job.input_key is not None
         runtime.blobs.put_file(job.input_key, write(Path(folder) / "in.csv", rows), content_type="text/csv")

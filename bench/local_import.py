@@ -49,7 +49,7 @@ from botocore.config import Config  # noqa: E402
 
 from app.auth.service import Principal  # noqa: E402
 from app.migration import service  # noqa: E402
-from app.migration.schemas import ImportJobCreate  # noqa: E402
+from app.migration.schemas import SubscriberImportJobCreate  # noqa: E402
 from app.migration.worker import InlineDispatcher  # noqa: E402
 from app.runtime import Runtime  # noqa: E402
 from app.storage.blobs import LocalBlobStore  # noqa: E402
@@ -92,7 +92,7 @@ def run_import(endpoint: str, rows: int, folder: Path) -> dict[str, Any]:
     runtime.provide("blobs", LocalBlobStore(folder / "files"))
     runtime.provide("job_dispatcher", InlineDispatcher(runtime))
     principal = Principal(username="bench", role=Role.ADMIN)
-    request = ImportJobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
+    request = SubscriberImportJobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
     job = service.create_job(runtime, principal, request)
     assert job.input_key is not None
     source = write(folder / "in.csv", rows)

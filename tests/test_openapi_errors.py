@@ -71,11 +71,14 @@ def input_names(document: Document, operation: dict[str, Any]) -> set[str]:
         components = document["components"]["schemas"]
         for option in [schema, *schema.get("anyOf", [])]:  # an optional body is `anyOf: [model, null]`
             if "$ref" in option:
-                component = components[option["$ref"].rsplit("/", 1)[1]]
-                for branch in [component, *component.get("oneOf", [])]:  # a `oneOf`: one object per kind
+                # A `oneOf`: one object per kind, which may itself be a `oneOf` (an import per target).
+                pending = [option]
+                while pending:
+                    branch = pending.pop()
                     if "$ref" in branch:
                         branch = components[branch["$ref"].rsplit("/", 1)[1]]
                     properties |= branch.get("properties", {})
+                    pending += branch.get("oneOf", [])
         prefix = "form" if media is operation["requestBody"]["content"].get("multipart/form-data") else "body"
         names |= {f"{prefix}.{name}" for name in properties}
         names |= {f"body.{name}" for name in properties if prefix == "form"}  # the file part

@@ -13,10 +13,12 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from app.auth.schemas import UserImport
 from app.main import create_app
 from app.openapi import build_openapi
 from app.storage.cursor import CURSOR_PATTERN
 from app.subscribers.fields import supported_regions
+from app.subscribers.schemas import SubscriberIn
 from tests.bookings.test_bookings_api import resource_body
 from tests.support import make_settings
 
@@ -232,27 +234,39 @@ def test_a_job_is_one_clean_object_per_type() -> None:
     assert body["discriminator"]["propertyName"] == "type"
     assert by_type == {"import": "ImportJobCreate", "export": "ExportJobCreate", "delete": "DeleteJobCreate"}
     assert sorted(one["$ref"].rsplit("/", 1)[1] for one in body["oneOf"]) == sorted(by_type.values())
-    fields = {tag: set(schemas[name]["properties"]) for tag, name in by_type.items()}
-    assert all(schemas[name]["additionalProperties"] is False for name in by_type.values())
-    assert {"mapping", "mode", "dry_run", "default_region"} <= fields["import"]
+    # An import is one object per target, each with the mapping of its target's fields.
+    imports = [one["$ref"].rsplit("/", 1)[1] for one in schemas["ImportJobCreate"]["oneOf"]]
+    assert imports == ["SubscriberImportJobCreate", "UserImportJobCreate"]
+    objects = {
+        "import": imports[0],
+        "users import": imports[1],
+        "export": "ExportJobCreate",
+        "delete": "DeleteJobCreate",
+    }
+    fields = {tag: set(schemas[name]["properties"]) for tag, name in objects.items()}
+    assert all(schemas[name]["additionalProperties"] is False for name in objects.values())
+    assert {"mapping", "mode", "dry_run", "default_region"} <= fields["import"] & fields["users import"]
     assert not {"mapping", "mode", "dry_run", "default_region"} & (fields["export"] | fields["delete"])
     assert {"filters", "mask"} <= fields["export"]
     assert not {"filters", "mask"} & (fields["import"] | fields["delete"])
-    assert "format" in schemas[by_type["import"]]["required"]
-    assert "format" in schemas[by_type["delete"]]["required"]
-    assert "format" not in schemas[by_type["export"]].get("required", [])
+    assert "format" in schemas[objects["import"]]["required"]
+    assert "format" in schemas[objects["users import"]]["required"]
+    assert "format" in schemas[objects["delete"]]["required"]
+    assert "format" not in schemas[objects["export"]].get("required", [])
 
 
 def test_an_empty_input_file_is_allowed_by_the_document() -> None:
     """A file with no bytes is a file with no rows (tests/migration/test_subscriber_jobs.py runs one)."""
-    content = document()["paths"]["/migration/jobs/{job_id}/input"]["put"]["requestBody"]["content"]
+    body = document()["paths"]["/migration/jobs/{job_id}/input"]["put"]["requestBody"]
+    assert body["required"] is False  # no body at all is an empty file too
+    content = body["content"]
     assert content
     assert all("minLength" not in media["schema"] for media in content.values())
 
 
 def test_an_imports_region_is_one_the_server_has_phone_metadata_for() -> None:
     """`'000'` fits 2-3 characters but is no region: the document lists the regions instead."""
-    region = _property(document(), "ImportJobCreate", "default_region")
+    region = _property(document(), "SubscriberImportJobCreate", "default_region")
     assert {"enum": supported_regions(), "type": "string"} in region["anyOf"]
 
 
@@ -263,8 +277,35 @@ def test_an_uploads_options_are_documented_as_the_json_object_they_are() -> None
     content = spec["paths"]["/migration/upload"]["post"]["requestBody"]["content"]["multipart/form-data"]
     assert content["encoding"] == {"options": {"contentType": "application/json"}}
     options = _property(spec, "JobsUploadBody", "options")
-    import_branch, delete_branch = options["oneOf"]
+    import_branch, users_branch, delete_branch = options["oneOf"]
     assert import_branch["properties"]["type"] == {**import_branch["properties"]["type"], "const": "import"}
     assert import_branch["required"] == []
+    assert users_branch["required"] == ["target"]
     assert delete_branch["required"] == ["type"]
     assert all(branch["additionalProperties"] is False for branch in options["oneOf"])
+
+
+def test_a_mapping_lists_the_fields_of_its_target() -> None:
+    """Which fields a mapping may name depends on the import's target: one mapping per target."""
+    schemas = document()["components"]["schemas"]
+    for name, model in (("SubscriberMapping", SubscriberIn), ("UserMapping", UserImport)):
+        properties = schemas[name]["properties"]
+        assert properties["columns"]["additionalProperties"]["enum"] == list(model.model_fields)
+        for section in ("transforms", "defaults"):
+            assert properties[section]["propertyNames"]["enum"] == list(model.model_fields)
+        assert properties["transforms"]["additionalProperties"]["maxItems"] == 10  # steps per field
+
+
+def test_a_schedule_exception_is_closed_or_has_hours_as_the_document_says() -> None:
+    from jsonschema import Draft202012Validator
+
+    exception = document()["components"]["schemas"]["ScheduleExceptionIn"]
+    validator = Draft202012Validator({**exception, "properties": {**exception["properties"], "hours": {}}})
+    hours = [{"open": "09:00", "close": "10:00"}]
+    day = "2026-12-24"
+    assert validator.is_valid({"date": day, "closed": True})
+    assert validator.is_valid({"date": day, "closed": True, "hours": []})
+    assert validator.is_valid({"date": day, "hours": hours})
+    assert validator.is_valid({"date": day, "closed": False, "hours": hours})
+    for refused in ({"date": day}, {"date": day, "closed": False}, {"date": day, "closed": True, "hours": hours}):
+        assert not validator.is_valid(refused)

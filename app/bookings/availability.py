@@ -2,17 +2,25 @@
 
 Rules (also in docs/api-conventions.md, "Bookings and time zones"):
 
-* Slots start at each opening time and follow each other every `slot_minutes` on the local wall
-  clock, as long as start + length <= closing time on that clock.
+* An interval runs from `open` to `close` on the local wall clock. A `close` at or before `open`
+  means the next day (an overnight interval; `open` == `close` is 24 hours), so every pair of
+  clock times is an interval. Hours belong to the date on which they open: an exception for a
+  date replaces the intervals opening that date, not the previous night's that runs into it.
+* The intervals opening on one date that overlap are merged into one run (open whenever one of
+  them says so); intervals that only touch stay apart. A run that opens while the previous date's
+  run is still open starts when that one closes.
+* Slots start at each run's opening time and follow each other every `slot_minutes` on the local
+  wall clock, as long as start + length <= closing time on that clock.
 * A start that does not exist locally (the hour skipped when clocks go forward) is not offered.
 * A start that happens twice (the hour repeated when clocks go back) is offered twice: two slots,
   each with its own UTC start, UTC offset and seats.
 * A slot lasts exactly `slot_minutes` of real time. It is offered only if it ends no later than
   the real closing instant (the later one when the closing time is repeated; the moment the clocks
-  jump when it is skipped) and does not overlap the slot before it.
+  jump when it is skipped), does not overlap the slot before it and starts no earlier than the
+  real closing instant of the run before it.
 
 So the resource is open exactly while its local clock shows a time inside an opening interval,
-and no two slots of one interval ever overlap in real time.
+and no two slots ever overlap in real time.
 """
 
 from __future__ import annotations
@@ -93,32 +101,57 @@ def _closing_instant(wall: datetime, tz: ZoneInfo) -> datetime:
     return late
 
 
+def _runs(resource: ResourceRecord, day: date) -> list[tuple[datetime, datetime]]:
+    """Wall-clock (opening, closing) of the runs opening on `day`: its intervals in order, the
+    overlapping ones merged."""
+    runs: list[tuple[datetime, datetime]] = []
+    for hours in sorted(hours_on(resource, day), key=lambda hours: minutes_of(hours.open)):
+        opening, closing = minutes_of(hours.open), minutes_of(hours.close)
+        if closing <= opening:  # overnight: closes on the next day
+            closing += MINUTES_PER_DAY
+        run = (_wall(day, opening), _wall(day, closing))
+        if runs and run[0] < runs[-1][1]:
+            runs[-1] = (runs[-1][0], max(runs[-1][1], run[1]))
+        else:
+            runs.append(run)
+    return runs
+
+
 def day_slots(resource: ResourceRecord, day: date) -> list[Slot]:
-    """Every slot of one local date, in time order."""
+    """Every slot of the runs opening on one local date, in time order (an overnight run's go on into the next date)."""
     tz = zone(resource.timezone)
     length = timedelta(minutes=resource.slot_minutes)
+    # The previous date's last run: a run of this date starts no earlier than it closes.
+    earlier = _runs(resource, day - timedelta(days=1))
+    covered = earlier[-1][1] if earlier else None
     slots: list[Slot] = []
-    for hours in hours_on(resource, day):
-        opening, closing = minutes_of(hours.open), minutes_of(hours.close)
-        closes_at = _closing_instant(_wall(day, closing), tz)
-        starts = sorted(
-            instant
-            for minute in range(opening, closing - resource.slot_minutes + 1, resource.slot_minutes)
-            for instant in _instants(_wall(day, minute), tz)
-        )
+    for opening, closing in _runs(resource, day):
+        not_before = None
+        if covered is not None:
+            if closing <= covered:
+                continue
+            opening = max(opening, covered)
+            not_before = _closing_instant(covered, tz)
+        closes_at = _closing_instant(closing, tz)
+        walls = (opening + length * index for index in range((closing - opening) // length))
+        starts = sorted(instant for wall in walls for instant in _instants(wall, tz))
         previous_end: datetime | None = None
         for start in starts:
             end = start + length
             if end > closes_at or (previous_end is not None and start < previous_end):
                 continue
+            if not_before is not None and start < not_before:
+                continue
             slots.append(Slot(start, end, start.astimezone(tz), end.astimezone(tz)))
             previous_end = end
+        covered = closing
     return sorted(slots, key=lambda slot: slot.start)
 
 
 # Slots are computed between these instants only: Python's calendar (years 1-9999) less the days
-# at each end that a time zone's local date (up to 14 hours off), the day before and a slot's end need.
-FIRST_INSTANT = datetime(1, 1, 4, tzinfo=UTC)
+# at each end that a time zone's local date (up to 14 hours off), the two days before (whose runs
+# may reach into it) and an overnight run's end need.
+FIRST_INSTANT = datetime(1, 1, 5, tzinfo=UTC)
 LAST_INSTANT = datetime(9999, 12, 28, tzinfo=UTC)
 
 
@@ -145,5 +178,4 @@ def slots_between(resource: ResourceRecord, start: datetime, end: datetime) -> l
 
 def slot_at(resource: ResourceRecord, start: datetime) -> Slot | None:
     """The slot starting exactly at `start`, if the schedule has one."""
-    local_day = start.astimezone(zone(resource.timezone)).date()
-    return next((slot for slot in day_slots(resource, local_day) if slot.start == start), None)
+    return next(iter(slots_between(resource, start, start + timedelta(microseconds=1))), None)

@@ -19,13 +19,14 @@ from pydantic import (
 )
 
 from app.api_types import IsoDate, IsoDateTime, PageOut
-from app.bookings.availability import minutes_of, zone
+from app.bookings.availability import zone
 from app.errors import FieldCode, invalid_value
 from app.storage.records import BookingRecord, BookingStatus, OpeningHours, ResourceKind, ResourceRecord
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 # On a 5-minute grid: subscribers' busy time is tracked on it, so every slot starts on it.
-ClockTime = Annotated[str, StringConstraints(pattern=r"^(([01]\d|2[0-3]):[0-5][05]|24:00)$")]
+OpeningTime = Annotated[str, StringConstraints(pattern=r"^([01]\d|2[0-3]):[0-5][05]$")]
+ClosingTime = Annotated[str, StringConstraints(pattern=r"^(([01]\d|2[0-3]):[0-5][05]|24:00)$")]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 TimeZoneName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -46,10 +47,13 @@ class StrictModel(BaseModel):
 
 
 class OpeningHoursIn(StrictModel):
-    open: ClockTime = Field(description="Local wall-clock time HH:MM, a multiple of 5 minutes.")
-    close: ClockTime = Field(
-        description="Local wall-clock time HH:MM, a multiple of 5 minutes; 24:00 or 00:00 is the midnight "
-        "that ends the day (answered as 24:00)."
+    """An interval of the local wall clock. A `close` at or before `open` is on the next day: the
+    interval runs past midnight (`open` == `close` is 24 hours)."""
+
+    open: OpeningTime = Field(description="Local wall-clock time HH:MM, a multiple of 5 minutes.")
+    close: ClosingTime = Field(
+        description="Local wall-clock time HH:MM, a multiple of 5 minutes; at or before `open`, it is on the "
+        "next day. 24:00 or 00:00 is the midnight that ends the day (answered as 24:00)."
     )
 
     @field_validator("close")
@@ -57,34 +61,29 @@ class OpeningHoursIn(StrictModel):
     def _midnight_ends_the_day(cls, value: str) -> str:
         return "24:00" if value == "00:00" else value
 
-    @model_validator(mode="after")
-    def _close_after_open(self) -> OpeningHoursIn:
-        if minutes_of(self.close) <= minutes_of(self.open):
-            raise invalid_value(FieldCode.RANGE_REVERSED, f"close ({self.close}) must be after open ({self.open})")
-        return self
-
-
-def _union(hours: list[OpeningHoursIn]) -> list[OpeningHoursIn]:
-    """The day's hours in order, overlapping intervals merged into one: open whenever one says so.
-    Intervals that only touch stay apart, as each opening time starts its own run of slots."""
-    merged: list[OpeningHoursIn] = []
-    for interval in sorted(hours, key=lambda interval: minutes_of(interval.open)):
-        if merged and minutes_of(interval.open) < minutes_of(merged[-1].close):
-            if minutes_of(interval.close) > minutes_of(merged[-1].close):
-                merged[-1] = merged[-1].model_copy(update={"close": interval.close})
-        else:
-            merged.append(interval)
-    return merged
-
 
 DayHours = Annotated[
     list[OpeningHoursIn],
-    Field(max_length=12, description="Opening intervals; overlapping ones are merged."),
-    AfterValidator(_union),
+    Field(
+        max_length=12,
+        description="Opening intervals, each belonging to the date it opens on; overlapping ones are merged.",
+    ),
 ]
 
 
+def _closed_or_hours(schema: dict[str, Any]) -> None:
+    """The document says what `_closed_or_hours` checks: closed all day, or special hours."""
+    schema["oneOf"] = [
+        {"properties": {"closed": {"const": True}, "hours": {"maxItems": 0}}, "required": ["closed"]},
+        {"properties": {"closed": {"const": False}, "hours": {"minItems": 1}}, "required": ["hours"]},
+    ]
+
+
 class ScheduleExceptionIn(StrictModel):
+    """A date closed all day (`closed: true`) or with special hours instead of the weekly ones."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_closed_or_hours)
+
     date: IsoDate = Field(description="Local date of the resource.")
     closed: StrictBool = Field(False, description="Closed all day.")
     hours: DayHours = Field(default_factory=list, description="Special hours replacing the weekly ones.")
@@ -98,16 +97,24 @@ class ScheduleExceptionIn(StrictModel):
         return self
 
 
-def _unique_dates(exceptions: list[ScheduleExceptionIn]) -> list[ScheduleExceptionIn]:
-    seen: set[Day] = set()
+def _one_entry_per_date(exceptions: list[ScheduleExceptionIn]) -> list[ScheduleExceptionIn]:
+    """Entries for the same date add up, as intervals of one day do: the date has the hours of
+    all of them, and is closed all day only if each of them says so."""
+    by_date: dict[Day, ScheduleExceptionIn] = {}
     for exception in exceptions:
-        if exception.date in seen:
-            raise invalid_value(FieldCode.INVALID_SCHEDULE, f"date {exception.date} is listed twice")
-        seen.add(exception.date)
-    return sorted(exceptions, key=lambda exception: exception.date)
+        known = by_date.get(exception.date)
+        if known is None:
+            by_date[exception.date] = exception
+        elif exception.hours:
+            by_date[exception.date] = known.model_copy(update={"closed": False, "hours": known.hours + exception.hours})
+    return [by_date[day] for day in sorted(by_date)]
 
 
-Exceptions = Annotated[list[ScheduleExceptionIn], Field(max_length=366), AfterValidator(_unique_dates)]
+Exceptions = Annotated[
+    list[ScheduleExceptionIn],
+    Field(max_length=366, description="Dates with other hours; entries for one date add up."),
+    AfterValidator(_one_entry_per_date),
+]
 WeeklySchedule = dict[Weekday, DayHours]
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from app.audit import audit_entry
-from app.bookings.availability import Slot, day_slots, slot_at, slots_between, window_end, zone
+from app.bookings.availability import Slot, slot_at, slots_between, window_end
 from app.bookings.schemas import (
     BookingCreate,
     BookingReschedule,
@@ -337,8 +337,8 @@ class BookingService:
             raise field_conflict("body.start", "must be in the future", FieldCode.IN_PAST)
         slot = slot_at(resource, start)
         if slot is None:
-            local_day = start.astimezone(zone(resource.timezone)).date()
-            if any(candidate.start < start < candidate.end for candidate in day_slots(resource, local_day)):
+            earlier = slots_between(resource, start - timedelta(minutes=resource.slot_minutes), start)
+            if any(start < candidate.end for candidate in earlier):
                 raise field_conflict(
                     "body.start",
                     f"not the start of a slot: slots are {resource.slot_minutes} minutes long from each opening time",

@@ -91,7 +91,7 @@ class FileImport(Generic[R]):
 
     # --- the shared part --------------------------------------------------------------------------
 
-    def mapper_for(self, spec: MappingSpec) -> RowMapper:
+    def mapper_for(self, spec: MappingSpec[Any]) -> RowMapper:
         return RowMapper(spec, self.fields)
 
     def mapper(self, job: JobRecord) -> RowMapper:

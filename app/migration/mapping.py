@@ -9,37 +9,40 @@ A mapping is declared per job (JSON), validated when the job is created, and app
       "unmapped":   "attributes"
     }
 
-Columns not named in `columns` map to the field of the same name (case-insensitive). Empty
-cells count as missing, so `defaults` apply to them. Columns that match no field go to
-`attributes`, are rejected (the default: a misspelt header should not silently become an
-attribute) or are ignored, as `unmapped` says.
+The fields a mapping names are those of the job's target (the document lists them per target).
+A column's name matches ignoring case and surrounding spaces. Columns not named in `columns` map
+to the field of the same name. Several columns may feed one field (a coalesce, e.g. "Mobile" and
+"Phone" both to `msisdn`): the first non-empty cell wins, in the order `columns` lists them, then
+a column named like the field. Empty cells count as missing, so `defaults` apply to them.
+Columns that match no field go to `attributes`, are rejected (the default: a misspelt header
+should not silently become an attribute) or are ignored, as `unmapped` says.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
-
-from app.errors import FieldCode, invalid_value
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
 Scalar = str | int | float | bool
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-FieldName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# A target's field name; each target's mapping (app.migration.schemas) lists its own fields.
+FieldName = TypeVar("FieldName", bound=str)
 
 
 class MapValues(BaseModel):
     model_config = ConfigDict(extra="forbid")
     map: dict[Annotated[str, StringConstraints(max_length=128)], Scalar] = Field(max_length=500)
-    case_sensitive: bool = False
+    case_sensitive: StrictBool = False
 
 
 TransformStep = Literal["trim", "upper", "lower", "digits_only"] | MapValues
+Steps = Annotated[list[TransformStep], Field(max_length=10, description="Run in order, at most 10.")]
 
 
-class MappingSpec(BaseModel):
+class MappingSpec(BaseModel, Generic[FieldName]):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -53,30 +56,12 @@ class MappingSpec(BaseModel):
     )
 
     columns: dict[ColumnName, FieldName] = Field(default_factory=dict, max_length=200)
-    transforms: dict[FieldName, list[TransformStep]] = Field(default_factory=dict, max_length=100)
+    transforms: dict[FieldName, Steps] = Field(default_factory=dict, max_length=100)
     defaults: dict[FieldName, Scalar] = Field(default_factory=dict, max_length=100)
     unmapped: Literal["attributes", "reject", "ignore"] = "reject"
 
-    @field_validator("transforms")
-    @classmethod
-    def _bounded_steps(cls, transforms: dict[str, list[TransformStep]]) -> dict[str, list[TransformStep]]:
-        for field, steps in transforms.items():
-            if len(steps) > 10:
-                raise invalid_value(FieldCode.TOO_LONG, f"{field}: at most 10 steps")
-        return transforms
 
-    @model_validator(mode="after")
-    def _one_column_per_field(self) -> MappingSpec:
-        targets = list(self.columns.values())
-        duplicated = sorted({target for target in targets if targets.count(target) > 1})
-        if duplicated:
-            raise invalid_value(
-                FieldCode.DUPLICATE_MAPPING, f"several columns map to the same field: {', '.join(duplicated)}"
-            )
-        return self
-
-
-def stored_mapping(spec: MappingSpec) -> dict[str, Any]:
+def stored_mapping(spec: MappingSpec[Any]) -> dict[str, Any]:
     """The mapping as a job stores it (and audits it): the keys users choose (column names, source
     values) become [key, value] pairs. Stores give such keys meaning or refuse them: MongoDB reads
     `.` and a leading `$` in an update as paths and operators, DynamoDB refuses an empty name."""
@@ -89,7 +74,7 @@ def stored_mapping(spec: MappingSpec) -> dict[str, Any]:
     return data
 
 
-def mapping_of(stored: Mapping[str, Any]) -> MappingSpec:
+def mapping_of(stored: Mapping[str, Any]) -> MappingSpec[str]:
     """The mapping a job stored: pairs, or (jobs stored before pairs) objects, which read the same."""
     data = dict(stored)
     data["columns"] = dict(stored.get("columns") or {})
@@ -97,7 +82,7 @@ def mapping_of(stored: Mapping[str, Any]) -> MappingSpec:
         field: [{**step, "map": dict(step["map"])} if isinstance(step, dict) else step for step in steps]
         for field, steps in (stored.get("transforms") or {}).items()
     }
-    return MappingSpec.model_validate(data)
+    return MappingSpec[str].model_validate(data)
 
 
 @dataclass(frozen=True)
@@ -111,61 +96,57 @@ class MappingProblem:
 class RowMapper:
     """Applies one `MappingSpec` to rows whose fields must be among `fields` (plus `attributes`)."""
 
-    def __init__(self, spec: MappingSpec, fields: Iterable[str]) -> None:
+    def __init__(self, spec: MappingSpec[Any], fields: Iterable[str]) -> None:
         self.spec = spec
         self.fields = frozenset(fields)
         self._by_lower = {name.lower(): name for name in self.fields}
-        self._resolved: dict[str, str | None] = {}
-        self._explicit = {column.lower(): field for column, field in spec.columns.items()}
+        # Each column's fields, with the rank of the mapping's entry: a column named like its field comes last.
+        self._explicit: dict[str, list[tuple[str, int]]] = {}
+        for rank, (column, field) in enumerate(spec.columns.items()):
+            self._explicit.setdefault(column.strip().lower(), []).append((field, rank))
+        self._implicit_rank = len(spec.columns)
+        self._resolved: dict[str, list[tuple[str, int]]] = {}
         self._transforms = {field: [_compile(step) for step in steps] for field, steps in spec.transforms.items()}
 
-    def check_spec(self) -> list[MappingProblem]:
-        """Problems of the mapping itself against the target fields (reported when the job is created)."""
-        problems = []
-        for column, field in self.spec.columns.items():
-            if field not in self.fields:
-                problems.append(
-                    MappingProblem(f"mapping.columns.{column}", FieldCode.UNKNOWN_FIELD, f"no field {field!r}")
-                )
-        for section in ("transforms", "defaults"):
-            for field in getattr(self.spec, section):
-                if field not in self.fields:
-                    problems.append(
-                        MappingProblem(f"mapping.{section}.{field}", FieldCode.UNKNOWN_FIELD, f"no field {field!r}")
-                    )
-        return problems
-
-    def target_of(self, column: str) -> str | None:
+    def targets_of(self, column: str) -> list[tuple[str, int]]:
+        """The fields `column` feeds, each with its rank (the lowest non-empty cell wins)."""
         if column not in self._resolved:
             lowered = column.strip().lower()
-            self._resolved[column] = self._explicit.get(lowered) or self._by_lower.get(lowered)
+            same_name = self._by_lower.get(lowered)
+            implicit = [(same_name, self._implicit_rank)] if same_name else []
+            self._resolved[column] = self._explicit.get(lowered) or implicit
         return self._resolved[column]
 
     def unmapped_columns(self, columns: Iterable[str]) -> list[str]:
-        return [column for column in columns if self.target_of(column) is None]
+        return [column for column in columns if not self.targets_of(column)]
 
     def apply(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[MappingProblem]]:
         record: dict[str, Any] = {}
+        ranks: dict[str, int] = {}
         attributes: dict[str, Any] = {}
         problems: list[MappingProblem] = []
         for column, raw in values.items():
-            field = self.target_of(column)
-            if field is None:
+            targets = self.targets_of(column)
+            if not targets:
                 if self.spec.unmapped == "attributes" and not _is_empty(raw):
                     attributes[column] = raw
                 elif self.spec.unmapped == "reject":
                     problems.append(MappingProblem(column, "unmapped_column", "column is not mapped to a field", raw))
                 continue
-            record[field] = raw
+            if _is_empty(raw):
+                continue  # an empty cell is a missing value
+            for field, rank in targets:
+                if rank < ranks.get(field, self._implicit_rank + 1):
+                    record[field], ranks[field] = raw, rank
         for field, steps in self._transforms.items():
-            if field in record and not _is_empty(record[field]):
+            if field in record:
                 value = record[field]
                 for step in steps:
                     value = step(value)
                 record[field] = value
         for field, value in list(record.items()):
             if _is_empty(value):
-                del record[field]  # an empty cell is a missing value
+                del record[field]  # a transform may leave nothing
         for field, default in self.spec.defaults.items():
             record.setdefault(field, default)
         if attributes:

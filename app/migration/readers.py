@@ -72,6 +72,18 @@ def kind_from_name(name: str) -> FileKind | None:
     return None
 
 
+def kind_from_content(stream: IO[bytes]) -> FileKind:
+    """The format a file's first character other than white space (after a byte-order mark) shows:
+    `[` a JSON array, `{` NDJSON (one object a line), anything else CSV. The stream is left at its start."""
+    head = b""
+    while chunk := stream.read(JSON_CHUNK_BYTES):
+        head = (head + chunk).removeprefix(codecs.BOM_UTF8).lstrip()
+        if head and head != codecs.BOM_UTF8[: len(head)]:
+            break
+    stream.seek(0)
+    return {b"[": "json", b"{": "ndjson"}.get(head[:1], "csv")  # type: ignore[return-value]
+
+
 def read_rows(
     stream: IO[bytes], kind: FileKind, *, delimiter: str | None = None, start_after: int = 0
 ) -> Iterator[SourceRow]:

@@ -18,8 +18,9 @@ from app.deps import PageParams, PageRequest, RuntimeDep, domain_router, paginat
 from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemType, as_field_error
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
 from app.migration import service
-from app.migration.readers import kind_from_name
+from app.migration.readers import kind_from_content, kind_from_name
 from app.migration.schemas import (
+    FORMAT_DETECTED,
     JobCreate,
     JobCreated,
     JobErrorOut,
@@ -83,9 +84,9 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Req
     ),
     openapi_extra={
         "requestBody": {
-            "required": True,
+            "required": False,  # no body, like an empty one, is a file with no rows
             "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}  # empty: a file with no rows
+                media: {"schema": {"type": "string", "format": "binary"}}
                 for media in ("text/csv", "application/json", "application/x-ndjson", "application/octet-stream")
             },
         }
@@ -117,7 +118,6 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
         ProblemType.BAD_REQUEST,
         invalid(
             ("form.options", FieldCode.JSON_INVALID),
-            ("form.options", FieldCode.MISSING),
             ("body.file", FieldCode.MISSING),
         ),
     ),
@@ -133,7 +133,9 @@ def upload(
     runtime: RuntimeDep,
     request: Request,
     response: Response,
-    file: Annotated[UploadFile, File(description="CSV, JSON array or NDJSON; the format follows the file name.")],
+    file: Annotated[
+        UploadFile, File(description=f"CSV, JSON array or NDJSON. Unless `options` gives its format: {FORMAT_DETECTED}")
+    ],
     # Read as text and parsed here (depth-bounded, errors named `form.options`); documented as the object.
     options: Annotated[str | None, Form(json_schema_extra=upload_options_schema)] = None,
 ) -> JobOut:
@@ -143,13 +145,7 @@ def upload(
             raise InvalidInput("form.options", "must be a JSON object", code=FieldCode.INVALID_TYPE)
         given.setdefault("type", "import")
         if "format" not in given:
-            given["format"] = kind_from_name(file.filename or "")
-            if given["format"] is None:
-                raise InvalidInput(
-                    "form.options",
-                    "give a format: the file's name says neither csv, json nor ndjson",
-                    code=FieldCode.MISSING,
-                )
+            given["format"] = kind_from_name(file.filename or "") or kind_from_content(file.file)
         job_request = JobCreate.model_validate(given).root
     except TooDeep as exc:
         raise InvalidInput("form.options", f"JSON {exc}", code=FieldCode.JSON_TOO_DEEP) from None

@@ -4,28 +4,37 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
     RootModel,
     StrictBool,
+    Tag,
     ValidationError,
     ValidatorFunctionWrapHandler,
-    WrapValidator,
     field_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from app.api_types import PageOut
+from app.auth.schemas import UserImport
 from app.errors import FieldCode, invalid_value
 from app.migration.mapping import MappingSpec, mapping_of
 from app.storage.records import JobCounts, JobRecord, JobRowError, JobStatus, JobType
+from app.subscribers.schemas import SubscriberIn
 
-ImportTarget = Literal["subscribers", "users"]
 InputFormat = Literal["csv", "json", "ndjson"]
 Delimiter = Literal[",", ";", "\t"]
 JOB_TYPES = ("import", "export", "delete")
+FORMAT_DETECTED = (
+    "the one the file's name says (.csv or .tsv, .json, .ndjson or .jsonl), else the one its content "
+    "shows: a JSON array if its first character other than white space is `[`, NDJSON if it is `{`, "
+    "otherwise CSV."
+)
 
 
 class ExportFilters(BaseModel):
@@ -50,16 +59,38 @@ def _known_regions(schema: dict[str, Any]) -> None:
 KnownRegion = Annotated[str, Field(json_schema_extra=_known_regions)]
 
 
-class ImportJobCreate(_JobCreateBase):
+def _field_of(target: str, fields: tuple[str, ...]) -> Any:
+    """A field name of `target`, stated in the document as the enum of them."""
+
+    def known(name: str) -> str:
+        if name not in fields:
+            choices = ", ".join(fields)
+            raise invalid_value(FieldCode.INVALID_CHOICE, f"{target} have no field {name!r} (one of: {choices})")
+        return name
+
+    return Annotated[str, AfterValidator(known), Field(json_schema_extra={"enum": list(fields)})]
+
+
+SubscriberField = _field_of("subscribers", tuple(SubscriberIn.model_fields))
+UserField = _field_of("users", tuple(UserImport.model_fields))
+
+
+class SubscriberMapping(MappingSpec[SubscriberField]):  # type: ignore[valid-type]
+    """How a subscriber import's columns map to subscriber fields."""
+
+
+class UserMapping(MappingSpec[UserField]):  # type: ignore[valid-type]
+    """How a users import's columns map to user fields."""
+
+
+class _ImportJobFields(_JobCreateBase):
     type: Literal["import"]
-    target: ImportTarget = Field("subscribers", description="What the import creates.")
     format: InputFormat = Field(description="The input file's format.")
     delimiter: Delimiter | None = Field(None, description="CSV delimiter; detected when omitted.")
     mode: Literal["create", "upsert", "update"] = Field(
         "create", description="Create only, create or replace, or update existing only."
     )
     dry_run: StrictBool = Field(False, description="Validate and check against the store; write nothing.")
-    mapping: MappingSpec | None = None
     default_region: KnownRegion | None = Field(
         None, description="Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's)."
     )
@@ -75,6 +106,37 @@ class ImportJobCreate(_JobCreateBase):
         if not is_supported_region(value):
             raise invalid_value(FieldCode.UNKNOWN_REGION, f"{value!r} is not a known ISO 3166 region (e.g. GB, US, DE)")
         return value
+
+
+class SubscriberImportJobCreate(_ImportJobFields):
+    """An import of subscribers (the default target)."""
+
+    target: Literal["subscribers"] = Field("subscribers", description="What the import creates.")
+    mapping: SubscriberMapping | None = None
+
+
+class UserImportJobCreate(_ImportJobFields):
+    """An import of users with their password hashes."""
+
+    target: Literal["users"] = Field(description="What the import creates.")
+    mapping: UserMapping | None = None
+
+
+def _target_of(value: Any) -> str:
+    """An import's tag: its target (subscribers when left out); anything else is no tag of the union."""
+    target = value.get("target", "subscribers") if isinstance(value, dict) else getattr(value, "target", None)
+    return target if isinstance(target, str) else ""
+
+
+class ImportJobCreate(
+    RootModel[
+        Annotated[
+            Annotated[SubscriberImportJobCreate, Tag("subscribers")] | Annotated[UserImportJobCreate, Tag("users")],
+            Discriminator(_target_of),
+        ]
+    ]
+):
+    """An import: its `mapping` names the fields of its `target`."""
 
 
 class ExportJobCreate(_JobCreateBase):
@@ -93,29 +155,41 @@ class DeleteJobCreate(_JobCreateBase):
 
 
 def _errors_without_tag(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    """pydantic puts the matched `type` first in a tagged union's error locations (`import.format`);
-    the API names the field as sent (`format`), and a missing or unknown type as `type` itself."""
+    """The job as its own model (an import unwrapped from `ImportJobCreate`). pydantic puts the
+    matched `type` (and an import's `target`) first in a tagged union's error locations
+    (`import.subscribers.format`); the API names the field as sent (`format`), and a missing or
+    unknown type or target as `type` or `target` itself."""
     try:
-        return handler(value)
+        job = handler(value)
     except ValidationError as exc:
         errors: list[InitErrorDetails] = []
         for error in exc.errors(include_url=False):
             kind, message, location = error["type"], error["msg"], error["loc"]
             if kind == "union_tag_not_found":
                 kind, message, location = "missing", "Field required", ("type",)
-            elif kind == "union_tag_invalid":
+            elif kind == "union_tag_invalid" and not location:
                 kind, message, location = "literal_error", "Input should be 'import', 'export' or 'delete'", ("type",)
+            elif kind == "union_tag_invalid":
+                kind, message, location = "literal_error", "Input should be 'subscribers' or 'users'", ("target",)
             elif location and location[0] in JOB_TYPES:
-                location = location[1:]
+                location = location[2:] if location[0] == "import" else location[1:]
             escaped = message.replace("{", "{{").replace("}", "}}")  # the message is a template
             errors.append({"type": PydanticCustomError(kind, escaped), "loc": location, "input": error["input"]})
         raise ValidationError.from_exception_data(exc.title, errors) from None
+    return job.root if isinstance(job, ImportJobCreate) else job
 
 
-JobRequest = ImportJobCreate | ExportJobCreate | DeleteJobCreate
+ImportRequest = SubscriberImportJobCreate | UserImportJobCreate
+JobRequest = ImportRequest | ExportJobCreate | DeleteJobCreate
 
 
-class JobCreate(RootModel[Annotated[JobRequest, Discriminator("type"), WrapValidator(_errors_without_tag)]]):
+def _by_type(_source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    """Validated as a union tagged by `type` (an import by `target` too), answered as the job's own model."""
+    tagged = Annotated[ImportJobCreate | ExportJobCreate | DeleteJobCreate, Discriminator("type")]
+    return core_schema.no_info_wrap_validator_function(_errors_without_tag, handler(tagged))
+
+
+class JobCreate(RootModel[Annotated[JobRequest, GetPydanticSchema(_by_type)]]):
     """A new job: its fields depend on its `type`."""
 
     model_config = ConfigDict(
@@ -138,16 +212,20 @@ class JobCreate(RootModel[Annotated[JobRequest, Discriminator("type"), WrapValid
 
 def upload_options_schema(schema: dict[str, Any]) -> None:
     """`POST /migration/upload`'s `options` as the document states it: a JSON object (the form
-    field's text) with an import's fields or a delete's, where `type` defaults to import and
-    `format` to the one the file's name says. The models nested in them are components already."""
+    field's text) with an import's fields (of subscribers or users) or a delete's, where `type`
+    defaults to import and `format` to the one the file says. The models nested in them are
+    components already."""
     branches = []
-    for model, optional in ((ImportJobCreate, {"type", "format"}), (DeleteJobCreate, {"format"})):
+    imports = (SubscriberImportJobCreate, UserImportJobCreate)
+    for model in (*imports, DeleteJobCreate):
+        optional = {"type", "format"} if model in imports else {"format"}
         branch = model.model_json_schema(ref_template="#/components/schemas/{model}")
         branch.pop("$defs", None)
         branch["required"] = [name for name in branch["required"] if name not in optional]
-        branch["properties"]["format"]["description"] += " Default: from the file's name."
+        branch["properties"]["format"]["description"] += f" Default: {FORMAT_DETECTED}"
+        if model in imports:
+            branch["properties"]["type"]["default"] = "import"
         branches.append(branch)
-    branches[0]["properties"]["type"]["default"] = "import"
     schema.clear()
     schema["oneOf"] = branches
     schema["description"] = "The job's fields, as for `POST /migration/jobs`: an import (the default) or a delete."

@@ -11,11 +11,11 @@ from typing import IO
 from app import csvsafe
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.errors import ConflictError, FieldCode, Forbidden, InvalidInput, NotFoundError, field_code
+from app.errors import ConflictError, FieldCode, Forbidden, InvalidInput, NotFoundError
 from app.migration import worker
 from app.migration.imports import FileImport
 from app.migration.mapping import stored_mapping
-from app.migration.schemas import ExportJobCreate, ImportJobCreate, JobRequest, UploadInstructions
+from app.migration.schemas import ExportJobCreate, ImportRequest, JobRequest, UploadInstructions
 from app.runtime import Runtime
 from app.storage.base import Page
 from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
@@ -98,8 +98,8 @@ def create_job(runtime: Runtime, principal: Principal, request: JobRequest) -> J
         raise Forbidden(f"role {principal.role.value!r} may not start this job (needs {needed.value})")
     job_id = uuid.uuid4().hex
     options = request.model_dump(mode="json", exclude_none=True, exclude={"type"})
-    if isinstance(request, ImportJobCreate):
-        _check_mapping(runtime, request)
+    if isinstance(request, ImportRequest):
+        _check_available(runtime, request)
         if request.mapping is not None:
             options["mapping"] = stored_mapping(request.mapping)
     if isinstance(request, ExportJobCreate):
@@ -121,17 +121,12 @@ def create_job(runtime: Runtime, principal: Principal, request: JobRequest) -> J
     return job
 
 
-def _check_mapping(runtime: Runtime, request: ImportJobCreate) -> None:
+def _check_available(runtime: Runtime, request: ImportRequest) -> None:
     kind = worker.engine(runtime).kinds.get(f"import:{request.target}")
     if not isinstance(kind, FileImport):
         raise InvalidInput(
             "body.target", f"imports of {request.target} are not available", code=FieldCode.NOT_AVAILABLE
         )
-    if request.mapping is not None:
-        problems = kind.mapper_for(request.mapping).check_spec()
-        if problems:
-            first = problems[0]
-            raise InvalidInput(f"body.{first.field}", first.message, code=field_code(first.code))
 
 
 def upload_instructions(runtime: Runtime, job: JobRecord, api_url: str) -> UploadInstructions:
@@ -276,7 +271,8 @@ def output_of(runtime: Runtime, principal: Principal, job_id: str) -> tuple[JobR
     """(job, presigned URL or None when the file is served by the API)."""
     job = job_for(runtime, principal, job_id, act=True)
     if job.output_key is None:
-        raise NotFoundError("this job has no output file")
+        # The job exists: asking a job that writes no file for one is a conflict with its kind, not a 404.
+        raise ConflictError("this job has no output file: only an export writes one")
     if not job.options.get("mask") and not principal.can(Capability.SUBSCRIBERS_UNMASKED):
         raise Forbidden("this export holds unmasked imsi, iccid and email: it needs subscribers:unmasked")
     if not job.status.finished:

@@ -109,19 +109,84 @@ def test_resource_crud_roles_and_etag(client: TestClient, role_headers: Headers,
 
 def test_opening_hours_are_the_union_of_the_intervals_given(client: TestClient, role_headers: Headers) -> None:
     """Overlapping intervals of one day mean the time any of them covers; `00:00` as a closing time is
-    the midnight that ends the day (as `24:00`). The schema states every rule left: nothing to refuse."""
+    the midnight that ends the day (as `24:00`). The schema states every rule left: nothing to refuse.
+    The hours are answered as given; availability offers their union."""
     mon = [
         {"open": "11:00", "close": "13:00"},
         {"open": "09:00", "close": "12:00"},
         {"open": "12:30", "close": "12:45"},
         {"open": "20:00", "close": "00:00"},
     ]
-    body = resource_body(weekly_schedule={"mon": mon}, exceptions=[{"date": "2026-12-24", "hours": mon}])
+    as_given = [*mon[:3], {"open": "20:00", "close": "24:00"}]
+    body = resource_body(
+        timezone="Etc/UTC", weekly_schedule={"mon": mon}, exceptions=[{"date": "2026-12-24", "hours": mon}]
+    )
     created = client.post("/bookings/resources", json=body, headers=role_headers["operator"])
     assert created.status_code == 201, created.text
-    merged = [{"open": "09:00", "close": "13:00"}, {"open": "20:00", "close": "24:00"}]
-    assert created.json()["weekly_schedule"]["mon"] == merged
-    assert created.json()["exceptions"][0]["hours"] == merged
+    assert created.json()["weekly_schedule"]["mon"] == as_given
+    assert created.json()["exceptions"][0]["hours"] == as_given
+    monday = DAY + timedelta(days=(7 - DAY.weekday()) % 7)
+    slots = client.get(
+        f"/bookings/resources/{created.json()['id']}/availability",
+        params={"from": monday.isoformat(), "days": 1},
+        headers=role_headers["viewer"],
+    ).json()["slots"]
+    hours = [datetime.fromisoformat(slot["start"]).strftime("%H:%M") for slot in slots]
+    assert hours == [f"{hour:02d}:{minute:02d}" for hour in (9, 10, 11, 12, 20, 21, 22, 23) for minute in (0, 30)]
+
+
+def test_overnight_hours_are_offered_and_booked_after_midnight(
+    client: TestClient, role_headers: Headers, app: FastAPI
+) -> None:
+    """A close at or before open runs past midnight: the night's slots go on into the next date."""
+    add_subscriber(app, "night-owl")
+    operator = role_headers["operator"]
+    body = resource_body(weekly_schedule={day: [{"open": "22:00", "close": "02:00"}] for day in EVERY_DAY})
+    created = client.post("/bookings/resources", json=body, headers=operator)
+    assert created.status_code == 201, created.text
+    resource = created.json()["id"]
+    assert created.json()["weekly_schedule"]["mon"] == [{"open": "22:00", "close": "02:00"}]
+    slots = client.get(
+        f"/bookings/resources/{resource}/availability", params={"from": at(0), "days": 1}, headers=operator
+    ).json()["slots"]
+    assert [datetime.fromisoformat(slot["start"]) for slot in slots] == [
+        DAY + timedelta(hours=hour) for hour in (0, 0.5, 1, 1.5, 22, 22.5, 23, 23.5)
+    ]
+    booked = book(client, operator, resource, subscriber_uid="night-owl", start=at(25))
+    assert booked.status_code == 201, booked.text
+    assert booked.json()["local_date"] == (DAY + timedelta(days=1)).date().isoformat()
+    for start, code in ((at(26), "outside_schedule"), (at(25.25), "misaligned_start")):
+        refused = book(client, operator, resource, subscriber_uid="night-owl", start=start)
+        assert_problem(refused, 409, "body.start", code)
+    # Moving the night's close earlier leaves the booking outside it: refused unless forced.
+    shorter = {"weekly_schedule": {day: [{"open": "22:00", "close": "00:30"}] for day in EVERY_DAY}}
+    refused = client.patch(f"/bookings/resources/{resource}", json=shorter, headers={**operator, "If-Match": '"1"'})
+    assert refused.status_code == 409, refused.text
+    assert [item["id"] for item in refused.json()["bookings_outside_schedule"]] == [booked.json()["id"]]
+
+
+def test_entries_for_one_exception_date_add_up(client: TestClient, role_headers: Headers) -> None:
+    exceptions = [
+        {"date": "2026-12-24", "closed": True},
+        {"date": "2026-12-31", "hours": [{"open": "09:00", "close": "12:00"}]},
+        {"date": "2026-12-24", "hours": [{"open": "10:00", "close": "11:00"}]},
+        {"date": "2026-12-31", "hours": [{"open": "20:00", "close": "01:00"}]},
+        {"date": "2026-12-25", "closed": True},
+        {"date": "2026-12-25", "closed": True},
+    ]
+    created = client.post(
+        "/bookings/resources", json=resource_body(exceptions=exceptions), headers=role_headers["operator"]
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["exceptions"] == [
+        {"date": "2026-12-24", "closed": False, "hours": [{"open": "10:00", "close": "11:00"}]},
+        {"date": "2026-12-25", "closed": True, "hours": []},
+        {
+            "date": "2026-12-31",
+            "closed": False,
+            "hours": [{"open": "09:00", "close": "12:00"}, {"open": "20:00", "close": "01:00"}],
+        },
+    ]
 
 
 def test_the_document_states_the_five_minute_grid_of_opening_hours() -> None:
@@ -130,15 +195,18 @@ def test_the_document_states_the_five_minute_grid_of_opening_hours() -> None:
     hours = create_app().openapi()["components"]["schemas"]["OpeningHoursIn"]["properties"]
     for name in ("open", "close"):
         pattern = re.compile(hours[name]["pattern"])
-        assert all(pattern.search(value) for value in ("09:05", "24:00"))
+        assert all(pattern.search(value) for value in ("00:00", "09:05", "23:55"))
         assert not any(pattern.search(value) for value in ("09:03", "24:05", "25:00"))
+    # The midnight that ends a day closes an interval; none opens then (it is the next day's 00:00).
+    assert re.search(hours["close"]["pattern"], "24:00")
+    assert not re.search(hours["open"]["pattern"], "24:00")
 
 
 @pytest.mark.parametrize(
     ("overrides", "field"),
     [
         ({"timezone": "Mars/Olympus_Mons"}, "body.timezone"),
-        ({"weekly_schedule": {"mon": [{"open": "10:00", "close": "09:00"}]}}, "body.weekly_schedule.mon.0"),
+        ({"weekly_schedule": {"mon": [{"open": "24:00", "close": "09:00"}]}}, "body.weekly_schedule.mon.0.open"),
         ({"weekly_schedule": {"monday": [{"open": "09:00", "close": "12:00"}]}}, "body.weekly_schedule.monday.[key]"),
         ({"weekly_schedule": {"mon": [{"open": "09:03", "close": "12:00"}]}}, "body.weekly_schedule.mon.0.open"),
         ({"weekly_schedule": {"mon": [{"open": "25:00", "close": "26:00"}]}}, "body.weekly_schedule.mon.0.open"),
@@ -149,7 +217,10 @@ def test_the_document_states_the_five_minute_grid_of_opening_hours() -> None:
         ({"kind": "spaceship"}, "body.kind"),
         ({"colour": "blue"}, "body.colour"),
         ({"exceptions": [{"date": "2026-12-25"}]}, "body.exceptions.0"),
-        ({"exceptions": [{"date": "2026-12-25", "closed": True}] * 2}, "body.exceptions"),
+        (
+            {"exceptions": [{"date": "2026-12-25", "closed": True, "hours": [{"open": "09:00", "close": "10:00"}]}]},
+            "body.exceptions.0",
+        ),
     ],
 )
 def test_bad_resources_are_refused_naming_the_field(

@@ -23,7 +23,7 @@ from app.config import Settings
 from app.migration import engine as engine_module
 from app.migration import imports, service, worker
 from app.migration.engine import JobEngine
-from app.migration.schemas import ImportJobCreate
+from app.migration.schemas import SubscriberImportJobCreate
 from app.runtime import Runtime
 from app.storage.base import SUBSCRIBER_STATUS_SCOPE, Store
 from app.storage.blobs import LocalBlobStore
@@ -107,7 +107,7 @@ def upsert_job(runtime: Runtime) -> str:
     lines = ["uid,msisdn,imsi,first_name,last_name,status,plan"]
     lines += [f"sub-{n:04d},+4479112{n:05d},23416{n:010d},Jane,Doe {n},SUSPENDED,GOLD" for n in range(1, ROWS + 1)]
     principal = Principal(username="olga", role=Role.ADMIN)
-    request = ImportJobCreate.model_validate({"type": "import", "format": "csv", "mode": "upsert"})
+    request = SubscriberImportJobCreate.model_validate({"type": "import", "format": "csv", "mode": "upsert"})
     job = service.create_job(runtime, principal, request)
     assert job.input_key is not None
     content = io.BytesIO(("\r\n".join(lines) + "\r\n").encode())

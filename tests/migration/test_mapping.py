@@ -51,23 +51,34 @@ def test_json_values_keep_their_types_and_attributes_merge() -> None:
     assert record == {"uid": "s1", "plan": 7, "attributes": {"vip": True, "tier": 1}}
 
 
-def test_mapping_refers_to_unknown_fields() -> None:
-    problems = mapper(columns={"Phone": "telephone"}, defaults={"colour": "red"}).check_spec()
-    assert {(p.field, p.code) for p in problems} == {
-        ("mapping.columns.Phone", "unknown_field"),
-        ("mapping.defaults.colour", "unknown_field"),
-    }
+@pytest.mark.parametrize("order", [("Mobile", "Phone"), ("Phone", "Mobile")])
+def test_several_columns_feed_one_field_first_non_empty_in_the_mappings_order(order: tuple[str, str]) -> None:
+    first, second = order
+    coalesce = mapper(columns={first: "msisdn", second: "msisdn"})
+    both = {"uid": "s1", "Phone": "+447911100001", "Mobile": "+447911100002"}
+    assert coalesce.apply(both)[0]["msisdn"] == both[first]
+    # An empty (or blank) cell is no value: the next column's is taken, whatever the file's order.
+    assert coalesce.apply({first: " ", "uid": "s1", second: "+447911100003"})[0]["msisdn"] == "+447911100003"
+    assert coalesce.apply({second: "", first: ""})[0] == {}
+
+
+def test_a_column_named_like_the_field_comes_after_the_mapped_ones() -> None:
+    coalesce = mapper(columns={" mobile ": "msisdn"}, transforms={"msisdn": ["digits_only"]})
+    assert coalesce.apply({"msisdn": "+44 1", "MOBILE": "+44 2"})[0] == {"msisdn": "442"}
+    assert coalesce.apply({"msisdn": "+44 1", "MOBILE": ""})[0] == {"msisdn": "441"}
+    # Two columns that differ only in case both feed the field: the first non-empty in the file wins.
+    assert mapper().apply({"Plan": "", "PLAN": "GOLD", "plan": "BASIC"})[0] == {"plan": "GOLD"}
 
 
 @pytest.mark.parametrize(
     "spec",
     [
-        {"columns": {"A": "uid", "B": "uid"}},
         {"transforms": {"status": ["reverse"]}},
         {"unmapped": "keep"},
         {"defaults": {"plan": {"nested": 1}}},
         {"surprise": 1},
         {"transforms": {"status": ["trim"] * 11}},
+        {"transforms": {"status": [{"map": {}, "case_sensitive": 0}]}},
     ],
 )
 def test_bad_mapping_is_refused(spec: dict[str, object]) -> None:

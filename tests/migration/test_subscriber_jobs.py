@@ -344,17 +344,93 @@ def test_a_jobs_fields_follow_its_type(
     assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, code)]
 
 
-def test_an_upload_whose_name_tells_no_format_asks_for_one(
-    client: TestClient, role_headers: dict[str, dict[str, str]]
+NAMELESS_FILES = {
+    "csv": csv_file(row(1), row(2)),
+    "json": b"\xef\xbb\xbf \n"
+    + json.dumps([dict(zip(HEADER.split(","), row(n).split(","), strict=True)) for n in (1, 2)]).encode(),
+    "ndjson": b"\r\n".join(
+        json.dumps(dict(zip(HEADER.split(","), row(n).split(","), strict=True))).encode() for n in (1, 2)
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NAMELESS_FILES))
+def test_an_upload_whose_name_tells_no_format_is_read_as_its_content_shows(
+    client: TestClient, role_headers: dict[str, dict[str, str]], store: Store, kind: str
+) -> None:
+    """`[` first is a JSON array, `{` NDJSON, anything else CSV (white space and a BOM skipped)."""
+    admin = role_headers["admin"]
+    uploaded = client.post("/migration/upload", files={"file": ("export", NAMELESS_FILES[kind])}, headers=admin)
+    assert uploaded.status_code == 201, uploaded.text
+    job = client.get(f"/migration/jobs/{uploaded.json()['id']}", headers=admin).json()
+    assert job["options"]["format"] == kind
+    assert (job["status"], counts(job)) == ("COMPLETED", (2, 2, 0, 0, 0, 0))
+    assert live(store, SUBSCRIBER_STATUS_SCOPE) == {"ACTIVE": 2}
+
+
+def test_a_nameless_upload_that_is_no_format_is_read_as_csv_and_fails_with_a_reason(
+    client: TestClient, role_headers: dict[str, dict[str, str]], store: Store
 ) -> None:
     admin = role_headers["admin"]
-    unnamed = client.post("/migration/upload", files={"file": ("file", csv_file(row(1)))}, headers=admin)
-    assert unnamed.status_code == 422, unnamed.text
-    assert [(e["field"], e["code"]) for e in unnamed.json()["errors"]] == [("form.options", "missing")]
-    named = client.post(
-        "/migration/upload",
-        files={"file": ("file", csv_file(row(1)))},
-        data={"options": '{"format": "csv"}'},
-        headers=admin,
+    for content in (b"\x00\x01 not text \xff", b"uid\ns0001\n(not json)"):
+        uploaded = client.post("/migration/upload", files={"file": ("file", content)}, headers=admin)
+        assert uploaded.status_code == 201, uploaded.text
+        job = client.get(f"/migration/jobs/{uploaded.json()['id']}", headers=admin).json()
+        assert job["options"]["format"] == "csv"
+        assert job["status"] in ("FAILED", "COMPLETED_WITH_ERRORS"), job
+        assert job["status"] == "COMPLETED_WITH_ERRORS" or job["error_summary"], job
+    assert live(store, "subscribers") == {}
+
+
+@pytest.mark.parametrize("order", [("Mobile", "Phone"), ("Phone", "Mobile")])
+def test_two_columns_on_one_field_take_the_first_non_empty_in_the_mappings_order(
+    client: TestClient, role_headers: dict[str, dict[str, str]], store: Store, order: tuple[str, str]
+) -> None:
+    admin = role_headers["admin"]
+    first, second = order
+    mapping = {"columns": {first: "msisdn", second: "msisdn"}}
+    lines = ["uid,imsi,first_name,last_name,plan,Phone,Mobile"]
+    lines += [
+        "s0001,234150000000001,A,B,GOLD,+447911100001,+447911100002",
+        "s0002,234150000000002,A,B,GOLD,,+447911100003",
+    ]
+    job = run_job(client, admin, ("\r\n".join(lines) + "\r\n").encode(), mapping=mapping)
+    assert (job["status"], counts(job)) == ("COMPLETED", (2, 2, 0, 0, 0, 0)), errors_of(client, admin, job["id"])
+    expected = "+447911100001" if first == "Phone" else "+447911100002"
+    assert store.subscribers.get("s0001").msisdn == expected  # type: ignore[union-attr]
+    assert store.subscribers.get("s0002").msisdn == "+447911100003"  # type: ignore[union-attr]
+    # The job shows its options as given, the columns in the order that decides.
+    assert job["options"]["mapping"]["columns"] == mapping["columns"]
+    assert list(job["options"]["mapping"]["columns"]) == list(order)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"mapping": {"columns": {"Login": "username"}}}, "body.mapping.columns.Login"),
+        ({"mapping": {"defaults": {"password_hash": "x" * 20}}}, "body.mapping.defaults.password_hash.[key]"),
+        ({"target": "users", "mapping": {"columns": {"Phone": "msisdn"}}}, "body.mapping.columns.Phone"),
+        ({"target": "users", "mapping": {"transforms": {"plan": ["trim"]}}}, "body.mapping.transforms.plan.[key]"),
+        ({"target": "robots"}, "body.target"),
+    ],
+)
+def test_a_mapping_names_fields_of_its_target(
+    client: TestClient, role_headers: dict[str, dict[str, str]], body: dict[str, Any], field: str
+) -> None:
+    """The document lists each target's fields (a mapping per target); any other is refused by name."""
+    response = client.post(
+        "/migration/jobs", json={"type": "import", "format": "csv", **body}, headers=role_headers["admin"]
     )
-    assert named.status_code == 201, named.text
+    assert response.status_code == 422, response.text
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, "invalid_choice")]
+
+
+def test_a_job_without_an_output_file_answers_its_output_with_a_conflict(
+    client: TestClient, role_headers: dict[str, dict[str, str]]
+) -> None:
+    """The job exists (its link from `Location` works); only an export writes a file: a 409, not a 404."""
+    admin = role_headers["admin"]
+    job = run_job(client, admin, csv_file(row(1)))
+    response = client.get(f"/migration/jobs/{job['id']}/output", headers=admin)
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "/problems/conflict"

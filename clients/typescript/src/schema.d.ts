@@ -987,7 +987,6 @@ export interface components {
          *     | `json_too_deep` | JSON nested deeper than the server parses |
          *     | `invalid` | breaks a rule of the field that has no code of its own (the message says which) |
          *     | `exactly_one_required` | give exactly one of the alternatives the message names |
-         *     | `range_reversed` | the end of a range is not after its start |
          *     | `invalid_combination` | options that do not go together |
          *     | `invalid_etag` | If-Match is not a list of entity tags such as `"3"` |
          *     | `idempotency_key_reused` | the Idempotency-Key was used with a different body |
@@ -1012,7 +1011,6 @@ export interface components {
          *     | `password_too_long` | the new password is longer than the server hashes |
          *     | `password_is_username` | the new password is the username |
          *     | `unknown_hash_scheme` | an imported password hash of a scheme the server can't verify |
-         *     | `invalid_schedule` | a schedule lists one date twice |
          *     | `unknown_time_zone` | not an IANA time zone name |
          *     | `unknown_resource` | no resource with this id |
          *     | `resource_inactive` | the resource takes no new bookings |
@@ -1029,10 +1027,9 @@ export interface components {
          *     | `invalid_transition` | the booking's status does not allow this change |
          *     | `unknown_region` | not an ISO 3166 region the phone number rules know |
          *     | `not_available` | a kind of job this server does not run |
-         *     | `duplicate_mapping` | several columns map to the same field |
          * @enum {string}
          */
-        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "range_reversed" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "invalid_schedule" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available" | "duplicate_mapping";
+        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available";
         /** FieldError */
         FieldError: {
             /**
@@ -1094,53 +1091,11 @@ export interface components {
              */
             next_cursor: string | null;
         };
-        /** ImportJobCreate */
-        ImportJobCreate: {
-            /** File Name */
-            file_name?: string | null;
-            /**
-             * @description discriminator enum property added by openapi-typescript
-             * @enum {string}
-             */
-            type: "import";
-            /**
-             * Target
-             * @description What the import creates.
-             * @default subscribers
-             * @enum {string}
-             */
-            target?: "subscribers" | "users";
-            /**
-             * Format
-             * @description The input file's format.
-             * @enum {string}
-             */
-            format: "csv" | "json" | "ndjson";
-            /**
-             * Delimiter
-             * @description CSV delimiter; detected when omitted.
-             */
-            delimiter?: ("," | ";" | "\t") | null;
-            /**
-             * Mode
-             * @description Create only, create or replace, or update existing only.
-             * @default create
-             * @enum {string}
-             */
-            mode?: "create" | "upsert" | "update";
-            /**
-             * Dry Run
-             * @description Validate and check against the store; write nothing.
-             * @default false
-             */
-            dry_run?: boolean;
-            mapping?: components["schemas"]["MappingSpec"] | null;
-            /**
-             * Default Region
-             * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
-             */
-            default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
-        };
+        /**
+         * ImportJobCreate
+         * @description An import: its `mapping` names the fields of its `target`.
+         */
+        ImportJobCreate: components["schemas"]["SubscriberImportJobCreate"] | components["schemas"]["UserImportJobCreate"];
         /** JobCounts */
         JobCounts: {
             /** Total */
@@ -1316,7 +1271,7 @@ export interface components {
         JobsUploadBody: {
             /**
              * File
-             * @description CSV, JSON array or NDJSON; the format follows the file name.
+             * @description CSV, JSON array or NDJSON. Unless `options` gives its format: the one the file's name says (.csv or .tsv, .json, .ndjson or .jsonl), else the one its content shows: a JSON array if its first character other than white space is `[`, NDJSON if it is `{`, otherwise CSV.
              */
             file: string;
             /**
@@ -1333,15 +1288,8 @@ export interface components {
                  */
                 type?: "import";
                 /**
-                 * Target
-                 * @description What the import creates.
-                 * @default subscribers
-                 * @enum {string}
-                 */
-                target?: "subscribers" | "users";
-                /**
                  * Format
-                 * @description The input file's format. Default: from the file's name.
+                 * @description The input file's format. Default: the one the file's name says (.csv or .tsv, .json, .ndjson or .jsonl), else the one its content shows: a JSON array if its first character other than white space is `[`, NDJSON if it is `{`, otherwise CSV.
                  * @enum {string}
                  */
                 format?: "csv" | "json" | "ndjson";
@@ -1363,12 +1311,64 @@ export interface components {
                  * @default false
                  */
                 dry_run?: boolean;
-                mapping?: components["schemas"]["MappingSpec"] | null;
                 /**
                  * Default Region
                  * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
                  */
                 default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
+                /**
+                 * Target
+                 * @description What the import creates.
+                 * @default subscribers
+                 * @constant
+                 */
+                target?: "subscribers";
+                mapping?: components["schemas"]["SubscriberMapping"] | null;
+            } | {
+                /** File Name */
+                file_name?: string | null;
+                /**
+                 * Type
+                 * @default import
+                 * @constant
+                 */
+                type?: "import";
+                /**
+                 * Format
+                 * @description The input file's format. Default: the one the file's name says (.csv or .tsv, .json, .ndjson or .jsonl), else the one its content shows: a JSON array if its first character other than white space is `[`, NDJSON if it is `{`, otherwise CSV.
+                 * @enum {string}
+                 */
+                format?: "csv" | "json" | "ndjson";
+                /**
+                 * Delimiter
+                 * @description CSV delimiter; detected when omitted.
+                 */
+                delimiter?: ("," | ";" | "\t") | null;
+                /**
+                 * Mode
+                 * @description Create only, create or replace, or update existing only.
+                 * @default create
+                 * @enum {string}
+                 */
+                mode?: "create" | "upsert" | "update";
+                /**
+                 * Dry Run
+                 * @description Validate and check against the store; write nothing.
+                 * @default false
+                 */
+                dry_run?: boolean;
+                /**
+                 * Default Region
+                 * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
+                 */
+                default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
+                /**
+                 * Target
+                 * @description What the import creates.
+                 * @constant
+                 */
+                target: "users";
+                mapping?: components["schemas"]["UserMapping"] | null;
             } | {
                 /** File Name */
                 file_name?: string | null;
@@ -1386,7 +1386,7 @@ export interface components {
                 target?: "subscribers";
                 /**
                  * Format
-                 * @description The format of the file listing the subscribers to delete. Default: from the file's name.
+                 * @description The format of the file listing the subscribers to delete. Default: the one the file's name says (.csv or .tsv, .json, .ndjson or .jsonl), else the one its content shows: a JSON array if its first character other than white space is `[`, NDJSON if it is `{`, otherwise CSV.
                  * @enum {string}
                  */
                 format?: "csv" | "json" | "ndjson";
@@ -1472,52 +1472,10 @@ export interface components {
             case_sensitive?: boolean;
         };
         /**
-         * MappingSpec
-         * @example {
-         *       "columns": {
-         *         "First Name": "first_name",
-         *         "MSISDN": "msisdn",
-         *         "Tariff": "plan"
-         *       },
-         *       "defaults": {
-         *         "status": "ACTIVE"
-         *       },
-         *       "transforms": {
-         *         "status": [
-         *           "trim",
-         *           "upper",
-         *           {
-         *             "map": {
-         *               "A": "ACTIVE",
-         *               "S": "SUSPENDED"
-         *             }
-         *           }
-         *         ]
-         *       },
-         *       "unmapped": "attributes"
-         *     }
+         * OpeningHoursIn
+         * @description An interval of the local wall clock. A `close` at or before `open` is on the next day: the
+         *     interval runs past midnight (`open` == `close` is 24 hours).
          */
-        MappingSpec: {
-            /** Columns */
-            columns?: {
-                [key: string]: string;
-            };
-            /** Transforms */
-            transforms?: {
-                [key: string]: (("trim" | "upper" | "lower" | "digits_only") | components["schemas"]["MapValues"])[];
-            };
-            /** Defaults */
-            defaults?: {
-                [key: string]: string | number | boolean;
-            };
-            /**
-             * Unmapped
-             * @default reject
-             * @enum {string}
-             */
-            unmapped?: "attributes" | "reject" | "ignore";
-        };
-        /** OpeningHoursIn */
         OpeningHoursIn: {
             /**
              * Open
@@ -1526,7 +1484,7 @@ export interface components {
             open: string;
             /**
              * Close
-             * @description Local wall-clock time HH:MM, a multiple of 5 minutes; 24:00 or 00:00 is the midnight that ends the day (answered as 24:00).
+             * @description Local wall-clock time HH:MM, a multiple of 5 minutes; at or before `open`, it is on the next day. 24:00 or 00:00 is the midnight that ends the day (answered as 24:00).
              */
             close: string;
         };
@@ -1753,7 +1711,10 @@ export interface components {
             weekly_schedule: {
                 [key: string]: components["schemas"]["OpeningHoursIn"][];
             };
-            /** Exceptions */
+            /**
+             * Exceptions
+             * @description Dates with other hours; entries for one date add up.
+             */
             exceptions?: components["schemas"]["ScheduleExceptionIn"][];
             /**
              * Active
@@ -1847,7 +1808,10 @@ export interface components {
             weekly_schedule?: {
                 [key: string]: components["schemas"]["OpeningHoursIn"][];
             };
-            /** Exceptions */
+            /**
+             * Exceptions
+             * @description Dates with other hours; entries for one date add up.
+             */
             exceptions?: components["schemas"]["ScheduleExceptionIn"][];
             /** Active */
             active?: boolean;
@@ -1857,7 +1821,10 @@ export interface components {
          * @enum {string}
          */
         Role: "admin" | "operator" | "viewer";
-        /** ScheduleExceptionIn */
+        /**
+         * ScheduleExceptionIn
+         * @description A date closed all day (`closed: true`) or with special hours instead of the weekly ones.
+         */
         ScheduleExceptionIn: {
             /**
              * Date
@@ -1876,7 +1843,15 @@ export interface components {
              * @description Special hours replacing the weekly ones.
              */
             hours?: components["schemas"]["OpeningHoursIn"][];
-        };
+        } & ({
+            /** @constant */
+            closed: true;
+            hours?: unknown;
+        } | {
+            /** @constant */
+            closed?: false;
+            hours: unknown;
+        });
         /** ScheduleExceptionOut */
         ScheduleExceptionOut: {
             /**
@@ -1921,6 +1896,56 @@ export interface components {
              * @description Seats left; 0 for a slot that has started or an inactive resource.
              */
             remaining: number;
+        };
+        /**
+         * SubscriberImportJobCreate
+         * @description An import of subscribers (the default target).
+         */
+        SubscriberImportJobCreate: {
+            /** File Name */
+            file_name?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "import";
+            /**
+             * Format
+             * @description The input file's format.
+             * @enum {string}
+             */
+            format: "csv" | "json" | "ndjson";
+            /**
+             * Delimiter
+             * @description CSV delimiter; detected when omitted.
+             */
+            delimiter?: ("," | ";" | "\t") | null;
+            /**
+             * Mode
+             * @description Create only, create or replace, or update existing only.
+             * @default create
+             * @enum {string}
+             */
+            mode?: "create" | "upsert" | "update";
+            /**
+             * Dry Run
+             * @description Validate and check against the store; write nothing.
+             * @default false
+             */
+            dry_run?: boolean;
+            /**
+             * Default Region
+             * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
+             */
+            default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
+            /**
+             * Target
+             * @description What the import creates.
+             * @default subscribers
+             * @constant
+             */
+            target?: "subscribers";
+            mapping?: components["schemas"]["SubscriberMapping"] | null;
         };
         /**
          * SubscriberIn
@@ -1985,6 +2010,53 @@ export interface components {
             attributes?: {
                 [key: string]: string | boolean | number;
             };
+        };
+        /**
+         * SubscriberMapping
+         * @description How a subscriber import's columns map to subscriber fields.
+         * @example {
+         *       "columns": {
+         *         "First Name": "first_name",
+         *         "MSISDN": "msisdn",
+         *         "Tariff": "plan"
+         *       },
+         *       "defaults": {
+         *         "status": "ACTIVE"
+         *       },
+         *       "transforms": {
+         *         "status": [
+         *           "trim",
+         *           "upper",
+         *           {
+         *             "map": {
+         *               "A": "ACTIVE",
+         *               "S": "SUSPENDED"
+         *             }
+         *           }
+         *         ]
+         *       },
+         *       "unmapped": "attributes"
+         *     }
+         */
+        SubscriberMapping: {
+            /** Columns */
+            columns?: {
+                [key: string]: "uid" | "msisdn" | "imsi" | "iccid" | "email" | "first_name" | "last_name" | "status" | "plan" | "attributes";
+            };
+            /** Transforms */
+            transforms?: {
+                [key: string]: (("trim" | "upper" | "lower" | "digits_only") | components["schemas"]["MapValues"])[];
+            };
+            /** Defaults */
+            defaults?: {
+                [key: string]: string | number | boolean;
+            };
+            /**
+             * Unmapped
+             * @default reject
+             * @enum {string}
+             */
+            unmapped?: "attributes" | "reject" | "ignore";
         };
         /**
          * SubscriberOut
@@ -2238,6 +2310,102 @@ export interface components {
             email?: string | null;
             /** Full Name */
             full_name?: string | null;
+        };
+        /**
+         * UserImportJobCreate
+         * @description An import of users with their password hashes.
+         */
+        UserImportJobCreate: {
+            /** File Name */
+            file_name?: string | null;
+            /**
+             * Type
+             * @constant
+             */
+            type: "import";
+            /**
+             * Format
+             * @description The input file's format.
+             * @enum {string}
+             */
+            format: "csv" | "json" | "ndjson";
+            /**
+             * Delimiter
+             * @description CSV delimiter; detected when omitted.
+             */
+            delimiter?: ("," | ";" | "\t") | null;
+            /**
+             * Mode
+             * @description Create only, create or replace, or update existing only.
+             * @default create
+             * @enum {string}
+             */
+            mode?: "create" | "upsert" | "update";
+            /**
+             * Dry Run
+             * @description Validate and check against the store; write nothing.
+             * @default false
+             */
+            dry_run?: boolean;
+            /**
+             * Default Region
+             * @description Subscriber imports: ISO 3166 region national MSISDNs are read in (default: the server's).
+             */
+            default_region?: ("AC" | "AD" | "AE" | "AF" | "AG" | "AI" | "AL" | "AM" | "AO" | "AR" | "AS" | "AT" | "AU" | "AW" | "AX" | "AZ" | "BA" | "BB" | "BD" | "BE" | "BF" | "BG" | "BH" | "BI" | "BJ" | "BL" | "BM" | "BN" | "BO" | "BQ" | "BR" | "BS" | "BT" | "BW" | "BY" | "BZ" | "CA" | "CC" | "CD" | "CF" | "CG" | "CH" | "CI" | "CK" | "CL" | "CM" | "CN" | "CO" | "CR" | "CU" | "CV" | "CW" | "CX" | "CY" | "CZ" | "DE" | "DJ" | "DK" | "DM" | "DO" | "DZ" | "EC" | "EE" | "EG" | "EH" | "ER" | "ES" | "ET" | "FI" | "FJ" | "FK" | "FM" | "FO" | "FR" | "GA" | "GB" | "GD" | "GE" | "GF" | "GG" | "GH" | "GI" | "GL" | "GM" | "GN" | "GP" | "GQ" | "GR" | "GT" | "GU" | "GW" | "GY" | "HK" | "HN" | "HR" | "HT" | "HU" | "ID" | "IE" | "IL" | "IM" | "IN" | "IO" | "IQ" | "IR" | "IS" | "IT" | "JE" | "JM" | "JO" | "JP" | "KE" | "KG" | "KH" | "KI" | "KM" | "KN" | "KP" | "KR" | "KW" | "KY" | "KZ" | "LA" | "LB" | "LC" | "LI" | "LK" | "LR" | "LS" | "LT" | "LU" | "LV" | "LY" | "MA" | "MC" | "MD" | "ME" | "MF" | "MG" | "MH" | "MK" | "ML" | "MM" | "MN" | "MO" | "MP" | "MQ" | "MR" | "MS" | "MT" | "MU" | "MV" | "MW" | "MX" | "MY" | "MZ" | "NA" | "NC" | "NE" | "NF" | "NG" | "NI" | "NL" | "NO" | "NP" | "NR" | "NU" | "NZ" | "OM" | "PA" | "PE" | "PF" | "PG" | "PH" | "PK" | "PL" | "PM" | "PR" | "PS" | "PT" | "PW" | "PY" | "QA" | "RE" | "RO" | "RS" | "RU" | "RW" | "SA" | "SB" | "SC" | "SD" | "SE" | "SG" | "SH" | "SI" | "SJ" | "SK" | "SL" | "SM" | "SN" | "SO" | "SR" | "SS" | "ST" | "SV" | "SX" | "SY" | "SZ" | "TA" | "TC" | "TD" | "TG" | "TH" | "TJ" | "TK" | "TL" | "TM" | "TN" | "TO" | "TR" | "TT" | "TV" | "TW" | "TZ" | "UA" | "UG" | "US" | "UY" | "UZ" | "VA" | "VC" | "VE" | "VG" | "VI" | "VN" | "VU" | "WF" | "WS" | "XK" | "YE" | "YT" | "ZA" | "ZM" | "ZW") | null;
+            /**
+             * Target
+             * @description What the import creates.
+             * @constant
+             */
+            target: "users";
+            mapping?: components["schemas"]["UserMapping"] | null;
+        };
+        /**
+         * UserMapping
+         * @description How a users import's columns map to user fields.
+         * @example {
+         *       "columns": {
+         *         "First Name": "first_name",
+         *         "MSISDN": "msisdn",
+         *         "Tariff": "plan"
+         *       },
+         *       "defaults": {
+         *         "status": "ACTIVE"
+         *       },
+         *       "transforms": {
+         *         "status": [
+         *           "trim",
+         *           "upper",
+         *           {
+         *             "map": {
+         *               "A": "ACTIVE",
+         *               "S": "SUSPENDED"
+         *             }
+         *           }
+         *         ]
+         *       },
+         *       "unmapped": "attributes"
+         *     }
+         */
+        UserMapping: {
+            /** Columns */
+            columns?: {
+                [key: string]: "username" | "password_hash" | "role" | "email" | "full_name" | "active";
+            };
+            /** Transforms */
+            transforms?: {
+                [key: string]: (("trim" | "upper" | "lower" | "digits_only") | components["schemas"]["MapValues"])[];
+            };
+            /** Defaults */
+            defaults?: {
+                [key: string]: string | number | boolean;
+            };
+            /**
+             * Unmapped
+             * @default reject
+             * @enum {string}
+             */
+            unmapped?: "attributes" | "reject" | "ignore";
         };
         /** UserOut */
         UserOut: {
@@ -3221,7 +3389,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        requestBody?: {
             content: {
                 "text/csv": string;
                 "application/json": string;
