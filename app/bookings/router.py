@@ -44,7 +44,8 @@ bookings_router = domain_router(prefix="/bookings", tags=["bookings"])
 Reader = Annotated[Principal, Depends(require(Capability.BOOKINGS_READ))]
 Writer = Annotated[Principal, Depends(require(Capability.BOOKINGS_WRITE))]
 ResourceWriter = Annotated[Principal, Depends(require(Capability.RESOURCES_WRITE))]
-ResourceId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+_RESOURCE_ID = r"^[A-Za-z0-9_-]+$"  # as a resource's `id` is created (schemas.Identifier)
+ResourceId = Annotated[str, Path(max_length=64, pattern=_RESOURCE_ID)]
 BookingId = Annotated[str, Path(max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
 
@@ -293,7 +294,7 @@ def daily_counts(
     service: BookingServiceDep,
     first_day: Annotated[IsoDate, Query(alias="from", description="First day, YYYY-MM-DD.")],
     days: Annotated[int, Query(ge=1, le=MAX_DAILY_COUNTS, description="How many days.")] = 8,
-    resource_id: Annotated[str | None, Query(max_length=64)] = None,
+    resource_id: Annotated[str | None, Query(min_length=1, max_length=64, pattern=_RESOURCE_ID)] = None,
 ) -> DailyCounts:
     counts = service.daily_counts(first_day, days, resource_id)
     return DailyCounts(
