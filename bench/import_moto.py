@@ -44,8 +44,8 @@ from moto import mock_aws  # noqa: E402
 from moto.dynamodb.models import DynamoDBBackend  # noqa: E402
 
 from app.auth.service import Principal  # noqa: E402
-from app.migration import service  # noqa: E402
 from app.migration.schemas import SubscriberImportJobCreate  # noqa: E402
+from app.migration.service import JobService  # noqa: E402
 from app.migration.worker import InlineDispatcher  # noqa: E402
 from app.runtime import Runtime  # noqa: E402
 from app.storage.blobs import LocalBlobStore  # noqa: E402
@@ -100,12 +100,12 @@ def run(rows: int) -> dict[str, Any]:
         runtime.provide("job_dispatcher", InlineDispatcher(runtime))
         principal = Principal(username="bench", role=Role.ADMIN)
         request = SubscriberImportJobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
-        job = service.create_job(runtime, principal, request)
+        job = JobService(runtime).create_job(principal, request)
         assert job.input_key is not None
         runtime.blobs.put_file(job.input_key, write(Path(folder) / "in.csv", rows), content_type="text/csv")
         calls.clear()
         started = time.perf_counter()
-        service.start(runtime, job)
+        JobService(runtime).start(job)
         elapsed = time.perf_counter() - started
         done = store.jobs.get(job.id)
         assert done is not None

@@ -48,8 +48,8 @@ import boto3  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
 from app.auth.service import Principal  # noqa: E402
-from app.migration import service  # noqa: E402
 from app.migration.schemas import SubscriberImportJobCreate  # noqa: E402
+from app.migration.service import JobService  # noqa: E402
 from app.migration.worker import InlineDispatcher  # noqa: E402
 from app.runtime import Runtime  # noqa: E402
 from app.storage.blobs import LocalBlobStore  # noqa: E402
@@ -93,14 +93,14 @@ def run_import(endpoint: str, rows: int, folder: Path) -> dict[str, Any]:
     runtime.provide("job_dispatcher", InlineDispatcher(runtime))
     principal = Principal(username="bench", role=Role.ADMIN)
     request = SubscriberImportJobCreate.model_validate({"type": "import", "format": "csv", "mapping": MAPPING})
-    job = service.create_job(runtime, principal, request)
+    job = JobService(runtime).create_job(principal, request)
     assert job.input_key is not None
     source = write(folder / "in.csv", rows)
     runtime.blobs.put_file(job.input_key, source, content_type="text/csv")
     source.unlink()
     calls.clear()
     wall, cpu = time.perf_counter(), time.process_time()
-    service.start(runtime, job)
+    JobService(runtime).start(job)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     done = store.jobs.get(job.id)
     assert done is not None

@@ -120,7 +120,7 @@ def _summary(runtime: Runtime, job: JobRecord) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from app.migration import service
+    from app.migration.service import JobService
 
     table = Table("", "", title="Job summary", show_header=False)
     table.add_row("job", job.id)
@@ -137,7 +137,7 @@ def _summary(runtime: Runtime, job: JobRecord) -> None:
     stdout().print(table)
     if job.error_summary:
         console.print(Text(job.error_summary, style="red"))  # may quote the input: no [markup]
-    errors = service.errors_page(runtime, _cli_principal(), job.id, limit=ERRORS_SHOWN, cursor=None)
+    errors = JobService(runtime).errors_page(_cli_principal(), job.id, limit=ERRORS_SHOWN, cursor=None)
     if errors.items:
         stdout().print(_errors_table(errors.items, title=f"First {len(errors.items)} row report(s)"))
         console.print(f"full report: portal jobs errors {job.id} --format csv -o errors.csv")
@@ -181,8 +181,8 @@ def import_file(
     """Import a file of subscribers (or users) as a job, run here with a progress bar."""
     import json
 
-    from app.migration import service
     from app.migration.readers import kind_from_name
+    from app.migration.service import CONTENT_TYPES, JobService
 
     kind = file_format or kind_from_name(file.name)
     if kind is None:
@@ -211,8 +211,8 @@ def import_file(
         runtime.provide("job_dispatcher", _Deferred())
         job = _create(runtime, request)
         assert job.input_key is not None
-        runtime.blobs.put_file(job.input_key, file, content_type=service.CONTENT_TYPES[kind])
-        service.start(runtime, job)
+        runtime.blobs.put_file(job.input_key, file, content_type=CONTENT_TYPES[kind])
+        JobService(runtime).start(job)
         _finish(runtime, _run_with_progress(runtime, job.id))
     finally:
         runtime.close()
@@ -220,10 +220,10 @@ def import_file(
 
 def _create(runtime: Runtime, request: Any) -> JobRecord:
     from app.errors import DomainError
-    from app.migration import service
+    from app.migration.service import JobService
 
     try:
-        return service.create_job(runtime, _cli_principal(), request)
+        return JobService(runtime).create_job(_cli_principal(), request)
     except DomainError as exc:
         fields = [f"{e.field}: {e.message}" for e in getattr(exc, "errors", None) or []]
         console.print(f"[red]{'; '.join(fields) or getattr(exc, 'detail', None) or exc}[/red]")
@@ -278,10 +278,10 @@ def run_job(job_id: Annotated[str, typer.Argument(help="The job to run or resume
 
 def _job(runtime: Runtime, job_id: str) -> JobRecord:
     from app.errors import DomainError
-    from app.migration import service
+    from app.migration.service import JobService
 
     try:
-        return service.get_job(runtime, _cli_principal(), job_id)
+        return JobService(runtime).get_job(_cli_principal(), job_id)
     except DomainError as exc:
         console.print(f"[red]{getattr(exc, 'detail', None) or exc}[/red]")
         raise typer.Exit(2) from None
@@ -296,12 +296,12 @@ def list_jobs(
     """List jobs newest first: kind, status, rows done and the counts that matter for the kind."""
     from rich.table import Table
 
-    from app.migration import service
+    from app.migration.service import JobService
 
     runtime = common.open_runtime()
     try:
-        page: Page[JobRecord] = service.list_jobs(
-            runtime, _cli_principal(), status=status, job_type=kind, limit=limit, cursor=None
+        page: Page[JobRecord] = JobService(runtime).list_jobs(
+            _cli_principal(), status=status, job_type=kind, limit=limit, cursor=None
         )
     finally:
         runtime.close()
@@ -338,18 +338,18 @@ def job_errors(
 ) -> None:
     """The job's row reports (rows refused, with field, code, message and raw value), unmasked as
     the operator sees them in the API. CSV cells a spreadsheet would run are neutralised."""
-    from app.migration import service
+    from app.migration.service import JobService
 
     runtime = common.open_runtime()
     try:
         job = _job(runtime, job_id)
         if file_format == "table":
-            page = service.errors_page(runtime, _cli_principal(), job.id, limit=limit, cursor=None)
+            page = JobService(runtime).errors_page(_cli_principal(), job.id, limit=limit, cursor=None)
             stdout().print(_errors_table(page.items, title=f"Row reports of job {job.id}"))
             if page.next_cursor:
                 console.print(f"more than {limit}: the whole report with --format csv")
             return
-        chunks = service.errors_csv(runtime, _cli_principal(), job.id)
+        chunks = JobService(runtime).errors_csv(_cli_principal(), job.id)
         if output is None:
             for chunk in chunks:
                 typer.echo(chunk, nl=False)

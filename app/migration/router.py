@@ -14,10 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from app.auth.deps import require
 from app.auth.policy import Capability
 from app.auth.service import Principal
-from app.deps import PageParams, PageRequest, RuntimeDep, domain_router, pagination, route_path
+from app.deps import PageParams, PageRequest, domain_router, pagination, route_path
 from app.errors import FieldCode, InvalidInput, PayloadTooLargeError, ProblemType, as_field_error
 from app.jsondepth import MAX_BODY_DEPTH, TooDeep, loads_bounded
-from app.migration import service
+from app.migration.deps import JobServiceDep
 from app.migration.readers import kind_from_content, kind_from_name
 from app.migration.schemas import (
     FORMAT_DETECTED,
@@ -60,13 +60,13 @@ ErrorPageParams = Annotated[PageRequest, pagination(default=100, maximum=1000)]
     status_code=status.HTTP_201_CREATED,
     responses=error_responses(invalid(("body.default_region", FieldCode.UNKNOWN_REGION))),
 )
-def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Request, response: Response) -> JobCreated:
-    job = service.create_job(runtime, principal, body.root)
+def create(body: JobCreate, principal: Runner, jobs: JobServiceDep, request: Request, response: Response) -> JobCreated:
+    job = jobs.create_job(principal, body.root)
     response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
     upload = None
     if job.input_key is not None:
         api_url = route_path(request, "jobs_put_input", job_id=job.id)
-        upload = service.upload_instructions(runtime, job, api_url)
+        upload = jobs.upload_instructions(job, api_url)
     return JobCreated(job=JobOut.of(job), upload=upload)
 
 
@@ -92,9 +92,9 @@ def create(body: JobCreate, principal: Runner, runtime: RuntimeDep, request: Req
         }
     },
 )
-async def put_input(job_id: JobId, request: Request, principal: Runner, runtime: RuntimeDep) -> JobOut:
-    service.job_for(runtime, principal, job_id, act=True)  # before reading a byte of the body
-    limit = runtime.settings.max_upload_bytes
+async def put_input(job_id: JobId, request: Request, principal: Runner, jobs: JobServiceDep) -> JobOut:
+    jobs.job_for(principal, job_id, act=True)  # before reading a byte of the body
+    limit = jobs.max_upload_bytes
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spool:
         received = 0
         async for chunk in request.stream():
@@ -103,7 +103,7 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
                 raise PayloadTooLargeError(f"the file exceeds {limit} bytes")
             spool.write(chunk)
         spool.seek(0)
-        job = await run_in_threadpool(service.receive_input, runtime, principal, job_id, spool)
+        job = await run_in_threadpool(jobs.receive_input, principal, job_id, spool)
     return JobOut.of(job)
 
 
@@ -130,7 +130,7 @@ async def put_input(job_id: JobId, request: Request, principal: Runner, runtime:
 )
 def upload(
     principal: Runner,
-    runtime: RuntimeDep,
+    jobs: JobServiceDep,
     request: Request,
     response: Response,
     file: Annotated[
@@ -156,9 +156,9 @@ def upload(
         raise InvalidInput("form.options", "is not valid JSON", code=FieldCode.JSON_INVALID) from None
     if job_request.type == "export":
         raise InvalidInput("form.options", "an upload creates an import or a delete job", code=FieldCode.INVALID_CHOICE)
-    job = service.create_job(runtime, principal, job_request)
+    job = jobs.create_job(principal, job_request)
     response.headers["Location"] = route_path(request, "jobs_get", job_id=job.id)
-    return JobOut.of(service.receive_input(runtime, principal, job.id, file.file))
+    return JobOut.of(jobs.receive_input(principal, job.id, file.file))
 
 
 @router.get(
@@ -172,14 +172,12 @@ def upload(
 )
 def list_jobs(
     principal: Reader,
-    runtime: RuntimeDep,
+    jobs: JobServiceDep,
     paging: PageParams,
     status_filter: Annotated[JobStatus | None, Query(alias="status")] = None,
     job_type: Annotated[JobType | None, Query(alias="type")] = None,
 ) -> JobPage:
-    page = service.list_jobs(
-        runtime, principal, status=status_filter, job_type=job_type, limit=paging.limit, cursor=paging.cursor
-    )
+    page = jobs.list_jobs(principal, status=status_filter, job_type=job_type, limit=paging.limit, cursor=paging.cursor)
     return JobPage.of(page, JobOut.of)
 
 
@@ -190,8 +188,8 @@ def list_jobs(
     response_model=JobOut,
     responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.job_id", FieldCode.PATTERN_MISMATCH))),
 )
-def get(job_id: JobId, principal: Reader, runtime: RuntimeDep) -> JobOut:
-    return JobOut.of(service.get_job(runtime, principal, job_id))
+def get(job_id: JobId, principal: Reader, jobs: JobServiceDep) -> JobOut:
+    return JobOut.of(jobs.get_job(principal, job_id))
 
 
 @router.post(
@@ -204,8 +202,8 @@ def get(job_id: JobId, principal: Reader, runtime: RuntimeDep) -> JobOut:
         ProblemType.NOT_FOUND, ProblemType.CONFLICT, invalid(("path.job_id", FieldCode.PATTERN_MISMATCH))
     ),
 )
-def cancel(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> JobOut:
-    return JobOut.of(service.cancel(runtime, principal, job_id))
+def cancel(job_id: JobId, principal: Runner, jobs: JobServiceDep) -> JobOut:
+    return JobOut.of(jobs.cancel(principal, job_id))
 
 
 @router.get(
@@ -224,17 +222,17 @@ def cancel(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> JobOut:
 def errors(
     job_id: JobId,
     principal: Runner,
-    runtime: RuntimeDep,
+    jobs: JobServiceDep,
     paging: ErrorPageParams,
     output: Annotated[str, Query(alias="format", pattern="^(json|csv)$")] = "json",
 ) -> Response | JobErrorPage:
     if output == "csv":
         return StreamingResponse(
-            service.errors_csv(runtime, principal, job_id),
+            jobs.errors_csv(principal, job_id),
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="job-{job_id}-errors.csv"'},
         )
-    page = service.errors_page(runtime, principal, job_id, limit=paging.limit, cursor=paging.cursor)
+    page = jobs.errors_page(principal, job_id, limit=paging.limit, cursor=paging.cursor)
     return JobErrorPage.of(page, JobErrorOut.of)
 
 
@@ -252,15 +250,15 @@ def errors(
         307: {"description": "Redirect to the file in S3"},
     },
 )
-def output(job_id: JobId, principal: Runner, runtime: RuntimeDep) -> Response:
-    job, url = service.output_of(runtime, principal, job_id)
+def output(job_id: JobId, principal: Runner, jobs: JobServiceDep) -> Response:
+    job, url = jobs.output_of(principal, job_id)
     if url:
         return RedirectResponse(url, status_code=307)
     assert job.output_key is not None
     name = job.output_key.rsplit("/", 1)[-1]
     media = "application/x-ndjson" if name.endswith(".ndjson") else "text/csv"
     return StreamingResponse(
-        _chunks(runtime.blobs.open(job.output_key)),
+        _chunks(jobs.open_output(job)),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
@@ -282,5 +280,5 @@ async def _chunks(stream: IO[bytes]) -> AsyncIterator[bytes]:
         ProblemType.NOT_FOUND, ProblemType.CONFLICT, invalid(("path.job_id", FieldCode.PATTERN_MISMATCH))
     ),
 )
-def rollback(job_id: JobId, admin: Admin, runtime: RuntimeDep) -> JobOut:
-    return JobOut.of(service.rollback(runtime, admin, job_id))
+def rollback(job_id: JobId, admin: Admin, jobs: JobServiceDep) -> JobOut:
+    return JobOut.of(jobs.rollback(admin, job_id))

@@ -71,185 +71,9 @@ def authorise(principal: Principal, job: JobRecord, *, act: bool) -> JobRecord:
     return job
 
 
-def job_for(runtime: Runtime, principal: Principal, job_id: str, *, act: bool) -> JobRecord:
-    job = runtime.store.jobs.get(job_id)
-    if job is None:
-        raise NotFoundError(f"job {job_id!r} not found")
-    return authorise(principal, job, act=act)
-
-
-def creator_of(runtime: Runtime, job: JobRecord) -> Principal | None:
-    """The job's creator as the store knows them now (None once deleted or disabled), for paths
-    that act on a job without a caller (the S3 upload trigger)."""
-    user = runtime.store.users.get(job.created_by)
-    if user is None or not user.active or user.user_id != job.created_by_id:
-        return None
-    return Principal(username=user.username, role=user.role, user_id=user.user_id)
-
-
-# --- creating and running jobs ---------------------------------------------------------------------
-
-
-def create_job(runtime: Runtime, principal: Principal, request: JobRequest) -> JobRecord:
-    """The new job; exports start at once, imports and deletes when their input arrives (see
-    `upload_instructions`)."""
-    needed = required_capability(JobType(request.type), request.target)
-    if not principal.can(needed):
-        raise Forbidden(f"role {principal.role.value!r} may not start this job (needs {needed.value})")
-    job_id = uuid.uuid4().hex
-    options = request.model_dump(mode="json", exclude_none=True, exclude={"type"})
-    if isinstance(request, ImportRequest):
-        _check_available(runtime, request)
-        if request.mapping is not None:
-            options["mapping"] = stored_mapping(request.mapping)
-    if isinstance(request, ExportJobCreate):
-        options.pop("target")  # an export's options say what it wrote, not what it read
-        # Written as its creator may see it: whoever may download it then sees no more than they did.
-        options["mask"] = request.mask or not principal.can(Capability.SUBSCRIBERS_UNMASKED)
-    job = JobRecord(
-        id=job_id,
-        type=JobType(request.type),
-        options=options,
-        created_by=principal.username,
-        created_by_id=principal.user_id,
-        created_at=utcnow(),
-        input_key=None if isinstance(request, ExportJobCreate) else f"{UPLOAD_PREFIX}{job_id}/input.{request.format}",
-    )
-    runtime.store.jobs.create(job)
-    if job.input_key is None:  # exports need no input: start now
-        worker.submit(runtime, job.id)
-    return job
-
-
-def _check_available(runtime: Runtime, request: ImportRequest) -> None:
-    kind = worker.engine(runtime).kinds.get(f"import:{request.target}")
-    if not isinstance(kind, FileImport):
-        raise InvalidInput(
-            "body.target", f"imports of {request.target} are not available", code=FieldCode.NOT_AVAILABLE
-        )
-
-
-def upload_instructions(runtime: Runtime, job: JobRecord, api_url: str) -> UploadInstructions:
-    """Where the job's input goes: a presigned S3 URL where the store has one, else `api_url` (the
-    API's own input route, built by the caller, which knows the request's path prefix)."""
-    assert job.input_key is not None
-    content_type = CONTENT_TYPES[job.options["format"]]
-    presigned = runtime.blobs.presigned_put(job.input_key, expires_seconds=PRESIGN_SECONDS, content_type=content_type)
-    return UploadInstructions(
-        url=presigned or api_url,
-        headers={"Content-Type": content_type},
-        max_bytes=runtime.settings.max_upload_bytes,
-        expires_at=utcnow() + timedelta(seconds=PRESIGN_SECONDS) if presigned else None,
-    )
-
-
-def get_job(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
-    return job_for(runtime, principal, job_id, act=False)
-
-
-def receive_input(runtime: Runtime, principal: Principal, job_id: str, stream: IO[bytes]) -> JobRecord:
-    """Store the job's input file (streamed, size-limited) and start the job."""
-    job = job_for(runtime, principal, job_id, act=True)
-    if job.input_key is None:
-        raise ConflictError("this job takes no input file")
-    if job.input_received_at is not None or job.status is not JobStatus.PENDING:
-        raise ConflictError("this job already has its input")
-    content_type = CONTENT_TYPES[job.options["format"]]
-    runtime.blobs.put_stream(
-        job.input_key, stream, max_bytes=runtime.settings.max_upload_bytes, content_type=content_type
-    )
-    return start(runtime, job)
-
-
-def start(runtime: Runtime, job: JobRecord) -> JobRecord:
-    started = runtime.store.jobs.replace(job, job.model_copy(update={"input_received_at": utcnow()}))
-    worker.submit(runtime, job.id)
-    return started
-
-
-def start_from_upload(runtime: Runtime, key: str) -> JobRecord | None:
-    """An object arrived under uploads/<job id>/ (S3 event): start that job if it waits for it.
-
-    Only the creator got the presigned URL, but the file may arrive after they lost the right to
-    run such a job (demoted, disabled, deleted): then the job ends FAILED instead of running."""
-    parts = key.removeprefix(UPLOAD_PREFIX).split("/")
-    job = runtime.store.jobs.get(parts[0]) if len(parts) == 2 else None
-    if job is None or job.input_key != key or job.input_received_at is not None:
-        return None
-    creator = creator_of(runtime, job)
-    if creator is None or not may_act(creator, job):
-        reason = f"its creator {job.created_by!r} may no longer run it (needs {_required_for(job).value})"
-        worker.engine(runtime).give_up(job.id, reason)
-        return None
-    return start(runtime, job)
-
-
 # A page of jobs is refilled from the next ones when some are hidden from the caller, this many
 # store pages at most (the few users imports); past that a page may hold fewer than `limit` items.
 LIST_FETCHES = 5
-
-
-def list_jobs(
-    runtime: Runtime,
-    principal: Principal,
-    *,
-    status: JobStatus | None,
-    job_type: JobType | None,
-    limit: int,
-    cursor: str | None,
-) -> Page[JobRecord]:
-    """The jobs `principal` may see, newest first."""
-    items: list[JobRecord] = []
-    for _ in range(LIST_FETCHES):
-        page = runtime.store.jobs.list_newest(status=status, job_type=job_type, limit=limit - len(items), cursor=cursor)
-        items += [job for job in page.items if may_see(principal, job)]
-        cursor = page.next_cursor
-        if cursor is None or len(items) >= limit:
-            break
-    return Page(items=items, next_cursor=cursor)
-
-
-def cancel(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
-    job_for(runtime, principal, job_id, act=True)
-    job = runtime.store.jobs.request_cancel(job_id)
-    if job.status is JobStatus.PENDING and job.input_received_at is None:
-        worker.engine(runtime).run(job.id)  # nothing will run it: end it now
-        return runtime.store.jobs.get(job_id) or job
-    return job
-
-
-def errors_page(
-    runtime: Runtime, principal: Principal, job_id: str, *, limit: int, cursor: str | None
-) -> Page[JobRowError]:
-    job_for(runtime, principal, job_id, act=True)
-    page = runtime.store.jobs.list_errors(job_id, limit=limit, cursor=cursor)
-    if principal.can(Capability.SUBSCRIBERS_UNMASKED):
-        return page
-    return Page(items=[_masked_error(error) for error in page.items], next_cursor=page.next_cursor)
-
-
-def errors_csv(runtime: Runtime, principal: Principal, job_id: str) -> Iterator[str]:
-    """The job's whole error report as CSV text, as `errors_page` shows it to `principal`. Checked
-    at once; the rows then come page by page (constant memory however many rows were rejected)."""
-    job_for(runtime, principal, job_id, act=True)
-    return _error_report(runtime, principal, job_id)
-
-
-def _error_report(runtime: Runtime, principal: Principal, job_id: str) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csvsafe.writer(buffer)
-    writer.writerow(["row", "field", "code", "message", "value"])
-    cursor = None
-    while True:
-        page = errors_page(runtime, principal, job_id, limit=500, cursor=cursor)
-        for error in page.items:
-            writer.writerow([error.row, error.field, error.code, error.message, error.value])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 # A row error's value is raw input. Without subscribers:unmasked a caller sees it as the API would
@@ -267,41 +91,220 @@ def _masked_error(error: JobRowError) -> JobRowError:
     return error.model_copy(update={"value": value})
 
 
-def output_of(runtime: Runtime, principal: Principal, job_id: str) -> tuple[JobRecord, str | None]:
-    """(job, presigned URL or None when the file is served by the API)."""
-    job = job_for(runtime, principal, job_id, act=True)
-    if job.output_key is None:
-        # The job exists: asking a job that writes no file for one is a conflict with its kind, not a 404.
-        raise ConflictError("this job has no output file: only an export writes one")
-    if not job.options.get("mask") and not principal.can(Capability.SUBSCRIBERS_UNMASKED):
-        raise Forbidden("this export holds unmasked imsi, iccid and email: it needs subscribers:unmasked")
-    if not job.status.finished:
-        raise ConflictError("the output is ready when the job has finished")
-    url = runtime.blobs.presigned_get(
-        job.output_key, expires_seconds=PRESIGN_SECONDS, filename=job.output_key.rsplit("/", 1)[-1]
-    )
-    return job, url
+# --- creating, running and reading jobs ------------------------------------------------------------
 
 
-def rollback(runtime: Runtime, principal: Principal, job_id: str) -> JobRecord:
-    job = job_for(runtime, principal, job_id, act=True)
-    if not principal.can(required_capability(JobType.ROLLBACK, "subscribers")):
-        raise Forbidden("rolling back an import needs jobs:admin")
-    if job.type is not JobType.IMPORT or job.options.get("target") != "subscribers" or job.options.get("dry_run"):
-        raise ConflictError("only a subscriber import that wrote data can be rolled back")
-    if not job.status.finished:
-        raise ConflictError("the import must have finished before it can be rolled back")
-    if not job.counts.created:
-        raise ConflictError("the import created no subscriber: nothing to roll back")
-    rollback_job = JobRecord(
-        id=uuid.uuid4().hex,
-        type=JobType.ROLLBACK,
-        options={"target": "subscribers"},
-        created_by=principal.username,
-        created_by_id=principal.user_id,
-        created_at=utcnow(),
-        related_job_id=job.id,
-    )
-    runtime.store.jobs.create(rollback_job)
-    worker.submit(runtime, rollback_job.id)
-    return rollback_job
+class JobService:
+    """Jobs as the API, the S3 upload trigger and the CLI handle them, on one process's runtime
+    (the job dispatcher and file store live there, shared with the workers that run the jobs)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.runtime.settings.max_upload_bytes
+
+    def job_for(self, principal: Principal, job_id: str, *, act: bool) -> JobRecord:
+        job = self.runtime.store.jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"job {job_id!r} not found")
+        return authorise(principal, job, act=act)
+
+    def creator_of(self, job: JobRecord) -> Principal | None:
+        """The job's creator as the store knows them now (None once deleted or disabled), for paths
+        that act on a job without a caller (the S3 upload trigger)."""
+        user = self.runtime.store.users.get(job.created_by)
+        if user is None or not user.active or user.user_id != job.created_by_id:
+            return None
+        return Principal(username=user.username, role=user.role, user_id=user.user_id)
+
+    def create_job(self, principal: Principal, request: JobRequest) -> JobRecord:
+        """The new job; exports start at once, imports and deletes when their input arrives (see
+        `upload_instructions`)."""
+        needed = required_capability(JobType(request.type), request.target)
+        if not principal.can(needed):
+            raise Forbidden(f"role {principal.role.value!r} may not start this job (needs {needed.value})")
+        job_id = uuid.uuid4().hex
+        options = request.model_dump(mode="json", exclude_none=True, exclude={"type"})
+        if isinstance(request, ImportRequest):
+            self._check_available(request)
+            if request.mapping is not None:
+                options["mapping"] = stored_mapping(request.mapping)
+        if isinstance(request, ExportJobCreate):
+            options.pop("target")  # an export's options say what it wrote, not what it read
+            # Written as its creator may see it: whoever may download it then sees no more than they did.
+            options["mask"] = request.mask or not principal.can(Capability.SUBSCRIBERS_UNMASKED)
+        job = JobRecord(
+            id=job_id,
+            type=JobType(request.type),
+            options=options,
+            created_by=principal.username,
+            created_by_id=principal.user_id,
+            created_at=utcnow(),
+            input_key=None
+            if isinstance(request, ExportJobCreate)
+            else f"{UPLOAD_PREFIX}{job_id}/input.{request.format}",
+        )
+        self.runtime.store.jobs.create(job)
+        if job.input_key is None:  # exports need no input: start now
+            worker.submit(self.runtime, job.id)
+        return job
+
+    def _check_available(self, request: ImportRequest) -> None:
+        kind = worker.engine(self.runtime).kinds.get(f"import:{request.target}")
+        if not isinstance(kind, FileImport):
+            raise InvalidInput(
+                "body.target", f"imports of {request.target} are not available", code=FieldCode.NOT_AVAILABLE
+            )
+
+    def upload_instructions(self, job: JobRecord, api_url: str) -> UploadInstructions:
+        """Where the job's input goes: a presigned S3 URL where the store has one, else `api_url` (the
+        API's own input route, built by the caller, which knows the request's path prefix)."""
+        assert job.input_key is not None
+        content_type = CONTENT_TYPES[job.options["format"]]
+        presigned = self.runtime.blobs.presigned_put(
+            job.input_key, expires_seconds=PRESIGN_SECONDS, content_type=content_type
+        )
+        return UploadInstructions(
+            url=presigned or api_url,
+            headers={"Content-Type": content_type},
+            max_bytes=self.max_upload_bytes,
+            expires_at=utcnow() + timedelta(seconds=PRESIGN_SECONDS) if presigned else None,
+        )
+
+    def get_job(self, principal: Principal, job_id: str) -> JobRecord:
+        return self.job_for(principal, job_id, act=False)
+
+    def receive_input(self, principal: Principal, job_id: str, stream: IO[bytes]) -> JobRecord:
+        """Store the job's input file (streamed, size-limited) and start the job."""
+        job = self.job_for(principal, job_id, act=True)
+        if job.input_key is None:
+            raise ConflictError("this job takes no input file")
+        if job.input_received_at is not None or job.status is not JobStatus.PENDING:
+            raise ConflictError("this job already has its input")
+        content_type = CONTENT_TYPES[job.options["format"]]
+        self.runtime.blobs.put_stream(job.input_key, stream, max_bytes=self.max_upload_bytes, content_type=content_type)
+        return self.start(job)
+
+    def start(self, job: JobRecord) -> JobRecord:
+        started = self.runtime.store.jobs.replace(job, job.model_copy(update={"input_received_at": utcnow()}))
+        worker.submit(self.runtime, job.id)
+        return started
+
+    def start_from_upload(self, key: str) -> JobRecord | None:
+        """An object arrived under uploads/<job id>/ (S3 event): start that job if it waits for it.
+
+        Only the creator got the presigned URL, but the file may arrive after they lost the right to
+        run such a job (demoted, disabled, deleted): then the job ends FAILED instead of running."""
+        parts = key.removeprefix(UPLOAD_PREFIX).split("/")
+        job = self.runtime.store.jobs.get(parts[0]) if len(parts) == 2 else None
+        if job is None or job.input_key != key or job.input_received_at is not None:
+            return None
+        creator = self.creator_of(job)
+        if creator is None or not may_act(creator, job):
+            reason = f"its creator {job.created_by!r} may no longer run it (needs {_required_for(job).value})"
+            worker.engine(self.runtime).give_up(job.id, reason)
+            return None
+        return self.start(job)
+
+    def list_jobs(
+        self,
+        principal: Principal,
+        *,
+        status: JobStatus | None,
+        job_type: JobType | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page[JobRecord]:
+        """The jobs `principal` may see, newest first."""
+        items: list[JobRecord] = []
+        for _ in range(LIST_FETCHES):
+            page = self.runtime.store.jobs.list_newest(
+                status=status, job_type=job_type, limit=limit - len(items), cursor=cursor
+            )
+            items += [job for job in page.items if may_see(principal, job)]
+            cursor = page.next_cursor
+            if cursor is None or len(items) >= limit:
+                break
+        return Page(items=items, next_cursor=cursor)
+
+    def cancel(self, principal: Principal, job_id: str) -> JobRecord:
+        self.job_for(principal, job_id, act=True)
+        job = self.runtime.store.jobs.request_cancel(job_id)
+        if job.status is JobStatus.PENDING and job.input_received_at is None:
+            worker.engine(self.runtime).run(job.id)  # nothing will run it: end it now
+            return self.runtime.store.jobs.get(job_id) or job
+        return job
+
+    def errors_page(self, principal: Principal, job_id: str, *, limit: int, cursor: str | None) -> Page[JobRowError]:
+        self.job_for(principal, job_id, act=True)
+        page = self.runtime.store.jobs.list_errors(job_id, limit=limit, cursor=cursor)
+        if principal.can(Capability.SUBSCRIBERS_UNMASKED):
+            return page
+        return Page(items=[_masked_error(error) for error in page.items], next_cursor=page.next_cursor)
+
+    def errors_csv(self, principal: Principal, job_id: str) -> Iterator[str]:
+        """The job's whole error report as CSV text, as `errors_page` shows it to `principal`. Checked
+        at once; the rows then come page by page (constant memory however many rows were rejected)."""
+        self.job_for(principal, job_id, act=True)
+        return self._error_report(principal, job_id)
+
+    def _error_report(self, principal: Principal, job_id: str) -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csvsafe.writer(buffer)
+        writer.writerow(["row", "field", "code", "message", "value"])
+        cursor = None
+        while True:
+            page = self.errors_page(principal, job_id, limit=500, cursor=cursor)
+            for error in page.items:
+                writer.writerow([error.row, error.field, error.code, error.message, error.value])
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def output_of(self, principal: Principal, job_id: str) -> tuple[JobRecord, str | None]:
+        """(job, presigned URL or None when the file is served by the API)."""
+        job = self.job_for(principal, job_id, act=True)
+        if job.output_key is None:
+            # The job exists: asking a job that writes no file for one is a conflict with its kind, not a 404.
+            raise ConflictError("this job has no output file: only an export writes one")
+        if not job.options.get("mask") and not principal.can(Capability.SUBSCRIBERS_UNMASKED):
+            raise Forbidden("this export holds unmasked imsi, iccid and email: it needs subscribers:unmasked")
+        if not job.status.finished:
+            raise ConflictError("the output is ready when the job has finished")
+        url = self.runtime.blobs.presigned_get(
+            job.output_key, expires_seconds=PRESIGN_SECONDS, filename=job.output_key.rsplit("/", 1)[-1]
+        )
+        return job, url
+
+    def open_output(self, job: JobRecord) -> IO[bytes]:
+        """The output file of a job `output_of` allowed, to stream through the API."""
+        assert job.output_key is not None
+        return self.runtime.blobs.open(job.output_key)
+
+    def rollback(self, principal: Principal, job_id: str) -> JobRecord:
+        job = self.job_for(principal, job_id, act=True)
+        if not principal.can(required_capability(JobType.ROLLBACK, "subscribers")):
+            raise Forbidden("rolling back an import needs jobs:admin")
+        if job.type is not JobType.IMPORT or job.options.get("target") != "subscribers" or job.options.get("dry_run"):
+            raise ConflictError("only a subscriber import that wrote data can be rolled back")
+        if not job.status.finished:
+            raise ConflictError("the import must have finished before it can be rolled back")
+        if not job.counts.created:
+            raise ConflictError("the import created no subscriber: nothing to roll back")
+        rollback_job = JobRecord(
+            id=uuid.uuid4().hex,
+            type=JobType.ROLLBACK,
+            options={"target": "subscribers"},
+            created_by=principal.username,
+            created_by_id=principal.user_id,
+            created_at=utcnow(),
+            related_job_id=job.id,
+        )
+        self.runtime.store.jobs.create(rollback_job)
+        worker.submit(self.runtime, rollback_job.id)
+        return rollback_job

@@ -153,7 +153,7 @@ def sweep_task(runtime: Runtime) -> dict[str, Any]:
 @events.object_worker("uploads/")
 def start_uploaded(bucket: str, key: str, runtime: Runtime) -> None:
     """A browser PUT the job's file to its presigned URL: S3 tells us, the job starts."""
-    from app.migration.service import start_from_upload
+    from app.migration.service import JobService
 
-    job = start_from_upload(runtime, key)
+    job = JobService(runtime).start_from_upload(key)
     logger.info("upload received", extra={"key": key, "job_id": job.id if job else None})

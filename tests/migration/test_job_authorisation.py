@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 
 from app.auth.deps import auth_service_of
 from app.auth.schemas import UserCreate, UserUpdate
-from app.migration import service, worker
+from app.migration import worker
+from app.migration.service import JobService
 from app.storage.base import Store
 from app.storage.records import JobStatus, Role
 
@@ -275,7 +276,7 @@ def test_s3_upload_starts_a_job_only_while_its_creator_may_still_run_it(
     runtime.blobs.put_stream(job.input_key, io.BytesIO(ESCALATION), max_bytes=10**6, content_type="text/csv")
     auth.update_user("test", "admin2", UserUpdate(role=Role.OPERATOR))  # demoted before the file arrived
 
-    assert service.start_from_upload(runtime, job.input_key) is None
+    assert JobService(runtime).start_from_upload(job.input_key) is None
     ended = store.jobs.get(job_id)
     assert ended is not None
     assert ended.status is JobStatus.FAILED
@@ -285,7 +286,7 @@ def test_s3_upload_starts_a_job_only_while_its_creator_may_still_run_it(
     allowed = create(client, people["admin"], KINDS["users-import"])
     key = store.jobs.get(allowed).input_key  # type: ignore[union-attr]
     runtime.blobs.put_stream(key, io.BytesIO(ESCALATION), max_bytes=10**6, content_type="text/csv")
-    started = service.start_from_upload(runtime, key)
+    started = JobService(runtime).start_from_upload(key)
     assert started is not None
     assert store.users.get("mallory") is not None
 
@@ -339,6 +340,6 @@ def test_an_upload_for_a_deleted_and_recreated_creator_does_not_start(
     auth.delete_user("test", "admin2")
     auth.create_user("test", UserCreate(username="admin2", password=PASSWORD, role=Role.ADMIN))
 
-    assert service.start_from_upload(runtime, key) is None
+    assert JobService(runtime).start_from_upload(key) is None
     assert store.jobs.get(job_id).status is JobStatus.FAILED  # type: ignore[union-attr]
     assert store.users.get("mallory") is None

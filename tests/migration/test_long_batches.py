@@ -21,9 +21,10 @@ from fastapi import FastAPI
 from app.auth.service import Principal
 from app.config import Settings
 from app.migration import engine as engine_module
-from app.migration import imports, service, worker
+from app.migration import imports, worker
 from app.migration.engine import JobEngine
 from app.migration.schemas import SubscriberImportJobCreate
+from app.migration.service import JobService
 from app.runtime import Runtime
 from app.storage.base import SUBSCRIBER_STATUS_SCOPE, Store
 from app.storage.blobs import LocalBlobStore
@@ -108,11 +109,11 @@ def upsert_job(runtime: Runtime) -> str:
     lines += [f"sub-{n:04d},+4479112{n:05d},23416{n:010d},Jane,Doe {n},SUSPENDED,GOLD" for n in range(1, ROWS + 1)]
     principal = Principal(username="olga", role=Role.ADMIN)
     request = SubscriberImportJobCreate.model_validate({"type": "import", "format": "csv", "mode": "upsert"})
-    job = service.create_job(runtime, principal, request)
+    job = JobService(runtime).create_job(principal, request)
     assert job.input_key is not None
     content = io.BytesIO(("\r\n".join(lines) + "\r\n").encode())
     runtime.blobs.put_stream(job.input_key, content, max_bytes=1 << 20, content_type="text/csv")
-    service.start(runtime, job)
+    JobService(runtime).start(job)
     return job.id
 
 
