@@ -16,6 +16,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
+# The stores the app runs on; each has its package under app/storage/ (factory.py picks one).
+StorageBackend = Literal["dynamodb", "mongo"]
 
 
 class Environment(StrEnum):
@@ -38,7 +40,7 @@ class Settings(BaseSettings):
 
     # Storage. Without STORAGE_BACKEND the backend follows from what is configured:
     # MONGODB_URI selects MongoDB, anything else DynamoDB.
-    storage_backend: Literal["dynamodb", "mongo"] | None = None
+    storage_backend: StorageBackend | None = None
     dynamodb_table: str = Field("subscriber-portal", min_length=3, max_length=255, pattern=r"^[A-Za-z0-9_.-]+$")
     dynamodb_endpoint_url: str | None = None
     dynamodb_create_table: bool | None = Field(
@@ -167,7 +169,7 @@ class Settings(BaseSettings):
         return self.app_env in (Environment.LOCAL, Environment.TEST)
 
     @property
-    def backend(self) -> Literal["dynamodb", "mongo"]:
+    def backend(self) -> StorageBackend:
         if self.storage_backend:
             return self.storage_backend
         return "mongo" if self.mongodb_uri else "dynamodb"

@@ -159,13 +159,12 @@ def _subclasses(cls: type) -> Iterator[type]:
 
 
 def _import_every_error() -> None:
-    """Every module that may define a domain or storage error: the app, both backends, the job engine."""
+    """Every module that may define a domain or storage error: the app, every backend, the job engine."""
     import app.main  # noqa: F401 - the routers, their services and the storage base
 
-    for package in ("app.storage.dynamodb", "app.storage.mongo", "app.migration"):
-        for module in pkgutil.iter_modules(importlib.import_module(package).__path__, package + "."):
+    for package in ("app.storage", "app.migration"):
+        for module in pkgutil.walk_packages(importlib.import_module(package).__path__, package + "."):
             importlib.import_module(module.name)
-    importlib.import_module("app.storage.blobs")
 
 
 def test_every_problem_the_server_can_raise_is_in_the_catalogue() -> None:

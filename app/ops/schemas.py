@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.api_types import PageOut
 from app.bookings.schemas import DayCount
+from app.config import StorageBackend
 from app.storage.records import AuditEntry
 from app.subscribers.schemas import masked_unless
 
@@ -26,7 +27,7 @@ class Check(BaseModel):
 
 class ReadinessReport(BaseModel):
     status: Literal["ready", "not_ready"]
-    backend: str = Field(description="`dynamodb` or `mongo`.")
+    backend: StorageBackend = Field(description="The store this deployment uses.")
     checks: dict[str, Check]
 
 

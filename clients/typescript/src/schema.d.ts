@@ -1612,9 +1612,10 @@ export interface components {
             status: "ready" | "not_ready";
             /**
              * Backend
-             * @description `dynamodb` or `mongo`.
+             * @description The store this deployment uses.
+             * @enum {string}
              */
-            backend: string;
+            backend: "dynamodb" | "mongo";
             /** Checks */
             checks: {
                 [key: string]: components["schemas"]["Check"];
