@@ -24,9 +24,42 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+)
 
-Scalar = str | int | float | bool
+from app.subscribers.fields import (
+    MAX_ATTRIBUTE_INT,
+    MAX_ATTRIBUTE_MAGNITUDE,
+    MAX_ATTRIBUTE_STRING,
+    MIN_ATTRIBUTE_MAGNITUDE,
+)
+
+
+def _whole_float_as_int(value: Any) -> Any:
+    # JSON Schema counts 0.0 and 3.0 as integers; so does the mapping.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# What a mapping may put into a row: a value some field or attribute can hold, so both stores keep
+# it when the job stores its mapping (DynamoDB refuses numbers beyond 1e125 and non-zero ones below
+# 1e-130; JavaScript clients lose integers beyond 2^53): the bounds of a subscriber attribute.
+# Strict: a value too long for one kind must not be read as another ("000" is no number here).
+Scalar = (
+    StrictBool
+    | Annotated[StrictInt, BeforeValidator(_whole_float_as_int), Field(ge=-MAX_ATTRIBUTE_INT, le=MAX_ATTRIBUTE_INT)]
+    | Annotated[StrictFloat, Field(ge=MIN_ATTRIBUTE_MAGNITUDE, le=MAX_ATTRIBUTE_MAGNITUDE)]
+    | Annotated[StrictFloat, Field(ge=-MAX_ATTRIBUTE_MAGNITUDE, le=-MIN_ATTRIBUTE_MAGNITUDE)]
+    | Annotated[StrictStr, StringConstraints(max_length=MAX_ATTRIBUTE_STRING)]
+)
 ColumnName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 # A target's field name; each target's mapping (app.migration.schemas) lists its own fields.
 FieldName = TypeVar("FieldName", bound=str)

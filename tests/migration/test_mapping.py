@@ -79,6 +79,11 @@ def test_a_column_named_like_the_field_comes_after_the_mapped_ones() -> None:
         {"surprise": 1},
         {"transforms": {"status": ["trim"] * 11}},
         {"transforms": {"status": [{"map": {}, "case_sensitive": 0}]}},
+        # Values no store keeps (found by the fuzz run: a 500 from DynamoDB on storing the job).
+        {"transforms": {"plan": [{"map": {"A": 2.2e235}}]}},
+        {"transforms": {"plan": [{"map": {"A": 1e-200}}]}},
+        {"defaults": {"plan": "x" * 1025}},
+        {"defaults": {"plan": "0" * 1025}},  # too long a string is no number either
     ],
 )
 def test_bad_mapping_is_refused(spec: dict[str, object]) -> None:

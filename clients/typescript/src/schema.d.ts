@@ -1463,7 +1463,7 @@ export interface components {
         MapValues: {
             /** Map */
             map: {
-                [key: string]: string | number | boolean;
+                [key: string]: boolean | number | string;
             };
             /**
              * Case Sensitive
@@ -2050,7 +2050,7 @@ export interface components {
             };
             /** Defaults */
             defaults?: {
-                [key: string]: string | number | boolean;
+                [key: string]: boolean | number | string;
             };
             /**
              * Unmapped
@@ -2399,7 +2399,7 @@ export interface components {
             };
             /** Defaults */
             defaults?: {
-                [key: string]: string | number | boolean;
+                [key: string]: boolean | number | string;
             };
             /**
              * Unmapped
