@@ -19,6 +19,7 @@ Only this launcher reads these variables; nothing in app/ knows about them.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,9 @@ def install_knobs() -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C as at a terminal: a test run started in the background (`make test &`, a CI job without
+    # job control) hands its children SIGINT ignored, and Python then installs no handler for it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     install_knobs()
     from app import cli
 
