@@ -225,9 +225,7 @@ def _create(runtime: Runtime, request: Any) -> JobRecord:
     try:
         return JobService(runtime).create_job(_cli_principal(), request)
     except DomainError as exc:
-        fields = [f"{e.field}: {e.message}" for e in getattr(exc, "errors", None) or []]
-        console.print(f"[red]{'; '.join(fields) or getattr(exc, 'detail', None) or exc}[/red]")
-        raise typer.Exit(2) from None
+        raise _refused(exc) from None
 
 
 def export(
@@ -283,8 +281,14 @@ def _job(runtime: Runtime, job_id: str) -> JobRecord:
     try:
         return JobService(runtime).get_job(_cli_principal(), job_id)
     except DomainError as exc:
-        console.print(f"[red]{getattr(exc, 'detail', None) or exc}[/red]")
-        raise typer.Exit(2) from None
+        raise _refused(exc) from None
+
+
+def _refused(exc: Exception) -> typer.Exit:
+    """A service's refusal as one red line (its field errors, else its detail); exit status 2."""
+    fields = [f"{e.field}: {e.message}" for e in getattr(exc, "errors", None) or []]
+    console.print(f"[red]{'; '.join(fields) or getattr(exc, 'detail', None) or exc}[/red]")
+    return typer.Exit(2)
 
 
 @app.command("list")
