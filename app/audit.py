@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from app.changefeed.catalog import events_for
 from app.observability import request_id_var
 from app.storage.records import AuditEntry
+from app.timeutil import time_ordered_id
 
 # Never copied into audit entries: secrets, and bookkeeping that changes on every write.
 _HIDDEN = frozenset({"password_hash", "version", "updated_at", "updated_by", "failed_logins", "locked_until"})
@@ -27,12 +27,6 @@ def changed_fields(
     return {key: before.get(key) for key in changed}, {key: after.get(key) for key in changed}
 
 
-def time_ordered_id() -> str:
-    """Nanosecond time then randomness: entries of one entity written in the same millisecond
-    (the stored time's resolution) still list in the order they were made."""
-    return f"{time.time_ns():016x}{secrets.token_hex(4)}"
-
-
 def audit_entry(
     *,
     actor: str,
@@ -41,11 +35,14 @@ def audit_entry(
     entity_id: str,
     at: datetime,
     retention_days: int,
+    event_retention_days: int,
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     diff: bool = True,
 ) -> AuditEntry:
+    """The entry, with the events the change publishes (the store writes both with the change)."""
     old, new = changed_fields(before, after) if diff else (dict(before or {}) or None, dict(after or {}) or None)
+    request_id = request_id_var.get()
     return AuditEntry(
         id=time_ordered_id(),
         at=at,
@@ -53,8 +50,19 @@ def audit_entry(
         action=action,
         entity_type=entity_type,
         entity_id=entity_id,
-        request_id=request_id_var.get(),
+        request_id=request_id,
         before=old,
         after=new,
         expires_at=at + timedelta(days=retention_days),
+        events=events_for(
+            action=action,
+            entity_type=entity_type,
+            entity_id=entity_id,
+            actor=actor,
+            at=at,
+            request_id=request_id,
+            retention_days=event_retention_days,
+            before=before,
+            after=after,
+        ),
     )

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1_048_576, ge=1024, le=6 * 1024 * 1024)
     docs_enabled: bool = True
     audit_retention_days: int = Field(365, ge=1, le=3650)
+    event_retention_days: int = Field(
+        7, ge=1, le=365, description="How long published events stay in the store (the replay window)."
+    )
 
     # Subscribers.
     default_phone_region: str = Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from datetime import UTC, datetime
 
 
@@ -27,3 +29,9 @@ def sortable(value: datetime) -> str:
 
 def epoch_seconds(value: datetime) -> int:
     return int(as_utc(value).timestamp())
+
+
+def time_ordered_id() -> str:
+    """Nanosecond time then randomness: entries of one entity written in the same millisecond
+    (the stored time's resolution) still list in the order they were made."""
+    return f"{time.time_ns():016x}{secrets.token_hex(4)}"

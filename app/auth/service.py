@@ -349,6 +349,7 @@ class AuthService:
             entity_id=subject.username,
             at=utcnow(),
             retention_days=self.settings.audit_retention_days,
+            event_retention_days=self.settings.event_retention_days,
             before=before.model_dump(mode="json") if before else None,
             after=after.model_dump(mode="json") if after else None,
         )
@@ -362,6 +363,7 @@ class AuthService:
                 entity_id=username,
                 at=now,
                 retention_days=self.settings.audit_retention_days,
+                event_retention_days=self.settings.event_retention_days,
             )
         )
 

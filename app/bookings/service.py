@@ -503,6 +503,7 @@ class BookingService:
             entity_id=subject.id,
             at=self.clock(),
             retention_days=self.settings.audit_retention_days,
+            event_retention_days=self.settings.event_retention_days,
             before=before.model_dump(mode="json", exclude=hidden) if before else None,
             after=after.model_dump(mode="json", exclude=hidden) if after else None,
         )

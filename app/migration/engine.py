@@ -271,6 +271,7 @@ class JobEngine:
                 entity_id=job.id,
                 at=now,
                 retention_days=self.runtime.settings.audit_retention_days,
+                event_retention_days=self.runtime.settings.event_retention_days,
                 after={"status": status.value, "counts": ended.counts.model_dump(), "options": job.options},
                 diff=False,
             )

@@ -8,7 +8,7 @@ once for DynamoDB and once for MongoDB and proven equal by the contract suite in
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -17,6 +17,7 @@ from app.storage.records import (
     AuditEntry,
     BookingRecord,
     BookingStatus,
+    DomainEvent,
     JobRecord,
     JobRowError,
     JobStatus,
@@ -177,6 +178,22 @@ class AuditRepository(Protocol):
 
     def search(self, query: AuditQuery, *, limit: int, cursor: str | None = None) -> Page[AuditEntry]:
         """Newest first. Served by the entity partition, the actor index, or day partitions."""
+        ...
+
+
+class EventRepository(Protocol):
+    """Domain events, written by the other repositories in the atomic write of their change."""
+
+    def pending(self, *, limit: int, before: datetime | None = None) -> list[DomainEvent]:
+        """Events not yet relayed, oldest first; with `before`, only those that happened before it."""
+        ...
+
+    def mark_relayed(self, events: Iterable[DomainEvent]) -> None:
+        """Out of the outbox (they stay readable until the event retention ends)."""
+        ...
+
+    def list_for_subject(self, subject: str, *, limit: int) -> list[DomainEvent]:
+        """One subject's events, oldest first (pending or relayed)."""
         ...
 
 
@@ -542,6 +559,9 @@ class Store(Protocol):
 
     @property
     def counters(self) -> CounterRepository: ...
+
+    @property
+    def events(self) -> EventRepository: ...
 
     @property
     def throttle(self) -> ThrottleRepository: ...

@@ -25,6 +25,24 @@ def record_fields(model: type[BaseModel], stored: Mapping[str, Any]) -> dict[str
     return {name: stored[name] for name in model.model_fields if name in stored}
 
 
+class DomainEvent(Record):
+    """A change as published (`app.changefeed`): stored in the same atomic write as the change.
+
+    `data` holds what the change's type documents (`app.changefeed.catalog`), unmasked; it is
+    masked for each consumer by the role that consumer is granted when it leaves the store.
+    """
+
+    id: str = Field(description="Unique and time-ordered: consumers de-duplicate by it.")
+    type: str = Field(description="e.g. subscriber.created, booking.cancelled")
+    at: datetime
+    subject: str = Field(description="What changed, as `<entity type>/<id>`: events of one subject are in order.")
+    actor: str
+    request_id: str | None = None
+    data_version: int = 1
+    data: dict[str, Any] = Field(default_factory=dict)
+    expires_at: datetime | None = Field(None, description="Removed by the store's TTL after this time.")
+
+
 class AuditEntry(Record):
     id: str
     at: datetime
@@ -36,6 +54,11 @@ class AuditEntry(Record):
     before: dict[str, Any] | None = None
     after: dict[str, Any] | None = None
     expires_at: datetime | None = Field(None, description="Removed by the store's TTL after this time.")
+    events: list[DomainEvent] = Field(
+        default_factory=list,
+        exclude=True,
+        description="The events this change publishes: written with it, never stored in the entry itself.",
+    )
 
 
 class Role(StrEnum):

@@ -209,6 +209,7 @@ class SubscriberService:
             entity_id=subject.uid,
             at=at,
             retention_days=self.settings.audit_retention_days,
+            event_retention_days=self.settings.event_retention_days,
             before=before.model_dump(mode="json", exclude=set(SUBSCRIBER_BOOKKEEPING)) if before else None,
             after=after.model_dump(mode="json", exclude=set(SUBSCRIBER_BOOKKEEPING)) if after else None,
         )

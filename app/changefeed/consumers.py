@@ -1,0 +1,4 @@
+"""Imports every module that registers an event consumer (`relay.event_consumer`): the relay
+imports this before relaying, so a consumer can't be missing because nothing imported it."""
+
+from __future__ import annotations
