@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from app.changefeed.catalog import events_for
+from app.changefeed.catalog import DEFAULT_RETENTION_DAYS, events_for
 from app.observability import request_id_var
 from app.storage.records import AuditEntry
 from app.timeutil import time_ordered_id
@@ -35,7 +35,7 @@ def audit_entry(
     entity_id: str,
     at: datetime,
     retention_days: int,
-    event_retention_days: int,
+    event_retention_days: int = DEFAULT_RETENTION_DAYS,
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     diff: bool = True,

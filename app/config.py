@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.changefeed.catalog import DEFAULT_RETENTION_DAYS
+
 MIN_SECRET_BYTES = 32
 # The stores the app runs on; each has its package under app/storage/ (factory.py picks one).
 StorageBackend = Literal["dynamodb", "mongo"]
@@ -109,7 +111,10 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     audit_retention_days: int = Field(365, ge=1, le=3650)
     event_retention_days: int = Field(
-        7, ge=1, le=365, description="How long published events stay in the store (the replay window)."
+        DEFAULT_RETENTION_DAYS,
+        ge=1,
+        le=365,
+        description="How long published events stay in the store (the replay window).",
     )
 
     # Subscribers.

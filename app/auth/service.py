@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.audit import audit_entry
 from app.auth.policy import Capability, allows
@@ -88,11 +89,11 @@ class AuthService:
             if matches:  # right password, disabled account: no failure count, same answer
                 raise Unauthorized(LOGIN_FAILED)
             locked_until = now + timedelta(minutes=self.settings.login_lockout_minutes)
+            lock_audit = self._auth_entry(username, "auth.locked", now, {"locked_until": locked_until.isoformat()})
             after = self.store.users.record_login_failure(
-                username, max_failures=self.settings.login_max_failures, lock_until=locked_until
+                username, max_failures=self.settings.login_max_failures, lock_until=locked_until, lock_audit=lock_audit
             )
             if after and after.locked_until and as_utc(after.locked_until) > now:
-                self._audit_auth(username, "auth.locked", now)
                 logger.warning("account locked after repeated failures", extra={"username": username})
             raise Unauthorized(LOGIN_FAILED)
         self.store.users.record_login_success(username, new_password_hash=upgraded_hash)
@@ -355,16 +356,18 @@ class AuthService:
         )
 
     def _audit_auth(self, username: str, action: str, now: datetime) -> None:
-        self.store.audit.append(
-            audit_entry(
-                actor=username,
-                action=action,
-                entity_type="user",
-                entity_id=username,
-                at=now,
-                retention_days=self.settings.audit_retention_days,
-                event_retention_days=self.settings.event_retention_days,
-            )
+        self.store.audit.append(self._auth_entry(username, action, now))
+
+    def _auth_entry(self, username: str, action: str, now: datetime, after: dict[str, Any] | None = None) -> AuditEntry:
+        return audit_entry(
+            actor=username,
+            action=action,
+            entity_type="user",
+            entity_id=username,
+            at=now,
+            retention_days=self.settings.audit_retention_days,
+            event_retention_days=self.settings.event_retention_days,
+            after=after,
         )
 
 

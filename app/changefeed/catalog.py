@@ -15,6 +15,7 @@ from app.storage.records import DomainEvent
 from app.timeutil import time_ordered_id
 
 DATA_VERSION = 1
+DEFAULT_RETENTION_DAYS = 7  # the event_retention_days setting's default
 
 SUBSCRIBER_CREATED = "subscriber.created"
 SUBSCRIBER_UPDATED = "subscriber.updated"
@@ -124,7 +125,12 @@ def _subscriber(
         events.append(
             (
                 SUBSCRIBER_STATUS_CHANGED,
-                {"uid": uid, "from_status": before.get("status"), "to_status": after.get("status"), "subscriber": dict(after)},
+                {
+                    "uid": uid,
+                    "from_status": before.get("status"),
+                    "to_status": after.get("status"),
+                    "subscriber": dict(after),
+                },
             )
         )
     return events
@@ -140,7 +146,9 @@ def _booking(action: str, before: Mapping[str, Any], after: Mapping[str, Any]) -
     return [(kind, {"booking": dict(after), "from_status": before.get("status")})] if kind else []
 
 
-def _user(action: str, username: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _user(
+    action: str, username: str, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> list[tuple[str, dict[str, Any]]]:
     if action == "auth.locked":
         return [(USER_LOCKED, {"username": username, "locked_until": after.get("locked_until")})]
     if before.get("active") is True and after.get("active") is False:

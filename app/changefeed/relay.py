@@ -59,6 +59,8 @@ def _consumed(event: DomainEvent, runtime: Runtime) -> bool:
         try:
             consumer(event, runtime)
         except Exception:
-            logger.exception("event consumer failed", extra={"consumer": name, "event_id": event.id, "type": event.type})
+            logger.exception(
+                "event consumer failed", extra={"consumer": name, "event_id": event.id, "type": event.type}
+            )
             return False
     return True

@@ -260,22 +260,27 @@ class JobEngine:
 
     def _end(self, job: JobRecord, status: JobStatus, *, summary: str | None = None, **changes: Any) -> JobRecord:
         now = utcnow()
-        ended = self._save(
-            job, status=status, finished_at=now, heartbeat_at=now, error_summary=summary, lease_owner=None, **changes
+        changes = {
+            "status": status,
+            "finished_at": now,
+            "heartbeat_at": now,
+            "error_summary": summary,
+            "lease_owner": None,
+            **changes,
+        }
+        counts = changes.get("counts", job.counts)
+        entry = audit_entry(
+            actor=job.created_by,
+            action=f"job.{job.type.value}.{status.value.lower()}",
+            entity_type="job",
+            entity_id=job.id,
+            at=now,
+            retention_days=self.runtime.settings.audit_retention_days,
+            event_retention_days=self.runtime.settings.event_retention_days,
+            after={"status": status.value, "counts": counts.model_dump(), "options": job.options},
+            diff=False,
         )
-        self.runtime.store.audit.append(
-            audit_entry(
-                actor=job.created_by,
-                action=f"job.{job.type.value}.{status.value.lower()}",
-                entity_type="job",
-                entity_id=job.id,
-                at=now,
-                retention_days=self.runtime.settings.audit_retention_days,
-                event_retention_days=self.runtime.settings.event_retention_days,
-                after={"status": status.value, "counts": ended.counts.model_dump(), "options": job.options},
-                diff=False,
-            )
-        )
+        ended: JobRecord = self.jobs.replace(job, job.model_copy(update=changes), audit=entry)
         started = job.started_at or job.created_at
         seconds = max((now - started).total_seconds(), 0.001)
         metrics = embedded_metrics(

@@ -234,7 +234,12 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
             batch.append(ImportRow(row.number, record))
         mode = job.options.get("mode", "create")
         outcomes = runtime.store.subscribers.import_batch(
-            batch, mode=mode, job_id=job.id, dry_run=dry_run, between_writes=heartbeat
+            batch,
+            mode=mode,
+            job_id=job.id,
+            dry_run=dry_run,
+            between_writes=heartbeat,
+            event_retention_days=runtime.settings.event_retention_days,
         )
         result = WriteOutcome(errors=errors)
         by_row = {item.row: item.record for item in batch}

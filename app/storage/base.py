@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from app.changefeed.catalog import DEFAULT_RETENTION_DAYS
 from app.storage.records import (
     AuditEntry,
     BookingRecord,
@@ -247,8 +248,11 @@ class UserRepository(Protocol):
         """Same guards as `replace`; RecordMissing if already gone."""
         ...
 
-    def record_login_failure(self, username: str, *, max_failures: int, lock_until: datetime) -> UserRecord | None:
-        """Atomically count a failed login; lock the account when the count reaches `max_failures`."""
+    def record_login_failure(
+        self, username: str, *, max_failures: int, lock_until: datetime, lock_audit: AuditEntry
+    ) -> UserRecord | None:
+        """Atomically count a failed login; lock the account when the count reaches `max_failures`,
+        writing `lock_audit` (and its events) with the lock, and only then."""
         ...
 
     def record_login_success(self, username: str, *, new_password_hash: str | None) -> None:
@@ -314,8 +318,10 @@ class JobRepository(Protocol):
         """Newest first; by status from an index, never a scan."""
         ...
 
-    def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
-        """Write `updated` as version current.version + 1; StaleVersion if the job changed."""
+    def replace(self, current: JobRecord, updated: JobRecord, audit: AuditEntry | None = None) -> JobRecord:
+        """Write `updated` as version current.version + 1; StaleVersion if the job changed.
+
+        `audit` (a status change: the job's end) is written with it, and so are its events."""
         ...
 
     def claim(self, job_id: str, *, owner: str, now: datetime, lease_until: datetime) -> JobRecord | None:
@@ -526,6 +532,7 @@ class SubscriberRepository(Protocol):
         job_id: str,
         dry_run: bool = False,
         between_writes: Callable[[], None] | None = None,
+        event_retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> builtins.list[ImportOutcome]:
         """Write a batch of imported subscribers (uids, msisdns and imsis distinct within the batch).
 
@@ -534,7 +541,8 @@ class SubscriberRepository(Protocol):
 
         One outcome per row, in any order: created, updated or failed (field + code: `exists`,
         `not_found`, `duplicate_in_file`, `changed_concurrently`). A failed row writes nothing;
-        counters stay exact; no audit entry per row (the job has one). Rows this job already wrote
+        counters stay exact; no audit entry per row (the job has one), but each written row's
+        events (`importing.row_events`) are written with it. Rows this job already wrote
         (same import_job_id and import_row) count again without a write, so a batch may be redone.
         With `dry_run`, only reads: the outcome each row would have.
         """

@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from app.changefeed.catalog import DEFAULT_RETENTION_DAYS, events_for
 from app.storage.counting import subscriber_counter_deltas
-from app.storage.records import SubscriberRecord
+from app.storage.records import SUBSCRIBER_BOOKKEEPING, DomainEvent, SubscriberRecord
 
 ImportMode = Literal["create", "upsert", "update"]
 ImportResult = Literal["created", "updated", "failed"]
@@ -89,6 +90,23 @@ def taken(item: ImportRow, field: str, owner: SubscriberRecord | None, job_id: s
     if owner is None:
         return ImportOutcome(item.row, "failed", field, "changed_concurrently", "changed while importing; retry", value)
     return ImportOutcome(item.row, "failed", field, "exists", f"{field} is in use by another subscriber", value)
+
+
+def row_events(write: PlannedWrite, *, retention_days: int = DEFAULT_RETENTION_DAYS) -> list[DomainEvent]:
+    """What the row's write publishes: the events of the same change made through the API, one
+    set per row (an event item costs less than the row's own items; docs/events.md)."""
+    before, after = write.before, write.after
+    return events_for(
+        action="subscriber.create" if before is None else "subscriber.update",
+        entity_type="subscriber",
+        entity_id=after.uid,
+        actor=after.updated_by,
+        at=after.updated_at,
+        request_id=None,
+        retention_days=retention_days,
+        before=before.model_dump(mode="json", exclude=set(SUBSCRIBER_BOOKKEEPING)) if before else None,
+        after=after.model_dump(mode="json", exclude=set(SUBSCRIBER_BOOKKEEPING)),
+    )
 
 
 def written(write: PlannedWrite) -> ImportOutcome:

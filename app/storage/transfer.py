@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from app.storage.records import (
     AuditEntry,
     BookingRecord,
+    DomainEvent,
     JobRecord,
     JobRowError,
     RefreshTokenRecord,
@@ -50,6 +51,7 @@ PHASES: tuple[tuple[str, ...], ...] = (
         "token_families",
         "refresh_tokens",
         "denied_tokens",
+        "events",
     ),
     ("slots", "idempotency_keys"),
 )
@@ -65,6 +67,7 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "jobs": ("id",),
     "job_errors": ("job_id", "row", "field"),
     "audit": ("entity_type", "entity_id", "at", "id"),
+    "events": ("subject", "id"),
     "counters": ("scope", "key"),
     "token_families": ("family_id",),
     "refresh_tokens": ("token_hash",),
@@ -80,6 +83,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "jobs": JobRecord,
     "job_errors": JobRowError,
     "audit": AuditEntry,
+    "events": DomainEvent,
     "token_families": TokenFamilyRecord,
     "refresh_tokens": RefreshTokenRecord,
 }

@@ -309,4 +309,4 @@ def test_a_subscriber_clash_refuses_only_that_subscriber(cursors: CursorCodec, t
 
 
 def test_every_kind_is_in_one_phase() -> None:
-    assert len(KINDS) == len(set(KINDS)) == 14
+    assert len(KINDS) == len(set(KINDS)) == 15

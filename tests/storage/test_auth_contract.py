@@ -8,7 +8,7 @@ import pytest
 
 from app.audit import audit_entry
 from app.storage.base import ConditionFailed, RecordMissing, StaleVersion, Store, ValueTaken
-from app.storage.records import RefreshTokenRecord, Role, TokenFamilyRecord, UserRecord
+from app.storage.records import AuditEntry, RefreshTokenRecord, Role, TokenFamilyRecord, UserRecord
 from app.timeutil import utcnow
 from tests.support import race
 
@@ -124,15 +124,33 @@ def test_login_failures_lock_and_success_resets(store: Store) -> None:
     user = make_user("alice")
     store.users.create(user, audit_for(user))  # type: ignore[arg-type]
     lock_until = utcnow() + timedelta(minutes=15)
+
+    def lock_audit() -> AuditEntry:
+        return audit_entry(
+            actor="alice",
+            action="auth.locked",
+            entity_type="user",
+            entity_id="alice",
+            at=utcnow(),
+            retention_days=30,
+            after={"locked_until": lock_until.isoformat()},
+        )
+
     for expected in (1, 2):
-        after = store.users.record_login_failure("alice", max_failures=3, lock_until=lock_until)
+        after = store.users.record_login_failure(
+            "alice", max_failures=3, lock_until=lock_until, lock_audit=lock_audit()
+        )
         assert after is not None
         assert after.failed_logins == expected
         assert after.locked_until is None
-    locked = store.users.record_login_failure("alice", max_failures=3, lock_until=lock_until)
+    assert store.events.list_for_subject("user/alice", limit=10) == []  # no lock, no event
+    locked = store.users.record_login_failure("alice", max_failures=3, lock_until=lock_until, lock_audit=lock_audit())
     assert locked is not None
     assert locked.locked_until == lock_until
-    assert store.users.record_login_failure("ghost", max_failures=3, lock_until=lock_until) is None
+    events = store.events.list_for_subject("user/alice", limit=10)
+    assert [(event.type, event.data["locked_until"]) for event in events] == [("user.locked", lock_until.isoformat())]
+    ghost = store.users.record_login_failure("ghost", max_failures=3, lock_until=lock_until, lock_audit=lock_audit())
+    assert ghost is None
     store.users.record_login_success("alice", new_password_hash="$argon2id$new")
     stored = store.users.get("alice")
     assert stored is not None

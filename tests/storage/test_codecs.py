@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from app.storage.dynamodb import codec as dynamo_codec
 from app.storage.dynamodb.audit import audit_item
 from app.storage.dynamodb.bookings import booking_item, resource_item, status_item
+from app.storage.dynamodb.events import event_item
 from app.storage.dynamodb.jobs import error_item, job_item
 from app.storage.dynamodb.sessions import family_item, token_item
 from app.storage.dynamodb.subscribers import subscriber_item
@@ -38,6 +39,7 @@ EXCEPTIONS = [
 ]
 COUNTS = {"total": 10, "processed": 10, "created": 6, "updated": 2, "skipped": 1, "deleted": 0, "failed": 1}
 ATTRIBUTES = {"tier": "b", "limit": 5, "ratio": 0.25, "roaming": True}
+EVENT_DATA = {"uid": "sub-1", "from_status": "ACTIVE", "to_status": "SUSPENDED", "subscriber": {"plan": "gold"}}
 
 DYNAMO_WRITERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "users": user_item,
@@ -47,6 +49,7 @@ DYNAMO_WRITERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "jobs": job_item,
     "job_errors": error_item,
     "audit": audit_item,
+    "events": event_item,
     "resources": resource_item,
     "bookings": booking_item,
 }
@@ -211,6 +214,23 @@ TODAYS_ITEMS: dict[str, dict[str, Any]] = {
         "after": {"plan": "gold", "attributes": {"limit": 5}},
         "expires_at": LATER_TEXT,
     },
+    "events": {
+        "PK": "EVENT#subscriber/sub-1",
+        "SK": "0189f0a1b2c3d4e5a1b2c3d4",
+        "GSI1PK": "EVENTOUTBOX",
+        "GSI1SK": "0189f0a1b2c3d4e5a1b2c3d4",
+        "ttl": 1772690828,
+        "item_type": "event",
+        "id": "0189f0a1b2c3d4e5a1b2c3d4",
+        "type": "subscriber.status_changed",
+        "at": AT_TEXT,
+        "subject": "subscriber/sub-1",
+        "actor": "ada",
+        "request_id": "req-1",
+        "data_version": 1,
+        "data": EVENT_DATA,
+        "expires_at": LATER_TEXT,
+    },
     "resources": {
         "PK": "RESOURCE#store-1",
         "SK": "RESOURCE",
@@ -346,6 +366,17 @@ TODAYS_DOCUMENTS: dict[str, dict[str, Any]] = {
         "expires_at": LATER,
         "_id": "01HZX3V9K2",
         "order": f"{AT_ORDER}#01HZX3V9K2",
+    },
+    "events": {
+        "type": "subscriber.status_changed",
+        "at": AT,
+        "subject": "subscriber/sub-1",
+        "actor": "ada",
+        "request_id": "req-1",
+        "data_version": 1,
+        "data": EVENT_DATA,
+        "expires_at": LATER,
+        "_id": "0189f0a1b2c3d4e5a1b2c3d4",
     },
     "resources": {
         "name": "High Street",

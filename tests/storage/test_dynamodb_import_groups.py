@@ -62,8 +62,10 @@ def test_transactions_are_full_hundred_action_groups(dynamo: DynamoStore, monkey
     sent = transactions(dynamo, monkeypatch)
     dynamo.subscribers.import_batch(rows(1, 100), mode="create", job_id=JOB)
 
-    # 31 rows x 3 items + 7 counter keys = 100 actions; the last group holds the remaining 7 rows.
-    assert [len(actions) for actions in sent] == [100, 100, 100, 21 + 7]
+    # 23 rows x 4 items (subscriber, two claims, its event) + 7 counter keys = 99 actions, and a
+    # 24th row would need 4 more; the last group holds the remaining 8 rows.
+    assert [len(actions) for actions in sent] == [99, 99, 99, 99, 32 + 7]
+    assert sum(1 for actions in sent for action in actions if "EVENT#" in str(action)) == 100
     assert counts(dynamo, "subscribers.status") == {status.value: 25 for status in STATUSES}
     assert_consistent(dynamo)
 
@@ -81,7 +83,8 @@ def test_counter_keys_that_cancel_out_take_no_action(dynamo: DynamoStore, monkey
     ]
 
     assert [o.result for o in dynamo.subscribers.import_batch(swapped, mode="upsert", job_id=JOB)] == ["updated"] * 2
-    assert [len(actions) for actions in sent] == [2]
+    # The two subscriber items and each row's two events (plan: updated; status: status_changed).
+    assert [len(actions) for actions in sent] == [2 + 2 * 2]
     assert counts(dynamo, "subscribers.status") == {"ACTIVE": 1, "SUSPENDED": 1}
     assert_consistent(dynamo)
 

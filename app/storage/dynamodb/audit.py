@@ -3,8 +3,9 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from app.storage.base import AuditQuery, CursorRejected, Page
+from app.storage.base import AuditQuery, CursorRejected, Page, StoreUnavailable
 from app.storage.dynamodb.codec import dump, load
+from app.storage.dynamodb.events import event_puts
 from app.storage.dynamodb.table import DynamoTable, serialize
 from app.storage.records import AuditEntry
 from app.timeutil import epoch_seconds, sortable, utcnow
@@ -37,8 +38,9 @@ def audit_item(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def audit_put(entry: AuditEntry) -> dict[str, Any]:
-    return {"Put": {"Item": serialize(audit_item(entry))}}
+def audit_puts(entry: AuditEntry) -> list[dict[str, Any]]:
+    """Transaction actions for the entry and the events it carries: they commit with the change."""
+    return [{"Put": {"Item": serialize(audit_item(entry))}}, *event_puts(entry.events)]
 
 
 def _filtered(values: dict[str, Any] | None = None, **equal: str | None) -> dict[str, Any]:
@@ -60,7 +62,10 @@ class DynamoAuditRepository:
         self.table = table
 
     def append(self, entry: AuditEntry) -> None:
-        self.table.put(audit_item(entry))
+        if entry.events:
+            self.table.transact(audit_puts(entry), on_cancel=lambda codes: StoreUnavailable("audit entry not written"))
+        else:
+            self.table.put(audit_item(entry))
 
     def list_for_entity(
         self, entity_type: str, entity_id: str, *, limit: int, cursor: str | None = None

@@ -34,7 +34,7 @@ from app.storage.base import (
     ValueTaken,
     missing_or_stale,
 )
-from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.audit import audit_puts
 from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, deserialize, key, serialize, serialize_values
@@ -294,7 +294,7 @@ class DynamoResourceRepository:
 
     def create(self, resource: ResourceRecord, audit: AuditEntry) -> None:
         self.table.transact(
-            [_put(resource_item(resource), "attribute_not_exists(PK)"), audit_put(audit)],
+            [_put(resource_item(resource), "attribute_not_exists(PK)"), *audit_puts(audit)],
             on_cancel=lambda codes: ValueTaken(f"resource {resource.id!r} already exists", attribute="id"),
         )
 
@@ -320,7 +320,7 @@ class DynamoResourceRepository:
                 return BookingsChanged(f"bookings of resource {current.id!r} changed meanwhile")
             return missing_or_stale("resource", current.id, stored)
 
-        self.table.transact([write, audit_put(audit)], on_cancel=cancelled)
+        self.table.transact([write, *audit_puts(audit)], on_cancel=cancelled)
 
     def replace(self, current: ResourceRecord, updated: ResourceRecord, audit: AuditEntry) -> None:
         updated.version = current.version + 1
@@ -420,7 +420,8 @@ class DynamoBookingRepository:
             transaction.add(_guard_resource(resource), "resource")
             for write in self._ledger_writes(booking.subscriber_uid, add=booking):
                 transaction.add(write, "ledger")
-            transaction.add(audit_put(audit))
+            for action in audit_puts(audit):
+                transaction.add(action)
             for change in _counter_changes(booking, +1):
                 transaction.add(change)
             if idempotency:
@@ -457,7 +458,8 @@ class DynamoBookingRepository:
             if release.count:
                 for change in _counter_changes(current, -1):
                     transaction.add(change)
-            transaction.add(audit_put(audit))
+            for action in audit_puts(audit):
+                transaction.add(action)
             return transaction
 
         self._run(build)
@@ -487,7 +489,8 @@ class DynamoBookingRepository:
             if updated.local_date != current.local_date:
                 for change in _counter_changes(current, -1) + _counter_changes(updated, +1):
                     transaction.add(change)
-            transaction.add(audit_put(audit))
+            for action in audit_puts(audit):
+                transaction.add(action)
             return transaction
 
         self._run(build)

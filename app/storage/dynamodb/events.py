@@ -18,7 +18,8 @@ from app.storage.dynamodb.table import DynamoTable, serialize
 from app.storage.records import DomainEvent
 from app.timeutil import epoch_seconds
 
-EVENT_TYPE = "event"  # the item `type` a stream filter selects
+# The item's kind, which a stream filter selects; `item_type`, as on jobs: the record has a `type`.
+ITEM_TYPE = "event"
 OUTBOX_PARTITION = "EVENTOUTBOX"
 
 
@@ -29,7 +30,7 @@ def event_item(event: DomainEvent, *, pending: bool = True) -> dict[str, Any]:
         "GSI1PK": OUTBOX_PARTITION if pending else None,
         "GSI1SK": event.id if pending else None,
         "ttl": epoch_seconds(event.expires_at) if event.expires_at else None,
-        "type": EVENT_TYPE,
+        "item_type": ITEM_TYPE,
         **dump(event),
     }
 

@@ -13,10 +13,11 @@ from app.storage.base import (
     ValueTaken,
     job_outcome_counters,
 )
+from app.storage.dynamodb.audit import audit_puts
 from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
-from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
+from app.storage.records import AuditEntry, JobRecord, JobRowError, JobStatus, JobType
 from app.timeutil import sortable
 
 # The sweeper's order: working jobs first, then those that may be waiting for their upload.
@@ -98,7 +99,7 @@ class DynamoJobRepository:
         )
         return Page([load(JobRecord, item) for item in items], next_cursor)
 
-    def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
+    def replace(self, current: JobRecord, updated: JobRecord, audit: AuditEntry | None = None) -> JobRecord:
         """The job and, when its status changes, the job counters (dashboard) in one transaction.
         A checkpoint (same status) is one UpdateItem that returns the job as written."""
         written = updated.model_copy(update={"version": current.version + 1})
@@ -113,7 +114,7 @@ class DynamoJobRepository:
         def changed() -> StorageError:
             return StaleVersion(f"job {current.id!r} changed meanwhile")
 
-        if written.status is current.status:
+        if written.status is current.status and audit is None:
             pk, sk = job_key(current.id)
             item = self.table.update(
                 pk, sk, expression, condition=condition, names=names, values=values, on_condition_failed=changed
@@ -131,7 +132,8 @@ class DynamoJobRepository:
         counters = counter_updates(JOB_STATUS_SCOPE, {current.status.value: -1, written.status.value: 1})
         for scope, name in job_outcome_counters(written):
             counters += counter_updates(scope, {name: 1})
-        self.table.transact([update, *counters], on_cancel=lambda codes: changed())
+        history = audit_puts(audit) if audit else []
+        self.table.transact([update, *counters, *history], on_cancel=lambda codes: changed())
         stored = self.get(current.id)
         if stored is None:
             raise RecordMissing(f"job {current.id!r} not found")

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.changefeed.catalog import DEFAULT_RETENTION_DAYS
 from app.storage.base import (
     ConditionFailed,
     CounterDrift,
@@ -30,9 +31,10 @@ from app.storage.base import (
     missing_or_stale,
 )
 from app.storage.counting import SubscriberCounts, reconcile, subscriber_counter_deltas
-from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.audit import audit_puts
 from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import DynamoCounterRepository, counter_updates
+from app.storage.dynamodb.events import event_puts
 from app.storage.dynamodb.schema import GSI1, GSI2, GSI3, GSI4, index_keys
 from app.storage.dynamodb.table import (
     TRANSACTION_BYTES,
@@ -53,6 +55,7 @@ from app.storage.importing import (
     aggregate_deltas,
     decide,
     dry_run_check,
+    row_events,
     taken,
     written,
 )
@@ -225,6 +228,7 @@ class DynamoSubscriberRepository:
         job_id: str,
         dry_run: bool = False,
         between_writes: Callable[[], None] | None = None,
+        event_retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> builtins.list[ImportOutcome]:
         """Rows go in transactions of up to 100 actions (subscriber + claims per row, plus one ADD per
         counter key the group moves, with the group's deltas added up). A cancelled transaction wrote
@@ -240,7 +244,7 @@ class DynamoSubscriberRepository:
             if isinstance(decision, ImportOutcome):
                 outcomes.append(decision)
                 continue
-            entry = _Entry.of(row, decision)
+            entry = _Entry.of(row, decision, event_retention_days)
             if not group.fits(entry):
                 outcomes.extend(self._write_group(group.entries, job_id, between_writes))
                 group = _Group()
@@ -519,7 +523,8 @@ def _audited(
     transaction = _Transaction()
     for action, meaning in writes:
         transaction.add(action, meaning)
-    transaction.add(audit_put(audit))
+    for action in audit_puts(audit):
+        transaction.add(action)
     for action in _counter_actions(before, after):
         transaction.add(action)
     return transaction
@@ -546,8 +551,9 @@ class _Entry:
     deltas: list[tuple[tuple[str, str], int]]
 
     @classmethod
-    def of(cls, row: ImportRow, write: PlannedWrite) -> _Entry:
-        actions = _writes(write.before, write.after)
+    def of(cls, row: ImportRow, write: PlannedWrite, event_retention_days: int) -> _Entry:
+        events = event_puts(row_events(write, retention_days=event_retention_days))
+        actions = [*_writes(write.before, write.after), *((put, "") for put in events)]
         moved = subscriber_counter_deltas(write.before, write.after)
         return cls(
             row,

@@ -15,6 +15,7 @@ from typing import Any
 
 from app.storage.base import IdempotencyKey, StorageError
 from app.storage.dynamodb.audit import audit_item, audit_key
+from app.storage.dynamodb.events import event_item
 from app.storage.dynamodb.bookings import (
     booking_item,
     booking_key,
@@ -102,6 +103,8 @@ def _record(item: dict[str, Any]) -> TransferRecord | None:
         return _entity("job_errors", item)
     if prefix == "AUDIT":
         return _entity("audit", item)
+    if prefix == "EVENT":
+        return _entity("events", item)
     if prefix == "COUNTER":
         return counter(rest, sk, int(item.get("n", 0)))
     if prefix == "RFAMILY":
@@ -135,6 +138,8 @@ def _items(record: TransferRecord) -> list[dict[str, Any]]:
         return [error_item(record.model())]
     if kind == "audit":
         return [audit_item(record.model())]
+    if kind == "events":  # history: relayed by the source store already, never again by the target
+        return [event_item(record.model(), pending=False)]
     if kind == "counters":
         return [counter_item(data["scope"], data["key"], data["n"])]
     if kind == "token_families":
@@ -162,6 +167,7 @@ _LOCATIONS: dict[str, Callable[[Key], tuple[str, str]]] = {
     "jobs": lambda k: job_key(k[0]),
     "job_errors": lambda k: error_key(k[0], int(k[1]), k[2]),
     "audit": lambda k: audit_key(k[0], k[1], parse_time(k[2]), k[3]),
+    "events": lambda k: (f"EVENT#{k[0]}", k[1]),
     "counters": lambda k: counter_key(k[0], k[1]),
     "token_families": lambda k: family_key(k[0]),
     "refresh_tokens": lambda k: token_key(k[0]),

@@ -10,7 +10,7 @@ from app.storage.base import (
     ValueTaken,
     missing_or_stale,
 )
-from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.audit import audit_puts
 from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.counters import counter_updates
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
@@ -59,7 +59,7 @@ class DynamoUserRepository:
     def create(self, user: UserRecord, audit: AuditEntry) -> None:
         actions = [
             {"Put": {"Item": serialize(user_item(user)), "ConditionExpression": "attribute_not_exists(PK)"}},
-            audit_put(audit),
+            *audit_puts(audit),
             *_admin_counter_actions(int(user.is_active_admin)),
         ]
 
@@ -79,7 +79,7 @@ class DynamoUserRepository:
         return Page([load(UserRecord, item) for item in items], next_cursor)
 
     def _guarded_write(self, current: UserRecord, write: dict[str, Any], audit: AuditEntry, admin_delta: int) -> None:
-        actions = [write, audit_put(audit), *_admin_counter_actions(admin_delta)]
+        actions = [write, *audit_puts(audit), *_admin_counter_actions(admin_delta)]
 
         def cancelled(codes: list[str]) -> StorageError:
             if codes and codes[0] == "ConditionalCheckFailed":
@@ -112,7 +112,9 @@ class DynamoUserRepository:
         }
         self._guarded_write(current, write, audit, -int(current.is_active_admin))
 
-    def record_login_failure(self, username: str, *, max_failures: int, lock_until: datetime) -> UserRecord | None:
+    def record_login_failure(
+        self, username: str, *, max_failures: int, lock_until: datetime, lock_audit: AuditEntry
+    ) -> UserRecord | None:
         pk, sk = user_key(username)
         try:
             item = self.table.update(
@@ -121,16 +123,21 @@ class DynamoUserRepository:
         except ConditionFailed:
             return None
         if int(item.get("failed_logins", 0)) >= max_failures:
+            lock = {
+                "Update": {
+                    "Key": key(pk, sk),
+                    "UpdateExpression": "SET locked_until = :until, failed_logins = :zero",
+                    "ConditionExpression": "failed_logins >= :max",
+                    "ExpressionAttributeValues": serialize_values(
+                        {":until": lock_until.isoformat(), ":zero": 0, ":max": max_failures}
+                    ),
+                }
+            }
             try:
-                item = self.table.update(
-                    pk,
-                    sk,
-                    "SET locked_until = :until, failed_logins = :zero",
-                    condition="failed_logins >= :max",
-                    values={":until": lock_until.isoformat(), ":zero": 0, ":max": max_failures},
-                )
+                self.table.transact([lock, *audit_puts(lock_audit)], on_cancel=lambda codes: ConditionFailed("locked"))
             except ConditionFailed:  # a concurrent failure already locked it
                 pass
+            return self.get(username)
         return load(UserRecord, item)
 
     def record_login_success(self, username: str, *, new_password_hash: str | None) -> None:

@@ -5,6 +5,7 @@ from typing import Any
 from app.storage.base import AuditQuery, Page
 from app.storage.cursor import CursorCodec
 from app.storage.mongo import codec
+from app.storage.mongo.events import copy_events, event_document
 from app.storage.mongo.paging import find_page
 from app.storage.records import AuditEntry
 from app.timeutil import sortable, utcnow
@@ -32,6 +33,8 @@ class MongoAuditRepository:
         self.cursors = cursors
 
     def append(self, entry: AuditEntry) -> None:
+        """An entry of no stored change (a refused login): its events first, then the entry."""
+        copy_events(self.collection.database, [event_document(event) for event in entry.events])
         self.collection.insert_one(audit_document(entry))
 
     def list_for_entity(

@@ -66,13 +66,20 @@ INDEXES: dict[str, list[IndexModel]] = {
     "subscriber_busy": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
     "denied_tokens": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
     "jobs": [
+        IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
+        IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
         IndexModel([("status", ASCENDING), ("order", DESCENDING)], name="by_status"),
         IndexModel([("order", DESCENDING)], name="newest_first"),
     ],
     "job_errors": [IndexModel([("job_id", ASCENDING), ("_id", ASCENDING)], name="by_job")],
+    "events": [
+        IndexModel([("pending", ASCENDING), ("_id", ASCENDING)], name="outbox", sparse=True),
+        IndexModel([("subject", ASCENDING), ("_id", ASCENDING)], name="by_subject"),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
-AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings")
+AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings", "jobs")
 
 
 # The options an index is compared on; any other difference is in its keys.

@@ -16,9 +16,9 @@ from app.storage.base import (
     job_outcome_counters,
 )
 from app.storage.cursor import CursorCodec
-from app.storage.mongo import codec
+from app.storage.mongo import codec, outbox
 from app.storage.mongo.paging import find_page
-from app.storage.records import JobRecord, JobRowError, JobStatus, JobType
+from app.storage.records import AuditEntry, JobRecord, JobRowError, JobStatus, JobType
 from app.timeutil import sortable
 
 FINISHED = [status.value for status in JobStatus if status.finished]
@@ -55,6 +55,7 @@ def to_job(document: dict[str, Any]) -> JobRecord:
 
 class MongoJobRepository:
     def __init__(self, db: Any, cursors: CursorCodec, counters: Any) -> None:
+        self.db = db
         self.counters = counters
         self.jobs = db["jobs"]
         self.errors = db["job_errors"]
@@ -91,17 +92,20 @@ class MongoJobRepository:
             descending=True,
         )
 
-    def replace(self, current: JobRecord, updated: JobRecord) -> JobRecord:
+    def replace(self, current: JobRecord, updated: JobRecord, audit: AuditEntry | None = None) -> JobRecord:
         written = updated.model_copy(update={"version": current.version + 1})
         fields = job_document(written)
         fields.pop("_id")
+        history = {"$push": {outbox.PENDING: outbox.pending(audit)}} if audit else {}
         document = self.jobs.find_one_and_update(
             {"_id": current.id, "version": current.version},
-            {"$set": fields},
+            {"$set": fields, **history},
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
             raise StaleVersion(f"job {current.id!r} changed meanwhile")
+        if audit:
+            outbox.flush(self.db, "jobs", current.id)
         if written.status is not current.status:
             # After the job write (no multi-document transaction): a crash in between leaves the
             # dashboard's job counters one off, never the job itself.

@@ -1,9 +1,11 @@
-"""Audit entries written atomically with the change they describe, without multi-document transactions.
+"""Audit entries and events written atomically with the change they describe, without multi-document transactions.
 
 The change and its audit entry are written in one single-document update: the entry goes into the
-document's `_pending_audit` list. It is then copied to the `audit` collection (idempotently, by its
-id) and removed from the document. If the process dies in between, `recover` finishes the copy
-later (at start-up and from the sweeper), so no change is ever left without its entry.
+document's `_pending_audit` list, with the change's domain events inside it. It is then copied to
+the `audit` collection and its events to `events` (idempotently, by id) and removed from the
+document. If the process dies in between, `recover` finishes the copy later (at start-up and from
+the sweeper), so no change is ever left without its entry and events, and no event is copied
+without its change. An imported row has events but no entry of its own: `pending_events`.
 
 Deletes first mark the document `_deleted` together with the pending entry, then copy the entry,
 then remove the document; readers ignore `_deleted` documents and `recover` completes the delete.
@@ -20,7 +22,7 @@ apply a delta twice.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -28,12 +30,14 @@ from pymongo.errors import DuplicateKeyError
 from app.storage.base import StoreUnavailable
 from app.storage.mongo.audit import audit_document
 from app.storage.mongo.counters import counter_id
-from app.storage.records import AuditEntry
+from app.storage.mongo.events import copy_events, event_document
+from app.storage.records import AuditEntry, DomainEvent
 
 PENDING = "_pending_audit"
 DELETED = "_deleted"
 LIVE: dict[str, Any] = {DELETED: {"$exists": False}}
 COUNTER_DELTAS = "_counter_deltas"
+EVENTS = "_events"
 APPLIED_IDS = "applied"
 APPLIED_IDS_KEPT = 1000
 APPLY_ATTEMPTS = 10
@@ -41,6 +45,8 @@ APPLY_ATTEMPTS = 10
 
 def pending(entry: AuditEntry, counter_deltas: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
     document = audit_document(entry)
+    if entry.events:
+        document[EVENTS] = [event_document(event) for event in entry.events]
     deltas = [
         {"scope": scope, "key": name, "delta": delta}
         for scope, changes in sorted((counter_deltas or {}).items())
@@ -51,6 +57,15 @@ def pending(entry: AuditEntry, counter_deltas: Mapping[str, Mapping[str, int]] |
         # A list, not {scope: {key: delta}}: scopes and keys may contain dots, which field names must not.
         document[COUNTER_DELTAS] = deltas
     return document
+
+
+def pending_events(events: Sequence[DomainEvent]) -> dict[str, Any]:
+    """A pending entry holding only events (its `_id` is the first event's: unique, never an audit id)."""
+    return {"_id": events[0].id, EVENTS: [event_document(event) for event in events]}
+
+
+def _is_audit_entry(entry: Mapping[str, Any]) -> bool:
+    return "action" in entry
 
 
 def apply_counter_delta(db: Any, entry_id: str, scope: str, name: str, delta: int) -> None:
@@ -136,13 +151,43 @@ def flush(db: Any, collection: str, document_id: str) -> None:
     for entry in entries:
         for change in entry.get(COUNTER_DELTAS) or ():
             apply_counter_delta(db, entry["_id"], change["scope"], change["key"], change["delta"])
+        copy_events(db, list(entry.get(EVENTS) or ()))
+        if not _is_audit_entry(entry):
+            continue
         try:
-            db["audit"].insert_one({name: value for name, value in entry.items() if name != COUNTER_DELTAS})
+            db["audit"].insert_one(
+                {name: value for name, value in entry.items() if name not in (COUNTER_DELTAS, EVENTS)}
+            )
         except DuplicateKeyError:
             pass  # copied by an earlier, interrupted flush
     if entries:
         # Unset only if nothing new was queued meanwhile; a later flush takes care of newer entries.
         db[collection].update_one({"_id": document_id, PENDING: entries}, {"$unset": {PENDING: ""}})
+
+
+def flush_events(db: Any, collection: str, document_ids: Sequence[str]) -> None:
+    """`flush` for many documents whose pending entries hold only events (an import batch): one
+    insert and one bulk update, not three round trips a document."""
+    documents = list(
+        db[collection].find({"_id": {"$in": list(document_ids)}, PENDING: {"$exists": True}}, {PENDING: 1})
+    )
+    if any(_is_audit_entry(entry) for document in documents for entry in document[PENDING]):
+        for document in documents:
+            flush(db, collection, document["_id"])
+        return
+    copy_events(db, [event for document in documents for entry in document[PENDING] for event in entry[EVENTS]])
+    if documents:
+        # Unset where the list still holds just the entry read: entry ids are event ids, unique
+        # across documents, so one update does it, and a change queued meanwhile stays queued.
+        ids = [entry["_id"] for document in documents for entry in document[PENDING]]
+        db[collection].update_many(
+            {
+                "_id": {"$in": [document["_id"] for document in documents]},
+                PENDING: {"$size": 1},
+                f"{PENDING}._id": {"$in": ids},
+            },
+            {"$unset": {PENDING: ""}},
+        )
 
 
 def finish_delete(db: Any, collection: str, document_id: str) -> None:

@@ -9,6 +9,7 @@ from app.storage.mongo import database, outbox
 from app.storage.mongo.audit import MongoAuditRepository
 from app.storage.mongo.bookings import MongoBookingRepository, MongoResourceRepository
 from app.storage.mongo.counters import MongoCounterRepository
+from app.storage.mongo.events import MongoEventRepository
 from app.storage.mongo.jobs import MongoJobRepository
 from app.storage.mongo.sessions import MongoSessionRepository
 from app.storage.mongo.subscribers import MongoSubscriberRepository
@@ -32,6 +33,7 @@ class MongoStore:
         database.ensure_indexes(self.db)
         self.audit = MongoAuditRepository(self.db, cursors)
         self.counters = MongoCounterRepository(self.db)
+        self.events = MongoEventRepository(self.db)
         self.throttle = MongoThrottleRepository(self.db)
         self.users = MongoUserRepository(self.db, cursors)
         self.sessions = MongoSessionRepository(self.db)

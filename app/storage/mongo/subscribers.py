@@ -14,6 +14,7 @@ from typing import Any
 
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from app.changefeed.catalog import DEFAULT_RETENTION_DAYS
 from app.storage.base import (
     CounterDrift,
     CursorRejected,
@@ -32,6 +33,7 @@ from app.storage.importing import (
     aggregate_deltas,
     decide,
     dry_run_check,
+    row_events,
     taken,
     written,
 )
@@ -128,6 +130,7 @@ class MongoSubscriberRepository:
         job_id: str,
         dry_run: bool = False,
         between_writes: Callable[[], None] | None = None,
+        event_retention_days: int = DEFAULT_RETENTION_DAYS,
     ) -> builtins.list[ImportOutcome]:
         """Creates go in one unordered `insert_many` (a duplicate key fails only its own row);
         replacements are single-document updates conditional on the version read.
@@ -163,12 +166,19 @@ class MongoSubscriberRepository:
             if decision.result != "failed":  # written by this job before a crash: its deltas are owed again
                 changed.append((row.row, _redone_pair(found[row.record.uid])))
         beat = between_writes or _nothing
-        outcomes.extend(self._insert(creates, job_id, changed))
-        if creates:
-            beat()
-        for row, write in replaces:
-            outcomes.append(self._replace_row(row, write, job_id, changed))
-            beat()
+        try:
+            outcomes.extend(self._insert(creates, job_id, changed, event_retention_days))
+            if creates:
+                beat()
+            for row, write in replaces:
+                outcomes.append(self._replace_row(row, write, job_id, changed, event_retention_days))
+                beat()
+        finally:
+            # Also when a heartbeat stops the batch: what was written has its events copied now,
+            # not at the next recovery (a crash leaves that to `recover`).
+            written_uids = [write.after.uid for _, write in (*creates, *replaces)]
+            if written_uids:
+                outbox.flush_events(self.db, "subscribers", written_uids)
         per_counter: dict[tuple[str, str], dict[int, int]] = {}
         for row_number, pair in changed:
             for scope, deltas in aggregate_deltas([pair]).items():
@@ -178,14 +188,30 @@ class MongoSubscriberRepository:
             outbox.apply_import_deltas(self.db, job_id, scope, name, row_deltas)
         return outcomes
 
+    @staticmethod
+    def _row_events(write: PlannedWrite, retention_days: int) -> dict[str, Any]:
+        """The row's events as the document's pending outbox entry (nothing when the row changes nothing)."""
+        events = row_events(write, retention_days=retention_days)
+        return {outbox.PENDING: [outbox.pending_events(events)]} if events else {}
+
     def _insert(
-        self, creates: builtins.list[tuple[ImportRow, PlannedWrite]], job_id: str, changed: builtins.list[Counted]
+        self,
+        creates: builtins.list[tuple[ImportRow, PlannedWrite]],
+        job_id: str,
+        changed: builtins.list[Counted],
+        retention_days: int,
     ) -> builtins.list[ImportOutcome]:
         if not creates:
             return []
         failed: set[int] = set()
         try:
-            self.collection.insert_many([codec.document(write.after, "uid") for _, write in creates], ordered=False)
+            self.collection.insert_many(
+                [
+                    {**codec.document(write.after, "uid"), **self._row_events(write, retention_days)}
+                    for _, write in creates
+                ],
+                ordered=False,
+            )
         except BulkWriteError as exc:
             failed = {int(error["index"]) for error in exc.details.get("writeErrors", [])}
         outcomes: builtins.list[ImportOutcome] = []
@@ -198,15 +224,17 @@ class MongoSubscriberRepository:
         return outcomes
 
     def _replace_row(
-        self, row: ImportRow, write: PlannedWrite, job_id: str, changed: builtins.list[Counted]
+        self, row: ImportRow, write: PlannedWrite, job_id: str, changed: builtins.list[Counted], retention_days: int
     ) -> ImportOutcome:
         before = write.before
         assert before is not None
         changes = codec.dump(write.after, exclude={"uid"})
         changes[_PREVIOUS] = {"status": before.status.value, "plan": before.plan}
+        pending = self._row_events(write, retention_days)
+        events = {"$push": {outbox.PENDING: {"$each": pending[outbox.PENDING]}}} if pending else {}
         try:
             result = self.collection.update_one(
-                {"_id": before.uid, "version": before.version, **outbox.LIVE}, {"$set": changes}
+                {"_id": before.uid, "version": before.version, **outbox.LIVE}, {"$set": changes, **events}
             )
         except DuplicateKeyError:
             return self._collision(row, job_id)

@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.storage.mongo import codec, outbox
 from app.storage.mongo.audit import audit_document
+from app.storage.mongo.events import relayed_event_document
 from app.storage.mongo.bookings import VISIBLE, booking_document, busy_id, ledger_expiry, slot_id
 from app.storage.mongo.counters import counter_id
 from app.storage.mongo.jobs import error_document, error_id, stored_job_document
@@ -93,6 +94,8 @@ ENTITIES: dict[str, Entity] = {
         Entity("jobs", "jobs", {}, "id", stored_job_document),
         Entity("job_errors", "job_errors", {}, None, error_document),
         Entity("audit", "audit", {}, "id", audit_document),
+        # History: relayed by the source store already, never again by the target.
+        Entity("events", "events", {}, "id", relayed_event_document),
         Entity("token_families", "token_families", {}, "family_id"),
         Entity("refresh_tokens", "refresh_tokens", {}, "token_hash"),
     )
@@ -112,6 +115,7 @@ PHASE_SOURCES: tuple[tuple[Entity | _Source, ...], ...] = (
         ENTITIES["token_families"],
         ENTITIES["refresh_tokens"],
         _Source("denied_tokens", {}, lambda d: denied_token(str(d["_id"]), as_utc(d["expires_at"]))),
+        ENTITIES["events"],
     ),
     (
         _Source("slots", {}, lambda d: slot(d["resource_id"], as_utc(d["start"]), d["booked"])),
@@ -128,6 +132,7 @@ _LOCATIONS: dict[str, tuple[str, Callable[[Key], str]]] = {
     "jobs": ("jobs", lambda k: k[0]),
     "job_errors": ("job_errors", lambda k: error_id(k[0], int(k[1]), k[2])),
     "audit": ("audit", lambda k: k[3]),
+    "events": ("events", lambda k: k[1]),
     "counters": ("counters", lambda k: counter_id(k[0], k[1])),
     "token_families": ("token_families", lambda k: k[0]),
     "refresh_tokens": ("refresh_tokens", lambda k: k[0]),

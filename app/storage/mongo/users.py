@@ -98,7 +98,9 @@ class MongoUserRepository:
             raise missing_or_stale("user", current.username, self.get(current.username))
         outbox.finish_delete(self.db, self.collection_name, current.username)
 
-    def record_login_failure(self, username: str, *, max_failures: int, lock_until: datetime) -> UserRecord | None:
+    def record_login_failure(
+        self, username: str, *, max_failures: int, lock_until: datetime, lock_audit: AuditEntry
+    ) -> UserRecord | None:
         document = self.collection.find_one_and_update(
             {"_id": username, **outbox.LIVE},
             {"$inc": {"failed_logins": 1}},
@@ -109,9 +111,14 @@ class MongoUserRepository:
         if document.get("failed_logins", 0) >= max_failures:
             locked = self.collection.find_one_and_update(
                 {"_id": username, "failed_logins": {"$gte": max_failures}},
-                {"$set": {"locked_until": lock_until, "failed_logins": 0}},
+                {
+                    "$set": {"locked_until": lock_until, "failed_logins": 0},
+                    "$push": {outbox.PENDING: outbox.pending(lock_audit)},
+                },
                 return_document=ReturnDocument.AFTER,
             )
+            if locked is not None:
+                outbox.flush(self.db, self.collection_name, username)
             document = locked or document
         return to_user(document)
 
