@@ -15,7 +15,6 @@ from typing import Any
 
 from app.storage.base import IdempotencyKey, StorageError
 from app.storage.dynamodb.audit import audit_item, audit_key
-from app.storage.dynamodb.events import event_item
 from app.storage.dynamodb.bookings import (
     booking_item,
     booking_key,
@@ -30,6 +29,7 @@ from app.storage.dynamodb.bookings import (
 )
 from app.storage.dynamodb.codec import load
 from app.storage.dynamodb.counters import counter_item, counter_key
+from app.storage.dynamodb.events import event_item
 from app.storage.dynamodb.jobs import error_item, error_key, job_item, job_key
 from app.storage.dynamodb.sessions import (
     denied_item,

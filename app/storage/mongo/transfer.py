@@ -19,9 +19,9 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from app.storage.mongo import codec, outbox
 from app.storage.mongo.audit import audit_document
-from app.storage.mongo.events import relayed_event_document
 from app.storage.mongo.bookings import VISIBLE, booking_document, busy_id, ledger_expiry, slot_id
 from app.storage.mongo.counters import counter_id
+from app.storage.mongo.events import relayed_event_document
 from app.storage.mongo.jobs import error_document, error_id, stored_job_document
 from app.storage.records import BookingStatus
 from app.storage.transfer import (
