@@ -8,6 +8,7 @@ from app.storage.dynamodb.audit import DynamoAuditRepository
 from app.storage.dynamodb.bookings import DynamoBookingRepository, DynamoResourceRepository
 from app.storage.dynamodb.counters import DynamoCounterRepository
 from app.storage.dynamodb.jobs import DynamoJobRepository
+from app.storage.dynamodb.notifications import DynamoNotificationRepository, DynamoReminderRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
 from app.storage.dynamodb.subscribers import DynamoSubscriberRepository
 from app.storage.dynamodb.table import DynamoTable
@@ -24,6 +25,8 @@ class DynamoStore:
         self.audit = DynamoAuditRepository(self.table)
         self.counters = DynamoCounterRepository(self.table)
         self.throttle = DynamoThrottleRepository(self.table)
+        self.notifications = DynamoNotificationRepository(self.table)
+        self.reminders = DynamoReminderRepository(self.table)
         self.users = DynamoUserRepository(self.table)
         self.sessions = DynamoSessionRepository(self.table)
         self.jobs = DynamoJobRepository(self.table)

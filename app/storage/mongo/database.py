@@ -70,6 +70,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("order", DESCENDING)], name="newest_first"),
     ],
     "job_errors": [IndexModel([("job_id", ASCENDING), ("_id", ASCENDING)], name="by_job")],
+    "notifications": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "reminders": [
+        IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)], name="by_due"),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
 AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings")

@@ -10,6 +10,7 @@ from app.storage.mongo.audit import MongoAuditRepository
 from app.storage.mongo.bookings import MongoBookingRepository, MongoResourceRepository
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.mongo.jobs import MongoJobRepository
+from app.storage.mongo.notifications import MongoNotificationRepository, MongoReminderRepository
 from app.storage.mongo.sessions import MongoSessionRepository
 from app.storage.mongo.subscribers import MongoSubscriberRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
@@ -33,6 +34,8 @@ class MongoStore:
         self.audit = MongoAuditRepository(self.db, cursors)
         self.counters = MongoCounterRepository(self.db)
         self.throttle = MongoThrottleRepository(self.db)
+        self.notifications = MongoNotificationRepository(self.db)
+        self.reminders = MongoReminderRepository(self.db)
         self.users = MongoUserRepository(self.db, cursors)
         self.sessions = MongoSessionRepository(self.db)
         self.jobs = MongoJobRepository(self.db, cursors, self.counters)
