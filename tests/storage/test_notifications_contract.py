@@ -37,17 +37,21 @@ def timer_of(booking_id: str, due: datetime, event_id: str) -> ReminderTimer:
 
 def test_a_claim_is_taken_once(store: Store) -> None:
     first = store.notifications.claim(claim_of(), now=NOW)
-    assert first is not None and first.attempts == 1
+    assert first is not None
+    assert first.attempts == 1
     assert store.notifications.claim(claim_of(), now=NOW + timedelta(seconds=1)) is None
     stored = store.notifications.get("e1-confirmation")
-    assert stored is not None and stored.status is NotificationStatus.CLAIMED
+    assert stored is not None
+    assert stored.status is NotificationStatus.CLAIMED
 
 
 def test_a_claim_whose_lease_ended_is_taken_again_and_a_final_one_never(store: Store) -> None:
     store.notifications.claim(claim_of(), now=NOW)
     later = NOW + timedelta(minutes=6)
     again = store.notifications.claim(claim_of(now=later), now=later)
-    assert again is not None and again.attempts == 2 and again.lease_until == later + timedelta(minutes=5)
+    assert again is not None
+    assert again.attempts == 2
+    assert again.lease_until == later + timedelta(minutes=5)
     assert store.notifications.claim(claim_of(now=later), now=later) is None  # held by the second taker
     store.notifications.finish(again, NotificationStatus.SENT, now=later, channel="sms", destination="+44*******456")
     much_later = later + timedelta(hours=1)
@@ -65,7 +69,9 @@ def test_a_released_claim_is_taken_again_at_once(store: Store) -> None:
     assert claimed is not None
     store.notifications.release(claimed, now=NOW + timedelta(seconds=2), reason="throttled")
     again = store.notifications.claim(claim_of(now=NOW + timedelta(seconds=3)), now=NOW + timedelta(seconds=3))
-    assert again is not None and again.attempts == 2 and again.reason == "throttled"
+    assert again is not None
+    assert again.attempts == 2
+    assert again.reason == "throttled"
 
 
 def test_timers_are_read_by_due_time_across_partitions(store: Store) -> None:
@@ -88,7 +94,8 @@ def test_a_timer_is_replaced_only_by_a_later_event(store: Store) -> None:
     assert store.reminders.get("b1") == timer_of("b1", NOW, "e2")
     assert store.reminders.schedule(timer_of("b1", NOW + timedelta(hours=3), "e3"))
     moved = store.reminders.get("b1")
-    assert moved is not None and moved.due_at == NOW + timedelta(hours=3)
+    assert moved is not None
+    assert moved.due_at == NOW + timedelta(hours=3)
     assert [timer.booking_id for timer in store.reminders.due(NOW + timedelta(hours=1), limit=10)] == []
     assert [timer.event_id for timer in store.reminders.due(NOW + timedelta(hours=3), limit=10)] == ["e3"]
 
