@@ -50,7 +50,8 @@ EVENT_KINDS = {
     BOOKING_RESCHEDULED: NotificationKind.CHANGE,
     BOOKING_CANCELLED: NotificationKind.CANCELLATION,
 }
-# Kept for support questions ("was it sent?"); holds no contact detail or text.
+# Kept for support questions ("was it sent?"); holds no contact detail or text. A claim must also
+# outlive every redelivery of its event, so it is kept at least a day past the event retention.
 NOTIFICATION_RETENTION = timedelta(days=90)
 # A timer outlives its slot by this much at most (the store's TTL), whatever became of it.
 TIMER_RETENTION = timedelta(days=7)
@@ -167,7 +168,7 @@ class NotificationService:
                 event_id=event_id,
                 claimed_at=now,
                 lease_until=now + timedelta(seconds=self.settings.notifications_claim_seconds),
-                expires_at=now + NOTIFICATION_RETENTION,
+                expires_at=now + max(NOTIFICATION_RETENTION, timedelta(days=self.settings.event_retention_days + 1)),
             ),
             now=now,
         )
