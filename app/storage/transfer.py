@@ -26,7 +26,9 @@ from app.storage.records import (
     BookingRecord,
     JobRecord,
     JobRowError,
+    NotificationRecord,
     RefreshTokenRecord,
+    ReminderTimer,
     ResourceRecord,
     SubscriberRecord,
     TokenFamilyRecord,
@@ -50,6 +52,8 @@ PHASES: tuple[tuple[str, ...], ...] = (
         "token_families",
         "refresh_tokens",
         "denied_tokens",
+        "notifications",
+        "reminders",
     ),
     ("slots", "idempotency_keys"),
 )
@@ -69,6 +73,8 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "token_families": ("family_id",),
     "refresh_tokens": ("token_hash",),
     "denied_tokens": ("jti",),
+    "notifications": ("id",),
+    "reminders": ("booking_id",),
     "slots": ("resource_id", "start"),
     "idempotency_keys": ("key",),
 }
@@ -82,6 +88,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "audit": AuditEntry,
     "token_families": TokenFamilyRecord,
     "refresh_tokens": RefreshTokenRecord,
+    "notifications": NotificationRecord,
+    "reminders": ReminderTimer,
 }
 
 Key = tuple[str, ...]
