@@ -117,6 +117,47 @@ class Settings(BaseSettings):
         description="How long published events stay in the store (the replay window).",
     )
 
+    # Notifications to subscribers (app/notifications; README "Notifications").
+    notifications_enabled: bool = Field(True, description="Send booking messages to subscribers at all.")
+    notifications_transport: Literal["files", "aws"] | None = Field(
+        None,
+        description="`files`: messages are written under DATA_DIR/messages and nothing leaves the machine; "
+        "`aws`: email through SES, SMS through SNS. Default: files in local/test, aws elsewhere.",
+    )
+    notifications_email_sender: str | None = Field(
+        None,
+        min_length=3,
+        max_length=320,
+        pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$",
+        description="The SES-verified From address; without it (in aws transport) no email is sent, only SMS.",
+    )
+    notifications_sms_sender_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]{0,10}[A-Za-z][A-Za-z0-9]{0,10}$",
+        max_length=11,
+        description="SNS SMS sender ID (1-11 letters and digits, at least one letter), where the country allows one.",
+    )
+    notifications_channels: Annotated[list[Literal["email", "sms"]], NoDecode] | None = Field(
+        None,
+        description="Channels that may be used (comma-separated `email`, `sms`). Default: both, email only "
+        "when it can be sent (files transport, or a sender address).",
+    )
+    notifications_default_channel: Literal["email", "sms"] = Field(
+        "email", description="Channel for subscribers who chose none (the other one when they lack its contact)."
+    )
+    notifications_reminder_lead_minutes: int = Field(
+        24 * 60, ge=0, le=30 * 24 * 60, description="A reminder goes this long before the slot; 0: no reminders."
+    )
+    notifications_claim_seconds: int = Field(
+        300,
+        ge=30,
+        le=3600,
+        description="A message claimed but not recorded as sent (its sender crashed) is tried again after this.",
+    )
+    notifications_max_attempts: int = Field(
+        5, ge=1, le=50, description="Sends of one message that failed before it is recorded FAILED for good."
+    )
+
     # Subscribers.
     default_phone_region: str = Field(
         "GB",
@@ -137,6 +178,38 @@ class Settings(BaseSettings):
         if "*" in origins:
             raise ValueError("'*' is not allowed; list the portal's origins explicitly")
         return origins
+
+    @field_validator("notifications_channels", mode="before")
+    @classmethod
+    def _split_channels(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [channel.strip().lower() for channel in value.split(",") if channel.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _email_needs_a_sender(self) -> Settings:
+        if (
+            self.notifications_channels is not None
+            and "email" in self.notifications_channels
+            and self.notification_transport == "aws"
+            and self.notifications_email_sender is None
+        ):
+            raise ValueError("NOTIFICATIONS_CHANNELS names email: NOTIFICATIONS_EMAIL_SENDER is required with SES")
+        return self
+
+    @property
+    def notification_transport(self) -> Literal["files", "aws"]:
+        if self.notifications_transport is not None:
+            return self.notifications_transport
+        return "files" if self.is_local_like else "aws"
+
+    @property
+    def notification_channels(self) -> frozenset[str]:
+        """The channels messages may go by (see NOTIFICATIONS_CHANNELS)."""
+        if self.notifications_channels is not None:
+            return frozenset(self.notifications_channels)
+        email = self.notification_transport == "files" or self.notifications_email_sender is not None
+        return frozenset({"sms", "email"} if email else {"sms"})
 
     @field_validator("api_base_path")
     @classmethod

@@ -2,3 +2,5 @@
 imports this before relaying, so a consumer can't be missing because nothing imported it."""
 
 from __future__ import annotations
+
+from app.notifications import consumer as notifications  # noqa: F401 - registers its consumer and task

@@ -27,7 +27,7 @@ from app.migration.service import CONTENT_TYPES, EXPORT_PREFIX
 from app.migration.worker import register_kind
 from app.runtime import Runtime
 from app.storage.base import SUBSCRIBER_PLAN_SCOPE, SUBSCRIBER_STATUS_SCOPE, RecordMissing, StaleVersion
-from app.storage.importing import ImportRow
+from app.storage.importing import PREFERENCE_FIELDS, ImportRow
 from app.storage.records import (
     JobCounts,
     JobRecord,
@@ -231,7 +231,7 @@ class SubscriberFileImport(FileImport[SubscriberIn]):
                 continue
             for name, value in values:
                 seen[(name, value)] = row.number
-            batch.append(ImportRow(row.number, record))
+            batch.append(ImportRow(row.number, record, PREFERENCE_FIELDS & row.record.model_fields_set))
         mode = job.options.get("mode", "create")
         outcomes = runtime.store.subscribers.import_batch(
             batch,
@@ -433,6 +433,8 @@ EXPORT_COLUMNS = (
     "status",
     "plan",
     "attributes",
+    "notifications_opt_out",
+    "notification_channel",
     "created_at",
     "updated_at",
     "version",

@@ -23,7 +23,10 @@ from app.storage.records import (
     JobRowError,
     JobStatus,
     JobType,
+    NotificationRecord,
+    NotificationStatus,
     RefreshTokenRecord,
+    ReminderTimer,
     ResourceRecord,
     SubscriberRecord,
     SubscriberStatus,
@@ -195,6 +198,62 @@ class EventRepository(Protocol):
 
     def list_for_subject(self, subject: str, *, limit: int) -> list[DomainEvent]:
         """One subject's events, oldest first (pending or relayed)."""
+        ...
+
+
+class NotificationRepository(Protocol):
+    """Claims of messages to subscribers: a message is sent by whoever creates its claim."""
+
+    def claim(self, notification: NotificationRecord, *, now: datetime) -> NotificationRecord | None:
+        """Create the claim (CLAIMED, attempts 1); or take over a CLAIMED one whose lease ended
+        before `now` (attempts + 1, the lease of `notification`). None if it is held or final."""
+        ...
+
+    def get(self, notification_id: str) -> NotificationRecord | None: ...
+
+    def finish(
+        self,
+        claimed: NotificationRecord,
+        status: NotificationStatus,
+        *,
+        now: datetime,
+        channel: str | None = None,
+        destination: str | None = None,
+        reason: str | None = None,
+        provider_id: str | None = None,
+    ) -> None:
+        """Record the outcome of a claim (SENT, SKIPPED, FAILED); nothing when it is final already."""
+        ...
+
+    def release(self, claimed: NotificationRecord, *, now: datetime, reason: str) -> None:
+        """Give a CLAIMED record back (a send failed and may be tried again): claimable from `now`."""
+        ...
+
+
+# DynamoDB partitions of the reminder index: timers spread over them by booking id.
+REMINDER_SHARDS = 4
+
+
+class ReminderRepository(Protocol):
+    """Reminder timers, one per booking, read by due time (never by scanning bookings)."""
+
+    def schedule(self, timer: ReminderTimer) -> bool:
+        """Store the booking's timer in place of its current one, unless that one came from the same
+        or a later event (then nothing changes and the answer is False)."""
+        ...
+
+    def cancel(self, booking_id: str, *, event_id: str) -> None:
+        """Remove the booking's timer if it came from an event before `event_id`."""
+        ...
+
+    def get(self, booking_id: str) -> ReminderTimer | None: ...
+
+    def due(self, now: datetime, *, limit: int) -> list[ReminderTimer]:
+        """Timers due at or before `now`, earliest first (at most `limit`)."""
+        ...
+
+    def remove(self, timer: ReminderTimer) -> None:
+        """Remove this timer, if the booking's timer is still this one (same event)."""
         ...
 
 
@@ -573,6 +632,12 @@ class Store(Protocol):
 
     @property
     def throttle(self) -> ThrottleRepository: ...
+
+    @property
+    def notifications(self) -> NotificationRepository: ...
+
+    @property
+    def reminders(self) -> ReminderRepository: ...
 
     @property
     def users(self) -> UserRepository: ...

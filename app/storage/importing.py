@@ -22,12 +22,19 @@ ImportMode = Literal["create", "upsert", "update"]
 ImportResult = Literal["created", "updated", "failed"]
 
 
+# A subscriber's own choices about messages: an update from a file without these columns keeps
+# them (a legacy system that never knew of an opt-out must not undo one).
+PREFERENCE_FIELDS = frozenset({"notifications_opt_out", "notification_channel"})
+
+
 @dataclass(frozen=True)
 class ImportRow:
-    """One valid row: `record` as a new subscriber (version 1, import_job_id/import_row set)."""
+    """One valid row: `record` as a new subscriber (version 1, import_job_id/import_row set);
+    `preferences_given`: which of PREFERENCE_FIELDS the row holds a value for."""
 
     row: int
     record: SubscriberRecord
+    preferences_given: frozenset[str] = PREFERENCE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,10 @@ def decide(
         return ImportOutcome(item.row, "failed", "uid", "not_found", "no subscriber with this uid", record.uid)
     if existing is None:
         return PlannedWrite(item.row, None, record)
+    kept = {name: getattr(existing, name) for name in PREFERENCE_FIELDS - item.preferences_given}
     successor = record.model_copy(
         update={
+            **kept,
             "version": existing.version + 1,
             "created_at": existing.created_at,
             "created_by": existing.created_by,

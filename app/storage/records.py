@@ -132,6 +132,13 @@ class SubscriberStatus(StrEnum):
     TERMINATED = "TERMINATED"
 
 
+class NotificationChannel(StrEnum):
+    """How a subscriber is told about their bookings: email (SES) or SMS (SNS) to their msisdn."""
+
+    EMAIL = "email"
+    SMS = "sms"
+
+
 class SubscriberRecord(Record):
     """A subscriber as stored. Values are already normalised (`app.subscribers.fields`)."""
 
@@ -145,6 +152,10 @@ class SubscriberRecord(Record):
     status: SubscriberStatus
     plan: str
     attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    notifications_opt_out: bool = Field(False, description="The subscriber asked not to get booking messages.")
+    notification_channel: NotificationChannel | None = Field(
+        None, description="Preferred channel; None: the configured default (`NOTIFICATIONS_DEFAULT_CHANNEL`)."
+    )
     created_at: datetime
     updated_at: datetime
     created_by: str
@@ -370,3 +381,67 @@ class BookingRecord(Record):
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
     version: int = 1
+
+
+# --- notifications ------------------------------------------------------------------------------------
+
+
+class NotificationKind(StrEnum):
+    """What a message to a subscriber is about (each has its templates in app/notifications/templates)."""
+
+    CONFIRMATION = "confirmation"
+    CHANGE = "change"
+    CANCELLATION = "cancellation"
+    REMINDER = "reminder"
+
+
+class NotificationStatus(StrEnum):
+    """CLAIMED while one worker holds it (until `lease_until`); then SENT, SKIPPED or FAILED for good."""
+
+    CLAIMED = "CLAIMED"
+    SENT = "SENT"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+
+    @property
+    def final(self) -> bool:
+        return self is not NotificationStatus.CLAIMED
+
+
+class NotificationRecord(Record):
+    """One message to a subscriber, claimed before it is sent so that it is sent once.
+
+    Its id is derived from the event that caused it and its kind (`<event id>-<kind>`): a second
+    delivery of the same event finds the claim and sends nothing. No contact detail or message text
+    is kept: only the channel and a masked destination, for support ("was it sent, where to?").
+    """
+
+    id: str
+    kind: NotificationKind
+    booking_id: str
+    subscriber_uid: str
+    event_id: str
+    status: NotificationStatus = NotificationStatus.CLAIMED
+    channel: NotificationChannel | None = None
+    destination: str | None = Field(None, description="Masked address or number it was sent to.")
+    reason: str | None = Field(None, description="Why it was skipped or failed, e.g. opted_out, not_active.")
+    provider_id: str | None = Field(None, description="The SES/SNS message id, or the local file's name.")
+    attempts: int = 1
+    claimed_at: datetime
+    lease_until: datetime = Field(description="A CLAIMED record may be claimed again after this (a crashed sender).")
+    finished_at: datetime | None = None
+    expires_at: datetime = Field(description="Removed by the store's TTL after this time.")
+
+
+class ReminderTimer(Record):
+    """A booking's pending reminder, stored by due time (never found by scanning bookings).
+
+    One per booking: scheduling again replaces it, unless the stored one came from a later event
+    (`event_id` is time-ordered), so a late duplicate of an old event can't bring back an old time.
+    """
+
+    booking_id: str
+    due_at: datetime
+    start: datetime = Field(description="The slot start it reminds of: checked against the booking at send time.")
+    event_id: str = Field(description="The event that scheduled it (booking.confirmed or booking.rescheduled).")
+    expires_at: datetime = Field(description="Removed by the store's TTL after this time (long after the slot).")

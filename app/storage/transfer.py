@@ -27,7 +27,9 @@ from app.storage.records import (
     DomainEvent,
     JobRecord,
     JobRowError,
+    NotificationRecord,
     RefreshTokenRecord,
+    ReminderTimer,
     ResourceRecord,
     SubscriberRecord,
     TokenFamilyRecord,
@@ -52,6 +54,8 @@ PHASES: tuple[tuple[str, ...], ...] = (
         "refresh_tokens",
         "denied_tokens",
         "events",
+        "notifications",
+        "reminders",
     ),
     ("slots", "idempotency_keys"),
 )
@@ -72,6 +76,8 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "token_families": ("family_id",),
     "refresh_tokens": ("token_hash",),
     "denied_tokens": ("jti",),
+    "notifications": ("id",),
+    "reminders": ("booking_id",),
     "slots": ("resource_id", "start"),
     "idempotency_keys": ("key",),
 }
@@ -86,6 +92,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "events": DomainEvent,
     "token_families": TokenFamilyRecord,
     "refresh_tokens": RefreshTokenRecord,
+    "notifications": NotificationRecord,
+    "reminders": ReminderTimer,
 }
 
 Key = tuple[str, ...]

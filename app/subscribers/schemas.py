@@ -28,7 +28,7 @@ from pydantic import (
 
 from app.api_types import PageOut
 from app.errors import FieldCode, invalid_value
-from app.storage.records import AuditEntry, SubscriberRecord, SubscriberStatus
+from app.storage.records import AuditEntry, NotificationChannel, SubscriberRecord, SubscriberStatus
 from app.subscribers.fields import (
     EMAIL_SCHEMA,
     ICCID_FORMAT,
@@ -168,7 +168,17 @@ _EXAMPLE: dict[str, Any] = {
     "status": "ACTIVE",
     "plan": "UNLIMITED-5G",
     "attributes": {"tier": "gold", "roaming": True},
+    "notifications_opt_out": False,
+    "notification_channel": "email",
 }
+_OPT_OUT = Field(
+    False, description="The subscriber asked not to get booking messages (confirmations, changes, reminders)."
+)
+_CHANNEL = Field(
+    None,
+    description="Preferred channel for booking messages: `email` or `sms` (to the msisdn). Null: the "
+    "portal's default; a channel the subscriber has no contact for falls back to the other.",
+)
 
 
 class _SubscriberFields(BaseModel):
@@ -186,6 +196,8 @@ class _SubscriberFields(BaseModel):
     status: SubscriberStatus
     plan: PlanCode
     attributes: Attributes = Field(default_factory=dict)
+    notifications_opt_out: bool = _OPT_OUT
+    notification_channel: NotificationChannel | None = _CHANNEL
 
     def stored_fields(self) -> dict[str, Any]:
         """The mutable fields as the record stores them (uid and bookkeeping excluded)."""
@@ -203,7 +215,7 @@ class SubscriberReplace(_SubscriberFields):
 
 
 # Fields a merge patch may not set to null: they have no "absent" state.
-NOT_NULLABLE = ("msisdn", "imsi", "first_name", "last_name", "status", "plan")
+NOT_NULLABLE = ("msisdn", "imsi", "first_name", "last_name", "status", "plan", "notifications_opt_out")
 
 
 def _patch_schema(schema: dict[str, Any]) -> None:
@@ -232,6 +244,8 @@ class SubscriberPatch(BaseModel):
     status: SubscriberStatus | None = None
     plan: PlanCode | None = None
     attributes: AttributesPatch | None = None
+    notifications_opt_out: bool | None = None
+    notification_channel: NotificationChannel | None = None
 
     @field_validator("attributes")
     @classmethod
@@ -291,6 +305,8 @@ class SubscriberOut(BaseModel):
     status: SubscriberStatus
     plan: str
     attributes: dict[str, AttributeValue]
+    notifications_opt_out: bool = Field(description="No booking messages are sent to this subscriber.")
+    notification_channel: NotificationChannel | None
     created_at: datetime
     updated_at: datetime
     created_by: str

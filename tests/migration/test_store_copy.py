@@ -18,6 +18,8 @@ from app.auth.schemas import UserCreate
 from app.main import create_app
 from app.migration import store_copy
 from app.migration.worker import InlineDispatcher
+from app.notifications.service import NotificationService, Outcome
+from app.notifications.transport import FileTransport
 from app.storage.base import ConditionFailed, StorageError, Store
 from app.storage.blobs import LocalBlobStore
 from app.storage.cursor import CursorCodec
@@ -28,6 +30,7 @@ from tests.bookings.conftest import add_subscriber
 from tests.bookings.test_bookings_api import at, resource_body
 from tests.conftest import dynamo_store, mongo_store
 from tests.migration.test_subscriber_jobs import csv_file, row, run_job
+from tests.notifications.conftest import event_of
 from tests.support import make_settings
 
 PASSWORD = "copy-password-0123"
@@ -103,6 +106,13 @@ def populate(store: Store, tmp_path: Path) -> dict[str, Any]:
 
         job = run_job(client, admin, csv_file(row(50), row(51, status="GONE")), mode="create")
         assert job["status"] == "COMPLETED_WITH_ERRORS", job
+
+        # The kept booking's confirmation (a message claim) and its reminder timer.
+        booking = store.bookings.get(first_booking.json()["id"])
+        assert booking is not None
+        messages = NotificationService(store, make_settings(), FileTransport(tmp_path / "messages"), utcnow)
+        assert messages.handle_event(event_of("booking.create", None, booking)) is Outcome.SENT
+        assert store.reminders.get(booking.id) is not None
     return {
         "first_refresh": first["refresh_token"],
         "refresh": refreshed.json()["refresh_token"],
@@ -309,4 +319,4 @@ def test_a_subscriber_clash_refuses_only_that_subscriber(cursors: CursorCodec, t
 
 
 def test_every_kind_is_in_one_phase() -> None:
-    assert len(KINDS) == len(set(KINDS)) == 15
+    assert len(KINDS) == len(set(KINDS)) == 17

@@ -18,6 +18,7 @@ from app.storage.dynamodb.audit import audit_item
 from app.storage.dynamodb.bookings import booking_item, resource_item, status_item
 from app.storage.dynamodb.events import event_item
 from app.storage.dynamodb.jobs import error_item, job_item
+from app.storage.dynamodb.notifications import notification_item, reminder_item
 from app.storage.dynamodb.sessions import family_item, token_item
 from app.storage.dynamodb.subscribers import subscriber_item
 from app.storage.dynamodb.table import deserialize, serialize
@@ -52,6 +53,8 @@ DYNAMO_WRITERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "events": event_item,
     "resources": resource_item,
     "bookings": booking_item,
+    "notifications": notification_item,
+    "reminders": reminder_item,
 }
 _BOOKING_FIELDS = {
     "id": "bk-1",
@@ -144,6 +147,8 @@ TODAYS_ITEMS: dict[str, dict[str, Any]] = {
         "status": "SUSPENDED",
         "plan": "gold",
         "attributes": ATTRIBUTES,
+        "notifications_opt_out": True,
+        "notification_channel": "sms",
         "created_at": AT_TEXT,
         "updated_at": LATER_TEXT,
         "created_by": "ada",
@@ -262,6 +267,40 @@ TODAYS_ITEMS: dict[str, dict[str, Any]] = {
         "type": "booking",
         **_BOOKING_FIELDS,
     },
+    "notifications": {
+        "PK": "NOTIFICATION#ev-1-confirmation",
+        "SK": "NOTIFICATION",
+        "type": "notification",
+        "ttl": 1772690828,
+        "id": "ev-1-confirmation",
+        "kind": "confirmation",
+        "booking_id": "bk-1",
+        "subscriber_uid": "sub-1",
+        "event_id": "ev-1",
+        "status": "SENT",
+        "channel": "email",
+        "destination": "g***@example.com",
+        "reason": "send_failed",
+        "provider_id": "ses-1",
+        "attempts": 2,
+        "claimed_at": AT_TEXT,
+        "lease_until": LATER_TEXT,
+        "finished_at": LATER_TEXT,
+        "expires_at": LATER_TEXT,
+    },
+    "reminders": {
+        "PK": "REMINDER#bk-1",
+        "SK": "REMINDER",
+        "type": "reminder",
+        "GSI1PK": "REMINDERDUE#0",
+        "GSI1SK": f"{AT_ORDER}#bk-1",
+        "ttl": 1772690828,
+        "booking_id": "bk-1",
+        "due_at": AT_TEXT,
+        "start": LATER_TEXT,
+        "event_id": "ev-1",
+        "expires_at": LATER_TEXT,
+    },
 }
 TODAYS_STATUS_ITEM = {"PK": "BOOKSTATUS#CANCELLED#2026-03", "SK": f"{AT_ORDER}#bk-1", "type": "booking_status"}
 
@@ -311,6 +350,8 @@ TODAYS_DOCUMENTS: dict[str, dict[str, Any]] = {
         "status": "SUSPENDED",
         "plan": "gold",
         "attributes": ATTRIBUTES,
+        "notifications_opt_out": True,
+        "notification_channel": "sms",
         "created_at": AT,
         "updated_at": LATER,
         "created_by": "ada",
@@ -411,6 +452,24 @@ TODAYS_DOCUMENTS: dict[str, dict[str, Any]] = {
         "_id": "bk-1",
         "order": f"{AT_ORDER}#bk-1",
     },
+    "notifications": {
+        "kind": "confirmation",
+        "booking_id": "bk-1",
+        "subscriber_uid": "sub-1",
+        "event_id": "ev-1",
+        "status": "SENT",
+        "channel": "email",
+        "destination": "g***@example.com",
+        "reason": "send_failed",
+        "provider_id": "ses-1",
+        "attempts": 2,
+        "claimed_at": AT,
+        "lease_until": LATER,
+        "finished_at": LATER,
+        "expires_at": LATER,
+        "_id": "ev-1-confirmation",
+    },
+    "reminders": {"due_at": AT, "start": LATER, "event_id": "ev-1", "expires_at": LATER, "_id": "bk-1"},
 }
 KINDS = list(SAMPLES)
 _TZ_AWARE: CodecOptions[Any] = CodecOptions(tz_aware=True)

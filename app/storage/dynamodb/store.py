@@ -9,6 +9,7 @@ from app.storage.dynamodb.bookings import DynamoBookingRepository, DynamoResourc
 from app.storage.dynamodb.counters import DynamoCounterRepository
 from app.storage.dynamodb.events import DynamoEventRepository
 from app.storage.dynamodb.jobs import DynamoJobRepository
+from app.storage.dynamodb.notifications import DynamoNotificationRepository, DynamoReminderRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
 from app.storage.dynamodb.subscribers import DynamoSubscriberRepository
 from app.storage.dynamodb.table import DynamoTable
@@ -26,6 +27,8 @@ class DynamoStore:
         self.counters = DynamoCounterRepository(self.table)
         self.events = DynamoEventRepository(self.table)
         self.throttle = DynamoThrottleRepository(self.table)
+        self.notifications = DynamoNotificationRepository(self.table)
+        self.reminders = DynamoReminderRepository(self.table)
         self.users = DynamoUserRepository(self.table)
         self.sessions = DynamoSessionRepository(self.table)
         self.jobs = DynamoJobRepository(self.table)

@@ -31,6 +31,7 @@ from app.storage.dynamodb.codec import load
 from app.storage.dynamodb.counters import counter_item, counter_key
 from app.storage.dynamodb.events import event_item
 from app.storage.dynamodb.jobs import error_item, error_key, job_item, job_key
+from app.storage.dynamodb.notifications import notification_item, notification_key, reminder_item, reminder_key
 from app.storage.dynamodb.sessions import (
     denied_item,
     denied_key,
@@ -111,6 +112,10 @@ def _record(item: dict[str, Any]) -> TransferRecord | None:
         return _entity("token_families", item)
     if prefix == "RTOKEN":
         return _entity("refresh_tokens", item)
+    if prefix == "NOTIFICATION" and sk == "NOTIFICATION":
+        return _entity("notifications", item)
+    if prefix == "REMINDER" and sk == "REMINDER":
+        return _entity("reminders", item)
     if prefix == "DENY":
         return denied_token(rest, datetime.fromtimestamp(int(item["ttl"]), UTC))
     raise StorageError(f"the copy does not know the item {pk} / {sk}; nothing was skipped silently")
@@ -148,6 +153,10 @@ def _items(record: TransferRecord) -> list[dict[str, Any]]:
         return [token_item(record.model())]
     if kind == "denied_tokens":
         return [denied_item(data["jti"], parse_time(data["expires_at"]))]
+    if kind == "notifications":
+        return [notification_item(record.model())]
+    if kind == "reminders":
+        return [reminder_item(record.model())]
     if kind == "slots":
         pk, sk = slot_key(data["resource_id"], parse_time(data["start"]))
         return [{"PK": pk, "SK": sk, "type": "slot", **data}]
@@ -172,6 +181,8 @@ _LOCATIONS: dict[str, Callable[[Key], tuple[str, str]]] = {
     "token_families": lambda k: family_key(k[0]),
     "refresh_tokens": lambda k: token_key(k[0]),
     "denied_tokens": lambda k: denied_key(k[0]),
+    "notifications": lambda k: notification_key(k[0]),
+    "reminders": lambda k: reminder_key(k[0]),
     "slots": lambda k: slot_key(k[0], parse_time(k[1])),
     "idempotency_keys": lambda k: idempotency_key(k[0]),
 }

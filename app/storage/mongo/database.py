@@ -77,6 +77,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("subject", ASCENDING), ("_id", ASCENDING)], name="by_subject"),
         IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
     ],
+    "notifications": [IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0)],
+    "reminders": [
+        IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)], name="by_due"),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
 AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings", "jobs")

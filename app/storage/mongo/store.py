@@ -11,6 +11,7 @@ from app.storage.mongo.bookings import MongoBookingRepository, MongoResourceRepo
 from app.storage.mongo.counters import MongoCounterRepository
 from app.storage.mongo.events import MongoEventRepository
 from app.storage.mongo.jobs import MongoJobRepository
+from app.storage.mongo.notifications import MongoNotificationRepository, MongoReminderRepository
 from app.storage.mongo.sessions import MongoSessionRepository
 from app.storage.mongo.subscribers import MongoSubscriberRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
@@ -35,6 +36,8 @@ class MongoStore:
         self.counters = MongoCounterRepository(self.db)
         self.events = MongoEventRepository(self.db)
         self.throttle = MongoThrottleRepository(self.db)
+        self.notifications = MongoNotificationRepository(self.db)
+        self.reminders = MongoReminderRepository(self.db)
         self.users = MongoUserRepository(self.db, cursors)
         self.sessions = MongoSessionRepository(self.db)
         self.jobs = MongoJobRepository(self.db, cursors, self.counters)

@@ -98,6 +98,8 @@ ENTITIES: dict[str, Entity] = {
         Entity("events", "events", {}, "id", relayed_event_document),
         Entity("token_families", "token_families", {}, "family_id"),
         Entity("refresh_tokens", "refresh_tokens", {}, "token_hash"),
+        Entity("notifications", "notifications", {}, "id"),
+        Entity("reminders", "reminders", {}, "booking_id"),
     )
 }
 # In the order of `transfer.PHASES`: a copy's saved position counts sources in this order.
@@ -116,6 +118,8 @@ PHASE_SOURCES: tuple[tuple[Entity | _Source, ...], ...] = (
         ENTITIES["refresh_tokens"],
         _Source("denied_tokens", {}, lambda d: denied_token(str(d["_id"]), as_utc(d["expires_at"]))),
         ENTITIES["events"],
+        ENTITIES["notifications"],
+        ENTITIES["reminders"],
     ),
     (
         _Source("slots", {}, lambda d: slot(d["resource_id"], as_utc(d["start"]), d["booked"])),
@@ -137,6 +141,8 @@ _LOCATIONS: dict[str, tuple[str, Callable[[Key], str]]] = {
     "token_families": ("token_families", lambda k: k[0]),
     "refresh_tokens": ("refresh_tokens", lambda k: k[0]),
     "denied_tokens": ("denied_tokens", lambda k: k[0]),
+    "notifications": ("notifications", lambda k: k[0]),
+    "reminders": ("reminders", lambda k: k[0]),
     "slots": ("slots", lambda k: slot_id(k[0], parse_time(k[1]))),
 }
 

@@ -1472,6 +1472,12 @@ export interface components {
             case_sensitive?: boolean;
         };
         /**
+         * NotificationChannel
+         * @description How a subscriber is told about their bookings: email (SES) or SMS (SNS) to their msisdn.
+         * @enum {string}
+         */
+        NotificationChannel: "email" | "sms";
+        /**
          * OpeningHoursIn
          * @description An interval of the local wall clock. A `close` at or before `open` is on the next day: the
          *     interval runs past midnight (`open` == `close` is 24 hours).
@@ -1962,6 +1968,8 @@ export interface components {
          *       "imsi": "234150999999999",
          *       "last_name": "Doe",
          *       "msisdn": "+447911123456",
+         *       "notification_channel": "email",
+         *       "notifications_opt_out": false,
          *       "plan": "UNLIMITED-5G",
          *       "status": "ACTIVE",
          *       "uid": "sub-000123"
@@ -2011,6 +2019,14 @@ export interface components {
             attributes?: {
                 [key: string]: string | boolean | number;
             };
+            /**
+             * Notifications Opt Out
+             * @description The subscriber asked not to get booking messages (confirmations, changes, reminders).
+             * @default false
+             */
+            notifications_opt_out?: boolean;
+            /** @description Preferred channel for booking messages: `email` or `sms` (to the msisdn). Null: the portal's default; a channel the subscriber has no contact for falls back to the other. */
+            notification_channel?: components["schemas"]["NotificationChannel"] | null;
         };
         /**
          * SubscriberMapping
@@ -2042,7 +2058,7 @@ export interface components {
         SubscriberMapping: {
             /** Columns */
             columns?: {
-                [key: string]: "uid" | "msisdn" | "imsi" | "iccid" | "email" | "first_name" | "last_name" | "status" | "plan" | "attributes";
+                [key: string]: "uid" | "msisdn" | "imsi" | "iccid" | "email" | "first_name" | "last_name" | "status" | "plan" | "attributes" | "notifications_opt_out" | "notification_channel";
             };
             /** Transforms */
             transforms?: {
@@ -2073,6 +2089,8 @@ export interface components {
          *       "imsi": "234150999999999",
          *       "last_name": "Doe",
          *       "msisdn": "+447911123456",
+         *       "notification_channel": "email",
+         *       "notifications_opt_out": false,
          *       "plan": "UNLIMITED-5G",
          *       "status": "ACTIVE",
          *       "uid": "sub-000123"
@@ -2100,6 +2118,12 @@ export interface components {
             attributes: {
                 [key: string]: string | number | boolean;
             };
+            /**
+             * Notifications Opt Out
+             * @description No booking messages are sent to this subscriber.
+             */
+            notifications_opt_out: boolean;
+            notification_channel: components["schemas"]["NotificationChannel"] | null;
             /**
              * Created At
              * Format: date-time
@@ -2174,6 +2198,9 @@ export interface components {
             attributes?: {
                 [key: string]: string | boolean | number | null;
             } | null;
+            /** Notifications Opt Out */
+            notifications_opt_out?: boolean;
+            notification_channel?: components["schemas"]["NotificationChannel"] | null;
         };
         /**
          * SubscriberReplace
@@ -2189,6 +2216,8 @@ export interface components {
          *       "imsi": "234150999999999",
          *       "last_name": "Doe",
          *       "msisdn": "+447911123456",
+         *       "notification_channel": "email",
+         *       "notifications_opt_out": false,
          *       "plan": "UNLIMITED-5G",
          *       "status": "ACTIVE",
          *       "uid": "sub-000123"
@@ -2237,6 +2266,14 @@ export interface components {
             attributes?: {
                 [key: string]: string | boolean | number;
             };
+            /**
+             * Notifications Opt Out
+             * @description The subscriber asked not to get booking messages (confirmations, changes, reminders).
+             * @default false
+             */
+            notifications_opt_out?: boolean;
+            /** @description Preferred channel for booking messages: `email` or `sms` (to the msisdn). Null: the portal's default; a channel the subscriber has no contact for falls back to the other. */
+            notification_channel?: components["schemas"]["NotificationChannel"] | null;
         };
         /**
          * SubscriberStatus

@@ -1,0 +1,1 @@
+"""Messages to subscribers about their bookings (confirmation, change, cancellation, reminder)."""
