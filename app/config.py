@@ -112,6 +112,29 @@ class Settings(BaseSettings):
         7, ge=1, le=365, description="How long published events stay in the store (the replay window)."
     )
 
+    # Events on the bus (docs/events.md, "Relay in AWS"). No bus name: events reach the in-process
+    # consumers (webhooks, notifications) only.
+    event_bus_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1600,
+        pattern=r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[A-Za-z0-9._/-]+$",
+        description="EventBridge bus (name or ARN) committed events are published to; unset: no bus.",
+    )
+    event_bus_source: str = Field(
+        "subscriber-portal",
+        min_length=1,
+        max_length=256,
+        # `aws.` sources are reserved for AWS services: PutEvents refuses them.
+        pattern=r"^(?!aws\.)[A-Za-z0-9._-]+$",
+        description="The Source of every entry this app puts on the bus (what rules match on).",
+    )
+    event_bus_role: Literal["admin", "operator", "viewer"] = Field(
+        "viewer",
+        description="The role whose view of personal data the bus gets: subscriber values in an event's "
+        "data are masked as that role sees them through the API (viewer: masked).",
+    )
+
     # Subscribers.
     default_phone_region: str = Field(
         "GB",

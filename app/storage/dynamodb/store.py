@@ -7,6 +7,7 @@ from app.storage.cursor import CursorCodec
 from app.storage.dynamodb.audit import DynamoAuditRepository
 from app.storage.dynamodb.bookings import DynamoBookingRepository, DynamoResourceRepository
 from app.storage.dynamodb.counters import DynamoCounterRepository
+from app.storage.dynamodb.events import DynamoEventRepository
 from app.storage.dynamodb.jobs import DynamoJobRepository
 from app.storage.dynamodb.sessions import DynamoSessionRepository
 from app.storage.dynamodb.subscribers import DynamoSubscriberRepository
@@ -23,6 +24,7 @@ class DynamoStore:
         self.table = DynamoTable(client, table_name, cursors, serialize_calls=serialize_calls)
         self.audit = DynamoAuditRepository(self.table)
         self.counters = DynamoCounterRepository(self.table)
+        self.events = DynamoEventRepository(self.table)
         self.throttle = DynamoThrottleRepository(self.table)
         self.users = DynamoUserRepository(self.table)
         self.sessions = DynamoSessionRepository(self.table)
