@@ -125,8 +125,7 @@ class Settings(BaseSettings):
         "subscriber-portal",
         min_length=1,
         max_length=256,
-        # `aws.` sources are reserved for AWS services: PutEvents refuses them.
-        pattern=r"^(?!aws\.)[A-Za-z0-9._-]+$",
+        pattern=r"^[A-Za-z0-9._-]+$",
         description="The Source of every entry this app puts on the bus (what rules match on).",
     )
     event_bus_role: Literal["admin", "operator", "viewer"] = Field(
@@ -155,6 +154,13 @@ class Settings(BaseSettings):
         if "*" in origins:
             raise ValueError("'*' is not allowed; list the portal's origins explicitly")
         return origins
+
+    @field_validator("event_bus_source")
+    @classmethod
+    def _not_an_aws_source(cls, value: str) -> str:
+        if value.lower().startswith("aws."):
+            raise ValueError("sources starting with 'aws.' are reserved for AWS services; PutEvents refuses them")
+        return value
 
     @field_validator("api_base_path")
     @classmethod

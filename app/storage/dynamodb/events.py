@@ -23,14 +23,18 @@ OUTBOX_PARTITION = "EVENTOUTBOX"
 
 
 def event_item(event: DomainEvent, *, pending: bool = True) -> dict[str, Any]:
+    # `type` is every item's kind in the single table (the stream filter selects "event" by it),
+    # so the event's own type is stored as `event_type`.
+    fields = dump(event, exclude={"type"})
     return {
         "PK": f"EVENT#{event.subject}",
         "SK": event.id,
         "GSI1PK": OUTBOX_PARTITION if pending else None,
         "GSI1SK": event.id if pending else None,
         "ttl": epoch_seconds(event.expires_at) if event.expires_at else None,
+        **fields,
         "type": EVENT_TYPE,
-        **dump(event),
+        "event_type": event.type,
     }
 
 
@@ -44,7 +48,7 @@ def event_puts(events: Iterable[DomainEvent]) -> list[dict[str, Any]]:
 
 def event_from_item(item: Mapping[str, Any]) -> DomainEvent:
     """The event in a (deserialized) item: from the table or a stream record's NewImage."""
-    return load(DomainEvent, item)
+    return load(DomainEvent, {**item, "type": item["event_type"]})
 
 
 def event_from_stream_record(record: Mapping[str, Any]) -> DomainEvent | None:
