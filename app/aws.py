@@ -46,8 +46,9 @@ class EventBridgeBus:
         import boto3
         from botocore.config import Config
 
-        # Short timeouts: a stream batch waits for this call, and a retry is cheaper than a hang.
-        config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+        # Short timeouts and one retry: a stream batch waits for this call (the publisher retries
+        # refused entries itself, within its time budget), and a retry is cheaper than a hang.
+        config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
         self._client = boto3.client("events", region_name=region, config=config)
         self.name = name
 

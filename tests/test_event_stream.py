@@ -395,3 +395,22 @@ def test_bus_settings_are_validated() -> None:
         make_settings(event_bus_role="root")
     with pytest.raises(ValidationError, match="event_bus_name"):
         make_settings(event_bus_name="bus with spaces")
+
+
+def test_no_call_starts_once_the_time_budget_is_spent() -> None:
+    """A bus that is down must not hold a stream batch past its invocation: what is left is unpublished."""
+    events = events_with_data(25)
+    now = [0.0]
+
+    class SlowBus(RecordingBus):
+        def put(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+            now[0] += 8.0  # each call takes 8 s and is refused as a whole
+            self.calls.append(list(entries))
+            return [{"ErrorCode": "InternalFailure", "ErrorMessage": "timeout"} for _ in entries]
+
+    slow = SlowBus()
+    publisher = EventBridgePublisher(
+        slow, source=SOURCE, role=Role.VIEWER, budget=20.0, sleep=lambda seconds: None, clock=lambda: now[0]
+    )
+    assert publisher.publish(events) == {event.id for event in events}
+    assert len(slow.calls) == 3  # started at 0, 8 and 16 s; none at 24 s

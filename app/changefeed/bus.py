@@ -28,6 +28,9 @@ MAX_REQUEST_BYTES = 256 * 1024  # entries and requests alike, as EventBridge cou
 ENTRY_TIME_BYTES = 14  # what a Time field counts for, whatever its value
 ATTEMPTS = 4
 FIRST_BACKOFF_SECONDS = 0.1
+# No PutEvents call starts after this long: a stream batch (and its invocation, 60 s) must not
+# spend its time on a bus that is down. What is left counts as unpublished and comes back later.
+BUDGET_SECONDS = 20.0
 
 
 class BusClient(Protocol):
@@ -53,14 +56,18 @@ class EventBridgePublisher:
         role: Role,
         attempts: int = ATTEMPTS,
         first_backoff: float = FIRST_BACKOFF_SECONDS,
+        budget: float = BUDGET_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bus = bus
         self.source = source
         self.role = role
         self.attempts = attempts
         self.first_backoff = first_backoff
+        self.budget = budget
         self.sleep = sleep
+        self.clock = clock
 
     def entry(self, event: DomainEvent) -> dict[str, Any]:
         return {
@@ -91,9 +98,13 @@ class EventBridgePublisher:
             waiting.append((event.id, entry))
 
         backoff = self.first_backoff
+        give_up_at = self.clock() + self.budget
         for attempt in range(1, self.attempts + 1):
             refused: list[tuple[str, dict[str, Any]]] = []
             for batch in _batches(waiting):
+                if self.clock() >= give_up_at:
+                    refused.extend(batch)
+                    continue
                 results = self.bus.put([entry for _, entry in batch])
                 for item, result in zip(batch, results, strict=True):
                     if "EventId" in result:
@@ -104,7 +115,7 @@ class EventBridgePublisher:
                         extra={"event_id": item[0], "error_code": result.get("ErrorCode"), "attempt": attempt},
                     )
             waiting = refused
-            if not waiting or attempt == self.attempts:
+            if not waiting or attempt == self.attempts or self.clock() + backoff >= give_up_at:
                 break
             self.sleep(backoff)
             backoff *= 2
