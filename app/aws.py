@@ -1,5 +1,5 @@
 """The AWS services the app calls besides its stores: SSM (the signing secret), SQS (job messages),
-SES and SNS (messages to subscribers).
+SES and SNS (messages to subscribers) and EventBridge (committed events, `app.changefeed.bus`).
 
 Besides `app/storage/` (DynamoDB, S3), this is the only place that imports boto3
 (tests/test_layers.py). boto3 is imported when a client is first built, so these services cost a
@@ -8,7 +8,7 @@ process nothing until it calls them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -103,3 +103,39 @@ class SnsSms:
         return _send(
             lambda: self._client.publish(PhoneNumber=phone_number, Message=text, MessageAttributes=self._attributes)
         )
+
+
+class EventBridgeBus:
+    """PutEvents to one bus with one client kept for the life of the process.
+
+    `put` returns one result per entry, in order: `{"EventId": ...}` when the bus took it, else
+    `{"ErrorCode": ..., "ErrorMessage": ...}`. A call that fails as a whole (throttled past
+    botocore's own retries, no permission, no connection) fails each of its entries the same way,
+    so the caller has one kind of failure to retry.
+    """
+
+    def __init__(self, name: str, *, region: str) -> None:
+        import boto3
+        from botocore.config import Config
+
+        # Short timeouts and one retry: a stream batch waits for this call (the publisher retries
+        # refused entries itself, within its time budget), and a retry is cheaper than a hang.
+        config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 2})
+        self._client = boto3.client("events", region_name=region, config=config)
+        self.name = name
+
+    def put(self, entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self._client.put_events(Entries=[{**entry, "EventBusName": self.name} for entry in entries])
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            failed = {"ErrorCode": str(error.get("Code", "ClientError")), "ErrorMessage": str(error.get("Message", ""))}
+            return [dict(failed) for _ in entries]
+        except BotoCoreError as exc:
+            return [{"ErrorCode": type(exc).__name__, "ErrorMessage": str(exc)} for _ in entries]
+        results = list(response.get("Entries", []))
+        if len(results) != len(entries):  # never seen; treated as every entry failed, not guessed
+            return [{"ErrorCode": "MalformedResponse", "ErrorMessage": "entry count mismatch"} for _ in entries]
+        return results

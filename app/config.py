@@ -158,6 +158,28 @@ class Settings(BaseSettings):
         5, ge=1, le=50, description="Sends of one message that failed before it is recorded FAILED for good."
     )
 
+    # Events on the bus (docs/events.md, "Relay in AWS"). No bus name: events reach the in-process
+    # consumers (webhooks, notifications) only.
+    event_bus_name: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1600,
+        pattern=r"^(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[A-Za-z0-9._/-]+$",
+        description="EventBridge bus (name or ARN) committed events are published to; unset: no bus.",
+    )
+    event_bus_source: str = Field(
+        "subscriber-portal",
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The Source of every entry this app puts on the bus (what rules match on).",
+    )
+    event_bus_role: Literal["admin", "operator", "viewer"] = Field(
+        "viewer",
+        description="The role whose view of personal data the bus gets: subscriber values in an event's "
+        "data are masked as that role sees them through the API (viewer: masked).",
+    )
+
     # Subscribers.
     default_phone_region: str = Field(
         "GB",
@@ -210,6 +232,13 @@ class Settings(BaseSettings):
             return frozenset(self.notifications_channels)
         email = self.notification_transport == "files" or self.notifications_email_sender is not None
         return frozenset({"sms", "email"} if email else {"sms"})
+
+    @field_validator("event_bus_source")
+    @classmethod
+    def _not_an_aws_source(cls, value: str) -> str:
+        if value.lower().startswith("aws."):
+            raise ValueError("sources starting with 'aws.' are reserved for AWS services; PutEvents refuses them")
+        return value
 
     @field_validator("api_base_path")
     @classmethod

@@ -1,8 +1,9 @@
 """AWS Lambda entry point (`app.handler.handler`).
 
 HTTP events (API Gateway HTTP API v2, REST v1, ALB) go to the FastAPI app through Mangum;
-SQS, S3 and scheduled events go to the workers registered in `app.events`. Anything else is
-logged and rejected. The app and its store are built at import, i.e. in Lambda's init phase,
+SQS, S3 and scheduled events go to the workers registered in `app.events`; the table's DynamoDB
+Streams records (inserted events) go to the change feed relay (`app.changefeed.stream`). Anything
+else is logged and rejected. The app and its store are built at import, i.e. in Lambda's init phase,
 and reused by every invocation of the execution environment.
 
 The cyclic garbage collector is paused for that init phase and everything it built is then frozen
@@ -95,6 +96,8 @@ def handler(event: dict[str, Any], context: Any) -> Any:
             return handle_sqs(records, context)
         if source == "aws:s3":
             return handle_s3(records)
+        if source == "aws:dynamodb":
+            return handle_stream(records)
     if "task" in event:
         return handle_scheduled(str(event["task"]))
     logger.error("unsupported event", extra={"event_keys": sorted(event)[:20]})
@@ -141,6 +144,13 @@ def handle_s3(records: list[dict[str, Any]]) -> dict[str, Any]:
         worker(bucket, key, runtime)
         handled.append(key)
     return {"handled": handled}
+
+
+def handle_stream(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Partial batch response: Lambda resends the shard from the first record not relayed."""
+    from app.changefeed.stream import relay_stream_records  # not on the HTTP cold start
+
+    return relay_stream_records(records, runtime)
 
 
 def handle_scheduled(task_name: str) -> dict[str, Any]:

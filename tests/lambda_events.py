@@ -144,3 +144,36 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
+
+
+STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/subscriber-portal-dev/stream/2026-01-16T09:30:00.000"
+
+
+def dynamodb_stream(
+    *changes: tuple[str, dict[str, Any]], first_sequence: int = 4_200_000_000_000_000_000
+) -> dict[str, Any]:
+    """A DynamoDB Streams batch (view NEW_IMAGE) as Lambda delivers it, one record per
+    `(eventName, serialized item)`: INSERT and MODIFY carry the item as NewImage, REMOVE only its keys."""
+    records = []
+    for offset, (event_name, image) in enumerate(changes):
+        change: dict[str, Any] = {
+            "ApproximateCreationDateTime": float(int(time.time())),
+            "Keys": {"PK": image["PK"], "SK": image["SK"]},
+            "SequenceNumber": str(first_sequence + offset * 100),
+            "SizeBytes": len(json.dumps(image)),
+            "StreamViewType": "NEW_IMAGE",
+        }
+        if event_name != "REMOVE":
+            change["NewImage"] = image
+        records.append(
+            {
+                "eventID": uuid.uuid4().hex,
+                "eventName": event_name,
+                "eventVersion": "1.1",
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "eu-west-1",
+                "dynamodb": change,
+                "eventSourceARN": STREAM_ARN,
+            }
+        )
+    return {"Records": records}

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from time import time_ns
 from types import ModuleType
 from typing import Any
 
@@ -15,7 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from app import events
-from tests.lambda_events import FakeContext, http_v2, rest_v1, s3_put, sqs
+from tests.lambda_events import FakeContext, dynamodb_stream, http_v2, rest_v1, s3_put, sqs
 from tests.support import TEST_SECRET
 
 PORTAL_ORIGIN = "https://portal.example"
@@ -249,6 +251,38 @@ def test_scheduled_task(handler_module: ModuleType, monkeypatch: pytest.MonkeyPa
     assert invoke(handler_module, {"task": "tick"}) == {"task": "tick", "result": {"ticked": True}}
     with pytest.raises(handler_module.UnsupportedEvent):
         invoke(handler_module, {"task": "nope"})
+
+
+def test_stream_records_go_to_the_relay_and_out_of_the_outbox(
+    handler_module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The table's stream, as Lambda delivers it, through the entry point (no bus configured here)."""
+    import app.changefeed.consumers  # noqa: F401  (registered first, so the patch below wins)
+    from app.changefeed import relay
+    from app.storage.dynamodb.events import event_item
+    from app.storage.dynamodb.table import serialize
+    from app.storage.records import DomainEvent
+
+    seen: list[str] = []
+    monkeypatch.setattr(relay, "event_consumers", {"recorder": lambda event, runtime: seen.append(event.id)})
+    store = handler_module.runtime.store
+    event = DomainEvent(
+        id=f"{time_ns():016x}0000abcd",
+        type="booking.confirmed",
+        at=datetime.now(UTC),
+        subject="booking/b-stream",
+        actor="admin",
+        data={"booking": {"id": "b-stream"}},
+    )
+    item = event_item(event)
+    store.table.batch_write(puts=[item])
+    assert event.id in [pending.id for pending in store.events.pending(limit=100)]
+
+    result = invoke(handler_module, dynamodb_stream(("INSERT", serialize(item))))
+
+    assert result == {"batchItemFailures": []}
+    assert seen == [event.id]
+    assert event.id not in [pending.id for pending in store.events.pending(limit=100)]
 
 
 @pytest.mark.parametrize("event", [{}, {"detail-type": "Something"}, {"Records": [{"eventSource": "aws:kinesis"}]}])

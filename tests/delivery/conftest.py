@@ -168,12 +168,13 @@ class OfflineApi:
 
     base_url: str  # HTTP API emulation, e.g. http://127.0.0.1:PORT (no stage prefix: $default)
     lambda_url: str  # serverless-offline's Lambda Invoke API, for non-HTTP events
-    aws_endpoint_url: str  # moto server: S3, SQS, SSM
+    aws_endpoint_url: str  # moto server: S3, SQS, SSM, EventBridge
     dynamodb_endpoint_url: str  # DynamoDB Local
     table_name: str
     uploads_bucket: str
     jobs_queue_url: str
     jwt_secret: str
+    event_bus_name: str = f"{SERVICE}-{STAGE}"
     function_name: str = f"{SERVICE}-{STAGE}-api"
     region: str = REGION
     log_path: Path = field(default=Path())
@@ -224,6 +225,7 @@ def provision_stage(api: OfflineApi) -> None:
     s3 = api.client("s3")
     s3.create_bucket(Bucket=api.uploads_bucket, CreateBucketConfiguration={"LocationConstraint": api.region})
     api.client("sqs").create_queue(QueueName=api.jobs_queue_url.rsplit("/", 1)[-1])
+    api.client("events").create_event_bus(Name=api.event_bus_name)
     api.client("ssm").put_parameter(Name=f"/{SERVICE}/{STAGE}/jwt-secret", Value=api.jwt_secret, Type="SecureString")
 
 
@@ -279,9 +281,9 @@ def offline_api(moto_endpoint: str, local_engine: str) -> Iterator[OfflineApi]:
     )
     provision_stage(api)
 
-    # serverless-offline cannot resolve CloudFormation references (Ref/GetAtt), so the three
+    # serverless-offline cannot resolve CloudFormation references (Ref/GetAtt), so the four
     # resource identifiers come in as --param (serverless.yml, `params`); everything else is the
-    # dev stage as deployed. AWS_ENDPOINT_URL sends every boto3 client (SSM, S3, SQS) to moto,
+    # dev stage as deployed. AWS_ENDPOINT_URL sends every boto3 client (SSM, S3, SQS, EventBridge) to moto,
     # AWS_ENDPOINT_URL_DYNAMODB the DynamoDB client to DynamoDB Local; serverless-offline passes
     # AWS_* variables through to the handler process.
     command = osls_command(
@@ -303,6 +305,8 @@ def offline_api(moto_endpoint: str, local_engine: str) -> Iterator[OfflineApi]:
         f"uploadsBucket={api.uploads_bucket}",
         "--param",
         f"jobsQueueUrl={api.jobs_queue_url}",
+        "--param",
+        f"eventBusName={api.event_bus_name}",
     )
     env = tool_env(AWS_ENDPOINT_URL=moto_endpoint, AWS_ENDPOINT_URL_DYNAMODB=local_engine, **FAKE_CREDENTIALS)
     with api.log_path.open("wb") as log:

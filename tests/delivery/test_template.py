@@ -111,9 +111,26 @@ def test_http_api_routes_everything_to_the_function(template: Template) -> None:
     assert "CorsConfiguration" not in one(template, "AWS::ApiGatewayV2::Api")["Properties"]
 
 
+def event_source_mapping(template: Template, source: dict[str, Any]) -> dict[str, Any]:
+    (mapping,) = [
+        res["Properties"]
+        for res in resources(template, "AWS::Lambda::EventSourceMapping").values()
+        if res["Properties"]["EventSourceArn"] == source
+    ]
+    return mapping
+
+
+def test_the_function_has_two_event_source_mappings(template: Template) -> None:
+    assert sorted(
+        json.dumps(res["Properties"]["EventSourceArn"])
+        for res in resources(template, "AWS::Lambda::EventSourceMapping").values()
+    ) == sorted(
+        json.dumps(arn) for arn in ({"Fn::GetAtt": ["JobsQueue", "Arn"]}, {"Fn::GetAtt": ["PortalTable", "StreamArn"]})
+    )
+
+
 def test_jobs_queue_triggers_the_function_with_partial_batch_responses(template: Template) -> None:
-    mapping = one(template, "AWS::Lambda::EventSourceMapping")["Properties"]
-    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    mapping = event_source_mapping(template, {"Fn::GetAtt": ["JobsQueue", "Arn"]})
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= mapping["BatchSize"] <= 10
 
@@ -125,10 +142,19 @@ def test_uploads_trigger_the_function(template: Template) -> None:
     assert notification["BucketConfigs"] == [{"Event": "s3:ObjectCreated:*", "Rules": [{"Prefix": "uploads/"}]}]
 
 
-def test_schedule_sends_the_sweep_task(template: Template) -> None:
-    rule = one(template, "AWS::Events::Rule")["Properties"]
-    assert rule["ScheduleExpression"] == "rate(5 minutes)"
-    assert [json.loads(target["Input"]) for target in rule["Targets"]] == [{"task": "sweep-jobs"}]
+def test_schedules_send_the_sweeps(template: Template) -> None:
+    schedules = {
+        json.loads(target["Input"])["task"]: rule["Properties"]["ScheduleExpression"]
+        for rule in resources(template, "AWS::Events::Rule").values()
+        for target in rule["Properties"]["Targets"]
+    }
+    assert schedules == {
+        "sweep-jobs": "rate(5 minutes)",
+        # The outbox drain (what the stream could not relay), webhook retries, booking reminders.
+        "relay-events": "rate(1 minute)",
+        "webhooks-retry": "rate(1 minute)",
+        "notifications-reminders": "rate(1 minute)",
+    }
 
 
 def test_environment_is_wired_to_the_stack(template: Template) -> None:
@@ -139,6 +165,7 @@ def test_environment_is_wired_to_the_stack(template: Template) -> None:
     assert env["DYNAMODB_TABLE"] == {"Ref": "PortalTable"}
     assert env["UPLOADS_BUCKET"] == {"Ref": "UploadsBucket"}
     assert env["JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
+    assert env["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
     assert env["JWT_SECRET_SSM_PARAMETER"] == f"/{SERVICE}/{STAGE}/jwt-secret"
     assert env["LOG_LEVEL"] in {"DEBUG", "INFO", "WARNING", "ERROR"}
     assert "*" not in env["CORS_ORIGINS"].split(",")
@@ -203,12 +230,19 @@ def test_framework_helper_role_is_scoped_to_this_bucket(template: Template) -> N
                 assert '{"Ref": "AWS::AccountId"}' in text
 
 
+STREAM_READ = {"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream", "dynamodb:ListStreams"}
+
+
 def test_dynamodb_access_is_the_table_and_its_indexes_only(template: Template) -> None:
     dynamo = [
         s
         for s in statements(template["Resources"]["IamRoleLambdaExecution"])
         if any(action.startswith("dynamodb:") for action in as_list(s["Action"]))
     ]
+    # Reading the stream (granted by the framework from the stream event) is its own statement.
+    stream = [s for s in dynamo if set(as_list(s["Action"])) <= STREAM_READ]
+    assert [as_list(s["Resource"]) for s in stream] == [[{"Fn::GetAtt": ["PortalTable", "StreamArn"]}]]
+    dynamo = [s for s in dynamo if s not in stream]
     assert dynamo
     for statement in dynamo:
         assert sorted(map(resource_text, as_list(statement["Resource"]))) == sorted(

@@ -14,24 +14,27 @@ from typing import Any
 
 from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.schema import GSI1
-from app.storage.dynamodb.table import DynamoTable, serialize
+from app.storage.dynamodb.table import DynamoTable, deserialize, serialize
 from app.storage.records import DomainEvent
 from app.timeutil import epoch_seconds
 
-# The item's kind, which a stream filter selects; `item_type`, as on jobs: the record has a `type`.
-ITEM_TYPE = "event"
+EVENT_TYPE = "event"  # the item's `type` (its kind in the single table), which the stream filter selects
 OUTBOX_PARTITION = "EVENTOUTBOX"
 
 
 def event_item(event: DomainEvent, *, pending: bool = True) -> dict[str, Any]:
+    # `type` is every item's kind in the single table (the stream filter selects "event" by it),
+    # so the event's own type is stored as `event_type`.
+    fields = dump(event, exclude={"type"})
     return {
         "PK": f"EVENT#{event.subject}",
         "SK": event.id,
         "GSI1PK": OUTBOX_PARTITION if pending else None,
         "GSI1SK": event.id if pending else None,
         "ttl": epoch_seconds(event.expires_at) if event.expires_at else None,
-        "item_type": ITEM_TYPE,
-        **dump(event),
+        **fields,
+        "type": EVENT_TYPE,
+        "event_type": event.type,
     }
 
 
@@ -45,7 +48,24 @@ def event_puts(events: Iterable[DomainEvent]) -> list[dict[str, Any]]:
 
 def event_from_item(item: Mapping[str, Any]) -> DomainEvent:
     """The event in a (deserialized) item: from the table or a stream record's NewImage."""
-    return load(DomainEvent, item)
+    return load(DomainEvent, {**item, "type": item["event_type"]})
+
+
+def event_from_stream_record(record: Mapping[str, Any]) -> DomainEvent | None:
+    """The event a DynamoDB Streams record inserted, or None for any other record (an update or
+    removal, another kind of item). Raises ValueError when an event item can't be read."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image = (record.get("dynamodb") or {}).get("NewImage")
+    if not isinstance(image, Mapping) or image.get("type") != {"S": EVENT_TYPE}:
+        return None
+    try:
+        return event_from_item(deserialize(image))
+    except (TypeError, ValueError, KeyError) as exc:  # the deserializer's, the record model's
+        # Only the error's kind: its text would quote the item's values, personal data included.
+        raise ValueError(
+            f"unreadable event item in stream record {record.get('eventID')!r} ({type(exc).__name__})"
+        ) from None
 
 
 class DynamoEventRepository:
