@@ -225,7 +225,9 @@ TODAYS_ITEMS: dict[str, dict[str, Any]] = {
         "GSI1PK": "EVENTOUTBOX",
         "GSI1SK": "0189f0a1b2c3d4e5a1b2c3d4",
         "ttl": 1772690828,
+        "item_type": "event",
         "id": "0189f0a1b2c3d4e5a1b2c3d4",
+        "type": "subscriber.status_changed",
         "at": AT_TEXT,
         "subject": "subscriber/sub-1",
         "actor": "ada",
@@ -233,8 +235,6 @@ TODAYS_ITEMS: dict[str, dict[str, Any]] = {
         "data_version": 1,
         "data": EVENT_DATA,
         "expires_at": LATER_TEXT,
-        "type": "event",
-        "event_type": "subscriber.status_changed",
     },
     "resources": {
         "PK": "RESOURCE#store-1",

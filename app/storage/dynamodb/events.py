@@ -18,23 +18,21 @@ from app.storage.dynamodb.table import DynamoTable, deserialize, serialize
 from app.storage.records import DomainEvent
 from app.timeutil import epoch_seconds
 
-EVENT_TYPE = "event"  # the item's `type` (its kind in the single table), which the stream filter selects
+# The item's kind, which the stream filter selects. `item_type`, as on jobs: the other items keep
+# their kind in `type`, but an event's `type` is its own (booking.confirmed), read back as is.
+ITEM_TYPE = "event"
 OUTBOX_PARTITION = "EVENTOUTBOX"
 
 
 def event_item(event: DomainEvent, *, pending: bool = True) -> dict[str, Any]:
-    # `type` is every item's kind in the single table (the stream filter selects "event" by it),
-    # so the event's own type is stored as `event_type`.
-    fields = dump(event, exclude={"type"})
     return {
         "PK": f"EVENT#{event.subject}",
         "SK": event.id,
         "GSI1PK": OUTBOX_PARTITION if pending else None,
         "GSI1SK": event.id if pending else None,
         "ttl": epoch_seconds(event.expires_at) if event.expires_at else None,
-        **fields,
-        "type": EVENT_TYPE,
-        "event_type": event.type,
+        "item_type": ITEM_TYPE,
+        **dump(event),
     }
 
 
@@ -48,7 +46,7 @@ def event_puts(events: Iterable[DomainEvent]) -> list[dict[str, Any]]:
 
 def event_from_item(item: Mapping[str, Any]) -> DomainEvent:
     """The event in a (deserialized) item: from the table or a stream record's NewImage."""
-    return load(DomainEvent, {**item, "type": item["event_type"]})
+    return load(DomainEvent, item)
 
 
 def event_from_stream_record(record: Mapping[str, Any]) -> DomainEvent | None:
@@ -57,7 +55,7 @@ def event_from_stream_record(record: Mapping[str, Any]) -> DomainEvent | None:
     if record.get("eventName") != "INSERT":
         return None
     image = (record.get("dynamodb") or {}).get("NewImage")
-    if not isinstance(image, Mapping) or image.get("type") != {"S": EVENT_TYPE}:
+    if not isinstance(image, Mapping) or image.get("item_type") != {"S": ITEM_TYPE}:
         return None
     try:
         return event_from_item(deserialize(image))
