@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         description="How long published events stay in the store (the replay window).",
     )
 
+    events_relay: Literal["inline", "background", "stream"] | None = Field(
+        None,
+        description="When committed events are relayed (docs/events.md): `inline` right after the commit "
+        "in the committing process, `background` by a thread of a long-lived server, `stream` by the "
+        "table's DynamoDB stream (AWS). Default: background in local, inline elsewhere.",
+    )
+
     # Notifications to subscribers (app/notifications; README "Notifications").
     notifications_enabled: bool = Field(True, description="Send booking messages to subscribers at all.")
     notifications_transport: Literal["files", "aws"] | None = Field(
@@ -273,6 +280,12 @@ class Settings(BaseSettings):
         if self.demo_admin_password is not None or self.seed_demo_data:
             raise ValueError("DEMO_ADMIN_PASSWORD / SEED_DEMO_DATA are only allowed when APP_ENV=local")
         return self
+
+    @property
+    def events_relay_mode(self) -> Literal["inline", "background", "stream"]:
+        if self.events_relay is not None:
+            return self.events_relay
+        return "background" if self.app_env is Environment.LOCAL else "inline"
 
     @property
     def is_local_like(self) -> bool:

@@ -154,6 +154,8 @@ def handle_stream(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def handle_scheduled(task_name: str) -> dict[str, Any]:
+    import app.changefeed.drain  # noqa: F401 - registers the drain and, through the consumers, the timer tasks
+
     task = events.scheduled_tasks.get(task_name)
     if task is None:
         raise UnsupportedEvent(f"no scheduled task named {task_name!r}")

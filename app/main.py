@@ -13,6 +13,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app import __version__
 from app.auth.router import router as auth_router
 from app.bookings.router import bookings_router, resources_router
+from app.changefeed.after_writes import RelayAfterWrites
+from app.changefeed.drain import background_relay
 from app.config import ConfigurationError, Settings, get_settings
 from app.cors import install_cors
 from app.deps import ServingApp
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         # uvicorn: build the store (and seed local demo data) before the first request.
         # Lambda runs Mangum with lifespan="off"; app.handler builds the store at import instead.
         app.state.runtime.store  # noqa: B018 - built for its side effect
+        if settings.events_relay_mode == "background":
+            background_relay(runtime)  # relays events, retries webhooks, sends reminders
         yield
         runtime.close()
 
@@ -115,6 +119,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.router.routes.extend(router.routes)
 
     app.add_middleware(ServingApp)
+    # Innermost but for the routes: the response is sent before the events of its writes go out.
+    app.add_middleware(RelayAfterWrites)
     # Inside CORS, so a browser can read the refusal.
     app.add_middleware(JsonBodyDepthLimit, max_depth=MAX_BODY_DEPTH, skip_paths=UPLOAD_PATHS)
     install_cors(app, settings)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar, overload
 
 from app.config import Settings
@@ -12,6 +16,10 @@ T = TypeVar("T")
 E = TypeVar("E", bound=BaseException)
 
 TEST_SECRET = "test-signing-secret-that-is-long-enough-0123456789"
+# What the services write under DATA_DIR in tests (local message files): one folder a process,
+# removed at its exit, never the working tree.
+TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="portal-test-data-"))
+atexit.register(shutil.rmtree, TEST_DATA_DIR, ignore_errors=True)
 
 
 def make_settings(**overrides: object) -> Settings:
@@ -21,7 +29,7 @@ def make_settings(**overrides: object) -> Settings:
         "password_hash_time_cost": 1,
         "password_hash_memory_kib": 1024,
         "seed_demo_data": False,
-        "data_dir": "/nonexistent-test-data-dir",
+        "data_dir": str(TEST_DATA_DIR),
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.audit import audit_entry
+from app.changefeed.drain import after_commit
 from app.observability import embedded_metrics
 from app.runtime import Runtime
 from app.storage.base import StaleVersion
@@ -256,7 +257,9 @@ class JobEngine:
     def _commit(self, job: JobRecord, result: BatchResult) -> JobRecord:
         self.jobs.add_errors(result.errors)
         counts = job.counts.plus(result.counts)
-        return self._save(job, counts=counts, checkpoint=result.checkpoint, heartbeat_at=utcnow(), attempts=0)
+        saved = self._save(job, counts=counts, checkpoint=result.checkpoint, heartbeat_at=utcnow(), attempts=0)
+        after_commit(self.runtime)  # the batch's events (one per row written)
+        return saved
 
     def _end(self, job: JobRecord, status: JobStatus, *, summary: str | None = None, **changes: Any) -> JobRecord:
         now = utcnow()
@@ -281,6 +284,7 @@ class JobEngine:
             diff=False,
         )
         ended: JobRecord = self.jobs.replace(job, job.model_copy(update=changes), audit=entry)
+        after_commit(self.runtime)
         started = job.started_at or job.created_at
         seconds = max((now - started).total_seconds(), 0.001)
         metrics = embedded_metrics(
