@@ -70,9 +70,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("order", DESCENDING)], name="newest_first"),
     ],
     "job_errors": [IndexModel([("job_id", ASCENDING), ("_id", ASCENDING)], name="by_job")],
+    "webhooks": [
+        IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
+        IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
+    ],
+    "webhook_deliveries": [
+        IndexModel([("subscription_id", ASCENDING), ("_id", DESCENDING)], name="by_subscription"),
+        # Only pending deliveries carry `due`: the retry task's index holds nothing else.
+        IndexModel([("due", ASCENDING), ("_id", ASCENDING)], name="due", sparse=True),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
-AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings")
+AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings", "webhooks")
 
 
 # The options an index is compared on; any other difference is in its keys.
