@@ -262,6 +262,7 @@ def _password_policy(node: Any, min_length: int) -> None:
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
     from app.auth.policy import allows
+    from app.changefeed.schemas import document_webhooks, webhook_routes
     from app.config import Settings
     from app.deps import IfMatch
     from app.storage.records import Role
@@ -271,8 +272,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=app.routes,
+        webhooks=webhook_routes(),
         tags=app.openapi_tags,
     )
+    document_webhooks(schema.get("webhooks", {}))
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

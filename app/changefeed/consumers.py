@@ -2,3 +2,5 @@
 imports this before relaying, so a consumer can't be missing because nothing imported it."""
 
 from __future__ import annotations
+
+import app.webhooks.consumer  # noqa: F401 - registers the "webhooks" consumer

@@ -60,7 +60,9 @@ def test_subscription_round_trip_versioned_and_audited(store: Store) -> None:
     updated = subscription.model_copy(update={"active": False, "disabled_reason": "failing"})
     store.webhooks.replace(subscription, updated, _audit("webhook.disabled"))
     stored = store.webhooks.get("wh1")
-    assert stored is not None and stored.version == 2 and stored.active is False
+    assert stored is not None
+    assert stored.version == 2
+    assert stored.active is False
     with pytest.raises(StaleVersion):
         store.webhooks.replace(subscription, updated.model_copy(), _audit("webhook.update"))
 
@@ -73,9 +75,11 @@ def test_list_is_paginated_by_id(store: Store) -> None:
     for name in ("wh3", "wh1", "wh2"):
         store.webhooks.create(_subscription(name), _audit("webhook.create", name))
     first = store.webhooks.list(limit=2)
-    assert [item.id for item in first.items] == ["wh1", "wh2"] and first.next_cursor
+    assert [item.id for item in first.items] == ["wh1", "wh2"]
+    assert first.next_cursor
     second = store.webhooks.list(limit=2, cursor=first.next_cursor)
-    assert [item.id for item in second.items] == ["wh3"] and second.next_cursor is None
+    assert [item.id for item in second.items] == ["wh3"]
+    assert second.next_cursor is None
 
 
 def test_delete_removes_the_subscription_and_its_deliveries(store: Store) -> None:
@@ -97,7 +101,8 @@ def test_failure_run_counts_and_resets_without_a_version_change(store: Store) ->
     store.webhooks.reset_failures("wh1")
     assert store.webhooks.count_failure("wh1") == 1
     stored = store.webhooks.get("wh1")
-    assert stored is not None and stored.version == 1
+    assert stored is not None
+    assert stored.version == 1
 
 
 def test_delivery_create_is_idempotent_and_the_log_is_newest_first(store: Store) -> None:
@@ -113,7 +118,8 @@ def test_delivery_create_is_idempotent_and_the_log_is_newest_first(store: Store)
     assert [item.id for item in first.items] == [deliveries[2].id, deliveries[1].id]
     assert first.next_cursor
     second = store.webhooks.list_deliveries("wh1", limit=2, cursor=first.next_cursor)
-    assert [item.id for item in second.items] == [deliveries[0].id] and second.next_cursor is None
+    assert [item.id for item in second.items] == [deliveries[0].id]
+    assert second.next_cursor is None
 
 
 def test_delivery_writes_are_conditional_on_the_revision(store: Store) -> None:

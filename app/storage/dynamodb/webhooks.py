@@ -83,7 +83,10 @@ class DynamoWebhookRepository:
 
     def create(self, subscription: WebhookSubscription, audit: AuditEntry) -> None:
         put = {
-            "Put": {"Item": serialize(subscription_item(subscription)), "ConditionExpression": "attribute_not_exists(PK)"}
+            "Put": {
+                "Item": serialize(subscription_item(subscription)),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
         }
 
         def cancelled(codes: list[str]) -> StorageError:

@@ -62,7 +62,13 @@ class MongoWebhookRepository:
 
     def list(self, *, limit: int, cursor: str | None = None) -> Page[WebhookSubscription]:
         return find_page(
-            self.collection, outbox.LIVE, to_subscription, limit=limit, cursor=cursor, scope="webhooks", cursors=self.cursors
+            self.collection,
+            outbox.LIVE,
+            to_subscription,
+            limit=limit,
+            cursor=cursor,
+            scope="webhooks",
+            cursors=self.cursors,
         )
 
     def replace(self, current: WebhookSubscription, updated: WebhookSubscription, audit: AuditEntry) -> None:
