@@ -21,6 +21,8 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # Not global by the IANA registries, or reachable from inside a cloud network all the same.
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# IETF protocol assignments: a few are global by the registry (192.0.0.9, .10), none is an integrator.
+_PROTOCOL_ASSIGNMENTS = ipaddress.ip_network("192.0.0.0/24")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _METADATA = frozenset(
@@ -71,6 +73,8 @@ def refusal(address: IpAddress) -> str | None:
         return "the unspecified address"
     if isinstance(address, ipaddress.IPv4Address) and address in _CGNAT:
         return "a shared (CGNAT) address"
+    if isinstance(address, ipaddress.IPv4Address) and address in _PROTOCOL_ASSIGNMENTS:
+        return "an IETF protocol address"
     if address.is_private:
         return "a private address"
     if address.is_reserved:
