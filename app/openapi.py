@@ -209,6 +209,19 @@ _CREATED_LINKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "$response.body#/id",
         ("jobs_get", "jobs_errors", "jobs_cancel", "jobs_rollback"),
     ),
+    "webhooks_create": (
+        "path.webhook_id",
+        "$response.body#/id",
+        (
+            "webhooks_get",
+            "webhooks_update",
+            "webhooks_delete",
+            "webhooks_rotate_secret",
+            "webhooks_deliveries",
+            "webhooks_retry_delivery",
+            "webhooks_ping",
+        ),
+    ),
     "users_create": (
         "path.username",
         "$response.body#/username",

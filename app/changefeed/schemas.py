@@ -16,12 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.bookings.schemas import BookingOut
 from app.changefeed import catalog
-from app.storage.records import BookingStatus, JobCounts, SubscriberStatus
+from app.storage.records import BookingStatus, SubscriberStatus
 from app.subscribers.schemas import SubscriberOut
 
 
 class EventData(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Documented as sent (like a response): shared models such as JobCounts keep one component.
+    model_config = ConfigDict(extra="forbid", json_schema_mode_override="serialization")
 
 
 class SubscriberCreatedData(EventData):
@@ -61,10 +62,22 @@ class BookingStatusData(EventData):
     from_status: BookingStatus
 
 
+class JobEventCounts(EventData):
+    """The job's row counts when it finished (as the job's own `counts`)."""
+
+    total: int | None = Field(description="Rows in the input, when known.")
+    processed: int
+    created: int
+    updated: int
+    skipped: int
+    deleted: int
+    failed: int
+
+
 class JobFinishedData(EventData):
     job_id: str
     status: str = Field(description="The job's final status (COMPLETED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED).")
-    counts: JobCounts
+    counts: JobEventCounts
     options: dict[str, Any] = Field(description="The options the job ran with.")
 
 
@@ -106,7 +119,7 @@ PING_DESCRIPTION = "A test delivery sent by `POST /webhooks/{id}/ping`; it descr
 class EnvelopeBase(BaseModel):
     """What every delivery's body holds; `data` is the event type's own model."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_mode_override="serialization")
 
     id: str = Field(description="The event's id: unique, time-ordered; de-duplicate by it.")
     timestamp: datetime = Field(description="When the change committed (UTC).")

@@ -590,9 +590,7 @@ class WebhookRepository(Protocol):
 
     def get_delivery(self, subscription_id: str, delivery_id: str) -> WebhookDelivery | None: ...
 
-    def list_deliveries(
-        self, subscription_id: str, *, limit: int, cursor: str | None = None
-    ) -> Page[WebhookDelivery]:
+    def list_deliveries(self, subscription_id: str, *, limit: int, cursor: str | None = None) -> Page[WebhookDelivery]:
         """Newest first."""
         ...
 

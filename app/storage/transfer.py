@@ -6,7 +6,8 @@ msisdn/imsi claim items, index keys and booking status items; MongoDB's seat hol
 data is the record model dumped as JSON, so the same entity read from either store gives the same
 bytes and therefore the same checksum.
 
-Not copied, on purpose: login throttle windows (minutes long) and the MongoDB outbox's
+Not copied, on purpose: login throttle windows (minutes long), a webhook's run of failed
+deliveries (it starts again at zero in the target), and the MongoDB outbox's
 bookkeeping (`recover()` empties it when the store opens). Job files live in the blob store
 (S3 or DATA_DIR), which both stores share, so a job's `input_key`/`output_key` stay valid.
 """
@@ -31,6 +32,8 @@ from app.storage.records import (
     SubscriberRecord,
     TokenFamilyRecord,
     UserRecord,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from app.timeutil import sortable
 
@@ -50,6 +53,8 @@ PHASES: tuple[tuple[str, ...], ...] = (
         "token_families",
         "refresh_tokens",
         "denied_tokens",
+        "webhooks",
+        "webhook_deliveries",
     ),
     ("slots", "idempotency_keys"),
 )
@@ -71,6 +76,8 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "denied_tokens": ("jti",),
     "slots": ("resource_id", "start"),
     "idempotency_keys": ("key",),
+    "webhooks": ("id",),
+    "webhook_deliveries": ("subscription_id", "id"),
 }
 MODELS: dict[str, type[BaseModel]] = {
     "users": UserRecord,
@@ -82,6 +89,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "audit": AuditEntry,
     "token_families": TokenFamilyRecord,
     "refresh_tokens": RefreshTokenRecord,
+    "webhooks": WebhookSubscription,
+    "webhook_deliveries": WebhookDelivery,
 }
 
 Key = tuple[str, ...]

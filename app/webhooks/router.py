@@ -35,6 +35,7 @@ WebhookId = Annotated[
 ]
 DeliveryId = Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 OptionalVersions = Annotated[Versions | None, Depends(IF_MATCH_OPTIONAL)]
+BAD_ID = invalid(("path.webhook_id", FieldCode.PATTERN_MISMATCH))
 
 
 @router.post(
@@ -74,7 +75,7 @@ def list_webhooks(_: Manager, service: WebhookServiceDep, paging: PageParams) ->
     operation_id="webhooks_get",
     summary="One webhook subscription (never its secret); its version is also the ETag",
     response_model=WebhookOut,
-    responses=error_responses(ProblemType.NOT_FOUND, invalid(("path.webhook_id", FieldCode.PATTERN_MISMATCH))),
+    responses=error_responses(ProblemType.NOT_FOUND, BAD_ID),
 )
 def get_webhook(webhook_id: WebhookId, _: Manager, service: WebhookServiceDep, response: Response) -> WebhookOut:
     subscription = service.get(webhook_id)
@@ -89,7 +90,11 @@ def get_webhook(webhook_id: WebhookId, _: Manager, service: WebhookServiceDep, r
     response_model=WebhookOut,
     responses=error_responses(
         ProblemType.NOT_FOUND,
-        invalid(("body.url", FieldCode.UNSAFE_URL), ("body.active", FieldCode.NULL_NOT_ALLOWED)),
+        invalid(
+            ("body.url", FieldCode.UNSAFE_URL),
+            ("body.active", FieldCode.NULL_NOT_ALLOWED),
+            ("path.webhook_id", FieldCode.PATTERN_MISMATCH),
+        ),
     ),
 )
 def update_webhook(
@@ -110,7 +115,7 @@ def update_webhook(
     operation_id="webhooks_delete",
     summary="Delete a webhook subscription and its delivery log",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(ProblemType.NOT_FOUND),
+    responses=error_responses(ProblemType.NOT_FOUND, BAD_ID),
 )
 def delete_webhook(
     webhook_id: WebhookId, principal: Manager, service: WebhookServiceDep, versions: OptionalVersions
@@ -124,7 +129,7 @@ def delete_webhook(
     operation_id="webhooks_rotate_secret",
     summary="Replace the signing secret; the new one is in this answer only, the old one stops at once",
     response_model=WebhookSecret,
-    responses=error_responses(ProblemType.NOT_FOUND),
+    responses=error_responses(ProblemType.NOT_FOUND, BAD_ID),
 )
 def rotate_secret(
     webhook_id: WebhookId, principal: Manager, service: WebhookServiceDep, response: Response
@@ -141,7 +146,9 @@ def rotate_secret(
     summary="The delivery log, newest first: status, attempts, the receiver's last answer, the next attempt",
     response_model=DeliveryPage,
     responses=error_responses(
-        ProblemType.NOT_FOUND, ProblemType.INVALID_CURSOR, invalid(("query.limit", FieldCode.TOO_LARGE))
+        ProblemType.NOT_FOUND,
+        ProblemType.INVALID_CURSOR,
+        invalid(("query.limit", FieldCode.TOO_LARGE), ("path.webhook_id", FieldCode.PATTERN_MISMATCH)),
     ),
 )
 def list_deliveries(webhook_id: WebhookId, _: Manager, service: WebhookServiceDep, paging: PageParams) -> DeliveryPage:
@@ -153,7 +160,11 @@ def list_deliveries(webhook_id: WebhookId, _: Manager, service: WebhookServiceDe
     operation_id="webhooks_retry_delivery",
     summary="Start a delivery over: pending, a full retry schedule, tried at once (409 while the webhook is disabled)",
     response_model=DeliveryOut,
-    responses=error_responses(ProblemType.NOT_FOUND, ProblemType.CONFLICT),
+    responses=error_responses(
+        ProblemType.NOT_FOUND,
+        ProblemType.CONFLICT,
+        invalid(("path.webhook_id", FieldCode.PATTERN_MISMATCH), ("path.delivery_id", FieldCode.PATTERN_MISMATCH)),
+    ),
 )
 def retry_delivery(
     webhook_id: WebhookId, delivery_id: DeliveryId, _: Manager, service: WebhookServiceDep
@@ -166,7 +177,7 @@ def retry_delivery(
     operation_id="webhooks_ping",
     summary="Send a signed `webhook.ping` now and answer how the receiver took it (one attempt, no retries)",
     response_model=DeliveryOut,
-    responses=error_responses(ProblemType.NOT_FOUND),
+    responses=error_responses(ProblemType.NOT_FOUND, BAD_ID),
 )
 def ping_webhook(webhook_id: WebhookId, principal: Manager, service: WebhookServiceDep) -> DeliveryOut:
     return DeliveryOut.of(service.ping(principal.username, webhook_id))

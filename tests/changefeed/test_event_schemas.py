@@ -21,6 +21,7 @@ from app.storage.records import (
     BookingRecord,
     BookingStatus,
     DomainEvent,
+    JobCounts,
     Role,
     SubscriberRecord,
     SubscriberStatus,
@@ -57,7 +58,8 @@ def _booking(**changes: Any) -> dict[str, Any]:
 
 def _real_events() -> list[DomainEvent]:
     moved = {"start": (AT + timedelta(hours=1)).isoformat(), "end": (LATER + timedelta(hours=1)).isoformat()}
-    job_after = {"status": "COMPLETED", "counts": {"total": 3, "processed": 3}, "options": {"format": "csv"}}
+    counts = JobCounts(total=3, processed=3, created=2, failed=1).model_dump()
+    job_after = {"status": "COMPLETED", "counts": counts, "options": {"format": "csv"}}
     changes = [
         ("subscriber.create", "subscriber", "sub-1", None, _subscriber()),
         (

@@ -22,6 +22,7 @@ from app.storage.mongo.audit import audit_document
 from app.storage.mongo.bookings import VISIBLE, booking_document, busy_id, ledger_expiry, slot_id
 from app.storage.mongo.counters import counter_id
 from app.storage.mongo.jobs import error_document, error_id, stored_job_document
+from app.storage.mongo.webhooks import delivery_document
 from app.storage.records import BookingStatus
 from app.storage.transfer import (
     MODELS,
@@ -95,6 +96,8 @@ ENTITIES: dict[str, Entity] = {
         Entity("audit", "audit", {}, "id", audit_document),
         Entity("token_families", "token_families", {}, "family_id"),
         Entity("refresh_tokens", "refresh_tokens", {}, "token_hash"),
+        Entity("webhooks", "webhooks", outbox.LIVE, "id"),
+        Entity("webhook_deliveries", "webhook_deliveries", {}, None, delivery_document),
     )
 }
 # In the order of `transfer.PHASES`: a copy's saved position counts sources in this order.
@@ -112,6 +115,8 @@ PHASE_SOURCES: tuple[tuple[Entity | _Source, ...], ...] = (
         ENTITIES["token_families"],
         ENTITIES["refresh_tokens"],
         _Source("denied_tokens", {}, lambda d: denied_token(str(d["_id"]), as_utc(d["expires_at"]))),
+        ENTITIES["webhooks"],
+        ENTITIES["webhook_deliveries"],
     ),
     (
         _Source("slots", {}, lambda d: slot(d["resource_id"], as_utc(d["start"]), d["booked"])),
@@ -133,6 +138,8 @@ _LOCATIONS: dict[str, tuple[str, Callable[[Key], str]]] = {
     "refresh_tokens": ("refresh_tokens", lambda k: k[0]),
     "denied_tokens": ("denied_tokens", lambda k: k[0]),
     "slots": ("slots", lambda k: slot_id(k[0], parse_time(k[1]))),
+    "webhooks": ("webhooks", lambda k: k[0]),
+    "webhook_deliveries": ("webhook_deliveries", lambda k: f"{k[0]}:{k[1]}"),
 }
 
 
