@@ -126,7 +126,11 @@ class Settings(BaseSettings):
         description="Deliveries failed for good in a row (each after ~a day of retries) that disable a webhook.",
     )
     webhook_delivery_retention_days: int = Field(
-        30, ge=1, le=365, description="How long the delivery log keeps a delivery (the store's TTL removes it)."
+        30,
+        ge=2,
+        le=365,
+        description="How long the delivery log keeps a delivery (the store's TTL removes it); at least 2 days, "
+        "longer than the retries of one delivery.",
     )
 
     # Subscribers.

@@ -234,8 +234,15 @@ class WebhookService:
             current = self.store.webhooks.get_delivery(subscription_id, delivery_id)
             if current is None:
                 raise NotFoundError(f"delivery {delivery_id!r} not found")
+            now = self.clock()
             reset = current.model_copy(
-                update={"status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": self.clock()}
+                update={
+                    "status": DeliveryStatus.PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    # Kept for a whole retry schedule from now, like a new delivery.
+                    "expires_at": now + timedelta(days=self.settings.webhook_delivery_retention_days),
+                }
             )
             try:
                 self.store.webhooks.replace_delivery(current, reset)
