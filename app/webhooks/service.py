@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,8 @@ from app.timeutil import time_ordered_id, utcnow
 from app.webhooks import signing, targets
 from app.webhooks.schemas import WebhookCreate, WebhookUpdate
 from app.webhooks.transport import AttemptResult, Sender
+
+logger = logging.getLogger("app.webhooks")
 
 # After the first attempt fails: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (27 h 35 min in all).
 RETRY_DELAYS = (
@@ -373,6 +376,18 @@ class WebhookService:
             self.store.webhooks.replace_delivery(claimed, updated)
         except (StaleVersion, RecordMissing):
             return None  # our claim ran out and another attempt took over; its outcome stands
+        # Ids and outcome only: the URL may carry the integrator's token, the body personal data.
+        logger.info(
+            "webhook attempt",
+            extra={
+                "webhook_id": subscription.id,
+                "delivery_id": updated.id,
+                "event_type": updated.event_type,
+                "attempt": attempts,
+                "status": status.value,
+                "status_code": result.status_code,
+            },
+        )
         if not ping:
             if status is DeliveryStatus.SUCCEEDED:
                 self.store.webhooks.reset_failures(subscription.id)
@@ -389,7 +404,11 @@ class WebhookService:
         except targets.UnsafeTarget as refused:
             return AttemptResult(error=f"not sent: {refused}")
         headers = signing.signed_headers(self._key(subscription), delivery.id, self.clock(), delivery.payload)
-        return self.sender(target, delivery.payload, headers)
+        try:
+            return self.sender(target, delivery.payload, headers)
+        except Exception as exc:  # a sender's own failure is this attempt's failure, never the relay's
+            logger.exception("webhook sender failed", extra={"webhook_id": subscription.id, "delivery_id": delivery.id})
+            return AttemptResult(error=f"not sent: {type(exc).__name__}")
 
     def _disable(self, subscription_id: str, run: int) -> None:
         reason = f"{run} deliveries in a row failed after every retry"

@@ -268,3 +268,19 @@ def _update(**fields: object) -> object:
     from app.webhooks.schemas import WebhookUpdate
 
     return WebhookUpdate.model_validate(fields)
+
+
+def test_a_sender_that_raises_fails_the_attempt_not_the_relay(store: Store) -> None:
+    def broken(*_: object) -> AttemptResult:
+        raise RuntimeError("bug in the sender")
+
+    clock = Clock()
+    service = WebhookService(
+        store, make_settings(webhook_target_policy="local"), TEST_SECRET.encode(), broken, clock=clock
+    )
+    subscription = _subscribe(service)
+    assert service.on_event(_created_event()) == 1
+    (delivery,) = store.webhooks.list_deliveries(subscription.id, limit=5).items
+    assert delivery.status is DeliveryStatus.PENDING
+    assert delivery.last_error == "not sent: RuntimeError"
+    assert delivery.next_attempt_at == clock.now + RETRY_DELAYS[0]
