@@ -39,9 +39,15 @@ EventTypes = Annotated[
     Field(min_length=1, max_length=len(EVENT_TYPES), description="The event types sent (at least one)."),
     AfterValidator(_distinct),
 ]
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+# The form the API takes, stated in the document (a client learns it before sending): http(s), a
+# host name or IPv4 address, a port, a path and query without spaces or controls, no fragment.
+# What the schema can't say is the service's (targets.check): https only and public addresses
+# outside `local`, and what the host resolves to.
+URL_PATTERN = rf"^https?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:{_PORT})?([/?][^\x00-\x20\x7f#]*)?$"
 WebhookUrl = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=MAX_URL_LENGTH),
+    StringConstraints(min_length=1, max_length=MAX_URL_LENGTH, pattern=URL_PATTERN),
     Field(
         description="Where deliveries are POSTed: https, a public address (private, loopback, link-local and "
         "metadata addresses are refused, at subscribe time and before every attempt); redirects are not followed.",
