@@ -36,7 +36,12 @@ EventTypeName = Annotated[
 ]
 EventTypes = Annotated[
     list[EventTypeName],
-    Field(min_length=1, max_length=len(EVENT_TYPES), description="The event types sent (at least one)."),
+    Field(
+        min_length=1,
+        max_length=len(EVENT_TYPES),
+        description="The event types sent (at least one, each once).",
+        json_schema_extra={"uniqueItems": True},
+    ),
     AfterValidator(_distinct),
 ]
 _PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"

@@ -3705,7 +3705,7 @@ export interface components {
             url: string;
             /**
              * Event Types
-             * @description The event types sent (at least one).
+             * @description The event types sent (at least one, each once).
              */
             event_types: ("booking.cancelled" | "booking.completed" | "booking.confirmed" | "booking.no_show" | "booking.rescheduled" | "job.cancelled" | "job.completed" | "job.completed_with_errors" | "job.failed" | "subscriber.created" | "subscriber.deleted" | "subscriber.status_changed" | "subscriber.updated" | "user.disabled" | "user.locked")[];
             /** Description */
@@ -3884,7 +3884,7 @@ export interface components {
             url?: string;
             /**
              * Event Types
-             * @description The event types sent (at least one).
+             * @description The event types sent (at least one, each once).
              */
             event_types?: ("booking.cancelled" | "booking.completed" | "booking.confirmed" | "booking.no_show" | "booking.rescheduled" | "job.cancelled" | "job.completed" | "job.completed_with_errors" | "job.failed" | "subscriber.created" | "subscriber.deleted" | "subscriber.status_changed" | "subscriber.updated" | "user.disabled" | "user.locked")[];
             /** Description */
