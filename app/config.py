@@ -187,6 +187,27 @@ class Settings(BaseSettings):
         "data are masked as that role sees them through the API (viewer: masked).",
     )
 
+    # Webhooks.
+    webhook_target_policy: Literal["strict", "local"] | None = Field(
+        None,
+        description="strict: https only, public addresses only (SSRF rules); local: any http(s) URL, for a "
+        "receiver on this machine. Default: local when APP_ENV=local, strict otherwise; `local` is refused "
+        "outside local and test.",
+    )
+    webhook_disable_after_failures: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Deliveries failed for good in a row (each after ~a day of retries) that disable a webhook.",
+    )
+    webhook_delivery_retention_days: int = Field(
+        30,
+        ge=2,
+        le=365,
+        description="How long the delivery log keeps a delivery (the store's TTL removes it); at least 2 days, "
+        "longer than the retries of one delivery.",
+    )
+
     # Subscribers.
     default_phone_region: str = Field(
         "GB",
@@ -277,6 +298,8 @@ class Settings(BaseSettings):
             raise ValueError(f"JWT_SECRET (or JWT_SECRET_SSM_PARAMETER) is required when APP_ENV={self.app_env.value}")
         if self.jwt_secret is not None and len(self.jwt_secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes when APP_ENV={self.app_env.value}")
+        if self.webhook_target_policy == "local":
+            raise ValueError("WEBHOOK_TARGET_POLICY=local is only allowed when APP_ENV is local or test")
         if self.demo_admin_password is not None or self.seed_demo_data:
             raise ValueError("DEMO_ADMIN_PASSWORD / SEED_DEMO_DATA are only allowed when APP_ENV=local")
         return self
@@ -290,6 +313,13 @@ class Settings(BaseSettings):
     @property
     def is_local_like(self) -> bool:
         return self.app_env in (Environment.LOCAL, Environment.TEST)
+
+    @property
+    def webhook_strict_targets(self) -> bool:
+        """Whether webhook targets must be https and public (everywhere but local, unless set)."""
+        if self.webhook_target_policy is not None:
+            return self.webhook_target_policy == "strict"
+        return self.app_env is not Environment.LOCAL
 
     @property
     def backend(self) -> StorageBackend:

@@ -238,6 +238,11 @@ class FieldCode(StrEnum):
     NOT_STARTED = "not_started", "the booking's slot has not started yet"
     ALREADY_STARTED = "already_started", "the booking's slot has already started"
     INVALID_TRANSITION = "invalid_transition", "the booking's status does not allow this change"
+    # Webhooks
+    UNSAFE_URL = (
+        "unsafe_url",
+        "a webhook URL the server won't send to (not https, or a private, loopback or metadata address)",
+    )
     # Jobs
     UNKNOWN_REGION = "unknown_region", "not an ISO 3166 region the phone number rules know"
     NOT_AVAILABLE = "not_available", "a kind of job this server does not run"

@@ -31,6 +31,7 @@ from app.request_context import RequestContextMiddleware
 from app.runtime import Runtime
 from app.storage.base import Store
 from app.subscribers.router import router as subscribers_router
+from app.webhooks.router import router as webhooks_router
 
 DESCRIPTION = """
 Backend of the telecom subscriber portal: subscribers, service bookings and bulk migration jobs.
@@ -52,6 +53,11 @@ TAGS = [
         "Viewers see imsi, iccid and email masked.",
     },
     {"name": "health", "description": "Liveness and readiness probes."},
+    {
+        "name": "webhooks",
+        "description": "Webhook subscriptions for integrators (admin): signed deliveries of the events in the "
+        "`webhooks` section, retried for about a day, with a delivery log, manual retry and a test ping.",
+    },
     {
         "name": "resources",
         "description": "Bookable resources (stores, technicians, agent desks, rooms): schedules and availability.",
@@ -107,6 +113,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         ops_router,
         resources_router,
         bookings_router,
+        webhooks_router,
     )
     for router in routers:
         # The routers' routes were built when their modules were imported (APIRouter builds an

@@ -209,6 +209,19 @@ _CREATED_LINKS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "$response.body#/id",
         ("jobs_get", "jobs_errors", "jobs_cancel", "jobs_rollback"),
     ),
+    "webhooks_create": (
+        "path.webhook_id",
+        "$response.body#/id",
+        (
+            "webhooks_get",
+            "webhooks_update",
+            "webhooks_delete",
+            "webhooks_rotate_secret",
+            "webhooks_deliveries",
+            "webhooks_retry_delivery",
+            "webhooks_ping",
+        ),
+    ),
     "users_create": (
         "path.username",
         "$response.body#/username",
@@ -262,6 +275,7 @@ def _password_policy(node: Any, min_length: int) -> None:
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     from app.auth.deps import Policy
     from app.auth.policy import allows
+    from app.changefeed.schemas import document_webhooks, webhook_routes
     from app.config import Settings
     from app.deps import IfMatch
     from app.storage.records import Role
@@ -271,8 +285,10 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         version=app.version,
         description=app.description,
         routes=app.routes,
+        webhooks=webhook_routes(),
         tags=app.openapi_tags,
     )
+    document_webhooks(schema.get("webhooks", {}))
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

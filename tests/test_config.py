@@ -91,3 +91,14 @@ def test_default_phone_region_is_checked_and_upper_cased() -> None:
         make_settings(default_phone_region="UK")
     with pytest.raises(ValidationError, match="not a region"):
         make_settings(default_phone_region="XX")
+
+
+def test_webhook_targets_are_strict_everywhere_but_local() -> None:
+    assert Settings(_env_file=None, app_env="local").webhook_strict_targets is False  # type: ignore[call-arg]
+    assert Settings(_env_file=None, app_env="test").webhook_strict_targets is True  # type: ignore[call-arg]
+    prod = Settings(_env_file=None, app_env="prod", jwt_secret="x" * 40)  # type: ignore[call-arg]
+    assert prod.webhook_strict_targets is True
+    local_receiver = Settings(_env_file=None, app_env="test", webhook_target_policy="local")  # type: ignore[call-arg]
+    assert local_receiver.webhook_strict_targets is False
+    with pytest.raises(ValidationError, match="WEBHOOK_TARGET_POLICY=local"):
+        Settings(_env_file=None, app_env="prod", jwt_secret="x" * 40, webhook_target_policy="local")  # type: ignore[call-arg]

@@ -20,6 +20,7 @@ class Capability(StrEnum):
     USERS_ADMIN = "users:admin"
     AUDIT_READ = "audit:read"
     DASHBOARD_READ = "dashboard:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 _VIEWER = {

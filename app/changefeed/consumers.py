@@ -3,4 +3,5 @@ imports this before relaying, so a consumer can't be missing because nothing imp
 
 from __future__ import annotations
 
+import app.webhooks.consumer  # noqa: F401 - registers the "webhooks" consumer
 from app.notifications import consumer as notifications  # noqa: F401 - registers its consumer and task

@@ -32,6 +32,8 @@ from app.storage.records import (
     SubscriberStatus,
     TokenFamilyRecord,
     UserRecord,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 
 if TYPE_CHECKING:  # importing uses the counters, which use this module
@@ -616,6 +618,59 @@ class SubscriberRepository(Protocol):
         ...
 
 
+class WebhookRepository(Protocol):
+    """Webhook subscriptions (written with their audit entry) and their deliveries.
+
+    A subscription's deliveries are listed newest first (delivery ids are time-ordered event ids).
+    Pending deliveries are also kept in a due index sorted by `next_attempt_at`, so the retry task
+    reads only what is due, never the deliveries of every subscription.
+    """
+
+    def create(self, subscription: WebhookSubscription, audit: AuditEntry) -> None: ...
+
+    def get(self, subscription_id: str) -> WebhookSubscription | None: ...
+
+    def list(self, *, limit: int, cursor: str | None = None) -> Page[WebhookSubscription]:
+        """Ordered by id."""
+        ...
+
+    def replace(self, current: WebhookSubscription, updated: WebhookSubscription, audit: AuditEntry) -> None:
+        """Write `updated` as version current.version + 1; RecordMissing or StaleVersion otherwise."""
+        ...
+
+    def delete(self, current: WebhookSubscription, audit: AuditEntry) -> None:
+        """Remove the subscription (if still at current.version) and its deliveries."""
+        ...
+
+    def count_failure(self, subscription_id: str) -> int:
+        """Count one delivery that failed for good; returns the run of such failures since the
+        last success or reset (atomic, and no versioned change of the subscription)."""
+        ...
+
+    def reset_failures(self, subscription_id: str) -> None:
+        """End the run of failed deliveries (a delivery succeeded, or an admin re-enabled it)."""
+        ...
+
+    def create_delivery(self, delivery: WebhookDelivery) -> bool:
+        """Store a new delivery; False (and nothing written) if that delivery id exists already."""
+        ...
+
+    def get_delivery(self, subscription_id: str, delivery_id: str) -> WebhookDelivery | None: ...
+
+    def list_deliveries(self, subscription_id: str, *, limit: int, cursor: str | None = None) -> Page[WebhookDelivery]:
+        """Newest first."""
+        ...
+
+    def replace_delivery(self, current: WebhookDelivery, updated: WebhookDelivery) -> None:
+        """Write `updated` (revision = current.revision + 1) if the stored revision is still current's;
+        StaleVersion if another writer got there first, RecordMissing if it is gone."""
+        ...
+
+    def due_deliveries(self, now: datetime, *, limit: int) -> builtins.list[WebhookDelivery]:
+        """Pending deliveries whose `next_attempt_at` is at or before `now`, earliest first."""
+        ...
+
+
 class Store(Protocol):
     """Every repository of one backend, created once per process."""
 
@@ -656,6 +711,9 @@ class Store(Protocol):
 
     @property
     def subscribers(self) -> SubscriberRepository: ...
+
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
     @property
     def transfer(self) -> StoreTransfer:

@@ -445,3 +445,54 @@ class ReminderTimer(Record):
     start: datetime = Field(description="The slot start it reminds of: checked against the booking at send time.")
     event_id: str = Field(description="The event that scheduled it (booking.confirmed or booking.rescheduled).")
     expires_at: datetime = Field(description="Removed by the store's TTL after this time (long after the slot).")
+
+
+class WebhookSubscription(Record):
+    """An integrator's webhook: where to send which events, masked as `role` sees them.
+
+    The signing secret is not stored: `secret_salt` (random, new at creation and rotation) and the
+    app's signing secret derive it (`app.webhooks.secrets`), so the store alone never reveals it.
+    """
+
+    id: str
+    url: str
+    event_types: list[str]
+    description: str | None = None
+    role: Role = Role.VIEWER
+    active: bool = True
+    secret_salt: str
+    disabled_reason: str | None = Field(None, description="Why the service disabled it (repeated failure).")
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class WebhookDelivery(Record):
+    """One event sent to one subscription: the same id, body and signature key on every attempt.
+
+    `id` is the event's id (unique within its subscription), so a relayed event can create at most
+    one delivery per subscription. `revision` moves on every write: writes are conditional on it.
+    """
+
+    id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    payload: str = Field(description="The JSON body as sent (masked for the subscription's role).")
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0
+    created_at: datetime
+    next_attempt_at: datetime | None = Field(None, description="Set while pending: when it is due.")
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_response: str | None = Field(None, description="The start of the receiver's last answer (at most 1 KB).")
+    revision: int = 1
+    expires_at: datetime | None = Field(None, description="Removed by the store's TTL after this time.")

@@ -6,7 +6,8 @@ msisdn/imsi claim items, index keys and booking status items; MongoDB's seat hol
 data is the record model dumped as JSON, so the same entity read from either store gives the same
 bytes and therefore the same checksum.
 
-Not copied, on purpose: login throttle windows (minutes long) and the MongoDB outbox's
+Not copied, on purpose: login throttle windows (minutes long), a webhook's run of failed
+deliveries (it starts again at zero in the target), and the MongoDB outbox's
 bookkeeping (`recover()` empties it when the store opens). Job files live in the blob store
 (S3 or DATA_DIR), which both stores share, so a job's `input_key`/`output_key` stay valid.
 """
@@ -34,6 +35,8 @@ from app.storage.records import (
     SubscriberRecord,
     TokenFamilyRecord,
     UserRecord,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 from app.timeutil import sortable
 
@@ -56,6 +59,8 @@ PHASES: tuple[tuple[str, ...], ...] = (
         "events",
         "notifications",
         "reminders",
+        "webhooks",
+        "webhook_deliveries",
     ),
     ("slots", "idempotency_keys"),
 )
@@ -80,6 +85,8 @@ IDENTITY: dict[str, tuple[str, ...]] = {
     "reminders": ("booking_id",),
     "slots": ("resource_id", "start"),
     "idempotency_keys": ("key",),
+    "webhooks": ("id",),
+    "webhook_deliveries": ("subscription_id", "id"),
 }
 MODELS: dict[str, type[BaseModel]] = {
     "users": UserRecord,
@@ -94,6 +101,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "refresh_tokens": RefreshTokenRecord,
     "notifications": NotificationRecord,
     "reminders": ReminderTimer,
+    "webhooks": WebhookSubscription,
+    "webhook_deliveries": WebhookDelivery,
 }
 
 Key = tuple[str, ...]

@@ -26,12 +26,14 @@ from app.storage.cursor import CursorCodec
 from app.storage.records import AuditEntry, Role
 from app.storage.transfer import KINDS
 from app.timeutil import utcnow
+from app.webhooks.deps import SENDER
 from tests.bookings.conftest import add_subscriber
 from tests.bookings.test_bookings_api import at, resource_body
 from tests.conftest import dynamo_store, mongo_store
 from tests.migration.test_subscriber_jobs import csv_file, row, run_job
 from tests.notifications.conftest import event_of
 from tests.support import make_settings
+from tests.webhooks.support import RecordingSender
 
 PASSWORD = "copy-password-0123"
 LOGIN_THROTTLE = "populating signs in, and the login throttle's window is an upsert with $setOnInsert"
@@ -113,6 +115,12 @@ def populate(store: Store, tmp_path: Path) -> dict[str, Any]:
         messages = NotificationService(store, make_settings(), FileTransport(tmp_path / "messages"), utcnow)
         assert messages.handle_event(event_of("booking.create", None, booking)) is Outcome.SENT
         assert store.reminders.get(booking.id) is not None
+        app.state.runtime.provide(SENDER, RecordingSender())  # type: ignore[attr-defined]
+        body = {"url": "https://93.184.215.14/hooks", "event_types": ["booking.confirmed"]}
+        webhook = client.post("/webhooks", json=body, headers=admin)
+        assert webhook.status_code == 201, webhook.text
+        pinged = client.post(f"/webhooks/{webhook.json()['id']}/ping", headers=admin)
+        assert pinged.status_code == 200, pinged.text
     return {
         "first_refresh": first["refresh_token"],
         "refresh": refreshed.json()["refresh_token"],
@@ -121,6 +129,7 @@ def populate(store: Store, tmp_path: Path) -> dict[str, Any]:
         "kept": kept,
         "kept_id": first_booking.json()["id"],
         "job": job["id"],
+        "webhook": webhook.json()["id"],
     }
 
 
@@ -163,6 +172,10 @@ def test_every_kind_arrives_and_the_target_behaves_like_the_source(stores: tuple
     assert target.jobs.list_errors(seeded["job"], limit=10) == source.jobs.list_errors(seeded["job"], limit=10)
     for scope in ("subscribers.status", "subscribers.plan", "bookings.day", "jobs.status", "users"):
         assert target.counters.get(scope) == source.counters.get(scope), scope
+    assert target.webhooks.get(seeded["webhook"]) == source.webhooks.get(seeded["webhook"])
+    deliveries = target.webhooks.list_deliveries(seeded["webhook"], limit=5)
+    assert deliveries == source.webhooks.list_deliveries(seeded["webhook"], limit=5)
+    assert len(deliveries.items) == 1
     history = target.audit.list_for_entity("subscriber", "sub-5", limit=10).items
     assert [entry.action for entry in history] == ["subscriber.delete", "subscriber.create"]
 
@@ -319,4 +332,4 @@ def test_a_subscriber_clash_refuses_only_that_subscriber(cursors: CursorCodec, t
 
 
 def test_every_kind_is_in_one_phase() -> None:
-    assert len(KINDS) == len(set(KINDS)) == 17
+    assert len(KINDS) == len(set(KINDS)) == 19

@@ -65,6 +65,7 @@ def get_requests(app: FastAPI, seeded: dict[str, Any]) -> list[tuple[str, dict[s
         "username": ["operator-user"],
         "resource_id": ["none"],
         "booking_id": ["none"],
+        "webhook_id": ["none"],
     }
     queries: dict[str, list[dict[str, str]]] = {
         "/migration/jobs/{job_id}/errors": [{}, {"format": "csv"}],

@@ -23,6 +23,7 @@ from app.storage.dynamodb.sessions import family_item, token_item
 from app.storage.dynamodb.subscribers import subscriber_item
 from app.storage.dynamodb.table import deserialize, serialize
 from app.storage.dynamodb.users import user_item
+from app.storage.dynamodb.webhooks import delivery_item, subscription_item
 from app.storage.mongo import codec as mongo_codec
 from app.storage.mongo.transfer import ENTITIES
 from app.storage.records import JobCounts, OpeningHours, Record, ScheduleException
@@ -55,7 +56,30 @@ DYNAMO_WRITERS: dict[str, Callable[[Any], dict[str, Any]]] = {
     "bookings": booking_item,
     "notifications": notification_item,
     "reminders": reminder_item,
+    "webhooks": subscription_item,
+    "webhook_deliveries": delivery_item,
 }
+_WEBHOOK_FIELDS = {
+    "id": "wh-1",
+    "url": "https://crm.example.com/hooks",
+    "event_types": ["booking.confirmed", "user.locked"],
+    "description": "CRM",
+    "role": "admin",
+    "active": False,
+    "secret_salt": "c2FsdHNhbHRzYWx0c2FsdHNhbHQ",
+    "disabled_reason": "5 deliveries in a row failed after every retry",
+    "created_by": "ada",
+}
+_DELIVERY_FIELDS = {
+    "id": "evt-1-wh-1",
+    "subscription_id": "wh-1",
+    "event_id": "evt-1",
+    "event_type": "booking.confirmed",
+    "payload": '{"id":"evt-1"}',
+    "status": "pending",
+    "attempts": 2,
+}
+_DELIVERY_OUTCOME = {"last_status_code": 503, "last_error": "answered HTTP 503", "last_response": "busy", "revision": 4}
 _BOOKING_FIELDS = {
     "id": "bk-1",
     "resource_id": "store-1",
@@ -299,6 +323,29 @@ TODAYS_ITEMS: dict[str, dict[str, Any]] = {
         "due_at": AT_TEXT,
         "start": LATER_TEXT,
         "event_id": "ev-1",
+    "webhooks": {
+        "PK": "WEBHOOK#wh-1",
+        "SK": "WEBHOOK",
+        "GSI1PK": "WEBHOOKS",
+        "GSI1SK": "wh-1",
+        "type": "webhook",
+        **_WEBHOOK_FIELDS,
+        "created_at": AT_TEXT,
+        "updated_at": LATER_TEXT,
+        "version": 3,
+    },
+    "webhook_deliveries": {
+        "PK": "WEBHOOK#wh-1",
+        "SK": "DELIVERY#evt-1-wh-1",
+        "GSI2PK": "WEBHOOKDUE#3",
+        "GSI2SK": f"{LATER_TEXT}#wh-1#evt-1-wh-1",
+        "ttl": 1772690828,
+        "type": "webhook_delivery",
+        **_DELIVERY_FIELDS,
+        "created_at": AT_TEXT,
+        "next_attempt_at": LATER_TEXT,
+        "last_attempt_at": AT_TEXT,
+        **_DELIVERY_OUTCOME,
         "expires_at": LATER_TEXT,
     },
 }
@@ -470,6 +517,23 @@ TODAYS_DOCUMENTS: dict[str, dict[str, Any]] = {
         "_id": "ev-1-confirmation",
     },
     "reminders": {"due_at": AT, "start": LATER, "event_id": "ev-1", "expires_at": LATER, "_id": "bk-1"},
+    "webhooks": {
+        **{name: value for name, value in _WEBHOOK_FIELDS.items() if name != "id"},
+        "created_at": AT,
+        "updated_at": LATER,
+        "version": 3,
+        "_id": "wh-1",
+    },
+    "webhook_deliveries": {
+        "_id": "wh-1:evt-1-wh-1",
+        **_DELIVERY_FIELDS,
+        "created_at": AT,
+        "next_attempt_at": LATER,
+        "last_attempt_at": AT,
+        **_DELIVERY_OUTCOME,
+        "expires_at": LATER,
+        "due": LATER,
+    },
 }
 KINDS = list(SAMPLES)
 _TZ_AWARE: CodecOptions[Any] = CodecOptions(tz_aware=True)

@@ -16,6 +16,7 @@ from app.storage.dynamodb.table import DynamoTable
 from app.storage.dynamodb.throttle import DynamoThrottleRepository
 from app.storage.dynamodb.transfer import DynamoTransfer
 from app.storage.dynamodb.users import DynamoUserRepository
+from app.storage.dynamodb.webhooks import DynamoWebhookRepository
 
 
 class DynamoStore:
@@ -35,6 +36,7 @@ class DynamoStore:
         self.resources = DynamoResourceRepository(self.table)
         self.bookings = DynamoBookingRepository(self.table)
         self.subscribers = DynamoSubscriberRepository(self.table)
+        self.webhooks = DynamoWebhookRepository(self.table)
         self.transfer = DynamoTransfer(self.table)
 
     def readiness(self) -> Readiness:

@@ -48,6 +48,14 @@ from app.storage.dynamodb.subscribers import (
 )
 from app.storage.dynamodb.table import TRANSACTION_LIMIT, DynamoTable, deserialize, key, serialize, serialize_values
 from app.storage.dynamodb.users import user_item, user_key
+from app.storage.dynamodb.webhooks import (
+    DELIVERY_PREFIX,
+    FAILURES_SK,
+    SUBSCRIPTION_SK,
+    delivery_item,
+    subscription_item,
+    subscription_partition,
+)
 from app.storage.records import SubscriberRecord
 from app.storage.transfer import (
     MODELS,
@@ -118,6 +126,12 @@ def _record(item: dict[str, Any]) -> TransferRecord | None:
         return _entity("reminders", item)
     if prefix == "DENY":
         return denied_token(rest, datetime.fromtimestamp(int(item["ttl"]), UTC))
+    if prefix == "WEBHOOK" and sk == SUBSCRIPTION_SK:
+        return _entity("webhooks", item)
+    if prefix == "WEBHOOK" and sk.startswith(DELIVERY_PREFIX):
+        return _entity("webhook_deliveries", item)
+    if prefix == "WEBHOOK" and sk == FAILURES_SK:
+        return None  # a run of failed deliveries: it starts again in the target
     raise StorageError(f"the copy does not know the item {pk} / {sk}; nothing was skipped silently")
 
 
@@ -160,6 +174,10 @@ def _items(record: TransferRecord) -> list[dict[str, Any]]:
     if kind == "slots":
         pk, sk = slot_key(data["resource_id"], parse_time(data["start"]))
         return [{"PK": pk, "SK": sk, "type": "slot", **data}]
+    if kind == "webhooks":
+        return [subscription_item(record.model())]
+    if kind == "webhook_deliveries":
+        return [delivery_item(record.model())]
     if kind == "idempotency_keys":
         stored = IdempotencyKey(data["key"], data["request_hash"], parse_time(data["expires_at"]))
         return [idempotency_item(stored, data["booking_id"])]
@@ -185,6 +203,8 @@ _LOCATIONS: dict[str, Callable[[Key], tuple[str, str]]] = {
     "reminders": lambda k: reminder_key(k[0]),
     "slots": lambda k: slot_key(k[0], parse_time(k[1])),
     "idempotency_keys": lambda k: idempotency_key(k[0]),
+    "webhooks": lambda k: (subscription_partition(k[0]), SUBSCRIPTION_SK),
+    "webhook_deliveries": lambda k: (subscription_partition(k[0]), DELIVERY_PREFIX + k[1]),
 }
 
 

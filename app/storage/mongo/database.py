@@ -82,9 +82,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("due_at", ASCENDING), ("_id", ASCENDING)], name="by_due"),
         IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
     ],
+    "webhooks": [
+        IndexModel([("_pending_audit", ASCENDING)], name="pending_audit", sparse=True),
+        IndexModel([("_deleted", ASCENDING)], name="deleted", sparse=True),
+    ],
+    "webhook_deliveries": [
+        IndexModel([("subscription_id", ASCENDING), ("_id", DESCENDING)], name="by_subscription"),
+        # Only pending deliveries carry `due`: the retry task's index holds nothing else.
+        IndexModel([("due", ASCENDING), ("_id", ASCENDING)], name="due", sparse=True),
+        IndexModel([("expires_at", ASCENDING)], name="ttl", expireAfterSeconds=0),
+    ],
 }
 # Collections whose writes go through the audit outbox (see outbox.py).
-AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings", "jobs")
+AUDITED_COLLECTIONS = ("users", "subscribers", "resources", "bookings", "jobs", "webhooks")
 
 
 # The options an index is compared on; any other difference is in its keys.

@@ -17,6 +17,7 @@ from app.storage.mongo.subscribers import MongoSubscriberRepository
 from app.storage.mongo.throttle import MongoThrottleRepository
 from app.storage.mongo.transfer import MongoTransfer
 from app.storage.mongo.users import MongoUserRepository
+from app.storage.mongo.webhooks import MongoWebhookRepository
 from app.timeutil import utcnow
 
 # Booking writes younger than this may still be running in another process: recovery leaves them alone.
@@ -44,6 +45,7 @@ class MongoStore:
         self.resources = MongoResourceRepository(self.db, cursors)
         self.bookings = MongoBookingRepository(self.db, cursors)
         self.subscribers = MongoSubscriberRepository(self.db, cursors)
+        self.webhooks = MongoWebhookRepository(self.db, cursors)
         self.transfer = MongoTransfer(self.db)
         self.recover()
 

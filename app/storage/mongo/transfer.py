@@ -23,6 +23,7 @@ from app.storage.mongo.bookings import VISIBLE, booking_document, busy_id, ledge
 from app.storage.mongo.counters import counter_id
 from app.storage.mongo.events import relayed_event_document
 from app.storage.mongo.jobs import error_document, error_id, stored_job_document
+from app.storage.mongo.webhooks import delivery_document
 from app.storage.records import BookingStatus
 from app.storage.transfer import (
     MODELS,
@@ -100,6 +101,8 @@ ENTITIES: dict[str, Entity] = {
         Entity("refresh_tokens", "refresh_tokens", {}, "token_hash"),
         Entity("notifications", "notifications", {}, "id"),
         Entity("reminders", "reminders", {}, "booking_id"),
+        Entity("webhooks", "webhooks", outbox.LIVE, "id"),
+        Entity("webhook_deliveries", "webhook_deliveries", {}, None, delivery_document),
     )
 }
 # In the order of `transfer.PHASES`: a copy's saved position counts sources in this order.
@@ -120,6 +123,8 @@ PHASE_SOURCES: tuple[tuple[Entity | _Source, ...], ...] = (
         ENTITIES["events"],
         ENTITIES["notifications"],
         ENTITIES["reminders"],
+        ENTITIES["webhooks"],
+        ENTITIES["webhook_deliveries"],
     ),
     (
         _Source("slots", {}, lambda d: slot(d["resource_id"], as_utc(d["start"]), d["booked"])),
@@ -144,6 +149,8 @@ _LOCATIONS: dict[str, tuple[str, Callable[[Key], str]]] = {
     "notifications": ("notifications", lambda k: k[0]),
     "reminders": ("reminders", lambda k: k[0]),
     "slots": ("slots", lambda k: slot_id(k[0], parse_time(k[1]))),
+    "webhooks": ("webhooks", lambda k: k[0]),
+    "webhook_deliveries": ("webhook_deliveries", lambda k: f"{k[0]}:{k[1]}"),
 }
 
 

@@ -627,8 +627,434 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List webhook subscriptions, ordered by id */
+        get: operations["webhooks_list"];
+        put?: never;
+        /** Subscribe a URL to event types; the signing secret is in this answer only */
+        post: operations["webhooks_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One webhook subscription (never its secret); its version is also the ETag */
+        get: operations["webhooks_get"];
+        put?: never;
+        post?: never;
+        /** Delete a webhook subscription and its delivery log */
+        delete: operations["webhooks_delete"];
+        options?: never;
+        head?: never;
+        /** Change a webhook subscription; `active: true` re-enables a disabled one */
+        patch: operations["webhooks_update"];
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace the signing secret; the new one is in this answer only, the old one stops at once */
+        post: operations["webhooks_rotate_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The delivery log, newest first: status, attempts, the receiver's last answer, the next attempt */
+        get: operations["webhooks_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a delivery over: pending, a full retry schedule, tried at once (409 while the webhook is disabled) */
+        post: operations["webhooks_retry_delivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a signed `webhook.ping` now and answer how the receiver took it (one attempt, no retries) */
+        post: operations["webhooks_ping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+    "subscriber.created": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * subscriber.created
+         * @description A subscriber was created (through the API or an import row).
+         */
+        post: operations["webhook_subscriber_created"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "subscriber.updated": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * subscriber.updated
+         * @description Fields of a subscriber other than its status changed; `changed` names them.
+         */
+        post: operations["webhook_subscriber_updated"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "subscriber.status_changed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * subscriber.status_changed
+         * @description A subscriber's status changed (ACTIVE, INACTIVE, SUSPENDED, TERMINATED).
+         */
+        post: operations["webhook_subscriber_status_changed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "subscriber.deleted": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * subscriber.deleted
+         * @description A subscriber was deleted.
+         */
+        post: operations["webhook_subscriber_deleted"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "booking.confirmed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * booking.confirmed
+         * @description A booking was made (bookings are confirmed when made).
+         */
+        post: operations["webhook_booking_confirmed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "booking.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * booking.cancelled
+         * @description A booking was cancelled.
+         */
+        post: operations["webhook_booking_cancelled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "booking.rescheduled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * booking.rescheduled
+         * @description A booking moved to another slot; `previous_start`/`previous_end` are the old slot.
+         */
+        post: operations["webhook_booking_rescheduled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "booking.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * booking.completed
+         * @description A booking was marked completed.
+         */
+        post: operations["webhook_booking_completed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "booking.no_show": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * booking.no_show
+         * @description A booking was marked as a no-show.
+         */
+        post: operations["webhook_booking_no_show"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.completed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * job.completed
+         * @description A bulk job finished with every row done.
+         */
+        post: operations["webhook_job_completed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.completed_with_errors": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * job.completed_with_errors
+         * @description A bulk job finished; some rows failed (see its error report).
+         */
+        post: operations["webhook_job_completed_with_errors"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * job.failed
+         * @description A bulk job stopped on an error.
+         */
+        post: operations["webhook_job_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "job.cancelled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * job.cancelled
+         * @description A bulk job was cancelled.
+         */
+        post: operations["webhook_job_cancelled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.locked": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.locked
+         * @description A user was locked out after repeated failed logins.
+         */
+        post: operations["webhook_user_locked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "user.disabled": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * user.disabled
+         * @description An admin disabled a user.
+         */
+        post: operations["webhook_user_disabled"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "webhook.ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * webhook.ping
+         * @description A test delivery sent by `POST /webhooks/{id}/ping`; it describes no change.
+         */
+        post: operations["webhook_webhook_ping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+}
 export interface components {
     schemas: {
         /** AffectedBooking */
@@ -736,6 +1162,136 @@ export interface components {
             /** Reason */
             reason?: string | null;
         };
+        /** BookingCancelledEvent */
+        BookingCancelledEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "booking.cancelled";
+            data: components["schemas"]["BookingStatusData"];
+        };
+        /** BookingCompletedEvent */
+        BookingCompletedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "booking.completed";
+            data: components["schemas"]["BookingStatusData"];
+        };
+        /** BookingConfirmedData */
+        BookingConfirmedData: {
+            booking: components["schemas"]["BookingOut"];
+        };
+        /** BookingConfirmedEvent */
+        BookingConfirmedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "booking.confirmed";
+            data: components["schemas"]["BookingConfirmedData"];
+        };
         /**
          * BookingCreate
          * @example {
@@ -763,6 +1319,48 @@ export interface components {
             end?: string | null;
             /** Notes */
             notes?: string | null;
+        };
+        /** BookingNoShowEvent */
+        BookingNoShowEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "booking.no_show";
+            data: components["schemas"]["BookingStatusData"];
         };
         /** BookingOut */
         BookingOut: {
@@ -835,12 +1433,74 @@ export interface components {
             /** End */
             end?: string | null;
         };
+        /** BookingRescheduledData */
+        BookingRescheduledData: {
+            /** @description The booking in its new slot. */
+            booking: components["schemas"]["BookingOut"];
+            /**
+             * Previous Start
+             * Format: date-time
+             */
+            previous_start: string;
+            /**
+             * Previous End
+             * Format: date-time
+             */
+            previous_end: string;
+        };
+        /** BookingRescheduledEvent */
+        BookingRescheduledEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "booking.rescheduled";
+            data: components["schemas"]["BookingRescheduledData"];
+        };
         /**
          * BookingStatus
          * @description A booking's status: CONFIRMED until it is cancelled, or marked COMPLETED or NO_SHOW.
          * @enum {string}
          */
         BookingStatus: "CONFIRMED" | "CANCELLED" | "COMPLETED" | "NO_SHOW";
+        /** BookingStatusData */
+        BookingStatusData: {
+            booking: components["schemas"]["BookingOut"];
+            from_status: components["schemas"]["BookingStatus"];
+        };
         /** Check */
         Check: {
             /** Ok */
@@ -927,6 +1587,60 @@ export interface components {
              */
             delimiter?: ("," | ";" | "\t") | null;
         };
+        /** DeliveryOut */
+        DeliveryOut: {
+            /**
+             * Id
+             * @description The delivery's id, also its `webhook-id` header on every attempt.
+             */
+            id: string;
+            /** Event Id */
+            event_id: string;
+            /** Event Type */
+            event_type: string;
+            status: components["schemas"]["DeliveryStatus"];
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Next Attempt At
+             * @description When the next attempt is due (pending only).
+             */
+            next_attempt_at: string | null;
+            /** Last Attempt At */
+            last_attempt_at: string | null;
+            /**
+             * Last Status Code
+             * @description The receiver's last HTTP status; null if none came.
+             */
+            last_status_code: number | null;
+            /** Last Error */
+            last_error: string | null;
+            /**
+             * Last Response
+             * @description The start of the receiver's last answer (at most 1 KB).
+             */
+            last_response: string | null;
+        };
+        /** DeliveryPage */
+        DeliveryPage: {
+            /** Items */
+            items: components["schemas"]["DeliveryOut"][];
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
+            next_cursor: string | null;
+        };
+        /**
+         * DeliveryStatus
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "succeeded" | "failed";
         /** ExportFilters */
         ExportFilters: {
             /** Status */
@@ -1025,11 +1739,12 @@ export interface components {
          *     | `not_started` | the booking's slot has not started yet |
          *     | `already_started` | the booking's slot has already started |
          *     | `invalid_transition` | the booking's status does not allow this change |
+         *     | `unsafe_url` | a webhook URL the server won't send to (not https, or a private, loopback or metadata address) |
          *     | `unknown_region` | not an ISO 3166 region the phone number rules know |
          *     | `not_available` | a kind of job this server does not run |
          * @enum {string}
          */
-        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unknown_region" | "not_available";
+        FieldCode: "missing" | "unknown_field" | "null_not_allowed" | "invalid_type" | "invalid_choice" | "too_short" | "too_long" | "too_small" | "too_large" | "not_a_multiple" | "pattern_mismatch" | "invalid_datetime" | "timezone_required" | "json_invalid" | "json_too_deep" | "invalid" | "exactly_one_required" | "invalid_combination" | "invalid_etag" | "idempotency_key_reused" | "idempotency_in_progress" | "invalid_cursor" | "already_exists" | "stale_version" | "not_found" | "invalid_uid" | "reserved_uid" | "uid_immutable" | "invalid_msisdn" | "invalid_imsi" | "invalid_iccid" | "invalid_email" | "invalid_plan" | "invalid_attributes" | "has_bookings" | "invalid_username" | "wrong_password" | "password_too_short" | "password_too_long" | "password_is_username" | "unknown_hash_scheme" | "unknown_time_zone" | "unknown_resource" | "resource_inactive" | "unknown_subscriber" | "subscriber_not_active" | "in_past" | "misaligned_start" | "outside_schedule" | "end_mismatch" | "slot_full" | "overlapping_booking" | "not_started" | "already_started" | "invalid_transition" | "unsafe_url" | "unknown_region" | "not_available";
         /** FieldError */
         FieldError: {
             /**
@@ -1096,6 +1811,132 @@ export interface components {
          * @description An import: its `mapping` names the fields of its `target`.
          */
         ImportJobCreate: components["schemas"]["SubscriberImportJobCreate"] | components["schemas"]["UserImportJobCreate"];
+        /** JobCancelledEvent */
+        JobCancelledEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "job.cancelled";
+            data: components["schemas"]["JobFinishedData"];
+        };
+        /** JobCompletedEvent */
+        JobCompletedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "job.completed";
+            data: components["schemas"]["JobFinishedData"];
+        };
+        /** JobCompletedWithErrorsEvent */
+        JobCompletedWithErrorsEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "job.completed_with_errors";
+            data: components["schemas"]["JobFinishedData"];
+        };
         /** JobCounts */
         JobCounts: {
             /** Total */
@@ -1189,6 +2030,89 @@ export interface components {
              * @description Pass back as `cursor` for the next page; null on the last page.
              */
             next_cursor: string | null;
+        };
+        /**
+         * JobEventCounts
+         * @description The job's row counts when it finished (as the job's own `counts`).
+         */
+        JobEventCounts: {
+            /**
+             * Total
+             * @description Rows in the input, when known.
+             */
+            total: number | null;
+            /** Processed */
+            processed: number;
+            /** Created */
+            created: number;
+            /** Updated */
+            updated: number;
+            /** Skipped */
+            skipped: number;
+            /** Deleted */
+            deleted: number;
+            /** Failed */
+            failed: number;
+        };
+        /** JobFailedEvent */
+        JobFailedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "job.failed";
+            data: components["schemas"]["JobFinishedData"];
+        };
+        /** JobFinishedData */
+        JobFinishedData: {
+            /** Job Id */
+            job_id: string;
+            /**
+             * Status
+             * @description The job's final status (COMPLETED, COMPLETED_WITH_ERRORS, FAILED, CANCELLED).
+             */
+            status: string;
+            counts: components["schemas"]["JobEventCounts"];
+            /**
+             * Options
+             * @description The options the job ran with.
+             */
+            options: {
+                [key: string]: unknown;
+            };
         };
         /** JobOut */
         JobOut: {
@@ -1904,6 +2828,101 @@ export interface components {
              */
             remaining: number;
         };
+        /** SubscriberCreatedData */
+        SubscriberCreatedData: {
+            /** Uid */
+            uid: string;
+            subscriber: components["schemas"]["SubscriberOut"];
+        };
+        /** SubscriberCreatedEvent */
+        SubscriberCreatedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "subscriber.created";
+            data: components["schemas"]["SubscriberCreatedData"];
+        };
+        /** SubscriberDeletedData */
+        SubscriberDeletedData: {
+            /** Uid */
+            uid: string;
+        };
+        /** SubscriberDeletedEvent */
+        SubscriberDeletedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "subscriber.deleted";
+            data: components["schemas"]["SubscriberDeletedData"];
+        };
         /**
          * SubscriberImportJobCreate
          * @description An import of subscribers (the default target).
@@ -2280,6 +3299,110 @@ export interface components {
          * @enum {string}
          */
         SubscriberStatus: "ACTIVE" | "INACTIVE" | "SUSPENDED" | "TERMINATED";
+        /** SubscriberStatusChangedData */
+        SubscriberStatusChangedData: {
+            /** Uid */
+            uid: string;
+            from_status: components["schemas"]["SubscriberStatus"];
+            to_status: components["schemas"]["SubscriberStatus"];
+            subscriber: components["schemas"]["SubscriberOut"];
+        };
+        /** SubscriberStatusChangedEvent */
+        SubscriberStatusChangedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "subscriber.status_changed";
+            data: components["schemas"]["SubscriberStatusChangedData"];
+        };
+        /** SubscriberUpdatedData */
+        SubscriberUpdatedData: {
+            /** Uid */
+            uid: string;
+            /**
+             * Changed
+             * @description The fields that changed (status has its own event).
+             */
+            changed: string[];
+            /** @description The subscriber after the change. */
+            subscriber: components["schemas"]["SubscriberOut"];
+        };
+        /** SubscriberUpdatedEvent */
+        SubscriberUpdatedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "subscriber.updated";
+            data: components["schemas"]["SubscriberUpdatedData"];
+        };
         /** TokenPair */
         TokenPair: {
             /** Access Token */
@@ -2349,6 +3472,53 @@ export interface components {
             /** Full Name */
             full_name?: string | null;
         };
+        /** UserDisabledData */
+        UserDisabledData: {
+            /** Username */
+            username: string;
+        };
+        /** UserDisabledEvent */
+        UserDisabledEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "user.disabled";
+            data: components["schemas"]["UserDisabledData"];
+        };
         /**
          * UserImportJobCreate
          * @description An import of users with their password hashes.
@@ -2397,6 +3567,58 @@ export interface components {
              */
             target: "users";
             mapping?: components["schemas"]["UserMapping"] | null;
+        };
+        /** UserLockedData */
+        UserLockedData: {
+            /** Username */
+            username: string;
+            /**
+             * Locked Until
+             * @description When the lockout ends.
+             */
+            locked_until: string | null;
+        };
+        /** UserLockedEvent */
+        UserLockedEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "user.locked";
+            data: components["schemas"]["UserLockedData"];
         };
         /**
          * UserMapping
@@ -2501,6 +3723,213 @@ export interface components {
             role?: components["schemas"]["Role"] | null;
             /** Active */
             active?: boolean | null;
+        };
+        /**
+         * WebhookCreate
+         * @example {
+         *       "event_types": [
+         *         "booking.confirmed"
+         *       ],
+         *       "url": "https://crm.example.com/hooks/portal"
+         *     }
+         */
+        WebhookCreate: {
+            /**
+             * Url
+             * @description Where deliveries are POSTed: https, a public address (private, loopback, link-local and metadata addresses are refused, at subscribe time and before every attempt); redirects are not followed.
+             * @example https://crm.example.com/hooks/portal
+             */
+            url: string;
+            /**
+             * Event Types
+             * @description The event types sent (at least one, each once).
+             */
+            event_types: ("booking.cancelled" | "booking.completed" | "booking.confirmed" | "booking.no_show" | "booking.rescheduled" | "job.cancelled" | "job.completed" | "job.completed_with_errors" | "job.failed" | "subscriber.created" | "subscriber.deleted" | "subscriber.status_changed" | "subscriber.updated" | "user.disabled" | "user.locked")[];
+            /** Description */
+            description?: string | null;
+            /**
+             * @description Whose view of personal data the payloads get: `viewer` (masked, the default) or an unmasked role.
+             * @default viewer
+             */
+            role?: components["schemas"]["Role"];
+            /**
+             * Active
+             * @default true
+             */
+            active?: boolean;
+        };
+        /** WebhookCreated */
+        WebhookCreated: {
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+            /** Event Types */
+            event_types: string[];
+            /** Description */
+            description: string | null;
+            role: components["schemas"]["Role"];
+            /** Active */
+            active: boolean;
+            /**
+             * Disabled Reason
+             * @description Why the server disabled it (repeated failed deliveries).
+             */
+            disabled_reason: string | null;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Version
+             * @description Also sent as the ETag; send it back in If-Match to update safely.
+             */
+            version: number;
+            /**
+             * Secret
+             * @description The signing secret (`whsec_` + base64), shown this once: store it to verify deliveries. `POST /webhooks/{id}/rotate-secret` replaces it.
+             */
+            secret: string;
+        };
+        /** WebhookOut */
+        WebhookOut: {
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+            /** Event Types */
+            event_types: string[];
+            /** Description */
+            description: string | null;
+            role: components["schemas"]["Role"];
+            /** Active */
+            active: boolean;
+            /**
+             * Disabled Reason
+             * @description Why the server disabled it (repeated failed deliveries).
+             */
+            disabled_reason: string | null;
+            /** Created By */
+            created_by: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * Version
+             * @description Also sent as the ETag; send it back in If-Match to update safely.
+             */
+            version: number;
+        };
+        /** WebhookPage */
+        WebhookPage: {
+            /** Items */
+            items: components["schemas"]["WebhookOut"][];
+            /**
+             * Next Cursor
+             * @description Pass back as `cursor` for the next page; null on the last page.
+             */
+            next_cursor: string | null;
+        };
+        /** WebhookPingData */
+        WebhookPingData: {
+            /**
+             * Webhook Id
+             * @description The subscription pinged.
+             */
+            webhook_id: string;
+        };
+        /** WebhookPingEvent */
+        WebhookPingEvent: {
+            /**
+             * Id
+             * @description The event's id: unique, time-ordered; de-duplicate by it.
+             */
+            id: string;
+            /**
+             * Timestamp
+             * Format: date-time
+             * @description When the change committed (UTC).
+             */
+            timestamp: string;
+            /**
+             * Subject
+             * @description What changed, `<entity>/<id>`; one subject's events arrive in order.
+             */
+            subject: string;
+            /**
+             * Actor
+             * @description Who made the change (a username, or `system:...`).
+             */
+            actor: string;
+            /**
+             * Request Id
+             * @description The API request that made the change, if one did.
+             */
+            request_id: string | null;
+            /**
+             * Data Version
+             * @description The version of `data`'s schema.
+             * @constant
+             */
+            data_version: 1;
+            /**
+             * Type
+             * @description The event type.
+             * @constant
+             */
+            type: "webhook.ping";
+            data: components["schemas"]["WebhookPingData"];
+        };
+        /** WebhookSecret */
+        WebhookSecret: {
+            /** Id */
+            id: string;
+            /**
+             * Secret
+             * @description The new signing secret, shown this once; the old one stops at once.
+             */
+            secret: string;
+        };
+        /**
+         * WebhookUpdate
+         * @description Only the fields sent change. Setting `active` to true re-enables a disabled subscription.
+         * @example {
+         *       "active": true
+         *     }
+         */
+        WebhookUpdate: {
+            /**
+             * Url
+             * @description Where deliveries are POSTed: https, a public address (private, loopback, link-local and metadata addresses are refused, at subscribe time and before every attempt); redirects are not followed.
+             * @example https://crm.example.com/hooks/portal
+             */
+            url?: string;
+            /**
+             * Event Types
+             * @description The event types sent (at least one, each once).
+             */
+            event_types?: ("booking.cancelled" | "booking.completed" | "booking.confirmed" | "booking.no_show" | "booking.rescheduled" | "job.cancelled" | "job.completed" | "job.completed_with_errors" | "job.failed" | "subscriber.created" | "subscriber.deleted" | "subscriber.status_changed" | "subscriber.updated" | "user.disabled" | "user.locked")[];
+            /** Description */
+            description?: string | null;
+            /** @description Whose view of personal data the payloads get: `viewer` (masked, the default) or an unmasked role. */
+            role?: components["schemas"]["Role"];
+            /** Active */
+            active?: boolean;
         };
     };
     responses: never;
@@ -5937,6 +7366,1163 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
+            };
+        };
+    };
+    webhooks_list: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1-200. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookPage"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    /** @description The absolute path of what was created, with the API's path prefix (e.g. an API Gateway stage): request it as it is. */
+                    Location?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body (or the uploaded file) is larger than the server takes. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookOut"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource at this path (or no such path). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_delete: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Optional: the ETag of the version you read; when sent, a stale one is a 412. One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never matches; `*` is refused with 428.
+                 * @example "3"
+                 */
+                "if-match"?: string;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource at this path (or no such path). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match with the ETag of the version you read (`*` is not accepted). */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_update: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Optional: the ETag of the version you read; when sent, a stale one is a 412. One or more entity tags, e.g. `"3"` or `"3", "4"`; a weak tag never matches; `*` is refused with 428.
+                 * @example "3"
+                 */
+                "if-match"?: string;
+            };
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookOut"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource at this path (or no such path). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description If-Match does not match the current version (or the record changed meanwhile): reload, re-apply, retry. Nothing was written. */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body (or the uploaded file) is larger than the server takes. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This change needs If-Match with the ETag of the version you read (`*` is not accepted). */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_rotate_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource at this path (or no such path). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Page size, 1-200. */
+                limit?: number;
+                /** @description `next_cursor` of the previous page of the same query, as it was returned. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryPage"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource at this path (or no such path). The `cursor` has the documented shape but was not issued for this query (edited, forged, or from another query), so the page it names does not exist (`errors` names `query.cursor`): start again from the first page. A cursor of another shape is a 422. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_retry_delivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource at this path (or no such path). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The change conflicts with the current state: a unique value already in use, a full slot, a state that does not allow it. `errors[].code` says which, when it concerns one field; nothing was written. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhooks_ping: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"];
+                };
+            };
+            /** @description No access token, or it is invalid, expired or revoked; at login and refresh: wrong credentials or an ended session. Sign in again. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Signed in, but the role may not do this, or not to this object (e.g. another user's job). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource at this path (or no such path). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request is invalid as sent: `errors` lists every bad field with a `code` (see FieldCode). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The store is unreachable or kept refusing the write (throttling, contention): retry shortly. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_subscriber_created: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriberCreatedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_subscriber_updated: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriberUpdatedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_subscriber_status_changed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriberStatusChangedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_subscriber_deleted: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SubscriberDeletedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_booking_confirmed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingConfirmedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_booking_cancelled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingCancelledEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_booking_rescheduled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingRescheduledEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_booking_completed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingCompletedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_booking_no_show: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BookingNoShowEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_job_completed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobCompletedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_job_completed_with_errors: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobCompletedWithErrorsEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_job_failed: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobFailedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_job_cancelled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JobCancelledEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_locked: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserLockedEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_user_disabled: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UserDisabledEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    webhook_webhook_ping: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description The delivery's id: the same on every retry of it (de-duplicate by it or by the event id). */
+                "webhook-id": string;
+                /** @description Unix seconds when this attempt was signed; refuse ones far from your clock. */
+                "webhook-timestamp": string;
+                /** @description `v1,<base64 HMAC-SHA256>` of `<webhook-id>.<webhook-timestamp>.<body>` under the subscription's secret (the base64 after `whsec_`), per the Standard Webhooks specification. */
+                "webhook-signature": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookPingEvent"];
+            };
+        };
+        responses: {
+            /** @description Received. Any other answer, a redirect or none within 5 seconds is retried: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and 10 h later, then the delivery has failed. */
+            "2XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
