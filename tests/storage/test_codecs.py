@@ -323,6 +323,8 @@ TODAYS_ITEMS: dict[str, dict[str, Any]] = {
         "due_at": AT_TEXT,
         "start": LATER_TEXT,
         "event_id": "ev-1",
+        "expires_at": LATER_TEXT,
+    },
     "webhooks": {
         "PK": "WEBHOOK#wh-1",
         "SK": "WEBHOOK",

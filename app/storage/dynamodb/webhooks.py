@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from app.storage.base import ConditionFailed, Page, StorageError, ValueTaken, missing_or_stale
-from app.storage.dynamodb.audit import audit_put
+from app.storage.dynamodb.audit import audit_puts
 from app.storage.dynamodb.codec import dump, load
 from app.storage.dynamodb.schema import GSI1, GSI2
 from app.storage.dynamodb.table import DynamoTable, key, serialize, serialize_values
@@ -92,7 +92,7 @@ class DynamoWebhookRepository:
         def cancelled(codes: list[str]) -> StorageError:
             return ValueTaken(f"webhook {subscription.id!r} already exists", attribute="id")
 
-        self.table.transact([put, audit_put(audit)], on_cancel=cancelled)
+        self.table.transact([put, *audit_puts(audit)], on_cancel=cancelled)
 
     def get(self, subscription_id: str) -> WebhookSubscription | None:
         item = self.table.get(subscription_partition(subscription_id), SUBSCRIPTION_SK)
@@ -107,12 +107,12 @@ class DynamoWebhookRepository:
     def replace(self, current: WebhookSubscription, updated: WebhookSubscription, audit: AuditEntry) -> None:
         updated.version = current.version + 1
         put = {"Put": {"Item": serialize(subscription_item(updated)), **_versioned(current.version)}}
-        self.table.transact([put, audit_put(audit)], on_cancel=lambda codes: self._missing_or_stale(current))
+        self.table.transact([put, *audit_puts(audit)], on_cancel=lambda codes: self._missing_or_stale(current))
 
     def delete(self, current: WebhookSubscription, audit: AuditEntry) -> None:
         partition = subscription_partition(current.id)
         remove = {"Delete": {"Key": key(partition, SUBSCRIPTION_SK), **_versioned(current.version)}}
-        self.table.transact([remove, audit_put(audit)], on_cancel=lambda codes: self._missing_or_stale(current))
+        self.table.transact([remove, *audit_puts(audit)], on_cancel=lambda codes: self._missing_or_stale(current))
         # The subscription is gone (and audited); its deliveries and counter follow. A crash here
         # leaves deliveries that the retry task drops (their subscription is missing) or the TTL ends.
         leftovers = [(item["PK"], item["SK"]) for item in self.table.query_all(partition=partition)]
