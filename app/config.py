@@ -229,11 +229,20 @@ class Settings(BaseSettings):
             raise ValueError("'*' is not allowed; list the portal's origins explicitly")
         return origins
 
+    @field_validator(
+        "notifications_email_sender", "notifications_sms_sender_id", "notifications_channels", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """A deploy parameter left empty ('') means the setting is not set."""
+        return None if value == "" else value
+
     @field_validator("notifications_channels", mode="before")
     @classmethod
     def _split_channels(cls, value: object) -> object:
         if isinstance(value, str):
-            return [channel.strip().lower() for channel in value.split(",") if channel.strip()]
+            # Empty (a deploy parameter left empty) is unset: the default channels.
+            return [channel.strip().lower() for channel in value.split(",") if channel.strip()] or None
         return value
 
     @model_validator(mode="after")

@@ -155,6 +155,16 @@ def test_schedules_send_the_sweeps(template: Template) -> None:
         "webhooks-retry": "rate(1 minute)",
         "notifications-reminders": "rate(1 minute)",
     }
+    # Each names a task the handler knows: an unknown one would fail every minute.
+    for task in schedules:
+        assert handle_scheduled_task_exists(task), task
+
+
+def handle_scheduled_task_exists(name: str) -> bool:
+    import app.changefeed.drain  # noqa: F401 - what app.handler imports before running a task
+    from app import events
+
+    return name in events.scheduled_tasks
 
 
 def test_environment_is_wired_to_the_stack(template: Template) -> None:
@@ -166,6 +176,8 @@ def test_environment_is_wired_to_the_stack(template: Template) -> None:
     assert env["UPLOADS_BUCKET"] == {"Ref": "UploadsBucket"}
     assert env["JOBS_QUEUE_URL"] == {"Ref": "JobsQueue"}
     assert env["EVENT_BUS_NAME"] == {"Ref": "EventBus"}
+    assert env["EVENTS_RELAY"] == "stream"
+    assert env["NOTIFICATIONS_ENABLED"] == "false"  # until a stage configures a sender
     assert env["JWT_SECRET_SSM_PARAMETER"] == f"/{SERVICE}/{STAGE}/jwt-secret"
     assert env["LOG_LEVEL"] in {"DEBUG", "INFO", "WARNING", "ERROR"}
     assert "*" not in env["CORS_ORIGINS"].split(",")
