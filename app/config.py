@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.changefeed.catalog import DEFAULT_RETENTION_DAYS
@@ -194,6 +194,14 @@ class Settings(BaseSettings):
         "receiver on this machine. Default: local when APP_ENV=local, strict otherwise; `local` is refused "
         "outside local and test.",
     )
+    webhook_allowed_networks: Annotated[list[IPvAnyNetwork], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated private networks (CIDR) webhooks may be sent to under the strict "
+        "policy, e.g. a CRM inside the VPC; https is still required and metadata addresses stay refused.",
+    )
+    webhook_ca_bundle: Path | None = Field(
+        None, description="A PEM file of CA certificates trusted for webhook targets besides the public ones."
+    )
     webhook_disable_after_failures: int = Field(
         5,
         ge=1,
@@ -236,6 +244,22 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         """A deploy parameter left empty ('') means the setting is not set."""
         return None if value == "" else value
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [network.strip() for network in value.split(",") if network.strip()]
+        return value
+
+    @field_validator("webhook_ca_bundle", mode="before")
+    @classmethod
+    def _bundle_is_a_file(cls, value: object) -> object:
+        if value in ("", None):
+            return None
+        if not Path(str(value)).is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
 
     @field_validator("notifications_channels", mode="before")
     @classmethod

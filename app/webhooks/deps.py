@@ -17,10 +17,10 @@ SENDER = "webhooks.sender"
 CLOCK = "webhooks.clock"
 
 
-def _http_sender() -> object:
+def _http_sender(runtime: Runtime) -> object:
     from app.webhooks.transport import HttpSender
 
-    return HttpSender()
+    return HttpSender(ca_bundle=runtime.settings.webhook_ca_bundle)
 
 
 def webhook_service_of(runtime: Runtime) -> WebhookService:
@@ -29,7 +29,7 @@ def webhook_service_of(runtime: Runtime) -> WebhookService:
         runtime.store,
         runtime.settings,
         runtime.signing_secret,
-        sender=runtime.memo(SENDER, _http_sender),  # type: ignore[arg-type]
+        sender=runtime.memo(SENDER, lambda: _http_sender(runtime)),  # type: ignore[arg-type]
         clock=runtime.memo(CLOCK, lambda: utcnow),
     )
 

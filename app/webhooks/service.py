@@ -198,9 +198,13 @@ class WebhookService:
             )
         return current
 
+    def _target(self, url: str) -> targets.Target:
+        settings = self.settings
+        return targets.check(url, strict=settings.webhook_strict_targets, allowed=settings.webhook_allowed_networks)
+
     def _check_target(self, url: str) -> None:
         try:
-            targets.check(url, strict=self.settings.webhook_strict_targets)
+            self._target(url)
         except targets.UnsafeTarget as refused:
             raise InvalidInput("body.url", str(refused), FieldCode.UNSAFE_URL) from None
 
@@ -400,7 +404,7 @@ class WebhookService:
     def _send(self, subscription: WebhookSubscription, delivery: WebhookDelivery) -> AttemptResult:
         # Checked again before every attempt: what the host resolves to may have changed since.
         try:
-            target = targets.check(subscription.url, strict=self.settings.webhook_strict_targets)
+            target = self._target(subscription.url)
         except targets.UnsafeTarget as refused:
             return AttemptResult(error=f"not sent: {refused}")
         headers = signing.signed_headers(self._key(subscription), delivery.id, self.clock(), delivery.payload)

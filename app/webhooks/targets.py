@@ -7,17 +7,23 @@ refused, as are the IPv6 forms that carry an IPv4 address (IPv4-mapped, 6to4, NA
 when the address they carry is one of those, and the cloud metadata addresses. If any address a
 name resolves to is refused, the name is: the request is then sent to the address that was
 checked (`Target.address`), so a second lookup can't swap in another one (DNS rebinding).
+
+An operator may let chosen private networks through (`WEBHOOK_ALLOWED_NETWORKS`: a CRM inside the
+VPC, an on-premises receiver): an address in one of them is allowed although private; https is
+still required, and the metadata addresses stay refused whatever is listed.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 MAX_URL_LENGTH = 2048
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Not global by the IANA registries, or reachable from inside a cloud network all the same.
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
@@ -126,9 +132,9 @@ def _default_port(parts: SplitResult) -> int:
     return 443 if parts.scheme == "https" else 80
 
 
-def check(url: str, *, strict: bool) -> Target:
+def check(url: str, *, strict: bool, allowed: Sequence[IpNetwork] = ()) -> Target:
     """The target to connect to, or UnsafeTarget. Strict: every address the host resolves to must
-    be allowed, and the first is the one to connect to."""
+    be allowed (public, or in one of the `allowed` networks), and the first is the one to connect to."""
     target = parse(url, strict=strict)
     if not strict:
         return target
@@ -142,6 +148,8 @@ def check(url: str, *, strict: bool) -> Target:
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])  # a scoped IPv6 address is link-local anyway
         reason = refusal(address)
+        if reason and address not in _METADATA and any(address in network for network in allowed):
+            reason = None
         if reason:
             raise UnsafeTarget(f"the host {target.host!r} resolves to {address}, {reason}")
     return Target(url=target.url, host=target.host, port=target.port, address=addresses[0])

@@ -8,9 +8,11 @@ one address must not share a TLS session made for one of them.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,6 +40,17 @@ class AttemptResult:
 Sender = Callable[[Target, str, Mapping[str, str]], AttemptResult]
 
 
+def _trusted(ca_bundle: Path | None) -> ssl.SSLContext | bool:
+    """The public CAs, and the operator's own (WEBHOOK_CA_BUNDLE: a private CA's receivers)."""
+    if ca_bundle is None:
+        return True
+    import certifi
+
+    context = ssl.create_default_context(cafile=certifi.where())
+    context.load_verify_locations(cafile=str(ca_bundle))
+    return context
+
+
 def pinned_url(target: Target) -> str:
     """The URL with its host replaced by the checked address."""
     if target.address is None:
@@ -51,12 +64,19 @@ def pinned_url(target: Target) -> str:
 class HttpSender:
     """The real sender (httpx), one per process."""
 
-    def __init__(self, *, connect_timeout: float = CONNECT_TIMEOUT_SECONDS, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        timeout: float = TIMEOUT_SECONDS,
+        ca_bundle: Path | None = None,
+    ) -> None:
         import httpx  # only a process that sends webhooks pays for the import
 
         self._httpx = httpx
         self.timeout = timeout
         self.client = httpx.Client(
+            verify=_trusted(ca_bundle),
             follow_redirects=False,
             trust_env=False,  # no proxy or netrc from the environment: the checked address is the one reached
             timeout=httpx.Timeout(timeout, connect=connect_timeout),

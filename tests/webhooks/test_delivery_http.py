@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -22,7 +23,7 @@ from app.webhooks.service import WebhookService
 from app.webhooks.targets import Target
 from app.webhooks.transport import HttpSender
 from tests.support import TEST_SECRET, make_settings
-from tests.webhooks.support import receiver
+from tests.webhooks.support import loopback_certificate, receiver
 
 
 @pytest.fixture
@@ -180,3 +181,27 @@ def test_the_sender_connects_to_the_checked_address_with_the_host_kept(sender: H
         (request,) = hook.received
         assert request.path == "/pinned"
         assert request.headers["host"] == f"hooks.invalid:{port}"
+
+
+def test_https_to_an_allowed_private_receiver_trusts_the_operators_ca_only(store: Store, tmp_path: Path) -> None:
+    """Strict policy: a receiver at an allowed private address, on https with a private CA."""
+    certificate = loopback_certificate(tmp_path)
+    settings = make_settings(webhook_target_policy="strict", webhook_allowed_networks="127.0.0.1/32")
+    with receiver(tls=certificate) as target:
+        trusting = HttpSender(connect_timeout=1.0, timeout=2.0, ca_bundle=certificate[0])
+        service = WebhookService(store, settings, TEST_SECRET.encode(), trusting)
+        webhook_id, secret = _subscribe(service, target.url)
+        service.on_event(_event())  # type: ignore[arg-type]
+        trusting.shutdown()
+        (delivery,) = store.webhooks.list_deliveries(webhook_id, limit=5).items
+        assert (delivery.status, delivery.last_status_code) == (DeliveryStatus.SUCCEEDED, 204)
+        Webhook(secret).verify(target.received[0].body, target.received[0].headers)
+
+        public_only = HttpSender(connect_timeout=1.0, timeout=2.0)  # the same receiver, without its CA
+        service = WebhookService(store, settings, TEST_SECRET.encode(), public_only)
+        other_id, _ = _subscribe(service, target.url)
+        service.on_event(_event())  # type: ignore[arg-type]
+        public_only.shutdown()
+        (refused,) = store.webhooks.list_deliveries(other_id, limit=5).items
+        assert refused.status is DeliveryStatus.PENDING
+        assert "CERTIFICATE_VERIFY_FAILED" in (refused.last_error or "")

@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+from pathlib import Path
+
 import pytest
+from pydantic import ValidationError
 
 from app.storage.base import Store
 from app.storage.records import DeliveryStatus
@@ -148,3 +152,31 @@ def test_a_name_that_moved_to_a_private_address_is_not_sent_to(store: Store, dns
     clock.advance(RETRY_DELAYS[0])
     assert service.retry_due().succeeded == 1
     assert sender.sent[0].target.address == "93.184.215.14"
+
+
+def test_networks_the_operator_allows_let_private_receivers_through_and_nothing_else(
+    dns: dict[str, list[str]],
+) -> None:
+    allowed = [ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("169.254.0.0/16")]
+    dns["crm.internal"] = ["10.20.3.4"]
+    assert targets.check("https://crm.internal/in", strict=True, allowed=allowed).address == "10.20.3.4"
+    dns["crm.internal"] = ["10.21.0.1"]  # outside the listed network
+    with pytest.raises(UnsafeTarget, match="a private address"):
+        targets.check("https://crm.internal/in", strict=True, allowed=allowed)
+    with pytest.raises(UnsafeTarget, match="metadata"):  # listed or not
+        targets.check("https://169.254.169.254/latest", strict=True, allowed=allowed)
+    with pytest.raises(UnsafeTarget, match="https"):  # still https only
+        targets.check("http://10.20.3.4/in", strict=True, allowed=allowed)
+
+
+def test_the_allowed_networks_and_ca_bundle_settings_are_checked(tmp_path: Path) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    settings = make_settings(webhook_allowed_networks="10.20.0.0/16, fd12::/64", webhook_ca_bundle=str(bundle))
+    assert [str(network) for network in settings.webhook_allowed_networks] == ["10.20.0.0/16", "fd12::/64"]
+    assert settings.webhook_ca_bundle == bundle
+    assert make_settings(webhook_ca_bundle="").webhook_ca_bundle is None
+    with pytest.raises(ValidationError, match="no such file"):
+        make_settings(webhook_ca_bundle=str(tmp_path / "missing.pem"))
+    with pytest.raises(ValidationError):
+        make_settings(webhook_allowed_networks="10.20.0.1/16")  # host bits set: a typo, not a network
