@@ -154,7 +154,10 @@ def handle_stream(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def handle_scheduled(task_name: str) -> dict[str, Any]:
-    import app.changefeed.drain  # noqa: F401 - registers the drain and, through the consumers, the timer tasks
+    # Registered on first use, not at init (the HTTP cold start never loads them): the drain's
+    # task, and the consumers' timer tasks (webhook retries, reminders).
+    import app.changefeed.consumers
+    import app.changefeed.drain  # noqa: F401
 
     task = events.scheduled_tasks.get(task_name)
     if task is None:

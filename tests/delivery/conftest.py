@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 
 from tests.servers import free_port, moto_server
+from tests.webhooks.support import Receiver, loopback_certificate, receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVERLESS_DIR = ROOT / ".serverless"
@@ -174,7 +175,9 @@ class OfflineApi:
     uploads_bucket: str
     jobs_queue_url: str
     jwt_secret: str
+    webhook_receiver: Receiver
     event_bus_name: str = f"{SERVICE}-{STAGE}"
+    email_sender: str = "bookings@portal.example"
     function_name: str = f"{SERVICE}-{STAGE}-api"
     region: str = REGION
     log_path: Path = field(default=Path())
@@ -184,7 +187,7 @@ class OfflineApi:
 
         return boto3.client(
             service,
-            endpoint_url=self.dynamodb_endpoint_url if service == "dynamodb" else self.aws_endpoint_url,
+            endpoint_url=self.dynamodb_endpoint_url if service.startswith("dynamodb") else self.aws_endpoint_url,
             region_name=self.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -217,7 +220,9 @@ def provision_stage(api: OfflineApi) -> None:
     from app.storage.dynamodb.schema import TTL_ATTRIBUTE, table_definition
 
     dynamodb = api.client("dynamodb")
-    dynamodb.create_table(**table_definition(api.table_name))
+    # As infra/dynamodb.yml: the stream the function relays events from (DynamoDB Local has one).
+    stream = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    dynamodb.create_table(**table_definition(api.table_name), StreamSpecification=stream)
     dynamodb.update_time_to_live(
         TableName=api.table_name,
         TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
@@ -226,6 +231,7 @@ def provision_stage(api: OfflineApi) -> None:
     s3.create_bucket(Bucket=api.uploads_bucket, CreateBucketConfiguration={"LocationConstraint": api.region})
     api.client("sqs").create_queue(QueueName=api.jobs_queue_url.rsplit("/", 1)[-1])
     api.client("events").create_event_bus(Name=api.event_bus_name)
+    api.client("ses").verify_email_identity(EmailAddress=api.email_sender)
     api.client("ssm").put_parameter(Name=f"/{SERVICE}/{STAGE}/jwt-secret", Value=api.jwt_secret, Type="SecureString")
 
 
@@ -263,12 +269,22 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="session")
-def offline_api(moto_endpoint: str, local_engine: str) -> Iterator[OfflineApi]:
+def webhook_receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Receiver, Path]]:
+    """An integrator's HTTPS receiver on 127.0.0.1, with its own CA: (receiver, the CA's PEM)."""
+    certificate = loopback_certificate(tmp_path_factory.mktemp("receiver"))
+    with receiver(tls=certificate) as hook:
+        yield hook, certificate[0]
+
+
+@pytest.fixture(scope="session")
+def offline_api(moto_endpoint: str, local_engine: str, webhook_receiver: tuple[Receiver, Path]) -> Iterator[OfflineApi]:
     require_node()
     ensure_node_modules()
     http_port, lambda_port = free_port(), free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="osls-offline-"))
+    hook, receiver_ca = webhook_receiver
     api = OfflineApi(
+        webhook_receiver=hook,
         base_url=f"http://127.0.0.1:{http_port}",
         lambda_url=f"http://127.0.0.1:{lambda_port}",
         aws_endpoint_url=moto_endpoint,
@@ -307,6 +323,18 @@ def offline_api(moto_endpoint: str, local_engine: str) -> Iterator[OfflineApi]:
         f"jobsQueueUrl={api.jobs_queue_url}",
         "--param",
         f"eventBusName={api.event_bus_name}",
+        # Messages by email through SES (moto), and webhooks to the receiver above: a private
+        # address the stage allows, on https with the receiver's CA (docs/events.md).
+        "--param",
+        "notificationsEnabled=true",
+        "--param",
+        f"notificationsEmailSender={api.email_sender}",
+        "--param",
+        "notificationsChannels=email",
+        "--param",
+        "webhookAllowedNetworks=127.0.0.1/32",
+        "--param",
+        f"webhookCaBundle={receiver_ca}",
     )
     env = tool_env(AWS_ENDPOINT_URL=moto_endpoint, AWS_ENDPOINT_URL_DYNAMODB=local_engine, **FAKE_CREDENTIALS)
     with api.log_path.open("wb") as log:

@@ -57,7 +57,7 @@ def call(
         return error.code, dict(error.headers), json.loads(raw) if raw else None
 
 
-def create_admin(api: OfflineApi) -> None:
+def create_admin(api: OfflineApi, username: str = "e2e-admin") -> None:
     env = {
         "PATH": str(ROOT / ".venv" / "bin") + ":/usr/bin:/bin",
         "APP_ENV": STAGE,
@@ -70,7 +70,7 @@ def create_admin(api: OfflineApi) -> None:
         "AWS_REGION": api.region,
     }
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "users", "create-admin", "e2e-admin", "--password-stdin"],
+        [sys.executable, "-m", "app.cli", "users", "create-admin", username, "--password-stdin"],
         input=ADMIN_PASSWORD + "\n",
         cwd=ROOT,
         env=env,

@@ -161,7 +161,10 @@ def test_schedules_send_the_sweeps(template: Template) -> None:
 
 
 def handle_scheduled_task_exists(name: str) -> bool:
-    import app.changefeed.drain  # noqa: F401 - what app.handler imports before running a task
+    # What app.handler imports before running a task, and the app it builds at init.
+    import app.changefeed.consumers
+    import app.changefeed.drain
+    import app.migration.worker  # noqa: F401
     from app import events
 
     return name in events.scheduled_tasks
