@@ -4,14 +4,16 @@ Three servers in one run, one after the other, each `uvicorn app.main:app` in lo
 own fresh DATA_DIR (DynamoDB Local, as `make run`), over HTTP on 127.0.0.1:
 - `without events`: the same code with `events_for` answering no events (the baseline: no event
   item in the transactions, nothing to relay);
-- `events, background relay`: as `make run` (the relay is off the request path);
-- `events, inline relay`: the relay runs in the request, after the commit (Lambda on MongoDB).
+- `background relay`: as `make run` (the relay is off the request path);
+- `inline relay`: the relay runs after the commit, in the request's task.
 Each creates `--writes` subscribers (`POST /subscribers`) and books each of them once
-(`POST /bookings`), and prints p50/p99 of both. Then, in this process on the last server's
-engine, `--relay` subscribers are created with the relay held back and one `drain` relays them
-with the product's consumers (a webhook subscription receiving every `subscriber.created` on a
-receiver on 127.0.0.1): events relayed per second. Every loop is bounded; servers, engines and
-folders are removed at the end.
+(`POST /bookings`), and prints p50/p99 of both. uvicorn answers before the middleware's inline
+relay runs, so the same writes are then timed as Lambda answers them, through Mangum in this
+process (the invocation returns when the app is done): without events, and with the inline
+relay (Lambda on MongoDB). Last, on a fresh engine, `--relay` subscribers are created with the
+relay held back and one `drain` relays them with the product's consumers, without and with a
+webhook subscription receiving every `subscriber.created` (a receiver on 127.0.0.1): events
+relayed per second. Every loop is bounded; servers, engines and folders are removed at the end.
 
     python bench/events.py [--writes 150] [--relay 500]
 """
@@ -127,6 +129,75 @@ def serve(kind: str, relay: str, writes: int) -> dict[str, float]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def lambda_latency(kind: str, writes: int) -> dict[str, float]:
+    """The same writes as Lambda answers them: through Mangum, whose invocation returns when the app
+    is done, so an inline relay after the response is part of the time (not so under uvicorn)."""
+    import json
+
+    from mangum import Mangum
+
+    import app.audit
+    import app.storage.importing
+    from app.auth.deps import auth_service_of
+    from app.auth.schemas import UserCreate
+    from app.main import create_app
+    from app.storage.records import Role
+    from tests.lambda_events import http_v2
+    from tests.support import make_settings
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-lambda-"))
+    settings = make_settings(data_dir=str(data_dir), events_relay="inline", notifications_enabled=False)
+    original = app.audit.events_for
+    if kind == "without":
+        app.audit.events_for = app.storage.importing.events_for = lambda **change: []  # type: ignore[assignment]
+    application = create_app(settings)
+    runtime = application.state.runtime
+    handler = Mangum(application, lifespan="off")
+
+    def invoke(method: str, path: str, body: dict[str, Any] | None = None, token: str = "") -> tuple[int, Any, float]:
+        headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
+        event = http_v2(method, path, headers=headers, body=json.dumps(body) if body is not None else None)
+        began = time.perf_counter()
+        answer = handler(event, None)
+        elapsed = time.perf_counter() - began
+        return int(answer["statusCode"]), json.loads(answer.get("body") or "null"), elapsed
+
+    try:
+        auth_service_of(runtime).create_user("bench", UserCreate(username="bench", password=PASSWORD, role=Role.ADMIN))
+        _, tokens, _ = invoke("POST", "/auth/login", {"username": "bench", "password": PASSWORD})
+        token = tokens["access_token"]
+        resource = {"name": "Bench", "kind": "store", "timezone": "UTC", "slot_minutes": 30}
+        resource |= {"capacity": writes + 1, "weekly_schedule": EVERY_DAY}
+        resource_id = invoke("POST", "/bookings/resources", resource, token)[1]["id"]
+        start = (datetime.now(UTC) + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+        creates, bookings = [], []
+        for n in range(writes):
+            status, answer, elapsed = invoke("POST", "/subscribers", subscriber_body(2000 + n), token)
+            if status != 201:
+                raise SystemExit(f"POST /subscribers: {status} {answer}")
+            creates.append(elapsed)
+        for n in range(writes):
+            booking = {"resource_id": resource_id, "subscriber_uid": f"sub-{2000 + n:04d}", "start": start.isoformat()}
+            status, answer, elapsed = invoke("POST", "/bookings", booking, token)
+            if status != 201:
+                raise SystemExit(f"POST /bookings: {status} {answer}")
+            bookings.append(elapsed)
+        if kind == "with" and runtime.store.events.pending(limit=1):
+            raise SystemExit("events were left unrelayed")
+    finally:
+        app.audit.events_for = app.storage.importing.events_for = original  # type: ignore[assignment]
+        runtime.close()
+        env = {**os.environ, "APP_ENV": "local", "DATA_DIR": str(data_dir)}
+        subprocess.run([sys.executable, "-m", "app.cli", "local-db", "stop"], env=env, cwd=ROOT, check=False)
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return {
+        "subscribers_p50": percentile(creates, 0.5),
+        "subscribers_p99": percentile(creates, 0.99),
+        "bookings_p50": percentile(bookings, 0.5),
+        "bookings_p99": percentile(bookings, 0.99),
+    }
+
+
 def relay_rate(count: int) -> tuple[float, float]:
     """(events/s with no webhook, events/s with one webhook receiving each) on DynamoDB Local."""
     from app.changefeed.drain import drain
@@ -183,9 +254,11 @@ def main() -> None:
     parser.add_argument("--relay", type=int, default=500, help="events relayed by one drain")
     args = parser.parse_args()
     rows = [
-        ("without events", serve("without", "inline", args.writes)),
-        ("events, background relay", serve("with", "background", args.writes)),
-        ("events, inline relay", serve("with", "inline", args.writes)),
+        ("uvicorn, without events", serve("without", "inline", args.writes)),
+        ("uvicorn, background relay", serve("with", "background", args.writes)),
+        ("uvicorn, inline relay", serve("with", "inline", args.writes)),
+        ("Mangum, without events", lambda_latency("without", args.writes)),
+        ("Mangum, inline relay", lambda_latency("with", args.writes)),
     ]
     print(f"{'':28}{'POST /subscribers p50/p99':>28}{'POST /bookings p50/p99':>26}   (n={args.writes} each)")
     for name, figures in rows:
